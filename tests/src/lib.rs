@@ -1,0 +1,1 @@
+//! The qemu harness for landfall end-to-end tests.
