@@ -1,0 +1,7 @@
+//! landfall-agent as a library: the engines and the service, so that the
+//! binary, the integration tests and the benchmarks share one implementation.
+//!
+//! Layers: `sys` (one module per kernel interface) → engines (plain Rust values
+//! in, typed errors out; no gRPC) → `service` (the tonic service, thin).
+
+pub mod sys;

@@ -1,0 +1,5 @@
+//! Thin, typed wrappers over the kernel interfaces the agent uses: one module per
+//! interface. Every unsafe call is here, each with a `// SAFETY:` comment, and
+//! every ioctl number is unit-tested against the value the kernel headers give.
+
+pub mod blk;
