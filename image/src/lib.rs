@@ -6,3 +6,4 @@
 //! controller can build images on macOS too.
 
 pub mod cpio;
+pub mod modules;
