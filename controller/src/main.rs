@@ -5,6 +5,7 @@
 
 mod certs;
 mod client;
+mod image;
 mod render;
 
 use std::path::PathBuf;
@@ -63,12 +64,41 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The agent's RAM image (kernel + initrd with the agent as /init).
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Print a running agent's log (`--follow` to keep printing new lines).
     Logs {
         #[command(flatten)]
         agent: AgentArgs,
         #[arg(long, short)]
         follow: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Build the RAM image: writes OUT/bzImage and OUT/initrd (zstd newc cpio with the
+    /// static agent as /init and the storage, network and filesystem modules it needs).
+    Build {
+        /// The kernel image (bzImage), e.g. /boot/vmlinuz-6.1.0-28-amd64 or a nixpkgs `linux` package's bzImage.
+        #[arg(long)]
+        kernel: PathBuf,
+        /// That kernel's modules folder, lib/modules/<version>.
+        #[arg(long)]
+        modules: PathBuf,
+        /// The static landfall-agent binary (default: $LANDFALL_AGENT_BIN or the workspace's musl build).
+        #[arg(long)]
+        agent: Option<PathBuf>,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Further modules to include (names or aliases); repeatable.
+        #[arg(long = "module")]
+        extra_modules: Vec<String>,
+        /// Also embed a session's agent certificates (from `landfall certs init`).
+        #[arg(long)]
+        tls: Option<PathBuf>,
     },
 }
 
@@ -105,6 +135,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             certs::init(&dir, &label, force)?;
             println!("Created a landfall session in {}", dir.display());
             println!("  the agent needs ca.pem, agent.pem, agent.key; keep ca.key and controller.key private");
+        }
+        Command::Image(ImageCommand::Build { kernel, modules, agent, out, extra_modules, tls }) => {
+            image::build(image::BuildArgs { kernel, modules, agent, out, extra_modules, tls })?;
         }
         Command::Inventory { agent, json } => {
             let mut c = connect(&agent).await?;
