@@ -52,7 +52,8 @@ fn copy(from: &Path, to: &Path, names: &[&str]) {
 #[test]
 fn agent_image_boots_and_serves_inventory_over_mtls() {
     let kernel = debian_kernel().expect("Debian kernel (scripts/fetch-kernel.sh)");
-    let dir = TestDir::new("agent-boot").unwrap();
+    let tdir = TestDir::new("agent-boot").unwrap();
+    let dir = tdir.path().to_path_buf();
     let session = dir.join("session");
     let other = dir.join("other-ca");
     ok(&["certs", "init", "--dir", session.to_str().unwrap(), "--label", "vm"]);
@@ -82,7 +83,7 @@ fn agent_image_boots_and_serves_inventory_over_mtls() {
         .memory_mib(256)
         .disk(Disk::nvme(disk).serial("landfall-test-0"))
         .nic(Nic::user().forward(AGENT_PORT))
-        .start_in(dir)
+        .start_in(tdir)
         .unwrap();
     let addr = vm.forwarded_addr(AGENT_PORT).unwrap().to_string();
     let port = addr.rsplit_once(':').unwrap().1.to_string();
