@@ -140,6 +140,9 @@ pub async fn serve(opts: &ServeOptions, state: Arc<AgentState>) -> Result<(), Se
     }
     drop(tx);
     let served_ns = crate::init::monotonic_ns().saturating_sub(state.started_mono_ns);
+    if state.pid1 {
+        let _ = std::fs::write(crate::init::READY_FILE, b"");
+    }
     state
         .boot_to_serve_ms
         .store(served_ns / 1_000_000, Ordering::Relaxed);

@@ -20,3 +20,7 @@ pub fn monotonic_ns() -> u64 {
 
 /// Environment variable through which PID 1 hands its start time to the service.
 pub const START_ENV: &str = "LANDFALL_PID1_START_NS";
+
+/// The service creates this file once it listens; PID 1 waits for it (briefly)
+/// before loading modules, so driver probing does not delay serving.
+pub const READY_FILE: &str = "/run/landfall-agent.ready";

@@ -185,7 +185,7 @@ fn dhcp_forever(l: Link) {
             return;
         }
     };
-    let Ok((conn, h, _)) = rtnetlink::new_connection() else {
+    let Ok((conn, h, _)) = rt.block_on(async { rtnetlink::new_connection() }) else {
         tracing::error!("{}: no netlink socket for DHCP", l.name);
         return;
     };
@@ -233,7 +233,7 @@ pub fn bring_up() {
             return;
         }
     };
-    let (conn, h, _) = match rtnetlink::new_connection() {
+    let (conn, h, _) = match rt.block_on(async { rtnetlink::new_connection() }) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("No netlink socket: {e}; the network stays down");

@@ -8,7 +8,7 @@ use nix::mount::{mount, MsFlags};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
-use super::{modules, monotonic_ns, net, START_ENV};
+use super::{modules, monotonic_ns, net, READY_FILE, START_ENV};
 
 fn mount_fs(source: &str, target: &str, fstype: &str, flags: MsFlags, data: Option<&str>) {
     let _ = std::fs::create_dir_all(target);
@@ -98,6 +98,10 @@ fn spawn_service(start_ns: u64) -> Option<Pid> {
 
 fn setup_in_background() {
     std::thread::spawn(|| {
+        let until = Instant::now() + Duration::from_secs(3);
+        while !Path::new(READY_FILE).exists() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let t = Instant::now();
         modules::load_all();
         if Path::new("/sys/firmware/efi").exists() {
