@@ -124,7 +124,11 @@ pub fn select_modules(
                 });
             }
         }
-        let soft = module.info.softdep_pre.iter().chain(&module.info.softdep_post);
+        let soft = module
+            .info
+            .softdep_pre
+            .iter()
+            .chain(&module.info.softdep_post);
         for softdep in soft {
             let dep = normalize_module_name(softdep);
             if index.get(&dep).is_some() {
@@ -262,12 +266,24 @@ mod tests {
         module(&root, "kernel/a/top-level.ko", "name=top_level;depends=mid,base;alias=fs-top;softdep=pre: crypto-x post: nothing-provides-this");
         module(&root, "kernel/b/mid.ko", "name=mid;depends=base;");
         module(&root, "kernel/b/base.ko", "name=base;depends=;");
-        module(&root, "kernel/c/x-impl.ko", "name=x_impl;depends=;alias=crypto-x;alias=x");
+        module(
+            &root,
+            "kernel/c/x-impl.ko",
+            "name=x_impl;depends=;alias=crypto-x;alias=x",
+        );
         module(&root, "kernel/d/broken.ko", "name=broken;depends=ghost;");
-        module(&root, "kernel/e/uses-builtin.ko", "name=uses_builtin;depends=bi;");
+        module(
+            &root,
+            "kernel/e/uses-builtin.ko",
+            "name=uses_builtin;depends=bi;",
+        );
         module(&root, "kernel/f/cyc1.ko", "name=cyc1;depends=cyc2;");
         module(&root, "kernel/f/cyc2.ko", "name=cyc2;depends=cyc1;");
-        fs::write(root.join("modules.builtin"), "kernel/net/packet/af_packet.ko\nkernel/z/bi.ko\n").unwrap();
+        fs::write(
+            root.join("modules.builtin"),
+            "kernel/net/packet/af_packet.ko\nkernel/z/bi.ko\n",
+        )
+        .unwrap();
         dir
     }
 
@@ -276,8 +292,15 @@ mod tests {
         let dir = tree();
         let index = ModuleIndex::scan(&dir.path().join("6.9.0-test")).unwrap();
         assert_eq!(index.version(), "6.9.0-test");
-        let sel = select_modules(&index, &["top-level", "af_packet", "nonexistent", "uses_builtin"]).unwrap();
-        assert_eq!(sel.names(), ["base", "mid", "top_level", "uses_builtin", "x_impl"]);
+        let sel = select_modules(
+            &index,
+            &["top-level", "af_packet", "nonexistent", "uses_builtin"],
+        )
+        .unwrap();
+        assert_eq!(
+            sel.names(),
+            ["base", "mid", "top_level", "uses_builtin", "x_impl"]
+        );
         assert_eq!(sel.builtin, ["af_packet"]);
         assert_eq!(sel.absent, ["nonexistent"]);
         assert_eq!(
@@ -296,7 +319,10 @@ mod tests {
         );
         let alias = modules_alias(&sel);
         assert!(alias.contains("\nalias fs-top top_level\n"), "{alias}");
-        assert!(alias.contains("\nalias crypto-x x_impl\nalias x x_impl\n"), "{alias}");
+        assert!(
+            alias.contains("\nalias crypto-x x_impl\nalias x x_impl\n"),
+            "{alias}"
+        );
         assert_eq!(alias.lines().filter(|l| l.starts_with("alias ")).count(), 3);
         assert_eq!(
             modules_softdep(&sel).lines().nth(1),
@@ -320,6 +346,9 @@ mod tests {
             select_modules(&index, &["broken"]),
             Err(SelectError::MissingDependency { dependency, .. }) if dependency == "ghost"
         ));
-        assert!(matches!(select_modules(&index, &["cyc1"]), Err(SelectError::Cycle(_))));
+        assert!(matches!(
+            select_modules(&index, &["cyc1"]),
+            Err(SelectError::Cycle(_))
+        ));
     }
 }
