@@ -110,7 +110,9 @@ fn image_boots_and_busybox_modprobe_loads_modules() {
             if n == 0 {
                 break;
             }
-            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     });
 
@@ -148,8 +150,15 @@ fn image_boots_and_busybox_modprobe_loads_modules() {
             "{module} not in /proc/modules"
         );
     }
-    assert!(output.contains("LANDFALL-NET ") && output.contains("eth0"), "e1000 made no eth0");
-    for complaint in ["Initramfs unpacking failed", "junk at the end", "broken padding"] {
+    assert!(
+        output.contains("LANDFALL-NET ") && output.contains("eth0"),
+        "e1000 made no eth0"
+    );
+    for complaint in [
+        "Initramfs unpacking failed",
+        "junk at the end",
+        "broken padding",
+    ] {
         assert!(!output.contains(complaint), "kernel said: {complaint}");
     }
 }

@@ -252,7 +252,7 @@ fn reader_never_panics_on_mutated_or_random_input() {
                 _ => b'F',
             };
         }
-        if rng.next() % 5 == 0 {
+        if rng.next().is_multiple_of(5) {
             let cut = (rng.next() as usize) % (data.len() + 1);
             data.truncate(cut);
         }

@@ -156,20 +156,27 @@ pub fn select_modules(
         .map(|(i, name)| (name.as_str(), i))
         .collect();
     for name in &order {
-        let module = loaded[name].clone();
+        let Some(module) = loaded.get(name).cloned() else {
+            continue;
+        };
         let depends = present_deps(&module, index);
         let mut closure = BTreeSet::new();
         let mut stack = depends.clone();
         while let Some(dep) = stack.pop() {
-            if closure.insert(dep.clone()) {
-                stack.extend(present_deps(&loaded[&dep], index));
+            if let Some(dep_module) = loaded.get(&dep) {
+                if closure.insert(dep) {
+                    stack.extend(present_deps(dep_module, index));
+                }
             }
         }
-        let mut closure: Vec<String> = closure.into_iter().collect();
-        closure.sort_by_key(|dep| std::cmp::Reverse(position[dep.as_str()]));
+        let mut closure: Vec<(usize, &LoadedModule)> = closure
+            .iter()
+            .filter_map(|dep| Some((*position.get(dep.as_str())?, loaded.get(dep)?)))
+            .collect();
+        closure.sort_by_key(|(position, _)| std::cmp::Reverse(*position));
         let dep_closure = closure
             .iter()
-            .map(|dep| loaded[dep].file.image_path())
+            .map(|(_, dep)| dep.file.image_path())
             .collect();
         selection.modules.push(SelectedModule {
             module,
@@ -207,13 +214,13 @@ fn load_order(
     }
     let mut marks: BTreeMap<&str, Mark> = BTreeMap::new();
     let mut order = Vec::new();
-    for root in loaded.keys() {
+    for (root, root_module) in loaded {
         if marks.contains_key(root.as_str()) {
             continue;
         }
         // Explicit stack of (name, next dependency index) to avoid recursion.
         let mut stack: Vec<(&str, Vec<String>, usize)> =
-            vec![(root.as_str(), present_deps(&loaded[root], index), 0)];
+            vec![(root.as_str(), present_deps(root_module, index), 0)];
         marks.insert(root.as_str(), Mark::Visiting);
         while let Some((name, deps, next)) = stack.last_mut() {
             if let Some(dep) = deps.get(*next).cloned() {
