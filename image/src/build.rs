@@ -68,7 +68,12 @@ pub struct ImageReport {
 
 impl fmt::Display for ImageReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "kernel  {} ({} bytes)", self.kernel_path.display(), self.kernel_size)?;
+        writeln!(
+            f,
+            "kernel  {} ({} bytes)",
+            self.kernel_path.display(),
+            self.kernel_size
+        )?;
         writeln!(
             f,
             "initrd  {} ({} bytes, {} uncompressed)",
@@ -77,7 +82,12 @@ impl fmt::Display for ImageReport {
             self.initrd_uncompressed_size
         )?;
         writeln!(f, "version {}", self.kernel_version)?;
-        writeln!(f, "modules {} included: {}", self.modules.len(), self.modules.join(" "))?;
+        writeln!(
+            f,
+            "modules {} included: {}",
+            self.modules.len(),
+            self.modules.join(" ")
+        )?;
         if !self.builtin.is_empty() {
             writeln!(f, "built in: {}", self.builtin.join(" "))?;
         }
@@ -85,7 +95,10 @@ impl fmt::Display for ImageReport {
             writeln!(f, "absent:   {}", self.absent.join(" "))?;
         }
         for (module, softdep) in &self.unresolved_softdeps {
-            writeln!(f, "note: nothing provides {softdep} (soft dependency of {module})")?;
+            writeln!(
+                f,
+                "note: nothing provides {softdep} (soft dependency of {module})"
+            )?;
         }
         Ok(())
     }
@@ -193,7 +206,8 @@ pub fn build_image(spec: &ImageSpec) -> Result<ImageReport, ImageError> {
         tree.directory(dir, 0o755).map_err(archive)?;
     }
     tree.directory("tmp", 0o1777).map_err(archive)?;
-    tree.char_device("dev/console", 0o600, 5, 1).map_err(archive)?;
+    tree.char_device("dev/console", 0o600, 5, 1)
+        .map_err(archive)?;
     let base = format!("lib/modules/{version}");
     for module in &selection.modules {
         let path = format!("{base}/{}", module.image_path());

@@ -63,7 +63,10 @@ mod tests {
         ])
         .unwrap();
         let entries = read_archive(&bytes).unwrap();
-        let summary: Vec<(&str, u32)> = entries.iter().map(|e| (e.path.as_str(), e.mode())).collect();
+        let summary: Vec<(&str, u32)> = entries
+            .iter()
+            .map(|e| (e.path.as_str(), e.mode()))
+            .collect();
         assert_eq!(
             summary,
             [

@@ -14,7 +14,8 @@ use landfall_image::{append_archive, session_cpio, SessionFile};
 fn gnu_cpio_extracts_what_we_write() {
     require_tool("cpio", "cpio");
     let mut tree = ArchiveTree::new();
-    tree.file("init", 0o755, b"#!/bin/sh\nexec true\n".to_vec()).unwrap();
+    tree.file("init", 0o755, b"#!/bin/sh\nexec true\n".to_vec())
+        .unwrap();
     tree.file("etc/secret", 0o600, b"s3cret".to_vec()).unwrap();
     tree.file("etc/odd-size", 0o644, vec![0xAB; 4097]).unwrap();
     tree.file("etc/empty", 0o444, Vec::new()).unwrap();
@@ -41,19 +42,39 @@ fn gnu_cpio_extracts_what_we_write() {
     assert!(!stderr.contains("warning"), "cpio warned: {stderr}");
 
     let root = dir.path();
-    let mode = |p: &str| fs::symlink_metadata(root.join(p)).unwrap().permissions().mode();
-    assert_eq!(fs::read(root.join("init")).unwrap(), b"#!/bin/sh\nexec true\n");
+    let mode = |p: &str| {
+        fs::symlink_metadata(root.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+    };
+    assert_eq!(
+        fs::read(root.join("init")).unwrap(),
+        b"#!/bin/sh\nexec true\n"
+    );
     assert_eq!(mode("init"), 0o100755);
     assert_eq!(fs::read(root.join("etc/secret")).unwrap(), b"s3cret");
     assert_eq!(mode("etc/secret"), 0o100600);
-    assert_eq!(fs::read(root.join("etc/odd-size")).unwrap(), vec![0xAB; 4097]);
+    assert_eq!(
+        fs::read(root.join("etc/odd-size")).unwrap(),
+        vec![0xAB; 4097]
+    );
     assert_eq!(mode("etc/empty"), 0o100444);
     assert_eq!(mode("tmp"), 0o041777);
     assert_eq!(mode("etc"), 0o040755);
-    assert_eq!(fs::read_link(root.join("bin/sh")).unwrap().to_str(), Some("/init"));
-    assert_eq!(fs::read_link(root.join("lib/rel")).unwrap().to_str(), Some("../etc/secret"));
+    assert_eq!(
+        fs::read_link(root.join("bin/sh")).unwrap().to_str(),
+        Some("/init")
+    );
+    assert_eq!(
+        fs::read_link(root.join("lib/rel")).unwrap().to_str(),
+        Some("../etc/secret")
+    );
     let console = fs::symlink_metadata(root.join("dev/console")).unwrap();
-    assert!(console.file_type().is_char_device(), "dev/console is not a char device");
+    assert!(
+        console.file_type().is_char_device(),
+        "dev/console is not a char device"
+    );
     assert_eq!(console.rdev(), libc_makedev(5, 1));
     assert_eq!(console.mode() & 0o7777, 0o600);
     assert_eq!(console.mtime(), 0, "mtime preserved as 0 with -m");
@@ -76,18 +97,28 @@ fn we_read_what_gnu_cpio_writes() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"a\na/b\na/b/file\na/x\na/link\n")
-        .unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        b"a\na/b\na/b/file\na/x\na/link\n",
+    )
+    .unwrap();
     drop(child.stdin.take());
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success());
-    assert_eq!(output.stdout.len() % 512, 0, "GNU cpio pads to 512-byte blocks");
+    assert_eq!(
+        output.stdout.len() % 512,
+        0,
+        "GNU cpio pads to 512-byte blocks"
+    );
 
     let entries = read_archive(&output.stdout).unwrap();
     let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["a", "a/b", "a/b/file", "a/x", "a/link"]);
     assert_eq!(entries[1].kind, EntryKind::Directory);
-    assert_eq!(entries[2].kind, EntryKind::File(b"hello from gnu cpio".to_vec()));
+    assert_eq!(
+        entries[2].kind,
+        EntryKind::File(b"hello from gnu cpio".to_vec())
+    );
     assert_eq!(entries[2].perm, 0o640);
     assert_eq!(entries[3].kind, EntryKind::File(vec![7u8; 10_001]));
     assert_eq!(entries[4].kind, EntryKind::Symlink("b/file".into()));
@@ -121,7 +152,10 @@ fn gnu_cpio_reads_a_session_archive_appended_to_another() {
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), &initrd[offset..]).unwrap();
     drop(child.stdin.take());
     assert!(child.wait_with_output().unwrap().status.success());
-    assert_eq!(fs::read(dir.path().join("etc/landfall/ca.pem")).unwrap(), b"CA");
+    assert_eq!(
+        fs::read(dir.path().join("etc/landfall/ca.pem")).unwrap(),
+        b"CA"
+    );
 }
 
 /// `makedev` as glibc encodes it.

@@ -39,7 +39,11 @@ fn compressed_tree(dest: &Path) {
         run(Command::new(tool).args(args).arg(&target));
         assert!(!target.exists(), "{tool} left {rel} uncompressed");
     }
-    fs::copy(kernel.modules_dir.join("modules.builtin"), dest.join("modules.builtin")).unwrap();
+    fs::copy(
+        kernel.modules_dir.join("modules.builtin"),
+        dest.join("modules.builtin"),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -59,20 +63,38 @@ fn xz_zstd_and_gzip_modules_are_selected_and_stored_plain() {
     names.sort();
     assert_eq!(
         names,
-        ["crc16", "crc32c_generic", "crc32c_intel", "ext4", "jbd2", "mbcache"],
+        [
+            "crc16",
+            "crc32c_generic",
+            "crc32c_intel",
+            "ext4",
+            "jbd2",
+            "mbcache"
+        ],
         "ext4, its deps, and the providers of its softdep crypto-crc32c"
     );
     for module in &selection.modules {
         let original = fs::read(kernel.modules_dir.join(module.image_path())).unwrap();
-        assert!(module.image_path().ends_with(".ko"), "{}", module.image_path());
-        assert!(module.module.data == original, "{} differs after decompression", module.name());
+        assert!(
+            module.image_path().ends_with(".ko"),
+            "{}",
+            module.image_path()
+        );
+        assert!(
+            module.module.data == original,
+            "{} differs after decompression",
+            module.name()
+        );
     }
     let dep = modules_dep(&selection);
     assert!(
         dep.contains("kernel/fs/ext4/ext4.ko: "),
         "plain .ko paths in modules.dep:\n{dep}"
     );
-    assert!(!dep.contains(".xz") && !dep.contains(".zst") && !dep.contains(".gz"), "{dep}");
+    assert!(
+        !dep.contains(".xz") && !dep.contains(".zst") && !dep.contains(".gz"),
+        "{dep}"
+    );
 }
 
 #[test]
@@ -86,7 +108,11 @@ fn existing_modules_alias_is_used_for_softdeps() {
     compressed_tree(&dir);
     // A depmod'ed tree (as NixOS ships): the alias table comes from the file,
     // so a provider named only there is found.
-    fs::write(dir.join("modules.alias"), "alias crypto-crc32c crc32c_generic\n").unwrap();
+    fs::write(
+        dir.join("modules.alias"),
+        "alias crypto-crc32c crc32c_generic\n",
+    )
+    .unwrap();
     let index = ModuleIndex::scan(&dir).unwrap();
     let selection = select_modules(&index, &["ext4"]).unwrap();
     let names = selection.names();

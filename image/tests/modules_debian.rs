@@ -39,16 +39,51 @@ fn default_set_pulls_dependencies_and_reports_builtins() {
     let (_, selection) = default_selection();
     let names: BTreeSet<String> = selection.names().into_iter().collect();
     for expected in [
-        "ext4", "jbd2", "mbcache", "crc16", "vfat", "fat", "nvme", "nvme_core", "virtio_net",
-        "net_failover", "failover", "e1000e", "mlx5_core", "scsi_mod", "sd_mod", "ahci",
-        "libahci", "libata", "crc32c_generic", "crc32c_intel", "efivarfs", "loop", "dm_mod",
+        "ext4",
+        "jbd2",
+        "mbcache",
+        "crc16",
+        "vfat",
+        "fat",
+        "nvme",
+        "nvme_core",
+        "virtio_net",
+        "net_failover",
+        "failover",
+        "e1000e",
+        "mlx5_core",
+        "scsi_mod",
+        "sd_mod",
+        "ahci",
+        "libahci",
+        "libata",
+        "crc32c_generic",
+        "crc32c_intel",
+        "efivarfs",
+        "loop",
+        "dm_mod",
     ] {
-        assert!(names.contains(expected), "{expected} missing from {names:?}");
+        assert!(
+            names.contains(expected),
+            "{expected} missing from {names:?}"
+        );
     }
-    assert!(selection.builtin.iter().any(|n| n == "af_packet"), "{:?}", selection.builtin);
-    assert!(selection.absent.is_empty(), "absent: {:?}", selection.absent);
+    assert!(
+        selection.builtin.iter().any(|n| n == "af_packet"),
+        "{:?}",
+        selection.builtin
+    );
+    assert!(
+        selection.absent.is_empty(),
+        "absent: {:?}",
+        selection.absent
+    );
     // ext4 soft-depends on the alias crypto-crc32c, provided by crc32c_generic/intel.
-    assert!(selection.unresolved_softdeps.is_empty(), "{:?}", selection.unresolved_softdeps);
+    assert!(
+        selection.unresolved_softdeps.is_empty(),
+        "{:?}",
+        selection.unresolved_softdeps
+    );
     eprintln!("{} modules selected: {:?}", names.len(), selection.names());
 }
 
@@ -59,7 +94,12 @@ fn modules_dep_lists_dependencies_in_loadable_order() {
     assert_eq!(deps.len(), selection.modules.len());
     assert_eq!(
         deps["ext4"].iter().collect::<BTreeSet<_>>(),
-        ["crc16", "jbd2", "mbcache"].iter().map(|s| s.to_string()).collect::<BTreeSet<_>>().iter().collect()
+        ["crc16", "jbd2", "mbcache"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<BTreeSet<_>>()
+            .iter()
+            .collect()
     );
     // Loading each line's deps from last to first, then the module, must only
     // ever load modules whose own deps are already loaded.
@@ -67,7 +107,10 @@ fn modules_dep_lists_dependencies_in_loadable_order() {
         let mut loaded = BTreeSet::new();
         for dep in list.iter().rev().chain(std::iter::once(module)) {
             for needed in &deps[dep] {
-                assert!(loaded.contains(needed), "{module}: {dep} loaded before {needed}");
+                assert!(
+                    loaded.contains(needed),
+                    "{module}: {dep} loaded before {needed}"
+                );
             }
             loaded.insert(dep.clone());
         }
@@ -86,8 +129,15 @@ fn generated_files_agree_with_kmod_depmod() {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(path, &module.module.data).unwrap();
     }
-    fs::copy(index.root().join("modules.builtin"), dir.join("modules.builtin")).unwrap();
-    run(Command::new("depmod").arg("-b").arg(base.path()).arg(version));
+    fs::copy(
+        index.root().join("modules.builtin"),
+        dir.join("modules.builtin"),
+    )
+    .unwrap();
+    run(Command::new("depmod")
+        .arg("-b")
+        .arg(base.path())
+        .arg(version));
 
     let theirs = parse_dep(&fs::read_to_string(dir.join("modules.dep")).unwrap());
     let ours = parse_dep(&modules_dep(&selection));
@@ -103,7 +153,10 @@ fn generated_files_agree_with_kmod_depmod() {
     }
 
     let alias_lines = |text: &str| -> BTreeSet<String> {
-        text.lines().filter(|l| l.starts_with("alias ")).map(str::to_owned).collect()
+        text.lines()
+            .filter(|l| l.starts_with("alias "))
+            .map(str::to_owned)
+            .collect()
     };
     let theirs = alias_lines(&fs::read_to_string(dir.join("modules.alias")).unwrap());
     let ours = alias_lines(&modules_alias(&selection));
@@ -111,7 +164,10 @@ fn generated_files_agree_with_kmod_depmod() {
     assert_eq!(ours, theirs, "modules.alias");
 
     let softdep_lines = |text: &str| -> BTreeSet<String> {
-        text.lines().filter(|l| l.starts_with("softdep ")).map(str::to_owned).collect()
+        text.lines()
+            .filter(|l| l.starts_with("softdep "))
+            .map(str::to_owned)
+            .collect()
     };
     assert_eq!(
         softdep_lines(&modules_softdep(&selection)),
@@ -128,5 +184,8 @@ fn unknown_and_builtin_names_are_reported_not_fatal() {
         select_modules(&index, &["af-packet", "no_such_module_xyz", "fs-vfat"]).unwrap();
     assert_eq!(selection.builtin, ["af-packet"]);
     assert_eq!(selection.absent, ["no_such_module_xyz"]);
-    assert!(selection.names().contains(&"vfat".to_owned()), "alias fs-vfat resolves to vfat");
+    assert!(
+        selection.names().contains(&"vfat".to_owned()),
+        "alias fs-vfat resolves to vfat"
+    );
 }

@@ -87,7 +87,7 @@ pub fn read_archive_prefix(data: &[u8]) -> Result<(Vec<Entry>, usize), CpioReadE
 /// Reads the entry at `offset`; `None` means the trailer was reached.
 fn read_one(data: &[u8], offset: usize) -> Result<(Option<Entry>, usize), CpioReadError> {
     let header_bytes = match data.get(offset..) {
-        Some(rest) if rest.is_empty() => return Err(CpioReadError::MissingTrailer { offset }),
+        Some([]) => return Err(CpioReadError::MissingTrailer { offset }),
         Some(rest) if rest.len() < HEADER_LEN => {
             return Err(CpioReadError::Truncated {
                 offset,

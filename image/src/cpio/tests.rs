@@ -5,10 +5,22 @@ use super::*;
 fn sample_entries() -> Vec<Entry> {
     vec![
         Entry::new("bin", 0o755, EntryKind::Directory),
-        Entry::new("bin/tool", 0o755, EntryKind::File(b"#!/bin/sh\necho hi\n".to_vec())),
+        Entry::new(
+            "bin/tool",
+            0o755,
+            EntryKind::File(b"#!/bin/sh\necho hi\n".to_vec()),
+        ),
         Entry::new("dev", 0o755, EntryKind::Directory),
-        Entry::new("dev/console", 0o600, EntryKind::CharDevice { major: 5, minor: 1 }),
-        Entry::new("dev/sda", 0o660, EntryKind::BlockDevice { major: 8, minor: 0 }),
+        Entry::new(
+            "dev/console",
+            0o600,
+            EntryKind::CharDevice { major: 5, minor: 1 },
+        ),
+        Entry::new(
+            "dev/sda",
+            0o660,
+            EntryKind::BlockDevice { major: 8, minor: 0 },
+        ),
         Entry::new("empty", 0o644, EntryKind::File(Vec::new())),
         Entry::new("link", 0o777, EntryKind::Symlink("bin/tool".into())),
         Entry::new("odd-name-12345", 0o4755, EntryKind::File(vec![7; 13])),
@@ -57,11 +69,16 @@ fn inodes_are_sequential_and_mtime_zero() {
     let mut inos = Vec::new();
     while let Some(pos) = bytes[offset..].windows(6).position(|w| w == b"070701") {
         let start = offset + pos;
-        let ino = u32::from_str_radix(std::str::from_utf8(&bytes[start + 6..start + 14]).unwrap(), 16)
-            .unwrap();
-        let mtime =
-            u32::from_str_radix(std::str::from_utf8(&bytes[start + 46..start + 54]).unwrap(), 16)
-                .unwrap();
+        let ino = u32::from_str_radix(
+            std::str::from_utf8(&bytes[start + 6..start + 14]).unwrap(),
+            16,
+        )
+        .unwrap();
+        let mtime = u32::from_str_radix(
+            std::str::from_utf8(&bytes[start + 46..start + 54]).unwrap(),
+            16,
+        )
+        .unwrap();
         assert_eq!(mtime, 0);
         inos.push(ino);
         offset = start + 110;
@@ -93,7 +110,10 @@ fn invalid_paths_and_modes_are_refused() {
     let mut writer = NewcWriter::new(Vec::new());
     for bad in ["", "/", "a/../b", "a\0b", "TRAILER!!!"] {
         assert!(
-            matches!(writer.file(bad, 0o644, b""), Err(CpioWriteError::InvalidPath(_))),
+            matches!(
+                writer.file(bad, 0o644, b""),
+                Err(CpioWriteError::InvalidPath(_))
+            ),
             "{bad:?}"
         );
     }
@@ -106,7 +126,8 @@ fn invalid_paths_and_modes_are_refused() {
 #[test]
 fn tree_creates_parents_before_children() {
     let mut tree = ArchiveTree::new();
-    tree.file("lib/modules/6.1/kernel/fs/ext4.ko", 0o644, vec![1, 2, 3]).unwrap();
+    tree.file("lib/modules/6.1/kernel/fs/ext4.ko", 0o644, vec![1, 2, 3])
+        .unwrap();
     tree.char_device("dev/console", 0o600, 5, 1).unwrap();
     tree.directory("lib", 0o700).unwrap();
     let entries = read_archive(&tree.to_bytes().unwrap()).unwrap();
@@ -124,7 +145,10 @@ fn tree_creates_parents_before_children() {
             "lib/modules/6.1/kernel/fs/ext4.ko"
         ]
     );
-    assert_eq!(entries[2].perm, 0o700, "explicit directory replaces implicit one");
+    assert_eq!(
+        entries[2].perm, 0o700,
+        "explicit directory replaces implicit one"
+    );
     assert_eq!(entries[3].perm, 0o755);
 }
 
@@ -140,14 +164,20 @@ fn tree_refuses_file_under_file_and_file_over_directory() {
 #[test]
 fn reader_rejects_specific_corruptions() {
     let good = write_all(&sample_entries());
-    assert!(matches!(read_archive(&[]), Err(CpioReadError::MissingTrailer { offset: 0 })));
+    assert!(matches!(
+        read_archive(&[]),
+        Err(CpioReadError::MissingTrailer { offset: 0 })
+    ));
     assert!(matches!(
         read_archive(&good[..50]),
         Err(CpioReadError::Truncated { what: "header", .. })
     ));
     let mut bad_magic = good.clone();
     bad_magic[5] = b'7';
-    assert!(matches!(read_archive(&bad_magic), Err(CpioReadError::BadMagic { offset: 0 })));
+    assert!(matches!(
+        read_archive(&bad_magic),
+        Err(CpioReadError::BadMagic { offset: 0 })
+    ));
     let mut bad_hex = good.clone();
     bad_hex[20] = b'z';
     assert!(matches!(
@@ -168,7 +198,10 @@ fn reader_rejects_specific_corruptions() {
     ));
     let mut zero_name = good;
     zero_name[94..102].copy_from_slice(b"00000000");
-    assert!(matches!(read_archive(&zero_name), Err(CpioReadError::BadName { .. })));
+    assert!(matches!(
+        read_archive(&zero_name),
+        Err(CpioReadError::BadName { .. })
+    ));
 }
 
 #[test]
@@ -178,7 +211,10 @@ fn reader_checks_crc_format_sums() {
     bytes[102..110].copy_from_slice(b"00000006");
     assert_eq!(read_archive(&bytes).unwrap().len(), 1);
     bytes[102..110].copy_from_slice(b"00000007");
-    assert!(matches!(read_archive(&bytes), Err(CpioReadError::BadChecksum { .. })));
+    assert!(matches!(
+        read_archive(&bytes),
+        Err(CpioReadError::BadChecksum { .. })
+    ));
 }
 
 /// A small deterministic generator so the garbage test needs no extra crate.
@@ -216,7 +252,7 @@ fn reader_never_panics_on_mutated_or_random_input() {
                 _ => b'F',
             };
         }
-        if rng.next() % 5 == 0 {
+        if rng.next().is_multiple_of(5) {
             let cut = (rng.next() as usize) % (data.len() + 1);
             data.truncate(cut);
         }

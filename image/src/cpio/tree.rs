@@ -68,7 +68,11 @@ impl ArchiveTree {
 
     /// Adds a symbolic link.
     pub fn symlink(&mut self, path: &str, target: &str) -> Result<(), CpioWriteError> {
-        self.insert(Entry::new(path, 0o777, EntryKind::Symlink(target.to_owned())))
+        self.insert(Entry::new(
+            path,
+            0o777,
+            EntryKind::Symlink(target.to_owned()),
+        ))
     }
 
     /// Adds a character device node.
@@ -79,7 +83,11 @@ impl ArchiveTree {
         major: u32,
         minor: u32,
     ) -> Result<(), CpioWriteError> {
-        self.insert(Entry::new(path, perm, EntryKind::CharDevice { major, minor }))
+        self.insert(Entry::new(
+            path,
+            perm,
+            EntryKind::CharDevice { major, minor },
+        ))
     }
 
     /// The entry at a (normalised) path.

@@ -85,7 +85,11 @@ impl<W: Write> NewcWriter<W> {
 
     /// A symbolic link (permission 0777, as `ln -s` makes them).
     pub fn symlink(&mut self, path: &str, target: &str) -> Result<(), CpioWriteError> {
-        self.write_entry(&Entry::new(path, 0o777, EntryKind::Symlink(target.to_owned())))
+        self.write_entry(&Entry::new(
+            path,
+            0o777,
+            EntryKind::Symlink(target.to_owned()),
+        ))
     }
 
     /// A character device node, e.g. `dev/console` with major 5, minor 1.
@@ -96,7 +100,11 @@ impl<W: Write> NewcWriter<W> {
         major: u32,
         minor: u32,
     ) -> Result<(), CpioWriteError> {
-        self.write_entry(&Entry::new(path, perm, EntryKind::CharDevice { major, minor }))
+        self.write_entry(&Entry::new(
+            path,
+            perm,
+            EntryKind::CharDevice { major, minor },
+        ))
     }
 
     /// Writes any entry, keeping its uid, gid and mtime.
@@ -163,7 +171,11 @@ impl<W: Write> NewcWriter<W> {
             mode: type_bits | perm,
             uid,
             gid,
-            nlink: if type_bits == mode_bits::S_IFDIR { 2 } else { 1 },
+            nlink: if type_bits == mode_bits::S_IFDIR {
+                2
+            } else {
+                1
+            },
             mtime,
             filesize,
             rdevmajor: rdev.0,

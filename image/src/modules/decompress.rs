@@ -89,7 +89,10 @@ pub fn decompress(data: Vec<u8>, compression: Compression) -> Result<Vec<u8>, De
 }
 
 fn read_limited<R: Read>(reader: R, out: &mut Vec<u8>) -> io::Result<()> {
-    reader.take(MAX_MODULE_SIZE + 1).read_to_end(out).map(|_| ())
+    reader
+        .take(MAX_MODULE_SIZE + 1)
+        .read_to_end(out)
+        .map(|_| ())
 }
 
 /// A writer that fails once more than [`MAX_MODULE_SIZE`] bytes arrive.
@@ -117,15 +120,26 @@ mod tests {
     use super::*;
 
     fn payload() -> Vec<u8> {
-        (0..100_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect()
+        (0..100_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect()
     }
 
     #[test]
     fn names_map_to_compression() {
         assert_eq!(Compression::from_file_name("a.ko"), Some(Compression::None));
-        assert_eq!(Compression::from_file_name("a.ko.xz"), Some(Compression::Xz));
-        assert_eq!(Compression::from_file_name("a.ko.zst"), Some(Compression::Zstd));
-        assert_eq!(Compression::from_file_name("a.ko.gz"), Some(Compression::Gzip));
+        assert_eq!(
+            Compression::from_file_name("a.ko.xz"),
+            Some(Compression::Xz)
+        );
+        assert_eq!(
+            Compression::from_file_name("a.ko.zst"),
+            Some(Compression::Zstd)
+        );
+        assert_eq!(
+            Compression::from_file_name("a.ko.gz"),
+            Some(Compression::Gzip)
+        );
         assert_eq!(Compression::from_file_name("a.ko.bz2"), None);
         assert_eq!(Compression::from_file_name("modules.dep"), None);
     }
@@ -137,7 +151,10 @@ mod tests {
         assert_eq!(decompress(zst, Compression::Zstd).unwrap(), data);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(&data).unwrap();
-        assert_eq!(decompress(gz.finish().unwrap(), Compression::Gzip).unwrap(), data);
+        assert_eq!(
+            decompress(gz.finish().unwrap(), Compression::Gzip).unwrap(),
+            data
+        );
     }
 
     #[test]

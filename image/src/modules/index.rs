@@ -283,12 +283,7 @@ impl ModuleIndex {
     }
 }
 
-fn walk(
-    dir: &Path,
-    rel: &str,
-    depth: usize,
-    out: &mut Vec<ModuleFile>,
-) -> Result<(), IndexError> {
+fn walk(dir: &Path, rel: &str, depth: usize, out: &mut Vec<ModuleFile>) -> Result<(), IndexError> {
     if depth > MAX_DEPTH {
         return Ok(());
     }
@@ -359,7 +354,8 @@ mod tests {
 
     #[test]
     fn builtin_modinfo_aliases_are_parsed() {
-        let data = b"crc32c_generic.alias=crypto-crc32c\0crc32c_generic.license=GPL\0x.alias=fs-x\0";
+        let data =
+            b"crc32c_generic.alias=crypto-crc32c\0crc32c_generic.license=GPL\0x.alias=fs-x\0";
         assert_eq!(
             parse_builtin_aliases(data),
             [

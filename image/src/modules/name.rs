@@ -101,7 +101,10 @@ mod tests {
     #[test]
     fn dashes_and_underscores_are_one_name() {
         assert_eq!(normalize_module_name("nvme-core"), "nvme_core");
-        assert_eq!(normalize_module_name("kernel/drivers/md/dm-mod.ko.xz"), "dm_mod");
+        assert_eq!(
+            normalize_module_name("kernel/drivers/md/dm-mod.ko.xz"),
+            "dm_mod"
+        );
         assert_eq!(normalize_module_name("nls_iso8859-1.ko"), "nls_iso8859_1");
         assert_eq!(normalize_module_name("ext4"), "ext4");
     }
@@ -118,7 +121,10 @@ mod tests {
             "pci:v00008086d000010D3sv*sd*bc*sc*i*",
             "pci:v00008086d000010D4sv00008086sd0000A01Fbc02sc00i00"
         ));
-        assert!(alias_matches("virtio:d00000001v*", "virtio:d00000001v00001AF4"));
+        assert!(alias_matches(
+            "virtio:d00000001v*",
+            "virtio:d00000001v00001AF4"
+        ));
         assert!(alias_matches("a?c", "abc"));
         assert!(alias_matches("x[0-9]y", "x5y"));
         assert!(!alias_matches("x[!0-9]y", "x5y"));

@@ -124,7 +124,11 @@ pub fn select_modules(
                 });
             }
         }
-        let soft = module.info.softdep_pre.iter().chain(&module.info.softdep_post);
+        let soft = module
+            .info
+            .softdep_pre
+            .iter()
+            .chain(&module.info.softdep_post);
         for softdep in soft {
             let dep = normalize_module_name(softdep);
             if index.get(&dep).is_some() {
@@ -152,20 +156,27 @@ pub fn select_modules(
         .map(|(i, name)| (name.as_str(), i))
         .collect();
     for name in &order {
-        let module = loaded[name].clone();
+        let Some(module) = loaded.get(name).cloned() else {
+            continue;
+        };
         let depends = present_deps(&module, index);
         let mut closure = BTreeSet::new();
         let mut stack = depends.clone();
         while let Some(dep) = stack.pop() {
-            if closure.insert(dep.clone()) {
-                stack.extend(present_deps(&loaded[&dep], index));
+            if let Some(dep_module) = loaded.get(&dep) {
+                if closure.insert(dep) {
+                    stack.extend(present_deps(dep_module, index));
+                }
             }
         }
-        let mut closure: Vec<String> = closure.into_iter().collect();
-        closure.sort_by_key(|dep| std::cmp::Reverse(position[dep.as_str()]));
+        let mut closure: Vec<(usize, &LoadedModule)> = closure
+            .iter()
+            .filter_map(|dep| Some((*position.get(dep.as_str())?, loaded.get(dep)?)))
+            .collect();
+        closure.sort_by_key(|(position, _)| std::cmp::Reverse(*position));
         let dep_closure = closure
             .iter()
-            .map(|dep| loaded[dep].file.image_path())
+            .map(|(_, dep)| dep.file.image_path())
             .collect();
         selection.modules.push(SelectedModule {
             module,
@@ -203,13 +214,13 @@ fn load_order(
     }
     let mut marks: BTreeMap<&str, Mark> = BTreeMap::new();
     let mut order = Vec::new();
-    for root in loaded.keys() {
+    for (root, root_module) in loaded {
         if marks.contains_key(root.as_str()) {
             continue;
         }
         // Explicit stack of (name, next dependency index) to avoid recursion.
         let mut stack: Vec<(&str, Vec<String>, usize)> =
-            vec![(root.as_str(), present_deps(&loaded[root], index), 0)];
+            vec![(root.as_str(), present_deps(root_module, index), 0)];
         marks.insert(root.as_str(), Mark::Visiting);
         while let Some((name, deps, next)) = stack.last_mut() {
             if let Some(dep) = deps.get(*next).cloned() {
@@ -262,12 +273,24 @@ mod tests {
         module(&root, "kernel/a/top-level.ko", "name=top_level;depends=mid,base;alias=fs-top;softdep=pre: crypto-x post: nothing-provides-this");
         module(&root, "kernel/b/mid.ko", "name=mid;depends=base;");
         module(&root, "kernel/b/base.ko", "name=base;depends=;");
-        module(&root, "kernel/c/x-impl.ko", "name=x_impl;depends=;alias=crypto-x;alias=x");
+        module(
+            &root,
+            "kernel/c/x-impl.ko",
+            "name=x_impl;depends=;alias=crypto-x;alias=x",
+        );
         module(&root, "kernel/d/broken.ko", "name=broken;depends=ghost;");
-        module(&root, "kernel/e/uses-builtin.ko", "name=uses_builtin;depends=bi;");
+        module(
+            &root,
+            "kernel/e/uses-builtin.ko",
+            "name=uses_builtin;depends=bi;",
+        );
         module(&root, "kernel/f/cyc1.ko", "name=cyc1;depends=cyc2;");
         module(&root, "kernel/f/cyc2.ko", "name=cyc2;depends=cyc1;");
-        fs::write(root.join("modules.builtin"), "kernel/net/packet/af_packet.ko\nkernel/z/bi.ko\n").unwrap();
+        fs::write(
+            root.join("modules.builtin"),
+            "kernel/net/packet/af_packet.ko\nkernel/z/bi.ko\n",
+        )
+        .unwrap();
         dir
     }
 
@@ -276,8 +299,15 @@ mod tests {
         let dir = tree();
         let index = ModuleIndex::scan(&dir.path().join("6.9.0-test")).unwrap();
         assert_eq!(index.version(), "6.9.0-test");
-        let sel = select_modules(&index, &["top-level", "af_packet", "nonexistent", "uses_builtin"]).unwrap();
-        assert_eq!(sel.names(), ["base", "mid", "top_level", "uses_builtin", "x_impl"]);
+        let sel = select_modules(
+            &index,
+            &["top-level", "af_packet", "nonexistent", "uses_builtin"],
+        )
+        .unwrap();
+        assert_eq!(
+            sel.names(),
+            ["base", "mid", "top_level", "uses_builtin", "x_impl"]
+        );
         assert_eq!(sel.builtin, ["af_packet"]);
         assert_eq!(sel.absent, ["nonexistent"]);
         assert_eq!(
@@ -296,7 +326,10 @@ mod tests {
         );
         let alias = modules_alias(&sel);
         assert!(alias.contains("\nalias fs-top top_level\n"), "{alias}");
-        assert!(alias.contains("\nalias crypto-x x_impl\nalias x x_impl\n"), "{alias}");
+        assert!(
+            alias.contains("\nalias crypto-x x_impl\nalias x x_impl\n"),
+            "{alias}"
+        );
         assert_eq!(alias.lines().filter(|l| l.starts_with("alias ")).count(), 3);
         assert_eq!(
             modules_softdep(&sel).lines().nth(1),
@@ -320,6 +353,9 @@ mod tests {
             select_modules(&index, &["broken"]),
             Err(SelectError::MissingDependency { dependency, .. }) if dependency == "ghost"
         ));
-        assert!(matches!(select_modules(&index, &["cyc1"]), Err(SelectError::Cycle(_))));
+        assert!(matches!(
+            select_modules(&index, &["cyc1"]),
+            Err(SelectError::Cycle(_))
+        ));
     }
 }

@@ -12,7 +12,7 @@ pub(crate) fn tiny_elf(modinfo: &[u8]) -> Vec<u8> {
     out.extend_from_slice(modinfo);
     let names_off = out.len() as u64;
     out.extend_from_slice(names);
-    while out.len() % 8 != 0 {
+    while !out.len().is_multiple_of(8) {
         out.push(0);
     }
     let shoff = out.len() as u64;

@@ -18,8 +18,7 @@ pub struct KernelTree {
 pub fn kernel_tree() -> KernelTree {
     let dir = match std::env::var_os("LANDFALL_KERNEL_DIR") {
         Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../.cache/kernel/current"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/kernel/current"),
     };
     let hint = "run scripts/fetch-kernel.sh (or set LANDFALL_KERNEL_DIR to a folder with boot/vmlinuz-* and lib/modules/<version>)";
     let modules_root = dir.join("lib/modules");
