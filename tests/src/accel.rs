@@ -45,7 +45,9 @@ impl Accel {
     pub fn args(self) -> Vec<String> {
         match self.resolve() {
             Accel::Kvm => vec!["-accel".into(), "kvm".into(), "-cpu".into(), "host".into()],
-            _ => vec!["-accel".into(), "tcg".into()],
+            // `max` emulates a modern CPU: RDRAND (the kernel's RNG is ready at once, as on
+            // real servers, instead of blocking getrandom for seconds) and SSE4.2.
+            _ => vec!["-accel".into(), "tcg".into(), "-cpu".into(), "max".into()],
         }
     }
 }
