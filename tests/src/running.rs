@@ -249,9 +249,16 @@ impl VmBuilder {
             }
         };
         let qmp = if self.qmp {
-            match Qmp::connect(&paths.qmp_socket, START_TIMEOUT) {
-                Ok(q) => Some(q),
-                Err(_) => return Err(started_error(&mut process)),
+            let deadline = std::time::Instant::now() + START_TIMEOUT;
+            loop {
+                if !matches!(process.try_wait(), Ok(None)) {
+                    return Err(started_error(&mut process));
+                }
+                match Qmp::connect(&paths.qmp_socket, Duration::from_millis(100)) {
+                    Ok(q) => break Some(q),
+                    Err(_) if std::time::Instant::now() < deadline => continue,
+                    Err(_) => return Err(started_error(&mut process)),
+                }
             }
         } else {
             None
@@ -359,7 +366,8 @@ impl Vm {
         })
     }
 
-    /// Resets the machine through QMP.
+    /// Resets the machine through QMP. Under `-no-reboot` (the default; see
+    /// [`VmBuilder::allow_reboot`]) qemu treats a reset as a reboot and exits.
     pub fn system_reset(&mut self) -> Result<(), VmError> {
         let r = self.qmp()?.system_reset();
         r.map_err(|e| self.qmp_error(e))

@@ -1,0 +1,39 @@
+//! Firmware boot: OVMF starts and talks on the serial console; QMP resets and quits.
+
+use std::time::{Duration, Instant};
+
+use landfall_tests::VmBuilder;
+
+#[test]
+fn ovmf_reaches_its_boot_manager_and_obeys_qmp() {
+    let started = Instant::now();
+    // allow_reboot: under -no-reboot a reset (ours or the guest's) ends qemu.
+    let mut vm = VmBuilder::new("ovmf")
+        .ovmf()
+        .allow_reboot()
+        .start()
+        .unwrap();
+    let vars = vm.ovmf_vars().unwrap().to_path_buf();
+    assert!(vars.starts_with(vm.dir()), "per-VM copy of OVMF_VARS");
+    vm.wait_for("BdsDxe", Duration::from_secs(60)).unwrap();
+    let to_bds = started.elapsed();
+    // No disk: OVMF falls through to its built-in shell.
+    vm.wait_for_any(
+        ["UEFI Interactive Shell", "Shell>"],
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_eq!(vm.qmp().unwrap().status().unwrap(), "running");
+
+    let reset = Instant::now();
+    vm.system_reset().unwrap();
+    vm.wait_for("BdsDxe", Duration::from_secs(60)).unwrap();
+    let after_reset = reset.elapsed();
+
+    let status = vm.quit(Duration::from_secs(10)).unwrap();
+    assert!(!vm.is_running());
+    eprintln!(
+        "ovmf ({:?}): start to BdsDxe {to_bds:.1?}, reset to BdsDxe {after_reset:.1?}, qemu exit {status}",
+        vm.accel()
+    );
+}
