@@ -49,6 +49,8 @@
 //! - [`Nic`] (`net.rs`): `Nic::user()` (always `restrict=on`), `.model(NicModel::E1000)`,
 //!   `.mac(..)`, `.forward(guest_port)` (free host port on 127.0.0.1),
 //!   `.forward_fixed(host, guest)`. The guest is 10.0.2.15/24, gateway 10.0.2.2.
+//!   A connect to a forwarded port succeeds even when nothing listens in the
+//!   guest: wait for the application's answer, not for the port.
 //! - [`Console`], [`Pattern`], [`Match`] (`console.rs`): waits are sequential
 //!   (each starts after the previous match); `Pattern::regex(r"SERIAL=(\S+)")`
 //!   and `Match::group(1)`; a plain `&str` is a substring. Errors carry the
@@ -67,7 +69,10 @@
 //! - [`BusyboxInitramfs`] (`initramfs.rs`): a busybox + modules + script
 //!   initramfs; its `/init` prints [`INIT_STARTED`], inserts the modules, runs
 //!   the script, prints [`INIT_DONE`] and powers off. Boot it with
-//!   [`KERNEL_APPEND`]. [`initramfs::cpio::NewcWriter`] is the newc writer.
+//!   [`KERNEL_APPEND`]. `.modules(&kernel, &["nvme"])` adds modules with their
+//!   dependencies, `.file(path, data, mode)` any file, `.executable(host, dest)`
+//!   a dynamically linked host binary with its libraries (e.g. Debian's sshd for
+//!   a rescue VM). [`initramfs::cpio::NewcWriter`] is the newc writer.
 //! - [`TestDir`] (`testdir.rs`), [`wait_until`] / [`retry_until`] (`wait.rs`).
 //!
 //! # Environment

@@ -341,6 +341,9 @@ impl Vm {
     }
 
     /// Types `text` on the serial console (the guest's stdin on ttyS0).
+    ///
+    /// Wait for the guest to print a prompt first: characters typed while the
+    /// guest is not reading overflow the UART's small FIFO and are lost.
     pub fn write_console(&mut self, text: &str) -> Result<(), VmError> {
         let result = match &mut self.stdin {
             Some(stdin) => stdin.write_all(text.as_bytes()).and_then(|_| stdin.flush()),

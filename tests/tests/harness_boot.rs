@@ -23,6 +23,7 @@ fn nvme_disk_serial_is_visible_in_the_guest() {
              echo \"SERIAL=$(cat /sys/block/nvme0n1/device/serial)\"\n\
              echo \"SECTORS=$(cat /sys/block/nvme0n1/size)\"\n\
              echo \"MEMORY=$(grep MemTotal /proc/meminfo)\"\n\
+             [ -d /sys/firmware/efi ] && echo FIRMWARE=UEFI || echo FIRMWARE=BIOS\n\
              echo {MARKER}"
         ))
         .write(&dir.join("initrd"))
@@ -59,6 +60,8 @@ fn nvme_disk_serial_is_visible_in_the_guest() {
         .unwrap();
     let kib: u64 = mem.group(1).unwrap().parse().unwrap();
     assert!((200_000..=262_144).contains(&kib), "MemTotal {kib} kB");
+    vm.wait_for("FIRMWARE=BIOS", Duration::from_secs(10))
+        .unwrap();
     vm.wait_for(MARKER, Duration::from_secs(10)).unwrap();
     vm.wait_for(INIT_DONE, Duration::from_secs(10)).unwrap();
     let status = vm.wait_exit(Duration::from_secs(30)).unwrap();
@@ -77,18 +80,25 @@ fn nvme_disk_serial_is_visible_in_the_guest() {
 }
 
 #[test]
-fn a_missed_pattern_explains_itself() {
+fn console_input_reaches_the_guest_and_a_missed_pattern_explains_itself() {
     let kernel = debian_kernel().unwrap();
     let dir = TestDir::new("explain").unwrap();
     let initrd = BusyboxInitramfs::new()
         .unwrap()
-        .script("echo the-guest-said-this")
+        .script("echo READY-FOR-INPUT\nread line\necho \"GOT=$line\"\necho the-guest-said-this")
         .write(&dir.join("initrd"))
         .unwrap();
     let mut vm = VmBuilder::new("explain")
         .kernel(&kernel.image, KERNEL_APPEND)
         .initrd(initrd)
         .start_in(dir)
+        .unwrap();
+    // Typing before the guest reads loses characters (the UART has a small
+    // FIFO): wait for the guest to ask first.
+    vm.wait_for("READY-FOR-INPUT", Duration::from_secs(60))
+        .unwrap();
+    vm.write_console("typed-on-the-console\n").unwrap();
+    vm.wait_for("GOT=typed-on-the-console", Duration::from_secs(60))
         .unwrap();
     // The guest powers off without ever printing this: the wait must end when
     // qemu exits (not at the timeout) and show what the guest did print.

@@ -127,3 +127,38 @@ fn busybox_image_holds_init_busybox_and_modules() {
     }
     assert!(is_static_elf(&std::fs::read("/bin/busybox").unwrap()));
 }
+
+/// A dynamically linked Debian binary added with `executable` runs in a chroot
+/// of the unpacked image: its libraries and loader came along.
+#[test]
+fn dynamic_executables_bring_their_libraries() {
+    let zstd = std::path::Path::new("/usr/bin/zstd");
+    assert!(zstd.is_file(), "install the Debian package zstd");
+    let dir = tempfile::tempdir().unwrap();
+    let image = BusyboxInitramfs::new()
+        .unwrap()
+        .executable(zstd, "/usr/bin/zstd")
+        .unwrap()
+        .write(&dir.path().join("initrd"))
+        .unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let extract = Command::new(cpio_tool())
+        .args(["-i", "-d", "--quiet", "--no-absolute-filenames", "-F"])
+        .arg(&image)
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(extract.status.success(), "{extract:?}");
+    assert!(root.join("lib64/ld-linux-x86-64.so.2").is_file());
+    let run = Command::new("chroot")
+        .arg(&root)
+        .args(["/usr/bin/zstd", "-V"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    assert!(
+        String::from_utf8_lossy(&run.stdout).contains("Zstandard"),
+        "{run:?}"
+    );
+}

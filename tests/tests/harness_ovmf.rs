@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use landfall_tests::VmBuilder;
+use landfall_tests::{debian_kernel, BusyboxInitramfs, TestDir, VmBuilder, KERNEL_APPEND};
 
 #[test]
 fn ovmf_reaches_its_boot_manager_and_obeys_qmp() {
@@ -35,5 +35,33 @@ fn ovmf_reaches_its_boot_manager_and_obeys_qmp() {
     eprintln!(
         "ovmf ({:?}): start to BdsDxe {to_bds:.1?}, reset to BdsDxe {after_reset:.1?}, qemu exit {status}",
         vm.accel()
+    );
+}
+
+#[test]
+fn ovmf_boots_a_kernel_directly_in_uefi_mode() {
+    let kernel = debian_kernel().unwrap();
+    let dir = TestDir::new("uefi-kernel").unwrap();
+    let initrd = BusyboxInitramfs::new()
+        .unwrap()
+        .script("[ -d /sys/firmware/efi ] && echo FIRMWARE=UEFI || echo FIRMWARE=BIOS")
+        .write(&dir.join("initrd"))
+        .unwrap();
+    let started = Instant::now();
+    let mut vm = VmBuilder::new("uefi-kernel")
+        .ovmf()
+        .kernel(&kernel.image, KERNEL_APPEND)
+        .initrd(initrd)
+        .start_in(dir)
+        .unwrap();
+    let firmware = vm
+        .wait_for_any(["FIRMWARE=UEFI", "FIRMWARE=BIOS"], Duration::from_secs(90))
+        .unwrap();
+    assert_eq!(firmware.text, "FIRMWARE=UEFI");
+    assert!(vm.wait_exit(Duration::from_secs(30)).unwrap().success());
+    eprintln!(
+        "ovmf + kernel ({:?}): start to poweroff {:.1?}",
+        vm.accel(),
+        started.elapsed()
     );
 }

@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use landfall_tests::process::{pid_exists, registered_pids};
-use landfall_tests::{wait_until, Spawned};
+use landfall_tests::{wait_until, Spawned, VmBuilder};
 
 fn sleeper() -> Spawned {
     Spawned::spawn("sleep", Command::new("sleep").arg("1000"), None).unwrap()
@@ -25,6 +25,26 @@ fn a_panicking_test_leaves_no_process_behind() {
     assert!(pid > 0);
     assert!(!pid_exists(pid), "pid {pid} survived the panic");
     assert!(!registered_pids().contains(&pid));
+}
+
+#[test]
+fn a_panicking_vm_test_leaves_no_qemu_behind() {
+    let mut pid = 0;
+    let mut dir = std::path::PathBuf::new();
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        // No kernel, no disk: SeaBIOS finds nothing to boot and qemu idles.
+        let vm = VmBuilder::new("panics").start().unwrap();
+        pid = vm.pid();
+        dir = vm.dir().to_path_buf();
+        assert!(pid_exists(pid));
+        panic!("the test fails while its VM runs");
+    }));
+    assert!(result.is_err());
+    assert!(pid > 0);
+    assert!(!pid_exists(pid), "qemu {pid} survived the panic");
+    // The panic kept the VM's folder, as for a failing test; remove it.
+    assert!(dir.join("qemu.cmdline").is_file());
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
