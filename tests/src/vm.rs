@@ -8,7 +8,7 @@
 //! Fixed choices: `-machine q35`, `-nodefaults` (nothing attached that the test
 //! did not ask for), `-display none`, the first serial port on qemu's stdio
 //! (captured by the harness), user-mode networking with `restrict=on`, and a
-//! QMP socket in the VM's folder unless turned off.
+//! QMP socket (abstract namespace) unless turned off.
 
 use std::path::{Path, PathBuf};
 
@@ -63,8 +63,9 @@ pub struct VmPaths {
     pub ovmf_vars: Option<PathBuf>,
     /// The OVMF code file (firmware boot only).
     pub ovmf_code: Option<PathBuf>,
-    /// The QMP socket (when enabled).
-    pub qmp_socket: PathBuf,
+    /// The QMP socket's name in the abstract unix-socket namespace (no file,
+    /// so no 108-byte path limit however deep the test folder is).
+    pub qmp_socket: String,
 }
 
 impl VmBuilder {
@@ -228,8 +229,8 @@ impl VmBuilder {
         if self.qmp {
             a.push("-qmp".into());
             a.push(format!(
-                "unix:{},server=on,wait=off",
-                escape_path(&paths.qmp_socket)
+                "unix:{},abstract=on,server=on,wait=off",
+                escape_option(&paths.qmp_socket)
             ));
         }
         a.extend(self.extra.iter().cloned());
@@ -249,7 +250,7 @@ mod tests {
         VmPaths {
             ovmf_vars: Some("/d/vars.fd".into()),
             ovmf_code: Some("/usr/share/OVMF/OVMF_CODE_4M.fd".into()),
-            qmp_socket: "/d/qmp.sock".into(),
+            qmp_socket: "landfall-qmp-1-0".into(),
         }
     }
 
@@ -263,7 +264,7 @@ mod tests {
         assert_eq!(
             s,
             "-name t -machine q35 -m 256 -smp 1 -nodefaults -no-user-config -display none \
-             -serial stdio -no-reboot -accel tcg -qmp unix:/d/qmp.sock,server=on,wait=off"
+             -serial stdio -no-reboot -accel tcg -qmp unix:landfall-qmp-1-0,abstract=on,server=on,wait=off"
         );
     }
 

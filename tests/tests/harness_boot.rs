@@ -117,7 +117,7 @@ fn console_input_reaches_the_guest_and_a_missed_pattern_explains_itself() {
     // The failure marked the folder to be kept; clean it up ourselves.
     let kept = vm.dir().to_path_buf();
     drop(vm);
-    assert!(kept.join("console.log").is_file());
+    assert!(kept.join("explain-console.log").is_file());
     std::fs::remove_dir_all(kept).unwrap();
 }
 

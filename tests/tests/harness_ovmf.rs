@@ -36,6 +36,22 @@ fn ovmf_reaches_its_boot_manager_and_obeys_qmp() {
         "ovmf ({:?}): start to BdsDxe {to_bds:.1?}, reset to BdsDxe {after_reset:.1?}, qemu exit {status}",
         vm.accel()
     );
+
+    // OVMF wrote its boot options into the per-VM variable store; a second VM
+    // in the same folder boots with that store.
+    let template = landfall_tests::ovmf().unwrap().vars_template;
+    assert_ne!(
+        std::fs::read(&vars).unwrap(),
+        std::fs::read(template).unwrap()
+    );
+    let dir = vm.into_test_dir();
+    let mut again = VmBuilder::new("ovmf-again")
+        .ovmf_with_vars(&vars)
+        .start_in(dir)
+        .unwrap();
+    assert_eq!(again.ovmf_vars(), Some(vars.as_path()));
+    again.wait_for("BdsDxe", Duration::from_secs(60)).unwrap();
+    again.quit(Duration::from_secs(10)).unwrap();
 }
 
 #[test]

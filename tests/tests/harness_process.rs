@@ -43,7 +43,7 @@ fn a_panicking_vm_test_leaves_no_qemu_behind() {
     assert!(pid > 0);
     assert!(!pid_exists(pid), "qemu {pid} survived the panic");
     // The panic kept the VM's folder, as for a failing test; remove it.
-    assert!(dir.join("qemu.cmdline").is_file());
+    assert!(dir.join("panics-qemu.cmdline").is_file());
     std::fs::remove_dir_all(dir).unwrap();
 }
 
