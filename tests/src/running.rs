@@ -146,6 +146,7 @@ impl VmBuilder {
             match self.spawn(&qemu, accel, &paths, &ports, &dir) {
                 Err(VmError::Start { stderr, .. })
                     if attempt < PORT_RETRIES
+                        && self.has_chosen_ports()
                         && stderr.contains("Could not set up host forwarding rule") =>
                 {
                     continue
@@ -177,6 +178,12 @@ impl VmBuilder {
                 }
             }
         }
+    }
+
+    fn has_chosen_ports(&self) -> bool {
+        self.nics
+            .iter()
+            .any(|n| n.forwards().iter().any(|f| f.host.is_none()))
     }
 
     fn choose_ports(&self) -> Result<Vec<Vec<u16>>, FixtureError> {

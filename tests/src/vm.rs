@@ -53,6 +53,7 @@ pub struct VmBuilder {
     pub(crate) no_reboot: bool,
     pub(crate) accel: Accel,
     pub(crate) qmp: bool,
+    pub(crate) rng: bool,
     pub(crate) extra: Vec<String>,
 }
 
@@ -83,6 +84,7 @@ impl VmBuilder {
             no_reboot: true,
             accel: Accel::Auto,
             qmp: true,
+            rng: false,
             extra: Vec::new(),
         }
     }
@@ -164,6 +166,14 @@ impl VmBuilder {
         self
     }
 
+    /// Adds a virtio RNG fed from the host's /dev/urandom. The TCG default CPU
+    /// has no RDRAND, so a guest's first `getrandom` (TLS keys) can otherwise
+    /// wait for jitter entropy; the guest needs the virtio_rng module.
+    pub fn virtio_rng(mut self) -> VmBuilder {
+        self.rng = true;
+        self
+    }
+
     /// Appends raw qemu arguments.
     pub fn arg(mut self, arg: &str) -> VmBuilder {
         self.extra.push(arg.to_owned());
@@ -226,6 +236,12 @@ impl VmBuilder {
             let ports = host_ports.get(i).map(Vec::as_slice).unwrap_or(&[]);
             a.extend(nic.args(i, ports));
         }
+        if self.rng {
+            a.push("-object".into());
+            a.push("rng-random,id=rng0,filename=/dev/urandom".into());
+            a.push("-device".into());
+            a.push("virtio-rng-pci,rng=rng0".into());
+        }
         if self.qmp {
             a.push("-qmp".into());
             a.push(format!(
@@ -278,6 +294,7 @@ mod tests {
             .memory_mib(512)
             .cpus(2)
             .allow_reboot()
+            .virtio_rng()
             .without_qmp();
         let s = joined(&b, &[vec![40001]]);
         assert!(s.contains("-m 512 -smp 2"), "{s}");
@@ -287,6 +304,12 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("serial=landfall-test-0"), "{s}");
+        assert!(
+            s.contains(
+                "-object rng-random,id=rng0,filename=/dev/urandom -device virtio-rng-pci,rng=rng0"
+            ),
+            "{s}"
+        );
         assert!(
             s.contains("restrict=on,hostfwd=tcp:127.0.0.1:40001-:7443"),
             "{s}"

@@ -11,7 +11,8 @@ use landfall_tests::{
 
 const GUEST_PORT: u16 = 7443;
 
-fn forward_reaches_the_guest(label: &str, model: NicModel, modules: &[&str], mac: &str) {
+/// `rng` also attaches a virtio RNG and checks the guest uses it.
+fn forward_reaches_the_guest(label: &str, model: NicModel, modules: &[&str], mac: &str, rng: bool) {
     let kernel = debian_kernel().unwrap();
     let dir = landfall_tests::TestDir::new(label).unwrap();
     let initrd = BusyboxInitramfs::new()
@@ -21,6 +22,7 @@ fn forward_reaches_the_guest(label: &str, model: NicModel, modules: &[&str], mac
         .script(&format!(
             "for i in $(seq 1 100); do [ -e /sys/class/net/eth0 ] && break; sleep 0.1; done\n\
              echo \"MAC=$(cat /sys/class/net/eth0/address)\"\n\
+             echo \"RNG=$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)\"\n\
              ip link set eth0 up\n\
              ip addr add 10.0.2.15/24 dev eth0\n\
              echo NC-LISTENING\n\
@@ -30,12 +32,14 @@ fn forward_reaches_the_guest(label: &str, model: NicModel, modules: &[&str], mac
         .write(&dir.join("initrd"))
         .unwrap();
     let started = Instant::now();
-    let mut vm = VmBuilder::new(label)
+    let mut builder = VmBuilder::new(label)
         .kernel(&kernel.image, KERNEL_APPEND)
         .initrd(initrd)
-        .nic(Nic::user().model(model).mac(mac).forward(GUEST_PORT))
-        .start_in(dir)
-        .unwrap();
+        .nic(Nic::user().model(model).mac(mac).forward(GUEST_PORT));
+    if rng {
+        builder = builder.virtio_rng();
+    }
+    let mut vm = builder.start_in(dir).unwrap();
     let addr = vm.forwarded_addr(GUEST_PORT).unwrap();
     assert!(addr.ip().is_loopback());
     let seen_mac = vm
@@ -45,6 +49,14 @@ fn forward_reaches_the_guest(label: &str, model: NicModel, modules: &[&str], mac
         )
         .unwrap();
     assert_eq!(seen_mac.group(1), Some(mac));
+    let seen_rng = vm
+        .wait_for(
+            landfall_tests::Pattern::regex(r"RNG=(.*)\n"),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    let want_rng = if rng { "virtio_rng.0" } else { "none" };
+    assert_eq!(seen_rng.group(1).map(str::trim), Some(want_rng));
     vm.wait_for("NC-LISTENING", Duration::from_secs(30))
         .unwrap();
 
@@ -81,12 +93,36 @@ fn hostfwd_reaches_a_virtio_net_guest() {
     forward_reaches_the_guest(
         "virtio",
         NicModel::VirtioNet,
-        &["virtio_pci", "virtio_net"],
+        &["virtio_pci", "virtio_net", "virtio_rng"],
         "52:54:00:12:34:56",
+        true,
     );
 }
 
 #[test]
 fn hostfwd_reaches_an_e1000_guest() {
-    forward_reaches_the_guest("e1000", NicModel::E1000, &["e1000"], "52:54:00:ab:cd:ef");
+    forward_reaches_the_guest(
+        "e1000",
+        NicModel::E1000,
+        &["e1000"],
+        "52:54:00:ab:cd:ef",
+        false,
+    );
+}
+
+#[test]
+fn a_busy_fixed_host_port_is_reported_at_start() {
+    let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let err = VmBuilder::new("busy")
+        .nic(Nic::user().forward_fixed(port, GUEST_PORT))
+        .start()
+        .err()
+        .unwrap();
+    let text = err.to_string();
+    assert!(text.contains("host forwarding"), "{text}");
+    assert!(text.contains(&port.to_string()), "{text}");
+    if let landfall_tests::VmError::Start { dir, .. } = &err {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
