@@ -19,6 +19,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::escape::EscapeFilter;
+
 /// How many console lines a failed wait shows.
 const TAIL_LINES: usize = 40;
 
@@ -424,67 +426,10 @@ fn tail_lines(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Removes terminal escape sequences (CSI, OSC, two-byte escapes) and `\r`.
-///
-/// Firmware draws its screen with cursor movements; without this filter a
-/// pattern such as "Shell>" would be split by colour codes.
-#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
-enum EscapeFilter {
-    #[default]
-    Text,
-    Escape,
-    Csi,
-    Osc,
-    OscEscape,
-}
-
-impl EscapeFilter {
-    fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        for &b in input {
-            *self = match (*self, b) {
-                (EscapeFilter::Text, 0x1b) => EscapeFilter::Escape,
-                (EscapeFilter::Text, b'\r') => EscapeFilter::Text,
-                (EscapeFilter::Text, _) => {
-                    out.push(b);
-                    EscapeFilter::Text
-                }
-                (EscapeFilter::Escape, b'[') => EscapeFilter::Csi,
-                (EscapeFilter::Escape, b']') => EscapeFilter::Osc,
-                (EscapeFilter::Escape, _) => EscapeFilter::Text,
-                (EscapeFilter::Csi, 0x40..=0x7e) => EscapeFilter::Text,
-                (EscapeFilter::Csi, _) => EscapeFilter::Csi,
-                (EscapeFilter::Osc, 0x07) => EscapeFilter::Text,
-                (EscapeFilter::Osc, 0x1b) => EscapeFilter::OscEscape,
-                (EscapeFilter::Osc, _) => EscapeFilter::Osc,
-                (EscapeFilter::OscEscape, _) => EscapeFilter::Text,
-            };
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Cursor;
-
-    fn clean(input: &[u8]) -> String {
-        let mut out = Vec::new();
-        let mut f = EscapeFilter::default();
-        // Split in two to check the state survives chunk boundaries.
-        let mid = input.len() / 2;
-        f.push(&input[..mid], &mut out);
-        f.push(&input[mid..], &mut out);
-        String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn escape_sequences_and_carriage_returns_are_removed() {
-        assert_eq!(
-            clean(b"\x1b[2J\x1b[01;01HShell\x1b[0m\x1b[37m\x1b[40m> x\r\n"),
-            "Shell> x\n"
-        );
-        assert_eq!(clean(b"a\x1b]0;title\x07b\x1b]2;t\x1b\\c"), "abc");
-    }
 
     fn console(text: &'static [u8]) -> (tempfile::TempDir, Console) {
         let dir = tempfile::tempdir().unwrap();

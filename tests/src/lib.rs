@@ -117,6 +117,7 @@ macro_rules! debug_as_display {
 pub mod accel;
 pub mod console;
 pub mod disk;
+mod escape;
 pub mod fixtures;
 pub mod initramfs;
 pub mod net;
