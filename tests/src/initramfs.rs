@@ -32,6 +32,15 @@ pub const INSMOD_FAILED: &str = "landfall-harness: insmod failed:";
 /// first serial port, reboot (hence qemu exit with `-no-reboot`) on panic.
 pub const KERNEL_APPEND: &str = "console=ttyS0 panic=-1 loglevel=4";
 
+/// Shell lines giving `eth0` qemu user networking's usual address (what its
+/// DHCP server would hand out) without running a DHCP client.
+pub const STATIC_NET_SCRIPT: &str =
+    "for i in $(seq 1 100); do [ -e /sys/class/net/eth0 ] && break; sleep 0.1; done\n\
+     ip link set lo up\n\
+     ip link set eth0 up\n\
+     ip addr add 10.0.2.15/24 dev eth0\n\
+     ip route add default via 10.0.2.2\n";
+
 /// Building the initramfs failed.
 #[derive(thiserror::Error)]
 pub enum InitramfsError {

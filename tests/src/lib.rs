@@ -79,7 +79,8 @@
 //!   [`KERNEL_APPEND`]. `.modules(&kernel, &["nvme"])` adds modules with their
 //!   dependencies, `.file(path, data, mode)` any file, `.executable(host, dest)`
 //!   a dynamically linked host binary with its libraries (e.g. Debian's sshd for
-//!   a rescue VM). [`initramfs::cpio::NewcWriter`] is the newc writer.
+//!   a rescue VM). [`STATIC_NET_SCRIPT`] brings eth0 up as 10.0.2.15/24.
+//!   [`initramfs::cpio::NewcWriter`] is the newc writer.
 //! - [`TestDir`] (`testdir.rs`), [`wait_until`] / [`retry_until`] (`wait.rs`).
 //!
 //! # Environment
@@ -135,7 +136,9 @@ pub use fixtures::{
     busybox, cache_dir, debian_kernel, free_port, is_static_elf, kernel_dir, ovmf, qemu_binary,
     sparse_image, workspace_root, DebianKernel, FixtureError, OvmfFiles,
 };
-pub use initramfs::{BusyboxInitramfs, InitramfsError, INIT_DONE, INIT_STARTED, KERNEL_APPEND};
+pub use initramfs::{
+    BusyboxInitramfs, InitramfsError, INIT_DONE, INIT_STARTED, KERNEL_APPEND, STATIC_NET_SCRIPT,
+};
 pub use net::{Nic, NicModel};
 pub use process::{SpawnError, Spawned};
 pub use qmp::{Qmp, QmpError};

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use landfall_tests::{
     debian_kernel, retry_until, BusyboxInitramfs, Nic, NicModel, VmBuilder, KERNEL_APPEND,
+    STATIC_NET_SCRIPT,
 };
 
 const GUEST_PORT: u16 = 7443;
@@ -19,12 +20,11 @@ fn forward_reaches_the_guest(label: &str, model: NicModel, modules: &[&str], mac
         .unwrap()
         .modules(&kernel, modules)
         .unwrap()
+        .script(STATIC_NET_SCRIPT)
         .script(&format!(
-            "for i in $(seq 1 100); do [ -e /sys/class/net/eth0 ] && break; sleep 0.1; done\n\
+            "ip addr show eth0\n\
              echo \"MAC=$(cat /sys/class/net/eth0/address)\"\n\
              echo \"RNG=$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)\"\n\
-             ip link set eth0 up\n\
-             ip addr add 10.0.2.15/24 dev eth0\n\
              echo NC-LISTENING\n\
              echo landfall-hello-from-guest | nc -l -p {GUEST_PORT}\n\
              echo NC-DONE"
