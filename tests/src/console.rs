@@ -19,6 +19,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::escape::EscapeFilter;
+
 /// How many console lines a failed wait shows.
 const TAIL_LINES: usize = 40;
 
@@ -27,7 +29,9 @@ const TAIL_LINES: usize = 40;
 pub enum Pattern {
     /// Matches wherever this exact text appears.
     Substring(String),
-    /// Matches a regular expression (over bytes; use `(?m)` for `^`/`$` per line).
+    /// Matches a regular expression (over bytes; use `(?m)` for `^`/`$` per
+    /// line). It only sees complete lines (output up to the last newline), so
+    /// `SERIAL=(\S*)` cannot match a line that is still arriving.
     Regex(regex::bytes::Regex),
 }
 
@@ -43,8 +47,9 @@ impl Pattern {
         }
     }
 
-    /// The first match in `hay`: (start, end, capture groups).
-    fn find(&self, hay: &[u8]) -> Option<(usize, usize, Vec<Option<String>>)> {
+    /// The first match in `hay`: (start, end, capture groups). `more` says
+    /// whether output may still arrive (then a regex sees complete lines only).
+    fn find(&self, hay: &[u8], more: bool) -> Option<(usize, usize, Vec<Option<String>>)> {
         match self {
             Pattern::Substring(s) => {
                 let needle = s.as_bytes();
@@ -55,16 +60,28 @@ impl Pattern {
                     .position(|w| w == needle)
                     .map(|start| (start, start + needle.len(), Vec::new()))
             }
-            Pattern::Regex(re) => re.captures(hay).map(|caps| {
-                let whole = caps.get(0).map_or(0..0, |m| m.range());
-                let groups = caps
-                    .iter()
-                    .skip(1)
-                    .map(|g| g.map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned()))
-                    .collect();
-                (whole.start, whole.end, groups)
-            }),
+            Pattern::Regex(re) if more => {
+                // Only complete lines: a match must not stop at a chunk boundary.
+                let complete = hay.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+                Self::find_regex(re, &hay[..complete])
+            }
+            Pattern::Regex(re) => Self::find_regex(re, hay),
         }
+    }
+
+    fn find_regex(
+        re: &regex::bytes::Regex,
+        hay: &[u8],
+    ) -> Option<(usize, usize, Vec<Option<String>>)> {
+        re.captures(hay).map(|caps| {
+            let whole = caps.get(0).map_or(0..0, |m| m.range());
+            let groups = caps
+                .iter()
+                .skip(1)
+                .map(|g| g.map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned()))
+                .collect();
+            (whole.start, whole.end, groups)
+        })
     }
 }
 
@@ -263,7 +280,7 @@ impl Console {
         let deadline = Instant::now() + timeout;
         let mut state = self.shared.lock();
         loop {
-            if let Some(found) = best_match(&patterns, &state.clean, self.cursor) {
+            if let Some(found) = best_match(&patterns, &state.clean, self.cursor, !state.closed) {
                 self.cursor = found.1;
                 return Ok(found.0);
             }
@@ -375,12 +392,17 @@ impl Drop for Console {
 }
 
 /// The earliest match of any pattern in `clean[cursor..]` and the new cursor.
-fn best_match(patterns: &[Pattern], clean: &[u8], cursor: usize) -> Option<(Match, usize)> {
+fn best_match(
+    patterns: &[Pattern],
+    clean: &[u8],
+    cursor: usize,
+    more: bool,
+) -> Option<(Match, usize)> {
     let hay = &clean[cursor.min(clean.len())..];
     let (index, (start, end, captures)) = patterns
         .iter()
         .enumerate()
-        .filter_map(|(i, p)| p.find(hay).map(|m| (i, m)))
+        .filter_map(|(i, p)| p.find(hay, more).map(|m| (i, m)))
         .min_by_key(|(i, m)| (m.0, *i))?;
     let line_start = hay[..start]
         .iter()
@@ -404,67 +426,10 @@ fn tail_lines(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Removes terminal escape sequences (CSI, OSC, two-byte escapes) and `\r`.
-///
-/// Firmware draws its screen with cursor movements; without this filter a
-/// pattern such as "Shell>" would be split by colour codes.
-#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
-enum EscapeFilter {
-    #[default]
-    Text,
-    Escape,
-    Csi,
-    Osc,
-    OscEscape,
-}
-
-impl EscapeFilter {
-    fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        for &b in input {
-            *self = match (*self, b) {
-                (EscapeFilter::Text, 0x1b) => EscapeFilter::Escape,
-                (EscapeFilter::Text, b'\r') => EscapeFilter::Text,
-                (EscapeFilter::Text, _) => {
-                    out.push(b);
-                    EscapeFilter::Text
-                }
-                (EscapeFilter::Escape, b'[') => EscapeFilter::Csi,
-                (EscapeFilter::Escape, b']') => EscapeFilter::Osc,
-                (EscapeFilter::Escape, _) => EscapeFilter::Text,
-                (EscapeFilter::Csi, 0x40..=0x7e) => EscapeFilter::Text,
-                (EscapeFilter::Csi, _) => EscapeFilter::Csi,
-                (EscapeFilter::Osc, 0x07) => EscapeFilter::Text,
-                (EscapeFilter::Osc, 0x1b) => EscapeFilter::OscEscape,
-                (EscapeFilter::Osc, _) => EscapeFilter::Osc,
-                (EscapeFilter::OscEscape, _) => EscapeFilter::Text,
-            };
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Cursor;
-
-    fn clean(input: &[u8]) -> String {
-        let mut out = Vec::new();
-        let mut f = EscapeFilter::default();
-        // Split in two to check the state survives chunk boundaries.
-        let mid = input.len() / 2;
-        f.push(&input[..mid], &mut out);
-        f.push(&input[mid..], &mut out);
-        String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn escape_sequences_and_carriage_returns_are_removed() {
-        assert_eq!(
-            clean(b"\x1b[2J\x1b[01;01HShell\x1b[0m\x1b[37m\x1b[40m> x\r\n"),
-            "Shell> x\n"
-        );
-        assert_eq!(clean(b"a\x1b]0;title\x07b\x1b]2;t\x1b\\c"), "abc");
-    }
 
     fn console(text: &'static [u8]) -> (tempfile::TempDir, Console) {
         let dir = tempfile::tempdir().unwrap();
@@ -489,6 +454,21 @@ mod tests {
             std::fs::read(dir.path().join("log")).unwrap(),
             b"boot\nSERIAL=abc-1 ok\nREADY\nREADY\n"
         );
+    }
+
+    #[test]
+    fn a_regex_waits_for_the_whole_line() {
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Console::capture("unit", reader, &dir.path().join("log")).unwrap();
+        writer.write_all(b"SERIAL=").unwrap();
+        let early = c.wait_for(Pattern::regex(r"SERIAL=(\S*)"), Duration::from_millis(200));
+        assert!(matches!(early, Err(WaitError::Timeout { .. })));
+        writer.write_all(b"landfall-test-0\n").unwrap();
+        let m = c
+            .wait_for(Pattern::regex(r"SERIAL=(\S*)"), Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(m.group(1), Some("landfall-test-0"));
     }
 
     #[test]

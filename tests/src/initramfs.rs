@@ -32,6 +32,15 @@ pub const INSMOD_FAILED: &str = "landfall-harness: insmod failed:";
 /// first serial port, reboot (hence qemu exit with `-no-reboot`) on panic.
 pub const KERNEL_APPEND: &str = "console=ttyS0 panic=-1 loglevel=4";
 
+/// Shell lines giving `eth0` qemu user networking's usual address (what its
+/// DHCP server would hand out) without running a DHCP client.
+pub const STATIC_NET_SCRIPT: &str =
+    "for i in $(seq 1 100); do [ -e /sys/class/net/eth0 ] && break; sleep 0.1; done\n\
+     ip link set lo up\n\
+     ip link set eth0 up\n\
+     ip addr add 10.0.2.15/24 dev eth0\n\
+     ip route add default via 10.0.2.2\n";
+
 /// Building the initramfs failed.
 #[derive(thiserror::Error)]
 pub enum InitramfsError {
@@ -44,6 +53,13 @@ pub enum InitramfsError {
     /// Reading an input file failed.
     #[error("Cannot read {path}")]
     Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// `ldd` could not list an executable's libraries (Debian package libc-bin).
+    #[error("Cannot list the shared libraries of {path} with ldd")]
+    Ldd {
         path: PathBuf,
         #[source]
         source: io::Error,
@@ -109,6 +125,39 @@ impl BusyboxInitramfs {
     pub fn file(mut self, path: &str, data: impl Into<Vec<u8>>, mode: u32) -> BusyboxInitramfs {
         self.files.push((path.to_owned(), data.into(), mode));
         self
+    }
+
+    /// Adds the host executable `host` at `dest` (absolute inside the image),
+    /// with the shared libraries and loader it needs at their host paths, so a
+    /// dynamically linked Debian binary (e.g. `/usr/sbin/sshd`) runs in the guest.
+    pub fn executable(
+        mut self,
+        host: &Path,
+        dest: &str,
+    ) -> Result<BusyboxInitramfs, InitramfsError> {
+        let read = |p: &Path| {
+            std::fs::read(p).map_err(|source| InitramfsError::Read {
+                path: p.to_path_buf(),
+                source,
+            })
+        };
+        self.files.push((dest.to_owned(), read(host)?, 0o755));
+        let out = std::process::Command::new("ldd")
+            .arg(host)
+            .output()
+            .map_err(|source| InitramfsError::Ldd {
+                path: host.to_path_buf(),
+                source,
+            })?;
+        // ldd fails ("not a dynamic executable") for static binaries: no libraries.
+        for lib in shared_libraries(&String::from_utf8_lossy(&out.stdout)) {
+            let inside = lib.to_string_lossy().into_owned();
+            if !self.files.iter().any(|(p, _, _)| *p == inside) {
+                let data = read(&lib)?;
+                self.files.push((inside, data, 0o755));
+            }
+        }
+        Ok(self)
     }
 
     /// The module files that will be inserted, in order.
@@ -199,6 +248,23 @@ impl BusyboxInitramfs {
     }
 }
 
+/// The absolute library paths in `ldd` output (loader included, vDSO skipped).
+fn shared_libraries(ldd: &str) -> Vec<PathBuf> {
+    ldd.lines()
+        .filter_map(|line| {
+            let target = match line.split_once("=>") {
+                Some((_, right)) => right,
+                None => line,
+            };
+            target
+                .split_whitespace()
+                .next()
+                .filter(|p| p.starts_with('/'))
+                .map(PathBuf::from)
+        })
+        .collect()
+}
+
 fn module_file_name(file: &Path) -> String {
     file.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -231,6 +297,21 @@ mod tests {
         assert!(init.starts_with("#!/bin/busybox sh\n"));
         assert!(init.find(INIT_STARTED).unwrap() < core);
         assert!(core < nvme && nvme < hello && hello < off);
+    }
+
+    #[test]
+    fn ldd_output_gives_libraries_and_loader() {
+        let ldd = "\tlinux-vdso.so.1 (0x00007f)\n\
+                   \tlibz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x00007f)\n\
+                   \t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n\
+                   \tlibgone.so => not found\n";
+        assert_eq!(
+            shared_libraries(ldd),
+            [
+                PathBuf::from("/lib/x86_64-linux-gnu/libz.so.1"),
+                PathBuf::from("/lib64/ld-linux-x86-64.so.2")
+            ]
+        );
     }
 
     #[test]

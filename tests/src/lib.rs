@@ -35,26 +35,35 @@
 //! - [`VmBuilder`] (`vm.rs`): `new(name)`, `kernel(path, append)`, `initrd(path)`,
 //!   `ovmf()` / `ovmf_with_vars(path)` (UEFI; combine with `kernel` for a UEFI
 //!   direct boot), `memory_mib`, `cpus`, `disk(Disk)`, `nic(Nic)`,
-//!   `allow_reboot()` (default is `-no-reboot`: a guest reboot ends qemu),
-//!   `accel(Accel)`, `without_qmp()`, `arg(raw)`; `start()` or
-//!   `start_in(TestDir)`; `args(..)` renders the command line (pure).
+//!   `allow_reboot()` (default is `-no-reboot`: a guest reboot, or a QMP
+//!   `system_reset`, ends qemu), `virtio_rng()`, `accel(Accel)`,
+//!   `without_qmp()`, `arg(raw)`; `start()` or `start_in(TestDir)`;
+//!   `args(..)` renders the command line (pure). `start` returns once qemu
+//!   greets on QMP, so bad options and busy ports fail there, with qemu's stderr.
 //! - [`Vm`] (`running.rs`): `wait_for(pattern, timeout)`, `wait_for_any([..],
 //!   timeout)`, `write_console(text)`, `host_port(guest)` /
 //!   `forwarded_addr(guest)`, `qmp()`, `system_reset()`, `quit(timeout)`
 //!   (QMP quit, flushes disks), `wait_exit(timeout)`, `kill()`, `is_running()`,
-//!   `dir()`, `console_log()`, `ovmf_vars()`, `accel()`, `pid()`.
+//!   `into_test_dir()` (stop, and start the next VM in the same folder with the
+//!   same disks and OVMF variables), `dir()`, `console_log()`, `ovmf_vars()`,
+//!   `accel()`, `pid()`. A VM's files are `<name>-console.log` (raw serial),
+//!   `<name>-qemu.stderr`, `<name>-qemu.cmdline` (re-runnable by hand) and
+//!   `<name>-OVMF_VARS.fd` in its folder.
 //! - [`Disk`] (`disk.rs`): `Disk::nvme(path)` (serial defaults to
 //!   `landfall-test-<index>`), `Disk::virtio_blk(path)`, `.serial(s)`,
 //!   `.logical_block_size(4096)`, `.read_only()`. Raw images only.
 //! - [`Nic`] (`net.rs`): `Nic::user()` (always `restrict=on`), `.model(NicModel::E1000)`,
 //!   `.mac(..)`, `.forward(guest_port)` (free host port on 127.0.0.1),
 //!   `.forward_fixed(host, guest)`. The guest is 10.0.2.15/24, gateway 10.0.2.2.
+//!   A connect to a forwarded port succeeds even when nothing listens in the
+//!   guest: wait for the application's answer, not for the port.
 //! - [`Console`], [`Pattern`], [`Match`] (`console.rs`): waits are sequential
 //!   (each starts after the previous match); `Pattern::regex(r"SERIAL=(\S+)")`
 //!   and `Match::group(1)`; a plain `&str` is a substring. Errors carry the
 //!   console tail and the log path; when qemu exits first, also its stderr.
 //! - [`Qmp`] (`qmp.rs`): `execute(cmd, args)`, `quit`, `system_reset`,
-//!   `system_powerdown`, `status`.
+//!   `system_powerdown`, `status`. VMs use an abstract-namespace socket (no
+//!   path-length limit); `Qmp::connect(path)` is there for socket files.
 //! - [`Spawned`] (`process.rs`): start any helper process (sshd, …) so that it
 //!   is killed with its process group on drop, on panic, at exit, and when the
 //!   spawning thread dies. Spawn it from the test that uses it.
@@ -67,7 +76,11 @@
 //! - [`BusyboxInitramfs`] (`initramfs.rs`): a busybox + modules + script
 //!   initramfs; its `/init` prints [`INIT_STARTED`], inserts the modules, runs
 //!   the script, prints [`INIT_DONE`] and powers off. Boot it with
-//!   [`KERNEL_APPEND`]. [`initramfs::cpio::NewcWriter`] is the newc writer.
+//!   [`KERNEL_APPEND`]. `.modules(&kernel, &["nvme"])` adds modules with their
+//!   dependencies, `.file(path, data, mode)` any file, `.executable(host, dest)`
+//!   a dynamically linked host binary with its libraries (e.g. Debian's sshd for
+//!   a rescue VM). [`STATIC_NET_SCRIPT`] brings eth0 up as 10.0.2.15/24.
+//!   [`initramfs::cpio::NewcWriter`] is the newc writer.
 //! - [`TestDir`] (`testdir.rs`), [`wait_until`] / [`retry_until`] (`wait.rs`).
 //!
 //! # Environment
@@ -77,9 +90,10 @@
 //! `<tmp>/landfall-tests`), `LANDFALL_KEEP=1` (keep every folder),
 //! `LANDFALL_CONSOLE=1` (echo consoles to stderr).
 //!
-//! Under TCG on this 2-core machine a Debian kernel + busybox initramfs boots to
-//! its init in about 5 s, OVMF reaches its boot manager in about 10 s: give
-//! waits generous timeouts (60 s) — timing belongs in benchmark scripts.
+//! Under TCG on the 2-core development machine (shared, load 5–8), qemu start →
+//! busybox init took 6–11 s (about 24 s when several VMs ran at once), OVMF →
+//! boot manager 6–13 s, OVMF + direct kernel → poweroff 15–17 s. Give waits
+//! generous timeouts (60 s and more); timing belongs in benchmark scripts.
 
 /// Implements `Debug` as `Display` plus the `#[source]` chain, so that
 /// `.unwrap()` and `fn test() -> Result<..>` print readable multi-line errors.
@@ -105,6 +119,7 @@ pub mod accel;
 pub mod bins;
 pub mod console;
 pub mod disk;
+mod escape;
 pub mod fixtures;
 pub mod initramfs;
 pub mod net;
@@ -122,7 +137,9 @@ pub use fixtures::{
     busybox, cache_dir, debian_kernel, free_port, is_static_elf, kernel_dir, ovmf, qemu_binary,
     sparse_image, workspace_root, DebianKernel, FixtureError, OvmfFiles,
 };
-pub use initramfs::{BusyboxInitramfs, InitramfsError, INIT_DONE, INIT_STARTED, KERNEL_APPEND};
+pub use initramfs::{
+    BusyboxInitramfs, InitramfsError, INIT_DONE, INIT_STARTED, KERNEL_APPEND, STATIC_NET_SCRIPT,
+};
 pub use net::{Nic, NicModel};
 pub use process::{SpawnError, Spawned};
 pub use qmp::{Qmp, QmpError};

@@ -4,6 +4,12 @@
 //! is a host port forward `127.0.0.1:HOST -> guest:GUEST`. The guest's address
 //! is qemu's default 10.0.2.15 (its built-in DHCP server hands it out), which
 //! is where forwards land.
+//!
+//! Beware: a TCP connect to a forwarded host port succeeds as soon as qemu
+//! runs, whether or not anything listens in the guest (qemu accepts, then
+//! drops the connection when the guest refuses). "Port open" proves nothing:
+//! retry until the application answers (`retry_until`), e.g. a TLS handshake
+//! or a greeting line.
 
 use crate::disk::escape_option;
 

@@ -5,7 +5,8 @@
 //! [`Qmp::execute`]. Asynchronous events arriving between replies are skipped.
 
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -51,15 +52,32 @@ pub struct Qmp {
 }
 
 impl Qmp {
-    /// Connects to `path`, retrying until `timeout` (qemu creates it while starting).
+    /// Connects to the socket file `path`, retrying until `timeout`.
     pub fn connect(path: &Path, timeout: Duration) -> Result<Qmp, QmpError> {
+        let name = path.display().to_string();
+        Qmp::connect_with(&name, timeout, || UnixStream::connect(path))
+    }
+
+    /// Connects to `name` in the abstract socket namespace (`-qmp
+    /// unix:NAME,abstract=on,...`), retrying until `timeout`.
+    pub fn connect_abstract(name: &str, timeout: Duration) -> Result<Qmp, QmpError> {
+        Qmp::connect_with(&format!("@{name}"), timeout, || {
+            UnixStream::connect_addr(&SocketAddr::from_abstract_name(name.as_bytes())?)
+        })
+    }
+
+    fn connect_with(
+        path: &str,
+        timeout: Duration,
+        connect: impl Fn() -> io::Result<UnixStream>,
+    ) -> Result<Qmp, QmpError> {
         let deadline = Instant::now() + timeout;
         let stream = loop {
-            match UnixStream::connect(path) {
+            match connect() {
                 Ok(s) => break s,
                 Err(source) if Instant::now() >= deadline => {
                     return Err(QmpError::Connect {
-                        path: path.display().to_string(),
+                        path: path.to_owned(),
                         source,
                     })
                 }

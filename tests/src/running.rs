@@ -126,11 +126,13 @@ impl VmBuilder {
         let mut paths = VmPaths {
             ovmf_vars: None,
             ovmf_code: None,
-            qmp_socket: dir.join("qmp.sock"),
+            qmp_socket: qmp_socket_name(),
         };
         if let Firmware::Ovmf { vars } = &self.firmware {
             let ovmf = fixtures::ovmf().map_err(fixture)?;
-            let vars = vars.clone().unwrap_or_else(|| dir.join("OVMF_VARS.fd"));
+            let vars = vars
+                .clone()
+                .unwrap_or_else(|| dir.join(format!("{}-OVMF_VARS.fd", self.name)));
             if !vars.exists() {
                 fs::copy(&ovmf.vars_template, &vars).map_err(io("copy the OVMF variables"))?;
             }
@@ -144,6 +146,7 @@ impl VmBuilder {
             match self.spawn(&qemu, accel, &paths, &ports, &dir) {
                 Err(VmError::Start { stderr, .. })
                     if attempt < PORT_RETRIES
+                        && self.has_chosen_ports()
                         && stderr.contains("Could not set up host forwarding rule") =>
                 {
                     continue
@@ -175,6 +178,12 @@ impl VmBuilder {
                 }
             }
         }
+    }
+
+    fn has_chosen_ports(&self) -> bool {
+        self.nics
+            .iter()
+            .any(|n| n.forwards().iter().any(|f| f.host.is_none()))
     }
 
     fn choose_ports(&self) -> Result<Vec<Vec<u16>>, FixtureError> {
@@ -209,9 +218,9 @@ impl VmBuilder {
             .map(|a| shell_quote(&a))
             .collect::<Vec<_>>()
             .join(" ");
-        fs::write(dir.join("qemu.cmdline"), cmdline + "\n").map_err(io("write qemu.cmdline"))?;
-        let _ = fs::remove_file(&paths.qmp_socket);
-        let stderr_path = dir.join("qemu.stderr");
+        let file = |what: &str| dir.join(format!("{}-{what}", self.name));
+        fs::write(file("qemu.cmdline"), cmdline + "\n").map_err(io("write qemu.cmdline"))?;
+        let stderr_path = file("qemu.stderr");
         let stderr = fs::File::create(&stderr_path).map_err(io("create qemu.stderr"))?;
         let mut cmd = Command::new(qemu);
         cmd.args(&args)
@@ -231,7 +240,7 @@ impl VmBuilder {
         let stdout = process
             .take_stdout()
             .ok_or_else(|| io("capture the console")(io::ErrorKind::BrokenPipe.into()))?;
-        let mut console = Console::capture(&self.name, stdout, &dir.join("console.log"))
+        let mut console = Console::capture(&self.name, stdout, &file("console.log"))
             .map_err(io("capture the console"))?;
         console.set_stderr_log(&stderr_path);
         console.set_failure_flag(dir.failure_flag());
@@ -249,9 +258,16 @@ impl VmBuilder {
             }
         };
         let qmp = if self.qmp {
-            match Qmp::connect(&paths.qmp_socket, START_TIMEOUT) {
-                Ok(q) => Some(q),
-                Err(_) => return Err(started_error(&mut process)),
+            let deadline = std::time::Instant::now() + START_TIMEOUT;
+            loop {
+                if !matches!(process.try_wait(), Ok(None)) {
+                    return Err(started_error(&mut process));
+                }
+                match Qmp::connect_abstract(&paths.qmp_socket, Duration::from_millis(100)) {
+                    Ok(q) => break Some(q),
+                    Err(_) if std::time::Instant::now() < deadline => continue,
+                    Err(_) => return Err(started_error(&mut process)),
+                }
             }
         } else {
             None
@@ -269,7 +285,8 @@ impl Vm {
         &self.name
     }
 
-    /// The VM's folder (console.log, qemu.stderr, qemu.cmdline, qmp.sock, …).
+    /// The VM's folder: `<name>-console.log`, `<name>-qemu.stderr`,
+    /// `<name>-qemu.cmdline`, `<name>-OVMF_VARS.fd`, and the test's own files.
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
@@ -334,6 +351,9 @@ impl Vm {
     }
 
     /// Types `text` on the serial console (the guest's stdin on ttyS0).
+    ///
+    /// Wait for the guest to print a prompt first: characters typed while the
+    /// guest is not reading overflow the UART's small FIFO and are lost.
     pub fn write_console(&mut self, text: &str) -> Result<(), VmError> {
         let result = match &mut self.stdin {
             Some(stdin) => stdin.write_all(text.as_bytes()).and_then(|_| stdin.flush()),
@@ -359,7 +379,8 @@ impl Vm {
         })
     }
 
-    /// Resets the machine through QMP.
+    /// Resets the machine through QMP. Under `-no-reboot` (the default; see
+    /// [`VmBuilder::allow_reboot`]) qemu treats a reset as a reboot and exits.
     pub fn system_reset(&mut self) -> Result<(), VmError> {
         let r = self.qmp()?.system_reset();
         r.map_err(|e| self.qmp_error(e))
@@ -407,6 +428,24 @@ impl Vm {
         matches!(self.process.try_wait(), Ok(None))
     }
 
+    /// Stops qemu (killing it if still running) and hands back the folder, so
+    /// the next VM of the test can start in it with the same disk images and
+    /// OVMF variables: `let dir = vm.into_test_dir(); VmBuilder::new("b")….start_in(dir)`.
+    /// Call [`Vm::quit`] or [`Vm::wait_exit`] first for a clean shutdown.
+    pub fn into_test_dir(self) -> TestDir {
+        let Vm {
+            mut process,
+            qmp,
+            console,
+            dir,
+            ..
+        } = self;
+        process.kill();
+        drop(qmp);
+        drop(console);
+        dir
+    }
+
     /// Kills qemu now (SIGKILL). Dropping the `Vm` does the same.
     pub fn kill(&mut self) {
         self.process.kill();
@@ -429,6 +468,13 @@ impl Vm {
             source,
         }
     }
+}
+
+/// A unique abstract-namespace name for a VM's QMP socket.
+fn qmp_socket_name() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    format!("landfall-qmp-{}-{n}", std::process::id())
 }
 
 /// Quotes `arg` for a POSIX shell when needed (for the saved command line).

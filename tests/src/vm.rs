@@ -8,7 +8,7 @@
 //! Fixed choices: `-machine q35`, `-nodefaults` (nothing attached that the test
 //! did not ask for), `-display none`, the first serial port on qemu's stdio
 //! (captured by the harness), user-mode networking with `restrict=on`, and a
-//! QMP socket in the VM's folder unless turned off.
+//! QMP socket (abstract namespace) unless turned off.
 
 use std::path::{Path, PathBuf};
 
@@ -53,6 +53,7 @@ pub struct VmBuilder {
     pub(crate) no_reboot: bool,
     pub(crate) accel: Accel,
     pub(crate) qmp: bool,
+    pub(crate) rng: bool,
     pub(crate) extra: Vec<String>,
 }
 
@@ -63,8 +64,9 @@ pub struct VmPaths {
     pub ovmf_vars: Option<PathBuf>,
     /// The OVMF code file (firmware boot only).
     pub ovmf_code: Option<PathBuf>,
-    /// The QMP socket (when enabled).
-    pub qmp_socket: PathBuf,
+    /// The QMP socket's name in the abstract unix-socket namespace (no file,
+    /// so no 108-byte path limit however deep the test folder is).
+    pub qmp_socket: String,
 }
 
 impl VmBuilder {
@@ -82,6 +84,7 @@ impl VmBuilder {
             no_reboot: true,
             accel: Accel::Auto,
             qmp: true,
+            rng: false,
             extra: Vec::new(),
         }
     }
@@ -163,6 +166,14 @@ impl VmBuilder {
         self
     }
 
+    /// Adds a virtio RNG fed from the host's /dev/urandom. The TCG default CPU
+    /// has no RDRAND, so a guest's first `getrandom` (TLS keys) can otherwise
+    /// wait for jitter entropy; the guest needs the virtio_rng module.
+    pub fn virtio_rng(mut self) -> VmBuilder {
+        self.rng = true;
+        self
+    }
+
     /// Appends raw qemu arguments.
     pub fn arg(mut self, arg: &str) -> VmBuilder {
         self.extra.push(arg.to_owned());
@@ -225,11 +236,17 @@ impl VmBuilder {
             let ports = host_ports.get(i).map(Vec::as_slice).unwrap_or(&[]);
             a.extend(nic.args(i, ports));
         }
+        if self.rng {
+            a.push("-object".into());
+            a.push("rng-random,id=rng0,filename=/dev/urandom".into());
+            a.push("-device".into());
+            a.push("virtio-rng-pci,rng=rng0".into());
+        }
         if self.qmp {
             a.push("-qmp".into());
             a.push(format!(
-                "unix:{},server=on,wait=off",
-                escape_path(&paths.qmp_socket)
+                "unix:{},abstract=on,server=on,wait=off",
+                escape_option(&paths.qmp_socket)
             ));
         }
         a.extend(self.extra.iter().cloned());
@@ -249,7 +266,7 @@ mod tests {
         VmPaths {
             ovmf_vars: Some("/d/vars.fd".into()),
             ovmf_code: Some("/usr/share/OVMF/OVMF_CODE_4M.fd".into()),
-            qmp_socket: "/d/qmp.sock".into(),
+            qmp_socket: "landfall-qmp-1-0".into(),
         }
     }
 
@@ -263,7 +280,7 @@ mod tests {
         assert_eq!(
             s,
             "-name t -machine q35 -m 256 -smp 1 -nodefaults -no-user-config -display none \
-             -serial stdio -no-reboot -accel tcg -qmp unix:/d/qmp.sock,server=on,wait=off"
+             -serial stdio -no-reboot -accel tcg -qmp unix:landfall-qmp-1-0,abstract=on,server=on,wait=off"
         );
     }
 
@@ -277,6 +294,7 @@ mod tests {
             .memory_mib(512)
             .cpus(2)
             .allow_reboot()
+            .virtio_rng()
             .without_qmp();
         let s = joined(&b, &[vec![40001]]);
         assert!(s.contains("-m 512 -smp 2"), "{s}");
@@ -286,6 +304,12 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("serial=landfall-test-0"), "{s}");
+        assert!(
+            s.contains(
+                "-object rng-random,id=rng0,filename=/dev/urandom -device virtio-rng-pci,rng=rng0"
+            ),
+            "{s}"
+        );
         assert!(
             s.contains("restrict=on,hostfwd=tcp:127.0.0.1:40001-:7443"),
             "{s}"
