@@ -4,7 +4,7 @@
 //! `landfall.v1.Agent` gRPC service over mutual TLS; on an ordinary Linux the
 //! same code runs through subcommands (`serve`, `inventory`, …).
 
-
+mod mkfs;
 
 use clap::{Parser, Subcommand};
 
@@ -19,11 +19,14 @@ struct Cli {
 enum Command {
     /// Print this machine's inventory (disks, memory, CPUs, firmware, NICs) as JSON.
     Inventory,
+    /// Make a filesystem (ext4, vfat or swap) on a block device or image file.
+    Mkfs(mkfs::MkfsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Inventory => Ok(()),
+        Command::Mkfs(args) => mkfs::run(&args),
     }
 }
