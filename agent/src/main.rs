@@ -4,7 +4,8 @@
 //! `landfall.v1.Agent` gRPC service over mutual TLS; on an ordinary Linux the
 //! same code runs through subcommands (`serve`, `inventory`, …).
 
-
+mod disk_cli;
+mod mkfs;
 
 use clap::{Parser, Subcommand};
 
@@ -19,11 +20,17 @@ struct Cli {
 enum Command {
     /// Print this machine's inventory (disks, memory, CPUs, firmware, NICs) as JSON.
     Inventory,
+    /// Make a filesystem (ext4, vfat or swap) on a block device or image file.
+    Mkfs(mkfs::MkfsArgs),
+    /// Partition, format and mount disks from a disko layout.
+    Disk(disk_cli::DiskArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Inventory => Ok(()),
+        Command::Mkfs(args) => mkfs::run(&args),
+        Command::Disk(args) => disk_cli::run(&args),
     }
 }

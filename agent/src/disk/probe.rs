@@ -1,0 +1,50 @@
+//! What is on a disk now: its partition table, each partition's filesystem,
+//! and signatures on the disk itself — the "exists now" half of the plan and
+//! the input of the idempotence checks.
+
+use std::io;
+
+use landfall_proto::layout::{DiskFacts, ExistingDisk, Geometry};
+
+use super::resolve::OpenDisk;
+use super::signatures::{detect, Signature};
+use super::table::read_table;
+
+/// The first filesystem-like signature in a byte range.
+pub fn filesystem_at(dev: &std::fs::File, start: u64, len: u64, sector: u64) -> io::Result<Option<Signature>> {
+    Ok(detect(dev, start, len, sector)?.into_iter().find(|s| !matches!(s.kind, "gpt" | "gpt (backup header)" | "dos")))
+}
+
+/// Read what exists on an open disk.
+pub fn existing(dev: &std::fs::File, geo: Geometry) -> io::Result<ExistingDisk> {
+    let ss = u64::from(geo.logical_sector_size);
+    let mut out = ExistingDisk::default();
+    if let Some((table, mut parts)) = read_table(dev, geo.logical_sector_size)? {
+        for p in &mut parts {
+            let start = p.first_lba * ss;
+            let len = (p.last_lba + 1 - p.first_lba) * ss;
+            if let Some(sig) = filesystem_at(dev, start, len, ss)? {
+                p.fs_type = Some(sig.kind.to_string());
+                p.fs_label = sig.label;
+                p.fs_uuid = sig.uuid;
+            }
+        }
+        out.table = Some(table);
+        out.partitions = parts;
+    }
+    out.signatures = detect(dev, 0, geo.size_bytes, ss)?
+        .into_iter()
+        .filter(|s| !matches!(s.kind, "gpt" | "dos"))
+        .map(|s| s.kind.to_string())
+        .collect();
+    Ok(out)
+}
+
+/// The facts the planner needs about an open disk.
+pub fn facts(disk: &OpenDisk) -> io::Result<DiskFacts> {
+    Ok(DiskFacts {
+        path: disk.path.to_string_lossy().into_owned(),
+        geometry: disk.geometry,
+        existing: existing(&disk.file, disk.geometry)?,
+    })
+}
