@@ -73,10 +73,14 @@ struct MountArgs {
     swapon: bool,
 }
 
-fn load(common: &Common, writable: bool) -> anyhow::Result<(Layout, std::collections::BTreeMap<String, disk::OpenDisk>)> {
+fn load(
+    common: &Common,
+    writable: bool,
+) -> anyhow::Result<(Layout, std::collections::BTreeMap<String, disk::OpenDisk>)> {
     let text = std::fs::read_to_string(&common.layout)
         .with_context(|| format!("Cannot read {}", common.layout.display()))?;
-    let layout = Layout::from_json(&text).with_context(|| format!("Invalid layout {}", common.layout.display()))?;
+    let layout = Layout::from_json(&text)
+        .with_context(|| format!("Invalid layout {}", common.layout.display()))?;
     let overrides = disk::parse_overrides(&layout, &common.disks)?;
     let disks = disk::open_disks(&layout, &overrides, writable, common.image_sector_size)?;
     Ok((layout, disks))
@@ -113,12 +117,23 @@ pub fn run(args: &DiskArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        DiskCommand::Apply { common, mount, no_mount, yes, force } => {
+        DiskCommand::Apply {
+            common,
+            mount,
+            no_mount,
+            yes,
+            force,
+        } => {
             let (layout, disks) = load(common, true)?;
             let plan = disk::plan_layout(&layout, &disks)?;
             let root = mount.root.to_string_lossy();
             print!("{}", render(&plan, &root));
-            let opts = ApplyOptions { root: mount.root.clone(), mount: !no_mount, swapon: mount.swapon, force: *force };
+            let opts = ApplyOptions {
+                root: mount.root.clone(),
+                mount: !no_mount,
+                swapon: mount.swapon,
+                force: *force,
+            };
             if (plan.is_destructive() || *force) && !yes {
                 confirm()?;
             }
@@ -126,19 +141,36 @@ pub fn run(args: &DiskArgs) -> anyhow::Result<()> {
             if report.already_applied {
                 println!("already applied: the disks hold this layout; nothing was destroyed");
             } else {
-                println!("applied: {} step(s) run, {} skipped", report.executed, report.skipped);
+                println!(
+                    "applied: {} step(s) run, {} skipped",
+                    report.executed, report.skipped
+                );
             }
             for p in &report.partitions {
-                println!("{} partition {}: {} ({})", p.disk, p.number, p.node.display(), p.label);
+                println!(
+                    "{} partition {}: {} ({})",
+                    p.disk,
+                    p.number,
+                    p.node.display(),
+                    p.label
+                );
             }
             Ok(())
         }
         DiskCommand::Mount { common, mount } => {
             let (layout, disks) = load(common, false)?;
             let plan = disk::plan_layout(&layout, &disks)?;
-            let opts = ApplyOptions { root: mount.root.clone(), mount: true, swapon: mount.swapon, force: false };
+            let opts = ApplyOptions {
+                root: mount.root.clone(),
+                mount: true,
+                swapon: mount.swapon,
+                force: false,
+            };
             let report = disk::mount_layout(&plan, &disks, &opts, &mut print_event)?;
-            println!("mounted: {} step(s) run, {} skipped", report.executed, report.skipped);
+            println!(
+                "mounted: {} step(s) run, {} skipped",
+                report.executed, report.skipped
+            );
             Ok(())
         }
     }

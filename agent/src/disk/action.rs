@@ -59,7 +59,10 @@ impl Context<'_> {
         self.nodes
             .get(&(disk.to_string(), number))
             .cloned()
-            .ok_or_else(|| DiskError::NoNode { disk: disk.to_string(), number })
+            .ok_or_else(|| DiskError::NoNode {
+                disk: disk.to_string(),
+                number,
+            })
     }
 }
 
@@ -67,18 +70,31 @@ fn wanted(d: &DiskPlan) -> Vec<WantedPartition> {
     let ss = u64::from(d.geometry.logical_sector_size);
     d.partitions
         .iter()
-        .map(|p| WantedPartition { number: p.number, start: p.first_lba * ss, length: p.sectors() * ss })
+        .map(|p| WantedPartition {
+            number: p.number,
+            start: p.first_lba * ss,
+            length: p.sectors() * ss,
+        })
         .collect()
 }
 
-fn content<'p>(d: &'p DiskPlan, number: u32) -> Option<&'p Content> {
-    d.partitions.iter().find(|p| p.number == number).and_then(|p| p.content.as_ref())
+fn content(d: &DiskPlan, number: u32) -> Option<&Content> {
+    d.partitions
+        .iter()
+        .find(|p| p.number == number)
+        .and_then(|p| p.content.as_ref())
 }
 
 impl Action {
     /// One line for the plan and the progress events.
     pub fn description(&self, plan: &Plan) -> String {
-        let path = |k: &str| plan.disks.iter().find(|d| d.key == k).map(|d| d.path.clone()).unwrap_or_default();
+        let path = |k: &str| {
+            plan.disks
+                .iter()
+                .find(|d| d.key == k)
+                .map(|d| d.path.clone())
+                .unwrap_or_default()
+        };
         let label = |k: &str, n: u32| {
             plan.disks
                 .iter()
@@ -89,13 +105,22 @@ impl Action {
         };
         match self {
             Action::Wipe { disk } => {
-                format!("Wipe signatures on {} (disk {disk}) and where its new partitions go", path(disk))
+                format!(
+                    "Wipe signatures on {} (disk {disk}) and where its new partitions go",
+                    path(disk)
+                )
             }
             Action::WriteTable { disk } => {
-                let n = plan.disks.iter().find(|d| &d.key == disk).map_or(0, |d| d.partitions.len());
+                let n = plan
+                    .disks
+                    .iter()
+                    .find(|d| &d.key == disk)
+                    .map_or(0, |d| d.partitions.len());
                 format!("Write a GPT with {n} partition(s) to {}", path(disk))
             }
-            Action::Reread { disk } => format!("Tell the kernel about the partitions of {}", path(disk)),
+            Action::Reread { disk } => {
+                format!("Tell the kernel about the partitions of {}", path(disk))
+            }
             Action::Format { disk, number } => {
                 let t = plan
                     .disks
@@ -104,10 +129,19 @@ impl Action {
                     .and_then(|d| content(d, *number))
                     .map(expected_type)
                     .unwrap_or("?");
-                format!("Format partition {number} ({}) of {} as {t}", label(disk, *number), path(disk))
+                format!(
+                    "Format partition {number} ({}) of {} as {t}",
+                    label(disk, *number),
+                    path(disk)
+                )
             }
             Action::Mount { index } => match plan.mounts.get(*index) {
-                Some(m) => format!("Mount {} ({}) on {}", source_text(&m.source), m.fs_type, m.mountpoint),
+                Some(m) => format!(
+                    "Mount {} ({}) on {}",
+                    source_text(&m.source),
+                    m.fs_type,
+                    m.mountpoint
+                ),
                 None => format!("Mount #{index}"),
             },
             Action::Swapon { disk, number } => format!("Activate swap on {}", label(disk, *number)),
@@ -126,9 +160,12 @@ impl Action {
                     }
                 }
                 let ss = u64::from(d.geometry.logical_sector_size);
-                let mut clean = wipe::is_wiped(&o.file, 0, d.geometry.size_bytes).map_err(DiskError::Wipe)?;
+                probe::drop_cache(&o.file).map_err(DiskError::Probe)?;
+                let mut clean =
+                    wipe::is_wiped(&o.file, 0, d.geometry.size_bytes).map_err(DiskError::Wipe)?;
                 for p in &d.partitions {
-                    clean &= wipe::is_wiped(&o.file, p.first_lba * ss, p.sectors() * ss).map_err(DiskError::Wipe)?;
+                    clean &= wipe::is_wiped(&o.file, p.first_lba * ss, p.sectors() * ss)
+                        .map_err(DiskError::Wipe)?;
                 }
                 Ok(clean.then(|| "no signatures found".into()))
             }
@@ -138,26 +175,40 @@ impl Action {
                 let table_only: Vec<_> = d
                     .partitions
                     .iter()
-                    .map(|p| landfall_proto::layout::PartitionPlan { content: None, ..p.clone() })
+                    .map(|p| landfall_proto::layout::PartitionPlan {
+                        content: None,
+                        ..p.clone()
+                    })
                     .collect();
-                Ok(matches_existing(&table_only, &now).then(|| "the partition table already matches".into()))
+                Ok(matches_existing(&table_only, &now)
+                    .then(|| "the partition table already matches".into()))
             }
             Action::Reread { disk } => {
                 let (d, _) = cx.disk(disk)?;
-                let in_sync = kernel::in_sync(&cx.disks[disk].path, &wanted(d)).map_err(DiskError::Kernel)?;
+                let in_sync =
+                    kernel::in_sync(&cx.disks[disk].path, &wanted(d)).map_err(DiskError::Kernel)?;
                 Ok(in_sync.then(|| "the kernel already shows these partitions".into()))
             }
             Action::Format { disk, number } => {
                 let (d, o) = cx.disk(disk)?;
-                let Some(c) = content(d, *number) else { return Ok(Some("no content".into())) };
-                let p = d.partitions.iter().find(|p| p.number == *number).ok_or(DiskError::NoNode {
-                    disk: disk.clone(),
-                    number: *number,
-                })?;
+                let Some(c) = content(d, *number) else {
+                    return Ok(Some("no content".into()));
+                };
+                let p =
+                    d.partitions
+                        .iter()
+                        .find(|p| p.number == *number)
+                        .ok_or(DiskError::NoNode {
+                            disk: disk.clone(),
+                            number: *number,
+                        })?;
                 let ss = u64::from(d.geometry.logical_sector_size);
+                probe::drop_cache(&o.file).map_err(DiskError::Probe)?;
                 let found = probe::filesystem_at(&o.file, p.first_lba * ss, p.sectors() * ss, ss)
                     .map_err(DiskError::Probe)?;
-                Ok(found.filter(|f| format::matches(c, f)).map(|f| format!("already {}", f.kind)))
+                Ok(found
+                    .filter(|f| format::matches(c, f))
+                    .map(|f| format!("already {}", f.kind)))
             }
             Action::Mount { index } => {
                 let m = &cx.plan.mounts[*index];
@@ -178,22 +229,26 @@ impl Action {
         match self {
             Action::Wipe { disk } => {
                 let (d, o) = cx.disk(disk)?;
+                refuse_busy(o)?;
                 let ss = u64::from(d.geometry.logical_sector_size);
                 wipe::wipe_range(&o.file, 0, d.geometry.size_bytes).map_err(DiskError::Wipe)?;
                 for p in &d.partitions {
-                    wipe::wipe_range(&o.file, p.first_lba * ss, p.sectors() * ss).map_err(DiskError::Wipe)?;
+                    wipe::wipe_range(&o.file, p.first_lba * ss, p.sectors() * ss)
+                        .map_err(DiskError::Wipe)?;
                 }
                 o.file.sync_all().map_err(DiskError::Wipe)?;
                 Ok(())
             }
             Action::WriteTable { disk } => {
                 let (d, o) = cx.disk(disk)?;
+                refuse_busy(o)?;
                 table::write_table(&o.file, d).map_err(DiskError::Table)?;
                 Ok(())
             }
             Action::Reread { disk } => {
                 let (d, o) = cx.disk(disk)?;
-                let nodes = kernel::sync_partitions(&o.file, &o.path, &wanted(d)).map_err(DiskError::Kernel)?;
+                let nodes = kernel::sync_partitions(&o.file, &o.path, &wanted(d))
+                    .map_err(DiskError::Kernel)?;
                 for (n, path) in nodes {
                     cx.nodes.insert((disk.clone(), n), path);
                 }
@@ -201,7 +256,9 @@ impl Action {
             }
             Action::Format { disk, number } => {
                 let (d, _) = cx.disk(disk)?;
-                let Some(c) = content(d, *number).cloned() else { return Ok(()) };
+                let Some(c) = content(d, *number).cloned() else {
+                    return Ok(());
+                };
                 let node = cx.node(disk, *number)?;
                 let report = format::format_partition(&node, &c).map_err(DiskError::Format)?;
                 cx.formatted.push((disk.clone(), *number, report));
@@ -212,7 +269,9 @@ impl Action {
                 let t = mounting::target(&cx.opts.root, &m.mountpoint);
                 mounting::make_mountpoint(&t).map_err(DiskError::Mount)?;
                 let source = match &m.source {
-                    MountSource::Partition { disk, number, .. } => cx.node(disk, *number)?.to_string_lossy().into_owned(),
+                    MountSource::Partition { disk, number, .. } => {
+                        cx.node(disk, *number)?.to_string_lossy().into_owned()
+                    }
                     MountSource::Nodev { device } => device.clone(),
                 };
                 let opts = sysmount::parse_options(&m.options);
@@ -222,12 +281,33 @@ impl Action {
             }
             Action::Swapon { disk, number } => {
                 let node = cx.node(disk, *number)?;
-                let swap = cx.plan.swaps.iter().find(|s| &s.disk == disk && s.number == *number);
-                let flags = sysmount::swap_flags(swap.and_then(|s| s.priority), swap.and_then(|s| s.discard_policy.as_deref()));
-                sysmount::swapon(&node, flags).map_err(|e| DiskError::Mount(mounting::MountStepError::Mount(e)))?;
+                let swap = cx
+                    .plan
+                    .swaps
+                    .iter()
+                    .find(|s| &s.disk == disk && s.number == *number);
+                let flags = sysmount::swap_flags(
+                    swap.and_then(|s| s.priority),
+                    swap.and_then(|s| s.discard_policy.as_deref()),
+                );
+                sysmount::swapon(&node, flags)
+                    .map_err(|e| DiskError::Mount(mounting::MountStepError::Mount(e)))?;
                 Ok(())
             }
         }
+    }
+}
+
+/// A disk whose partitions are mounted or swapped on must not be rewritten.
+fn refuse_busy(o: &OpenDisk) -> Result<(), DiskError> {
+    let busy = kernel::busy_partitions(&o.path).map_err(DiskError::Kernel)?;
+    if busy.is_empty() {
+        Ok(())
+    } else {
+        Err(DiskError::Busy {
+            disk: o.path.display().to_string(),
+            users: busy.join(", "),
+        })
     }
 }
 

@@ -22,7 +22,7 @@ use crate::fs::FormatReport;
 /// Errors of the disk engine, each naming the step that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DiskError {
-    #[error("Invalid layout: {0}")]
+    #[error("Invalid layout")]
     Layout(#[from] LayoutError),
     #[error("Cannot open the disks")]
     Resolve(#[from] ResolveError),
@@ -36,12 +36,14 @@ pub enum DiskError {
     Kernel(#[source] KernelError),
     #[error("Cannot format")]
     Format(#[source] FormatError),
-    #[error("Cannot mount")]
+    #[error("Mount step failed")]
     Mount(#[source] MountStepError),
     #[error("The plan has no disk {0}")]
     UnknownDisk(String),
     #[error("No device node for partition {number} of disk {disk}")]
     NoNode { disk: String, number: u32 },
+    #[error("{disk} is in use ({users}); unmount and swapoff first")]
+    Busy { disk: String, users: String },
     #[error("The layout is not applied on disk {0}; run apply first")]
     NotApplied(String),
 }
@@ -61,7 +63,12 @@ pub struct ApplyOptions {
 
 impl Default for ApplyOptions {
     fn default() -> Self {
-        Self { root: PathBuf::from("/mnt"), mount: true, swapon: false, force: false }
+        Self {
+            root: PathBuf::from("/mnt"),
+            mount: true,
+            swapon: false,
+            force: false,
+        }
     }
 }
 
@@ -99,13 +106,22 @@ pub fn plan_layout(layout: &Layout, disks: &BTreeMap<String, OpenDisk>) -> Resul
 pub fn actions(plan: &Plan, opts: &ApplyOptions) -> Vec<Action> {
     let mut out = Vec::new();
     for d in &plan.disks {
-        out.push(Action::Wipe { disk: d.key.clone() });
-        out.push(Action::WriteTable { disk: d.key.clone() });
-        out.push(Action::Reread { disk: d.key.clone() });
+        out.push(Action::Wipe {
+            disk: d.key.clone(),
+        });
+        out.push(Action::WriteTable {
+            disk: d.key.clone(),
+        });
+        out.push(Action::Reread {
+            disk: d.key.clone(),
+        });
     }
     for d in &plan.disks {
         for p in d.partitions.iter().filter(|p| p.content.is_some()) {
-            out.push(Action::Format { disk: d.key.clone(), number: p.number });
+            out.push(Action::Format {
+                disk: d.key.clone(),
+                number: p.number,
+            });
         }
     }
     out.extend(mount_actions(plan, opts));
@@ -118,7 +134,10 @@ fn mount_actions(plan: &Plan, opts: &ApplyOptions) -> Vec<Action> {
         out.extend((0..plan.mounts.len()).map(|index| Action::Mount { index }));
     }
     if opts.swapon {
-        out.extend(plan.swaps.iter().map(|s| Action::Swapon { disk: s.disk.clone(), number: s.number }));
+        out.extend(plan.swaps.iter().map(|s| Action::Swapon {
+            disk: s.disk.clone(),
+            number: s.number,
+        }));
     }
     out
 }
@@ -131,13 +150,24 @@ fn run(
     on_event: &mut dyn FnMut(&StepEvent),
 ) -> Result<ApplyReport, DiskError> {
     let already_applied = plan.already_applied() && !opts.force;
-    let mut cx = Context { plan, disks, opts, nodes: BTreeMap::new(), formatted: Vec::new() };
+    let mut cx = Context {
+        plan,
+        disks,
+        opts,
+        nodes: BTreeMap::new(),
+        formatted: Vec::new(),
+    };
     let total = steps.len();
     let (mut executed, mut skipped) = (0, 0);
     for (index, step) in steps.iter().enumerate() {
         let description = step.description(plan);
         let fail = |e: &DiskError, on_event: &mut dyn FnMut(&StepEvent)| {
-            on_event(&StepEvent::Failed { index, total, description: description.clone(), reason: error_chain(e) });
+            on_event(&StepEvent::Failed {
+                index,
+                total,
+                description: description.clone(),
+                reason: error_chain(e),
+            });
         };
         let done = match step.is_done(&cx) {
             Ok(d) => d,
@@ -157,32 +187,54 @@ fn run(
         }
         if let Some(reason) = done {
             skipped += 1;
-            on_event(&StepEvent::Skipped { index, total, description, reason });
+            on_event(&StepEvent::Skipped {
+                index,
+                total,
+                description,
+                reason,
+            });
             continue;
         }
-        on_event(&StepEvent::Started { index, total, description: description.clone() });
+        on_event(&StepEvent::Started {
+            index,
+            total,
+            description: description.clone(),
+        });
         let t0 = Instant::now();
         if let Err(e) = step.execute(&mut cx) {
             fail(&e, on_event);
             return Err(e);
         }
         executed += 1;
-        on_event(&StepEvent::Finished { index, total, description, duration: t0.elapsed() });
+        on_event(&StepEvent::Finished {
+            index,
+            total,
+            description,
+            duration: t0.elapsed(),
+        });
     }
     let partitions = plan
         .disks
         .iter()
         .flat_map(|d| d.partitions.iter().map(move |p| (d, p)))
         .filter_map(|(d, p)| {
-            cx.nodes.get(&(d.key.clone(), p.number)).map(|node| PartitionNode {
-                disk: d.key.clone(),
-                number: p.number,
-                label: p.label.clone(),
-                node: node.clone(),
-            })
+            cx.nodes
+                .get(&(d.key.clone(), p.number))
+                .map(|node| PartitionNode {
+                    disk: d.key.clone(),
+                    number: p.number,
+                    label: p.label.clone(),
+                    node: node.clone(),
+                })
         })
         .collect();
-    Ok(ApplyReport { already_applied, executed, skipped, partitions, formatted: cx.formatted })
+    Ok(ApplyReport {
+        already_applied,
+        executed,
+        skipped,
+        partitions,
+        formatted: cx.formatted,
+    })
 }
 
 /// Apply a plan: wipe, GPT, kernel re-read, format, then mounts (and swap if
@@ -207,8 +259,20 @@ pub fn mount_layout(
     if let Some(d) = plan.disks.iter().find(|d| !d.already_applied) {
         return Err(DiskError::NotApplied(d.key.clone()));
     }
-    let mut steps: Vec<Action> = plan.disks.iter().map(|d| Action::Reread { disk: d.key.clone() }).collect();
-    steps.extend(mount_actions(plan, &ApplyOptions { mount: true, ..opts.clone() }));
+    let mut steps: Vec<Action> = plan
+        .disks
+        .iter()
+        .map(|d| Action::Reread {
+            disk: d.key.clone(),
+        })
+        .collect();
+    steps.extend(mount_actions(
+        plan,
+        &ApplyOptions {
+            mount: true,
+            ..opts.clone()
+        },
+    ));
     run(plan, disks, opts, steps, on_event)
 }
 
@@ -218,7 +282,8 @@ pub fn unmount_layout(plan: &Plan, root: &Path) -> Result<usize, DiskError> {
     for m in plan.mounts.iter().rev() {
         let t = mounting::target(root, &m.mountpoint);
         if mounting::is_mounted(&t, &m.fs_type).map_err(DiskError::Mount)? {
-            crate::sys::mount::unmount(&t).map_err(|e| DiskError::Mount(MountStepError::Mount(e)))?;
+            crate::sys::mount::unmount(&t)
+                .map_err(|e| DiskError::Mount(MountStepError::Mount(e)))?;
             n += 1;
         }
     }

@@ -38,7 +38,9 @@ pub enum FormatError {
 }
 
 fn uuid_bytes(s: &str) -> Result<[u8; 16], FormatError> {
-    uuid::Uuid::parse_str(s).map(|u| *u.as_bytes()).map_err(|_| FormatError::Uuid(s.to_string()))
+    uuid::Uuid::parse_str(s)
+        .map(|u| *u.as_bytes())
+        .map_err(|_| FormatError::Uuid(s.to_string()))
 }
 
 /// The blkid TYPE a content produces.
@@ -58,9 +60,17 @@ pub fn matches(content: &Content, found: &Signature) -> bool {
         Content::Filesystem(f) => (f.label.as_deref(), f.uuid.as_deref()),
         Content::Swap(s) => (s.label.as_deref(), s.uuid.as_deref()),
     };
-    let label_ok = label.is_none_or(|l| found.label.as_deref().is_some_and(|f| f.eq_ignore_ascii_case(l)));
+    let label_ok = label.is_none_or(|l| {
+        found
+            .label
+            .as_deref()
+            .is_some_and(|f| f.eq_ignore_ascii_case(l))
+    });
     let uuid_ok = uuid.is_none_or(|u| {
-        found.uuid.as_deref().is_some_and(|f| f.replace('-', "").eq_ignore_ascii_case(&u.replace('-', "")))
+        found
+            .uuid
+            .as_deref()
+            .is_some_and(|f| f.replace('-', "").eq_ignore_ascii_case(&u.replace('-', "")))
     });
     label_ok && uuid_ok
 }
@@ -71,27 +81,60 @@ pub fn format_partition(node: &Path, content: &Content) -> Result<FormatReport, 
         .read(true)
         .write(true)
         .open(node)
-        .map_err(|source| FormatError::Open { path: node.to_path_buf(), source })?;
-    let fmt_err = |source| FormatError::Format { path: node.to_path_buf(), source };
+        .map_err(|source| FormatError::Open {
+            path: node.to_path_buf(),
+            source,
+        })?;
+    let fmt_err = |source| FormatError::Format {
+        path: node.to_path_buf(),
+        source,
+    };
     let report = match content {
         Content::Filesystem(f) => match f.format {
             FsFormat::Ext4 => {
                 let uuid = f.uuid.as_deref().map(uuid_bytes).transpose()?;
-                fs::format_ext4(&dev, &Ext4Options { label: f.label.clone(), uuid }).map_err(fmt_err)?
+                fs::format_ext4(
+                    &dev,
+                    &Ext4Options {
+                        label: f.label.clone(),
+                        uuid,
+                    },
+                )
+                .map_err(fmt_err)?
             }
             FsFormat::Vfat => {
                 let volume_id = match f.uuid.as_deref() {
-                    Some(id) => Some(u32::from_str_radix(id, 16).map_err(|_| FormatError::VolumeId(id.to_string()))?),
+                    Some(id) => Some(
+                        u32::from_str_radix(id, 16)
+                            .map_err(|_| FormatError::VolumeId(id.to_string()))?,
+                    ),
                     None => None,
                 };
-                fs::format_vfat(&dev, &VfatOptions { label: f.label.clone(), volume_id }).map_err(fmt_err)?
+                fs::format_vfat(
+                    &dev,
+                    &VfatOptions {
+                        label: f.label.clone(),
+                        volume_id,
+                    },
+                )
+                .map_err(fmt_err)?
             }
         },
         Content::Swap(s) => {
             let uuid = s.uuid.as_deref().map(uuid_bytes).transpose()?;
-            fs::format_swap(&dev, &SwapOptions { label: s.label.clone(), uuid }).map_err(fmt_err)?
+            fs::format_swap(
+                &dev,
+                &SwapOptions {
+                    label: s.label.clone(),
+                    uuid,
+                },
+            )
+            .map_err(fmt_err)?
         }
     };
-    dev.sync_all().map_err(|source| FormatError::Sync { path: node.to_path_buf(), source })?;
+    dev.sync_all().map_err(|source| FormatError::Sync {
+        path: node.to_path_buf(),
+        source,
+    })?;
     Ok(report)
 }

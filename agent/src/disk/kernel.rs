@@ -67,13 +67,23 @@ struct KernelPartition {
 
 /// The kernel name (`loop3`, `nvme0n1`) of the block device at `path`.
 pub fn kernel_name(path: &Path) -> Result<String, KernelError> {
-    let meta = fs::metadata(path).map_err(|source| KernelError::Stat { path: path.to_path_buf(), source })?;
+    let meta = fs::metadata(path).map_err(|source| KernelError::Stat {
+        path: path.to_path_buf(),
+        source,
+    })?;
     if !meta.file_type().is_block_device() {
         return Err(KernelError::NotBlock(path.to_path_buf()));
     }
     let rdev = meta.rdev();
-    let link = PathBuf::from(format!("/sys/dev/block/{}:{}", nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev)));
-    let target = fs::read_link(&link).map_err(|source| KernelError::Sysfs { path: link.clone(), source })?;
+    let link = PathBuf::from(format!(
+        "/sys/dev/block/{}:{}",
+        nix::sys::stat::major(rdev),
+        nix::sys::stat::minor(rdev)
+    ));
+    let target = fs::read_link(&link).map_err(|source| KernelError::Sysfs {
+        path: link.clone(),
+        source,
+    })?;
     target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -83,7 +93,10 @@ pub fn kernel_name(path: &Path) -> Result<String, KernelError> {
 fn read_sys(path: &Path) -> Result<String, KernelError> {
     fs::read_to_string(path)
         .map(|s| s.trim().to_string())
-        .map_err(|source| KernelError::Sysfs { path: path.to_path_buf(), source })
+        .map_err(|source| KernelError::Sysfs {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 fn num(path: &Path) -> Result<u64, KernelError> {
@@ -96,7 +109,10 @@ fn num(path: &Path) -> Result<u64, KernelError> {
 
 fn kernel_partitions(disk: &str) -> Result<Vec<KernelPartition>, KernelError> {
     let dir = PathBuf::from(format!("/sys/block/{disk}"));
-    let entries = fs::read_dir(&dir).map_err(|source| KernelError::Sysfs { path: dir.clone(), source })?;
+    let entries = fs::read_dir(&dir).map_err(|source| KernelError::Sysfs {
+        path: dir.clone(),
+        source,
+    })?;
     let mut out = Vec::new();
     for e in entries.flatten() {
         let p = e.path();
@@ -121,6 +137,50 @@ fn node_ok(path: &Path, dev: (u64, u64)) -> bool {
     fs::metadata(path)
         .map(|m| m.file_type().is_block_device() && m.rdev() == makedev(dev.0, dev.1))
         .unwrap_or(false)
+}
+
+/// Partitions of the disk (and the disk itself) that are mounted or used as
+/// swap, as `"/dev/loop0p3 mounted on /mnt"` texts.
+pub fn busy_partitions(disk_path: &Path) -> Result<Vec<String>, KernelError> {
+    let name = kernel_name(disk_path)?;
+    let meta = fs::metadata(disk_path).map_err(|source| KernelError::Stat {
+        path: disk_path.to_path_buf(),
+        source,
+    })?;
+    let disk_dev = (
+        nix::sys::stat::major(meta.rdev()),
+        nix::sys::stat::minor(meta.rdev()),
+    );
+    let mut devs: Vec<(String, (u64, u64))> = vec![(name.clone(), disk_dev)];
+    devs.extend(
+        kernel_partitions(&name)?
+            .into_iter()
+            .map(|p| (p.name, p.dev)),
+    );
+    let info_path = PathBuf::from("/proc/self/mountinfo");
+    let info = fs::read_to_string(&info_path).map_err(|source| KernelError::Sysfs {
+        path: info_path,
+        source,
+    })?;
+    let swaps = fs::read_to_string("/proc/swaps").unwrap_or_default();
+    let mut out = Vec::new();
+    for (n, (maj, min)) in &devs {
+        let id = format!("{maj}:{min}");
+        for l in info.lines() {
+            let f: Vec<&str> = l.split(' ').collect();
+            if f.get(2) == Some(&id.as_str()) {
+                out.push(format!("/dev/{n} mounted on {}", f.get(4).unwrap_or(&"?")));
+            }
+        }
+        if swaps
+            .lines()
+            .skip(1)
+            .any(|l| l.split_whitespace().next() == Some(&format!("/dev/{n}")))
+        {
+            out.push(format!("/dev/{n} used as swap"));
+        }
+    }
+    Ok(out)
 }
 
 /// Whether the kernel already shows exactly these partitions, with nodes.
@@ -151,7 +211,9 @@ pub fn sync_partitions(
     let _ = blkpg::reread_partitions(disk);
     let have = kernel_partitions(&name)?;
     for h in &have {
-        let keep = wanted.iter().any(|w| w.number == h.number && w.start == h.start && w.length == h.length);
+        let keep = wanted
+            .iter()
+            .any(|w| w.number == h.number && w.start == h.start && w.length == h.length);
         if !keep {
             blkpg::delete_partition(disk, h.number).map_err(KernelError::Blkpg)?;
         }
@@ -166,11 +228,17 @@ pub fn sync_partitions(
     let mut nodes = BTreeMap::new();
     for w in wanted {
         let part = loop {
-            if let Some(p) = kernel_partitions(&name)?.into_iter().find(|h| h.number == w.number) {
+            if let Some(p) = kernel_partitions(&name)?
+                .into_iter()
+                .find(|h| h.number == w.number)
+            {
                 break p;
             }
             if Instant::now() > deadline {
-                return Err(KernelError::Missing { disk: name.clone(), number: w.number });
+                return Err(KernelError::Missing {
+                    disk: name.clone(),
+                    number: w.number,
+                });
             }
             std::thread::sleep(Duration::from_millis(20));
         };
@@ -180,8 +248,16 @@ pub fn sync_partitions(
         }
         if !node_ok(&node, part.dev) {
             let _ = fs::remove_file(&node);
-            mknod(&node, SFlag::S_IFBLK, Mode::from_bits_truncate(0o660), makedev(part.dev.0, part.dev.1))
-                .map_err(|source| KernelError::Mknod { path: node.clone(), source })?;
+            mknod(
+                &node,
+                SFlag::S_IFBLK,
+                Mode::from_bits_truncate(0o660),
+                makedev(part.dev.0, part.dev.1),
+            )
+            .map_err(|source| KernelError::Mknod {
+                path: node.clone(),
+                source,
+            })?;
         }
         nodes.insert(w.number, node);
     }

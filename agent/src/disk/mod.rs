@@ -20,6 +20,9 @@ pub mod table;
 pub mod wipe;
 
 pub use action::Action;
-pub use apply::{actions, apply, error_chain, mount_layout, plan_layout, unmount_layout, ApplyOptions, ApplyReport, DiskError, PartitionNode};
+pub use apply::{
+    actions, apply, error_chain, mount_layout, plan_layout, unmount_layout, ApplyOptions,
+    ApplyReport, DiskError, PartitionNode,
+};
 pub use events::StepEvent;
 pub use resolve::{open_disks, parse_overrides, OpenDisk};

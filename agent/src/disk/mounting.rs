@@ -42,7 +42,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -87,12 +90,17 @@ fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
 
 /// Whether something of `fs_type` is mounted at `target`.
 pub fn is_mounted(target: &Path, fs_type: &str) -> Result<bool, MountStepError> {
-    Ok(mounts()?.iter().any(|m| m.mount_point == target && m.fs_type == fs_type))
+    Ok(mounts()?
+        .iter()
+        .any(|m| m.mount_point == target && m.fs_type == fs_type))
 }
 
 /// Create the mountpoint directory (and parents).
 pub fn make_mountpoint(target: &Path) -> Result<(), MountStepError> {
-    fs::create_dir_all(target).map_err(|source| MountStepError::Mkdir { path: target.to_path_buf(), source })
+    fs::create_dir_all(target).map_err(|source| MountStepError::Mkdir {
+        path: target.to_path_buf(),
+        source,
+    })
 }
 
 /// Whether the device is listed in /proc/swaps.
@@ -100,7 +108,12 @@ pub fn is_swap_active(node: &Path) -> Result<bool, MountStepError> {
     let path = PathBuf::from("/proc/swaps");
     let text = fs::read_to_string(&path).map_err(|source| MountStepError::Read { path, source })?;
     let canon = fs::canonicalize(node).unwrap_or_else(|_| node.to_path_buf());
-    Ok(text.lines().skip(1).any(|l| l.split_whitespace().next().map(|d| Path::new(&unescape(d)) == canon).unwrap_or(false)))
+    Ok(text.lines().skip(1).any(|l| {
+        l.split_whitespace()
+            .next()
+            .map(|d| Path::new(&unescape(d)) == canon)
+            .unwrap_or(false)
+    }))
 }
 
 #[cfg(test)]
@@ -110,7 +123,10 @@ mod tests {
     #[test]
     fn targets_stay_under_the_root() {
         assert_eq!(target(Path::new("/mnt"), "/"), PathBuf::from("/mnt"));
-        assert_eq!(target(Path::new("/mnt"), "/boot/efi"), PathBuf::from("/mnt/boot/efi"));
+        assert_eq!(
+            target(Path::new("/mnt"), "/boot/efi"),
+            PathBuf::from("/mnt/boot/efi")
+        );
     }
 
     #[test]
@@ -119,6 +135,9 @@ mod tests {
             "36 35 98:0 / /mnt/with\\040space rw,noatime master:1 - ext4 /dev/loop0p3 rw,errors=continue\n",
         );
         assert_eq!(m[0].mount_point, PathBuf::from("/mnt/with space"));
-        assert_eq!((m[0].fs_type.as_str(), m[0].source.as_str()), ("ext4", "/dev/loop0p3"));
+        assert_eq!(
+            (m[0].fs_type.as_str(), m[0].source.as_str()),
+            ("ext4", "/dev/loop0p3")
+        );
     }
 }

@@ -10,13 +10,32 @@ use super::resolve::OpenDisk;
 use super::signatures::{detect, Signature};
 use super::table::read_table;
 
+/// Drop a block device's page cache before reading it: writes through the
+/// partition nodes (mkfs, mounted filesystems) bypass the whole disk's cache.
+/// A regular file has no separate cache; nothing to do.
+pub fn drop_cache(dev: &std::fs::File) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    if dev.metadata()?.file_type().is_block_device() {
+        crate::sys::blkpg::flush_buffers(dev).map_err(io::Error::other)?;
+    }
+    Ok(())
+}
+
 /// The first filesystem-like signature in a byte range.
-pub fn filesystem_at(dev: &std::fs::File, start: u64, len: u64, sector: u64) -> io::Result<Option<Signature>> {
-    Ok(detect(dev, start, len, sector)?.into_iter().find(|s| !matches!(s.kind, "gpt" | "gpt (backup header)" | "dos")))
+pub fn filesystem_at(
+    dev: &std::fs::File,
+    start: u64,
+    len: u64,
+    sector: u64,
+) -> io::Result<Option<Signature>> {
+    Ok(detect(dev, start, len, sector)?
+        .into_iter()
+        .find(|s| !matches!(s.kind, "gpt" | "gpt (backup header)" | "dos")))
 }
 
 /// Read what exists on an open disk.
 pub fn existing(dev: &std::fs::File, geo: Geometry) -> io::Result<ExistingDisk> {
+    drop_cache(dev)?;
     let ss = u64::from(geo.logical_sector_size);
     let mut out = ExistingDisk::default();
     if let Some((table, mut parts)) = read_table(dev, geo.logical_sector_size)? {

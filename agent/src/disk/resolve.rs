@@ -56,10 +56,15 @@ pub struct OpenDisk {
 }
 
 /// Parse `NAME=PATH` overrides, checking each name exists in the layout.
-pub fn parse_overrides(layout: &Layout, args: &[String]) -> Result<BTreeMap<String, PathBuf>, ResolveError> {
+pub fn parse_overrides(
+    layout: &Layout,
+    args: &[String],
+) -> Result<BTreeMap<String, PathBuf>, ResolveError> {
     let mut out = BTreeMap::new();
     for a in args {
-        let (name, path) = a.split_once('=').ok_or_else(|| ResolveError::OverrideSyntax(a.clone()))?;
+        let (name, path) = a
+            .split_once('=')
+            .ok_or_else(|| ResolveError::OverrideSyntax(a.clone()))?;
         if name.is_empty() || path.is_empty() {
             return Err(ResolveError::OverrideSyntax(a.clone()));
         }
@@ -72,14 +77,28 @@ pub fn parse_overrides(layout: &Layout, args: &[String]) -> Result<BTreeMap<Stri
 }
 
 fn geometry(file: &File, path: &Path) -> Result<Geometry, ResolveError> {
-    let g = |source| ResolveError::Geometry { path: path.to_path_buf(), source };
-    Ok(Geometry { size_bytes: blk::device_size(file).map_err(g)?, logical_sector_size: blk::logical_sector_size(file).map_err(g)? })
+    let g = |source| ResolveError::Geometry {
+        path: path.to_path_buf(),
+        source,
+    };
+    Ok(Geometry {
+        size_bytes: blk::device_size(file).map_err(g)?,
+        logical_sector_size: blk::logical_sector_size(file).map_err(g)?,
+    })
 }
 
 /// Open one disk read-write (or read-only for planning). An image file is
 /// attached to a loop device with `image_block_size`-byte sectors.
-pub fn open_disk(key: &str, path: &Path, writable: bool, image_block_size: u32) -> Result<OpenDisk, ResolveError> {
-    let meta = std::fs::metadata(path).map_err(|source| ResolveError::Open { path: path.to_path_buf(), source })?;
+pub fn open_disk(
+    key: &str,
+    path: &Path,
+    writable: bool,
+    image_block_size: u32,
+) -> Result<OpenDisk, ResolveError> {
+    let meta = std::fs::metadata(path).map_err(|source| ResolveError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
     use std::os::unix::fs::FileTypeExt;
     let ft = meta.file_type();
     if ft.is_block_device() {
@@ -87,16 +106,31 @@ pub fn open_disk(key: &str, path: &Path, writable: bool, image_block_size: u32) 
             .read(true)
             .write(writable)
             .open(path)
-            .map_err(|source| ResolveError::Open { path: path.to_path_buf(), source })?;
+            .map_err(|source| ResolveError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let geometry = geometry(&file, path)?;
-        return Ok(OpenDisk { key: key.to_string(), path: path.to_path_buf(), image: None, file, geometry, loop_device: None });
+        return Ok(OpenDisk {
+            key: key.to_string(),
+            path: path.to_path_buf(),
+            image: None,
+            file,
+            geometry,
+            loop_device: None,
+        });
     }
     if !ft.is_file() {
         return Err(ResolveError::NotADisk(path.to_path_buf()));
     }
-    let lo = loopdev::attach(path, image_block_size)
-        .map_err(|source| ResolveError::Loop { path: path.to_path_buf(), source })?;
-    let file = lo.file.try_clone().map_err(|source| ResolveError::Open { path: lo.path.clone(), source })?;
+    let lo = loopdev::attach(path, image_block_size).map_err(|source| ResolveError::Loop {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let file = lo.file.try_clone().map_err(|source| ResolveError::Open {
+        path: lo.path.clone(),
+        source,
+    })?;
     let geometry = geometry(&file, &lo.path)?;
     Ok(OpenDisk {
         key: key.to_string(),
@@ -117,8 +151,14 @@ pub fn open_disks(
 ) -> Result<BTreeMap<String, OpenDisk>, ResolveError> {
     let mut out = BTreeMap::new();
     for d in &layout.disks {
-        let path = overrides.get(&d.key).cloned().unwrap_or_else(|| PathBuf::from(&d.device));
-        out.insert(d.key.clone(), open_disk(&d.key, &path, writable, image_block_size)?);
+        let path = overrides
+            .get(&d.key)
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from(&d.device));
+        out.insert(
+            d.key.clone(),
+            open_disk(&d.key, &path, writable, image_block_size)?,
+        );
     }
     Ok(out)
 }

@@ -50,7 +50,14 @@ fn uuid_text(b: &[u8]) -> Option<String> {
         return None;
     }
     let h = hex(b);
-    Some(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
 }
 
 fn hex(b: &[u8]) -> String {
@@ -72,7 +79,11 @@ fn ext(sb: &[u8]) -> Option<Signature> {
     } else {
         "ext2"
     };
-    Some(Signature { kind, label: text(&sb[0x78..0x88]), uuid: uuid_text(&sb[0x68..0x78]) })
+    Some(Signature {
+        kind,
+        label: text(&sb[0x78..0x88]),
+        uuid: uuid_text(&sb[0x68..0x78]),
+    })
 }
 
 /// FAT from the boot sector.
@@ -89,13 +100,19 @@ fn fat(bs: &[u8]) -> Option<Signature> {
     };
     let id = le32(bs, id_at);
     let label = text(&bs[label_at..label_at + 11]).filter(|l| l != "NO NAME");
-    Some(Signature { kind: "vfat", label, uuid: Some(format!("{:04X}-{:04X}", id >> 16, id & 0xFFFF)) })
+    Some(Signature {
+        kind: "vfat",
+        label,
+        uuid: Some(format!("{:04X}-{:04X}", id >> 16, id & 0xFFFF)),
+    })
 }
 
 /// Linux swap v1: magic at the end of the first page (any page size up to 64 KiB).
 fn swap(head: &[u8]) -> Option<Signature> {
     for page in [4096usize, 8192, 16384, 65536] {
-        if head.len() >= page && (&head[page - 10..page] == b"SWAPSPACE2" || &head[page - 10..page] == b"SWAP-SPACE") {
+        if head.len() >= page
+            && (&head[page - 10..page] == b"SWAPSPACE2" || &head[page - 10..page] == b"SWAP-SPACE")
+        {
             return Some(Signature {
                 kind: "swap",
                 label: text(&head[0x41C..0x42C]),
@@ -136,7 +153,11 @@ pub fn detect(dev: &File, start: u64, len: u64, sector: u64) -> io::Result<Vec<S
     let mut head = head;
     head.resize(1 << 17, 0);
     let mut out = Vec::new();
-    let plain = |kind| Signature { kind, label: None, uuid: None };
+    let plain = |kind| Signature {
+        kind,
+        label: None,
+        uuid: None,
+    };
     if let Some(s) = ext(&head[1024..2048]) {
         out.push(s);
     }
@@ -147,15 +168,26 @@ pub fn detect(dev: &File, start: u64, len: u64, sector: u64) -> io::Result<Vec<S
         out.push(s);
     }
     if &head[0x10040..0x10048] == b"_BHRfS_M" {
-        out.push(Signature { kind: "btrfs", label: text(&head[0x1012B..0x1022B]), uuid: uuid_text(&head[0x10020..0x10030]) });
+        out.push(Signature {
+            kind: "btrfs",
+            label: text(&head[0x1012B..0x1022B]),
+            uuid: uuid_text(&head[0x10020..0x10030]),
+        });
     }
     if &head[0..4] == b"XFSB" {
-        out.push(Signature { kind: "xfs", label: text(&head[0x6C..0x78]), uuid: uuid_text(&head[0x20..0x30]) });
+        out.push(Signature {
+            kind: "xfs",
+            label: text(&head[0x6C..0x78]),
+            uuid: uuid_text(&head[0x20..0x30]),
+        });
     }
     if &head[0..6] == b"LUKS\xba\xbe" {
         out.push(plain("crypto_LUKS"));
     }
-    if (0..4).any(|s| &head[s * 512..s * 512 + 8] == b"LABELONE" && &head[s * 512 + 24..s * 512 + 32] == b"LVM2 001") {
+    if (0..4).any(|s| {
+        &head[s * 512..s * 512 + 8] == b"LABELONE"
+            && &head[s * 512 + 24..s * 512 + 32] == b"LVM2 001"
+    }) {
         out.push(plain("LVM2_member"));
     }
     let md_magic = 0xa92b_4efcu32;
@@ -190,8 +222,15 @@ mod tests {
         f.write_at(b"XFSB", 0).unwrap();
         f.write_at(b"SWAPSPACE2", 4086).unwrap();
         f.write_at(b"SKUL\xba\xbe", 2 << 20).unwrap();
-        let kinds: Vec<_> = detect(&f, 0, 4 << 20, 512).unwrap().into_iter().map(|s| s.kind).collect();
+        let kinds: Vec<_> = detect(&f, 0, 4 << 20, 512)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.kind)
+            .collect();
         assert_eq!(kinds, vec!["swap", "xfs"]);
-        assert_eq!(far_magic_offsets(&f, 0, 4 << 20).unwrap(), vec![(2 << 20, 6)]);
+        assert_eq!(
+            far_magic_offsets(&f, 0, 4 << 20).unwrap(),
+            vec![(2 << 20, 6)]
+        );
     }
 }

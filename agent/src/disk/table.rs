@@ -60,11 +60,17 @@ pub fn write_table(dev: &File, disk: &DiskPlan) -> Result<BTreeMap<u32, String>,
             Some(u) => guid(u)?,
             None => uuid::Uuid::new_v4(),
         };
-        guids.insert(p.number, part_guid.hyphenated().to_string().to_ascii_uppercase());
+        guids.insert(
+            p.number,
+            part_guid.hyphenated().to_string().to_ascii_uppercase(),
+        );
         parts.insert(
             p.number,
             GptPartition {
-                part_type_guid: Type { guid: guid(&p.type_guid)?, os: OperatingSystem::None },
+                part_type_guid: Type {
+                    guid: guid(&p.type_guid)?,
+                    os: OperatingSystem::None,
+                },
                 part_guid,
                 first_lba: p.first_lba,
                 last_lba: p.last_lba,
@@ -80,11 +86,15 @@ pub fn write_table(dev: &File, disk: &DiskPlan) -> Result<BTreeMap<u32, String>,
         .change_partition_count(true)
         .create_from_device(handle, None)
         .map_err(TableError::Create)?;
-    gdisk.update_partitions(parts).map_err(TableError::Partitions)?;
+    gdisk
+        .update_partitions(parts)
+        .map_err(TableError::Partitions)?;
     let mut handle = gdisk.write().map_err(TableError::Write)?;
     let sectors = disk.geometry.size_bytes / u64::from(ss);
     let mbr_size = u32::try_from(sectors.saturating_sub(1)).unwrap_or(u32::MAX);
-    ProtectiveMBR::with_lb_size(mbr_size).overwrite_lba0(&mut handle).map_err(TableError::Mbr)?;
+    ProtectiveMBR::with_lb_size(mbr_size)
+        .overwrite_lba0(&mut handle)
+        .map_err(TableError::Mbr)?;
     handle.seek(SeekFrom::Start(0)).map_err(TableError::Sync)?;
     handle.sync_all().map_err(TableError::Sync)?;
     Ok(guids)
@@ -94,7 +104,11 @@ pub fn write_table(dev: &File, disk: &DiskPlan) -> Result<BTreeMap<u32, String>,
 pub fn read_table(dev: &File, ss: u32) -> io::Result<Option<(String, Vec<ExistingPartition>)>> {
     let Ok(lb) = lb_size(ss) else { return Ok(None) };
     let handle = dev.try_clone()?;
-    match GptConfig::new().writable(false).logical_block_size(lb).open_from_device(handle) {
+    match GptConfig::new()
+        .writable(false)
+        .logical_block_size(lb)
+        .open_from_device(handle)
+    {
         Ok(g) => {
             let parts = g
                 .partitions()
@@ -104,7 +118,12 @@ pub fn read_table(dev: &File, ss: u32) -> io::Result<Option<(String, Vec<Existin
                     number: *n,
                     first_lba: p.first_lba,
                     last_lba: p.last_lba,
-                    type_guid: p.part_type_guid.guid.hyphenated().to_string().to_ascii_uppercase(),
+                    type_guid: p
+                        .part_type_guid
+                        .guid
+                        .hyphenated()
+                        .to_string()
+                        .to_ascii_uppercase(),
                     label: p.name.clone(),
                     part_uuid: p.part_guid.hyphenated().to_string().to_ascii_uppercase(),
                     fs_type: None,

@@ -1,5 +1,7 @@
 //! Telling the kernel about partitions: BLKRRPART (re-read the whole table)
-//! and BLKPG (add or delete one partition). On a kernel without a GPT parser
+//! and BLKPG (add or delete one partition); and BLKFLSBUF, which drops the
+//! whole disk's page cache — stale once partitions were written through their
+//! own device nodes, whose caches are separate. On a kernel without a GPT parser
 //! (this project's CI host) BLKPG is the only way partitions of a loop device
 //! appear — what `partx -a` does.
 
@@ -9,6 +11,8 @@ use std::os::unix::io::AsRawFd;
 // <linux/fs.h>: #define BLKRRPART _IO(0x12,95)   #define BLKPG _IO(0x12,105)
 nix::ioctl_none_bad!(blkrrpart, nix::request_code_none!(0x12, 95));
 nix::ioctl_write_ptr_bad!(blkpg, nix::request_code_none!(0x12, 105), BlkpgIoctlArg);
+// <linux/fs.h>: #define BLKFLSBUF _IO(0x12,97)
+nix::ioctl_none_bad!(blkflsbuf, nix::request_code_none!(0x12, 97));
 
 /// <linux/blkpg.h> `BLKPG_ADD_PARTITION`.
 const BLKPG_ADD_PARTITION: libc::c_int = 1;
@@ -53,8 +57,14 @@ pub enum BlkpgError {
         #[source]
         source: nix::Error,
     },
+    #[error("BLKFLSBUF failed")]
+    FlushBuffers(#[source] nix::Error),
     #[error("Partition {number}: byte range {start}+{length} does not fit the kernel's types")]
-    Range { number: u32, start: u64, length: u64 },
+    Range {
+        number: u32,
+        start: u64,
+        length: u64,
+    },
 }
 
 /// Ask the kernel to re-read the whole partition table (fails with EBUSY when
@@ -62,6 +72,14 @@ pub enum BlkpgError {
 pub fn reread_partitions(disk: &File) -> Result<(), BlkpgError> {
     // SAFETY: BLKRRPART takes no argument; the fd is open for the call.
     unsafe { blkrrpart(disk.as_raw_fd()) }.map_err(BlkpgError::RereadPartitions)?;
+    Ok(())
+}
+
+/// Write back and drop the block device's page cache, so reads see what was
+/// written through other nodes (the partitions).
+pub fn flush_buffers(disk: &File) -> Result<(), BlkpgError> {
+    // SAFETY: BLKFLSBUF takes no argument; the fd is open for the call.
+    unsafe { blkflsbuf(disk.as_raw_fd()) }.map_err(BlkpgError::FlushBuffers)?;
     Ok(())
 }
 
@@ -78,7 +96,11 @@ fn call(disk: &File, op: libc::c_int, part: &mut BlkpgPartition) -> nix::Result<
 }
 
 fn partition(number: u32, start: u64, length: u64) -> Result<BlkpgPartition, BlkpgError> {
-    let range = || BlkpgError::Range { number, start, length };
+    let range = || BlkpgError::Range {
+        number,
+        start,
+        length,
+    };
     Ok(BlkpgPartition {
         start: i64::try_from(start).map_err(|_| range())?,
         length: i64::try_from(length).map_err(|_| range())?,
@@ -91,14 +113,16 @@ fn partition(number: u32, start: u64, length: u64) -> Result<BlkpgPartition, Blk
 /// Add partition `number` covering `length` bytes from byte `start`.
 pub fn add_partition(disk: &File, number: u32, start: u64, length: u64) -> Result<(), BlkpgError> {
     let mut p = partition(number, start, length)?;
-    call(disk, BLKPG_ADD_PARTITION, &mut p).map_err(|source| BlkpgError::AddPartition { number, source })?;
+    call(disk, BLKPG_ADD_PARTITION, &mut p)
+        .map_err(|source| BlkpgError::AddPartition { number, source })?;
     Ok(())
 }
 
 /// Delete partition `number` (ENXIO when it does not exist).
 pub fn delete_partition(disk: &File, number: u32) -> Result<(), BlkpgError> {
     let mut p = partition(number, 0, 0)?;
-    call(disk, BLKPG_DEL_PARTITION, &mut p).map_err(|source| BlkpgError::DeletePartition { number, source })?;
+    call(disk, BLKPG_DEL_PARTITION, &mut p)
+        .map_err(|source| BlkpgError::DeletePartition { number, source })?;
     Ok(())
 }
 
@@ -110,6 +134,7 @@ mod tests {
     fn ioctl_numbers_match_the_kernel() {
         assert_eq!(nix::request_code_none!(0x12, 95), 0x125f); // BLKRRPART
         assert_eq!(nix::request_code_none!(0x12, 105), 0x1269); // BLKPG
+        assert_eq!(nix::request_code_none!(0x12, 97), 0x1261); // BLKFLSBUF
     }
 
     #[test]
@@ -122,6 +147,9 @@ mod tests {
 
     #[test]
     fn ranges_beyond_i64_are_refused() {
-        assert!(matches!(partition(1, u64::MAX, 1), Err(BlkpgError::Range { .. })));
+        assert!(matches!(
+            partition(1, u64::MAX, 1),
+            Err(BlkpgError::Range { .. })
+        ));
     }
 }

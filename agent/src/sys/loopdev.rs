@@ -101,7 +101,10 @@ pub fn attach(image: &Path, block_size: u32) -> Result<LoopDevice, LoopError> {
         .read(true)
         .write(true)
         .open(image)
-        .map_err(|source| LoopError::OpenImage { path: image.to_path_buf(), source })?;
+        .map_err(|source| LoopError::OpenImage {
+            path: image.to_path_buf(),
+            source,
+        })?;
     let control = OpenOptions::new()
         .read(true)
         .write(true)
@@ -118,7 +121,10 @@ pub fn attach(image: &Path, block_size: u32) -> Result<LoopDevice, LoopError> {
             .read(true)
             .write(true)
             .open(&path)
-            .map_err(|source| LoopError::OpenDevice { path: path.clone(), source })?;
+            .map_err(|source| LoopError::OpenDevice {
+                path: path.clone(),
+                source,
+            })?;
         let mut name = [0u8; LO_NAME_SIZE];
         let bytes = image.as_os_str().as_encoded_bytes();
         let len = bytes.len().min(LO_NAME_SIZE - 1);
@@ -174,7 +180,10 @@ mod tests {
         assert_eq!(LOOP_CONFIGURE, 0x4C0A);
         assert_eq!(LOOP_CLR_FD, 0x4C01);
         // They are _IO-style numbers (type 'L' = 0x4C, no size/direction bits).
-        assert_eq!(nix::request_code_none!(0x4C, 0x82) as u32, LOOP_CTL_GET_FREE);
+        assert_eq!(
+            nix::request_code_none!(0x4C, 0x82) as u32,
+            LOOP_CTL_GET_FREE
+        );
     }
 
     #[test]

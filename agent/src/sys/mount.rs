@@ -58,8 +58,9 @@ pub fn parse_options(opts: &[String]) -> MountOptions {
     for o in opts {
         let o = o.as_str();
         match o {
-            "defaults" | "rw" | "auto" | "noauto" | "user" | "nouser" | "users" | "nofail" | "_netdev" | "async"
-            | "dev" | "suid" | "exec" | "atime" | "diratime" | "nolazytime" => {}
+            "defaults" | "rw" | "auto" | "noauto" | "user" | "nouser" | "users" | "nofail"
+            | "_netdev" | "async" | "dev" | "suid" | "exec" | "atime" | "diratime"
+            | "nolazytime" => {}
             "ro" => flags |= MsFlags::MS_RDONLY,
             "nosuid" => flags |= MsFlags::MS_NOSUID,
             "nodev" => flags |= MsFlags::MS_NODEV,
@@ -76,24 +77,36 @@ pub fn parse_options(opts: &[String]) -> MountOptions {
             o => data.push(o),
         }
     }
-    MountOptions { flags, data: data.join(",") }
+    MountOptions {
+        flags,
+        data: data.join(","),
+    }
 }
 
 /// mount(2) `source` of type `fs_type` on `target` with the options.
-pub fn mount(source: &str, target: &Path, fs_type: &str, opts: &MountOptions) -> Result<(), MountError> {
+pub fn mount(
+    source: &str,
+    target: &Path,
+    fs_type: &str,
+    opts: &MountOptions,
+) -> Result<(), MountError> {
     let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
-    nix::mount::mount(Some(source), target, Some(fs_type), opts.flags, data).map_err(|e| MountError::Mount {
-        source_dev: source.to_string(),
-        fs_type: fs_type.to_string(),
-        target: target.to_path_buf(),
-        source: e,
+    nix::mount::mount(Some(source), target, Some(fs_type), opts.flags, data).map_err(|e| {
+        MountError::Mount {
+            source_dev: source.to_string(),
+            fs_type: fs_type.to_string(),
+            target: target.to_path_buf(),
+            source: e,
+        }
     })
 }
 
 /// umount2(2) without flags.
 pub fn unmount(target: &Path) -> Result<(), MountError> {
-    nix::mount::umount2(target, MntFlags::empty())
-        .map_err(|source| MountError::Unmount { target: target.to_path_buf(), source })
+    nix::mount::umount2(target, MntFlags::empty()).map_err(|source| MountError::Unmount {
+        target: target.to_path_buf(),
+        source,
+    })
 }
 
 fn cpath(path: &Path) -> Result<CString, MountError> {
@@ -127,7 +140,10 @@ pub fn swapon(path: &Path, flags: libc::c_int) -> Result<(), MountError> {
     // SAFETY: `c` is a NUL-terminated path that outlives the call.
     let rc = unsafe { libc::swapon(c.as_ptr(), flags) };
     if rc != 0 {
-        return Err(MountError::Swapon { path: path.to_path_buf(), source: io::Error::last_os_error() });
+        return Err(MountError::Swapon {
+            path: path.to_path_buf(),
+            source: io::Error::last_os_error(),
+        });
     }
     Ok(())
 }
@@ -138,7 +154,10 @@ pub fn swapoff(path: &Path) -> Result<(), MountError> {
     // SAFETY: `c` is a NUL-terminated path that outlives the call.
     let rc = unsafe { libc::swapoff(c.as_ptr()) };
     if rc != 0 {
-        return Err(MountError::Swapoff { path: path.to_path_buf(), source: io::Error::last_os_error() });
+        return Err(MountError::Swapoff {
+            path: path.to_path_buf(),
+            source: io::Error::last_os_error(),
+        });
     }
     Ok(())
 }
@@ -153,8 +172,20 @@ mod tests {
 
     #[test]
     fn options_split_into_flags_and_data() {
-        assert_eq!(o(&["defaults"]), MountOptions { flags: MsFlags::empty(), data: String::new() });
-        let m = o(&["noatime", "nodev", "umask=0077", "x-systemd.automount", "size=64M"]);
+        assert_eq!(
+            o(&["defaults"]),
+            MountOptions {
+                flags: MsFlags::empty(),
+                data: String::new()
+            }
+        );
+        let m = o(&[
+            "noatime",
+            "nodev",
+            "umask=0077",
+            "x-systemd.automount",
+            "size=64M",
+        ]);
         assert_eq!(m.flags, MsFlags::MS_NOATIME | MsFlags::MS_NODEV);
         assert_eq!(m.data, "umask=0077,size=64M");
     }

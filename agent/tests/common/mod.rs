@@ -12,7 +12,9 @@ pub const AGENT: &str = env!("CARGO_BIN_EXE_landfall-agent");
 
 /// The layout fixtures folder.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/layouts").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/layouts")
+        .join(name)
 }
 
 /// Run a tool, failing with the Debian package to install when it is missing.
@@ -57,7 +59,11 @@ impl Image {
 
     /// sha256 of the whole file (via sha256sum, so sparse files read fast enough).
     pub fn sha256(&self) -> String {
-        tool_ok("sha256sum", "coreutils", &[self.p()]).split_whitespace().next().unwrap().to_string()
+        tool_ok("sha256sum", "coreutils", &[self.p()])
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
     }
 }
 
@@ -69,8 +75,20 @@ pub struct Loop {
 impl Loop {
     pub fn attach(image: &Path, sector_size: u32) -> Loop {
         let ss = sector_size.to_string();
-        let out = tool_ok("losetup", "mount", &["--find", "--show", "--sector-size", &ss, image.to_str().unwrap()]);
-        Loop { dev: out.trim().to_string() }
+        let out = tool_ok(
+            "losetup",
+            "mount",
+            &[
+                "--find",
+                "--show",
+                "--sector-size",
+                &ss,
+                image.to_str().unwrap(),
+            ],
+        );
+        Loop {
+            dev: out.trim().to_string(),
+        }
     }
 
     /// The node of partition `n` (as the kernel names loop partitions).
@@ -87,8 +105,17 @@ impl Drop for Loop {
 
 /// Run the agent; returns (success, stdout, stderr).
 pub fn agent(args: &[&str]) -> (bool, String, String) {
-    let o = Command::new(AGENT).args(args).env("RUST_BACKTRACE", "0").stdin(std::process::Stdio::null()).output().unwrap();
-    (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    let o = Command::new(AGENT)
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 /// `blkid -o export` (or `-p` low-level probe) of a device, as key → value.
@@ -124,7 +151,13 @@ pub fn sgdisk_table(dev: &str) -> Vec<(u32, u64, u64, String, String)> {
                 return None;
             }
             // Number Start End Size Unit Code Name...
-            Some((f[0].parse().ok()?, f[1].parse().ok()?, f[2].parse().ok()?, f[5].to_string(), f[6..].join(" ")))
+            Some((
+                f[0].parse().ok()?,
+                f[1].parse().ok()?,
+                f[2].parse().ok()?,
+                f[5].to_string(),
+                f[6..].join(" "),
+            ))
         })
         .collect()
 }
@@ -139,7 +172,11 @@ pub fn sgdisk_info(dev: &str, n: u32) -> (String, String, String) {
             .unwrap_or_default()
     };
     let attrs = field("Attribute flags: ");
-    (field("Partition GUID code: "), field("Partition unique GUID: "), attrs)
+    (
+        field("Partition GUID code: "),
+        field("Partition unique GUID: "),
+        attrs,
+    )
 }
 
 /// `e2fsck -fn` must be clean.

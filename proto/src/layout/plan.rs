@@ -180,6 +180,37 @@ fn sector_error(e: SectorError, disk: &str, p: &Partition, geo: Geometry) -> Lay
     }
 }
 
+/// The smallest ext4 the agent's writer makes (8 MiB) and the smallest swap
+/// area (ten 4 KiB pages), checked before anything is written.
+pub const MIN_EXT4_BYTES: u64 = 8 << 20;
+pub const MIN_SWAP_BYTES: u64 = 10 * 4096;
+
+fn check_content_size(disk: &str, p: &Partition, bytes: u64) -> Result<(), LayoutError> {
+    let (min, what) = match &p.content {
+        Some(Content::Filesystem(fs)) if fs.format == super::model::FsFormat::Ext4 => {
+            (MIN_EXT4_BYTES, "ext4")
+        }
+        Some(Content::Swap(_)) => (MIN_SWAP_BYTES, "swap"),
+        _ => return Ok(()),
+    };
+    if bytes < min {
+        let field = if p.end == p.size.default_end() {
+            "size"
+        } else {
+            "end"
+        };
+        return Err(LayoutError::new(
+            format!("{}.{field}", part_path(disk, p)),
+            format!(
+                "{} is too small for {what} (at least {})",
+                human_bytes(bytes),
+                human_bytes(min)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The sector ranges of a disk's partitions, as `sgdisk --align-end --new`
 /// would give them, in partition-number order.
 pub fn partition_ranges(
@@ -245,6 +276,10 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
             ));
         }
         let ranges = partition_ranges(&d.key, &d.partitions, f.geometry)?;
+        let ss = u64::from(f.geometry.logical_sector_size);
+        for (p, (first, last)) in d.partitions.iter().zip(&ranges) {
+            check_content_size(&d.key, p, (last - first + 1) * ss)?;
+        }
         let partitions: Vec<PartitionPlan> = d
             .partitions
             .iter()

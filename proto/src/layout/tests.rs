@@ -219,6 +219,13 @@ fn planning_errors_name_the_field() {
     assert_eq!(e.path, "disk.m.content.partitions.b.start", "{e}");
     let e = one_disk(&l, 16 << 10, 512).unwrap_err();
     assert_eq!(e.path, "disk.m", "{e}");
+    let l = Layout::from_json(
+        r#"{"disk":{"m":{"device":"/dev/x","content":{"type":"gpt","partitions":{"a":{"size":"4M","content":{"type":"filesystem","format":"ext4"}}}}}}}"#,
+    )
+    .unwrap();
+    let e = one_disk(&l, 64 << 20, 512).unwrap_err();
+    assert_eq!(e.path, "disk.m.content.partitions.a.size", "{e}");
+    assert!(e.message.contains("too small for ext4"), "{e}");
 }
 
 #[test]
