@@ -4,7 +4,7 @@
 //! signature (an ext4 superblock at 1 KiB, say) survives in the reserved sectors.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Seek, SeekFrom};
 
 use fatfs::{FatType, FormatVolumeOptions};
 
@@ -29,6 +29,8 @@ pub enum VfatError {
     Wipe(#[source] io::Error),
     #[error("The FAT formatter failed")]
     Format(#[source] io::Error),
+    #[error("Cannot record the free cluster count in the FSInfo sector")]
+    FsInfo(#[source] io::Error),
     #[error("Cannot flush the device")]
     Sync(#[source] io::Error),
 }
@@ -57,6 +59,16 @@ pub fn label_field(label: &str) -> Result<[u8; 11], VfatError> {
 /// The volume id as blkid prints it: `XXXX-XXXX`.
 pub fn volume_id_string(id: u32) -> String {
     format!("{:04X}-{:04X}", id >> 16, id & 0xFFFF)
+}
+
+/// fatfs leaves FAT32's FSInfo free-cluster count "unknown", which fsck.fat
+/// reports; count the free clusters once (reading the FAT only) and store it.
+fn record_free_clusters(dev: &File) -> io::Result<()> {
+    let mut disk = dev;
+    disk.seek(SeekFrom::Start(0))?;
+    let fs = fatfs::FileSystem::new(disk, fatfs::FsOptions::new().update_accessed_date(false))?;
+    fs.stats()?;
+    fs.unmount()
 }
 
 /// Format `dev` as vfat.
@@ -89,11 +101,15 @@ pub fn format(dev: &File, opts: &VfatOptions) -> Result<FormatReport, VfatError>
         o
     };
     // FAT32 when the cluster count allows it, else what fatfs picks for the size.
-    let mut disk = dev;
-    if fatfs::format_volume(&mut disk, options(Some(FatType::Fat32))).is_err() {
+    let attempt = |fat_type: Option<FatType>| -> io::Result<()> {
         let mut disk = dev;
-        fatfs::format_volume(&mut disk, options(None)).map_err(VfatError::Format)?;
+        disk.seek(SeekFrom::Start(0))?;
+        fatfs::format_volume(disk, options(fat_type))
+    };
+    if attempt(Some(FatType::Fat32)).is_err() {
+        attempt(None).map_err(VfatError::Format)?;
     }
+    record_free_clusters(dev).map_err(VfatError::FsInfo)?;
     dev.sync_all().map_err(VfatError::Sync)?;
     Ok(FormatReport {
         fs_type: "vfat",

@@ -6,7 +6,7 @@ use super::geometry::{BLOCKS_PER_GROUP, BLOCK_SIZE};
 
 fn set_range(bits: &mut [u8], start: u64, end: u64) {
     let mut i = start;
-    while i < end && i % 8 != 0 {
+    while i < end && !i.is_multiple_of(8) {
         bits[(i / 8) as usize] |= 1 << (i % 8);
         i += 1;
     }

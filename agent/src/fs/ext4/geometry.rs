@@ -79,7 +79,7 @@ pub fn group_has_super(g: u32) -> bool {
     if g <= 1 {
         return true;
     }
-    if g % 2 == 0 {
+    if g.is_multiple_of(2) {
         return false;
     }
     [3u32, 5, 7].iter().any(|&base| {

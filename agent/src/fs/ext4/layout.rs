@@ -59,6 +59,9 @@ pub struct Layout {
     pub lost_found_start: u64,
     pub journal: JournalPlan,
     pub free_blocks: u64,
+    /// `s_overhead_clusters` as the kernel counts it: superblock copies,
+    /// descriptors, bitmaps, inode tables and the journal's length.
+    pub overhead_blocks: u64,
     /// Every used block range `[start, end)`, merged and sorted.
     pub used: Vec<(u64, u64)>,
 }
@@ -363,6 +366,11 @@ impl Layout {
             });
         }
         let used = placer.used.ranges.iter().map(|(&s, &e)| (s, e)).collect();
+        let overhead_blocks = (0..geo.group_count)
+            .map(|g| geo.super_and_desc_blocks(g))
+            .sum::<u64>()
+            + u64::from(geo.group_count) * (2 + u64::from(geo.inode_table_blocks))
+            + u64::from(geo.journal_blocks);
         Ok(Layout {
             geo: geo.clone(),
             groups,
@@ -370,6 +378,7 @@ impl Layout {
             lost_found_start,
             journal,
             free_blocks,
+            overhead_blocks,
             used,
         })
     }
@@ -438,6 +447,10 @@ mod tests {
         assert_eq!(l.groups[2].free_blocks, 32768);
         let total_used: u64 = l.used.iter().map(|&(s, e)| e - s).sum();
         assert_eq!(l.free_blocks, geo.blocks_count - total_used);
+        // mke2fs 1.47 (without resize_inode) reports 12314 overhead clusters for 1 GiB;
+        // the 5 other used blocks are the root directory and lost+found.
+        assert_eq!(l.overhead_blocks, 12314);
+        assert_eq!(total_used, 12314 + 5);
     }
 
     /// 2 TiB: the journal needs 8 extents and so an extent leaf block.

@@ -84,23 +84,24 @@ pub fn format(dev: &File, opts: &Ext4Options) -> Result<FormatReport, Ext4Error>
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as u32);
 
-    let zeroed = super::device::discard(dev, size).map_err(Ext4Error::Discard)?;
+    let mut params = Params {
+        uuid,
+        label,
+        hash_seed,
+        now,
+        zeroed: true,
+    };
+    let mut writer = build(&layout, &params);
+    let zeroed =
+        super::device::discard(dev, size, &writer.byte_ranges()).map_err(Ext4Error::Discard)?;
     if !zeroed {
+        params.zeroed = false;
+        writer = build(&layout, &params);
         for e in &layout.journal.extents {
             super::device::zero_range(dev, e.start * BLOCK_SIZE, u64::from(e.len) * BLOCK_SIZE)
                 .map_err(Ext4Error::ZeroJournal)?;
         }
     }
-    let writer = build(
-        &layout,
-        &Params {
-            uuid,
-            label,
-            hash_seed,
-            now,
-            zeroed,
-        },
-    );
     writer
         .write(dev)
         .map_err(|(block, source)| Ext4Error::Write { block, source })?;

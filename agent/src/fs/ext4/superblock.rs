@@ -112,6 +112,7 @@ pub fn encode(layout: &Layout, info: &SuperblockInfo, group_nr: u16) -> [u8; SUP
     put32(&mut b, 0x160, FLAGS_SIGNED_HASH);
     b[0x174] = FLEX_LOG; // s_log_groups_per_flex
     b[0x175] = 1; // s_checksum_type: crc32c
+    put32(&mut b, 0x248, layout.overhead_blocks as u32); // s_overhead_clusters
     let csum = crc32c(!0, &b[..CHECKSUM_OFFSET]);
     put32(&mut b, CHECKSUM_OFFSET, csum);
     b
@@ -159,6 +160,7 @@ mod tests {
         assert_eq!(get32(&b, 0x64), 0x46B);
         assert_eq!(u16::from_le_bytes([b[0xFE], b[0xFF]]), 64);
         assert_eq!(b[0x174], 4);
+        assert_eq!(get32(&b, 0x248), 12314); // s_overhead_clusters
     }
 
     #[test]

@@ -32,6 +32,19 @@ impl BlockWriter {
             .sum()
     }
 
+    /// The byte ranges that will be written, sorted and merged.
+    pub fn byte_ranges(&self) -> Vec<(u64, u64)> {
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for (&block, data) in &self.pending {
+            let (s, e) = (block * BLOCK_SIZE, block * BLOCK_SIZE + data.len() as u64);
+            match out.last_mut() {
+                Some(last) if last.1 >= s => last.1 = last.1.max(e),
+                _ => out.push((s, e)),
+            }
+        }
+        out
+    }
+
     /// Write everything; on error, the first block of the failed write.
     pub fn write(self, dev: &File) -> Result<(), (u64, io::Error)> {
         let mut run_start = 0u64;
@@ -70,6 +83,7 @@ mod tests {
         w.put(1, vec![1u8; 8192]);
         w.put(6, vec![6u8; 4096]);
         assert_eq!(w.blocks(), 4);
+        assert_eq!(w.byte_ranges(), vec![(4096, 16384), (6 * 4096, 7 * 4096)]);
         w.write(&f).unwrap();
         let mut buf = vec![0u8; 8 * 4096];
         f.read_exact_at(&mut buf, 0).unwrap();
