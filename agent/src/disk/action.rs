@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use landfall_proto::layout::{matches_existing, Content, DiskPlan, MountSource, Plan};
+use landfall_proto::layout::{matches_existing, Content, DiskPlan, MountPlan, MountSource, Plan};
 use serde::{Deserialize, Serialize};
 
 use super::apply::{ApplyOptions, DiskError};
@@ -46,13 +46,17 @@ pub(crate) struct Context<'a> {
     pub formatted: Vec<(String, u32, FormatReport)>,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
     fn disk(&self, key: &str) -> Result<(&DiskPlan, &OpenDisk), DiskError> {
         let plan = self.plan.disks.iter().find(|d| d.key == key);
         match (plan, self.disks.get(key)) {
             (Some(p), Some(o)) => Ok((p, o)),
             _ => Err(DiskError::UnknownDisk(key.to_string())),
         }
+    }
+
+    fn mount(&self, index: usize) -> Result<&'a MountPlan, DiskError> {
+        self.plan.mounts.get(index).ok_or(DiskError::NoMount(index))
     }
 
     fn node(&self, disk: &str, number: u32) -> Result<PathBuf, DiskError> {
@@ -184,9 +188,8 @@ impl Action {
                     .then(|| "the partition table already matches".into()))
             }
             Action::Reread { disk } => {
-                let (d, _) = cx.disk(disk)?;
-                let in_sync =
-                    kernel::in_sync(&cx.disks[disk].path, &wanted(d)).map_err(DiskError::Kernel)?;
+                let (d, o) = cx.disk(disk)?;
+                let in_sync = kernel::in_sync(&o.path, &wanted(d)).map_err(DiskError::Kernel)?;
                 Ok(in_sync.then(|| "the kernel already shows these partitions".into()))
             }
             Action::Format { disk, number } => {
@@ -211,7 +214,7 @@ impl Action {
                     .map(|f| format!("already {}", f.kind)))
             }
             Action::Mount { index } => {
-                let m = &cx.plan.mounts[*index];
+                let m = cx.mount(*index)?;
                 let t = mounting::target(&cx.opts.root, &m.mountpoint);
                 let done = mounting::is_mounted(&t, &m.fs_type).map_err(DiskError::Mount)?;
                 Ok(done.then(|| format!("{} is already mounted", t.display())))
@@ -265,7 +268,7 @@ impl Action {
                 Ok(())
             }
             Action::Mount { index } => {
-                let m = &cx.plan.mounts[*index];
+                let m = cx.mount(*index)?;
                 let t = mounting::target(&cx.opts.root, &m.mountpoint);
                 mounting::make_mountpoint(&t).map_err(DiskError::Mount)?;
                 let source = match &m.source {

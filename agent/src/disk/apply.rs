@@ -40,6 +40,8 @@ pub enum DiskError {
     Mount(#[source] MountStepError),
     #[error("The plan has no disk {0}")]
     UnknownDisk(String),
+    #[error("The plan has no mount #{0}")]
+    NoMount(usize),
     #[error("No device node for partition {number} of disk {disk}")]
     NoNode { disk: String, number: u32 },
     #[error("{disk} is in use ({users}); unmount and swapoff first")]
@@ -283,6 +285,27 @@ pub fn unmount_layout(plan: &Plan, root: &Path) -> Result<usize, DiskError> {
         let t = mounting::target(root, &m.mountpoint);
         if mounting::is_mounted(&t, &m.fs_type).map_err(DiskError::Mount)? {
             crate::sys::mount::unmount(&t)
+                .map_err(|e| DiskError::Mount(MountStepError::Mount(e)))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Deactivate the plan's active swap partitions; returns how many (what PID 1
+/// does before reboot).
+pub fn swapoff_layout(plan: &Plan, disks: &BTreeMap<String, OpenDisk>) -> Result<usize, DiskError> {
+    let mut n = 0;
+    for s in &plan.swaps {
+        let disk = disks
+            .get(&s.disk)
+            .ok_or_else(|| DiskError::UnknownDisk(s.disk.clone()))?;
+        let nodes = super::kernel::partition_nodes(&disk.path).map_err(DiskError::Kernel)?;
+        let Some(node) = nodes.get(&s.number) else {
+            continue;
+        };
+        if mounting::is_swap_active(node).map_err(DiskError::Mount)? {
+            crate::sys::mount::swapoff(node)
                 .map_err(|e| DiskError::Mount(MountStepError::Mount(e)))?;
             n += 1;
         }

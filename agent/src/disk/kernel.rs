@@ -139,6 +139,15 @@ fn node_ok(path: &Path, dev: (u64, u64)) -> bool {
         .unwrap_or(false)
 }
 
+/// The device node of each partition the kernel shows for the disk, by number.
+pub fn partition_nodes(disk_path: &Path) -> Result<BTreeMap<u32, PathBuf>, KernelError> {
+    let name = kernel_name(disk_path)?;
+    Ok(kernel_partitions(&name)?
+        .into_iter()
+        .map(|p| (p.number, Path::new("/dev").join(p.name)))
+        .collect())
+}
+
 /// Partitions of the disk (and the disk itself) that are mounted or used as
 /// swap, as `"/dev/loop0p3 mounted on /mnt"` texts.
 pub fn busy_partitions(disk_path: &Path) -> Result<Vec<String>, KernelError> {

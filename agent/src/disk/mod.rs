@@ -21,8 +21,8 @@ pub mod wipe;
 
 pub use action::Action;
 pub use apply::{
-    actions, apply, error_chain, mount_layout, plan_layout, unmount_layout, ApplyOptions,
-    ApplyReport, DiskError, PartitionNode,
+    actions, apply, error_chain, mount_layout, plan_layout, swapoff_layout, unmount_layout,
+    ApplyOptions, ApplyReport, DiskError, PartitionNode,
 };
 pub use events::StepEvent;
 pub use resolve::{open_disks, parse_overrides, OpenDisk};

@@ -40,8 +40,10 @@ pub fn existing(dev: &std::fs::File, geo: Geometry) -> io::Result<ExistingDisk> 
     let mut out = ExistingDisk::default();
     if let Some((table, mut parts)) = read_table(dev, geo.logical_sector_size)? {
         for p in &mut parts {
-            let start = p.first_lba * ss;
-            let len = (p.last_lba + 1 - p.first_lba) * ss;
+            let start = p.first_lba.saturating_mul(ss);
+            let len = (p.last_lba + 1)
+                .saturating_sub(p.first_lba)
+                .saturating_mul(ss);
             if let Some(sig) = filesystem_at(dev, start, len, ss)? {
                 p.fs_type = Some(sig.kind.to_string());
                 p.fs_label = sig.label;

@@ -17,6 +17,8 @@ nix::ioctl_none_bad!(loop_clr_fd, LOOP_CLR_FD);
 
 /// `LO_FLAGS_AUTOCLEAR`.
 const LO_FLAGS_AUTOCLEAR: u32 = 4;
+/// `LO_FLAGS_PARTSCAN`.
+const LO_FLAGS_PARTSCAN: u32 = 8;
 /// `LO_NAME_SIZE`.
 const LO_NAME_SIZE: usize = 64;
 
@@ -141,7 +143,7 @@ pub fn attach(image: &Path, block_size: u32) -> Result<LoopDevice, LoopError> {
                 lo_number: 0,
                 lo_encrypt_type: 0,
                 lo_encrypt_key_size: 0,
-                lo_flags: LO_FLAGS_AUTOCLEAR,
+                lo_flags: LO_FLAGS_AUTOCLEAR | LO_FLAGS_PARTSCAN,
                 lo_file_name: name,
                 lo_crypt_name: [0; LO_NAME_SIZE],
                 lo_encrypt_key: [0; 32],

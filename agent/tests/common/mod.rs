@@ -81,6 +81,7 @@ impl Loop {
             &[
                 "--find",
                 "--show",
+                "--partscan",
                 "--sector-size",
                 &ss,
                 image.to_str().unwrap(),

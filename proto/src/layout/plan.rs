@@ -416,7 +416,11 @@ pub fn render(plan: &Plan, root: &str) -> String {
                     e.label,
                     e.first_lba,
                     e.last_lba,
-                    human_bytes((e.last_lba - e.first_lba + 1) * ss),
+                    human_bytes(
+                        (e.last_lba + 1)
+                            .saturating_sub(e.first_lba)
+                            .saturating_mul(ss)
+                    ),
                     type_text(&e.type_guid),
                     match (&e.fs_type, &e.fs_label) {
                         (Some(t), Some(l)) => format!("{t} \"{l}\""),
