@@ -140,3 +140,33 @@ fn seed_on_an_image_file_attached_by_the_agent() {
 fn blkid_offset(image: &str, offset: &str) -> String {
     tool_ok("blkid", "util-linux", &["-p", "-O", offset, image])
 }
+
+/// An image file attached by the agent with 4096-byte sectors (LOOP_CONFIGURE).
+#[test]
+fn seed_on_an_image_file_with_4096_byte_sectors_attached_by_the_agent() {
+    let img = Image::new(1 << 30);
+    let layout = fixture("seed.json");
+    let (ok, out, err) = agent(&[
+        "disk",
+        "apply",
+        "--yes",
+        "--no-mount",
+        "--image-sector-size",
+        "4096",
+        "--layout",
+        layout.to_str().unwrap(),
+        "--disk",
+        &format!("main={}", img.p()),
+    ]);
+    assert!(ok, "apply failed:\n{out}\n{err}");
+    assert!(out.contains("(1.0 GiB, 4096-byte sectors)"), "{out}");
+    let lo = Loop::attach(&img.path, 4096);
+    sgdisk_verify(&lo.dev);
+    let rows = sgdisk_table(&lo.dev);
+    let got: Vec<(u64, u64)> = rows.iter().map(|r| (r.1, r.2)).collect();
+    assert_eq!(got, planned("seed.json", 1 << 30, 4096));
+    for (row, ty) in rows.iter().skip(1).zip(["vfat", "ext4"]) {
+        let p = blkid_offset(img.p(), &(row.1 * 4096).to_string());
+        assert!(p.contains(&format!("TYPE=\"{ty}\"")), "{p}");
+    }
+}

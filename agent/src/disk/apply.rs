@@ -119,7 +119,7 @@ pub fn actions(plan: &Plan, opts: &ApplyOptions) -> Vec<Action> {
         });
     }
     for d in &plan.disks {
-        for p in d.partitions.iter().filter(|p| p.content.is_some()) {
+        for p in d.partitions.iter().filter(|p| p.fs_type().is_some()) {
             out.push(Action::Format {
                 disk: d.key.clone(),
                 number: p.number,

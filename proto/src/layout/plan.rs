@@ -90,12 +90,14 @@ impl PartitionPlan {
     pub fn sectors(&self) -> u64 {
         self.last_lba - self.first_lba + 1
     }
-    /// The filesystem type blkid reports once formatted.
+    /// The filesystem type blkid reports once formatted; `None` when nothing
+    /// is formatted (no content, or swap with `randomEncryption`, which NixOS
+    /// sets up at every boot and disko does not mkswap).
     pub fn fs_type(&self) -> Option<&'static str> {
         match &self.content {
             Some(Content::Filesystem(fs)) => Some(fs.format.as_str()),
-            Some(Content::Swap(_)) => Some("swap"),
-            None => None,
+            Some(Content::Swap(s)) if !s.random_encryption => Some("swap"),
+            _ => None,
         }
     }
 }
@@ -312,14 +314,14 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
                         });
                     }
                 }
-                Some(Content::Swap(s)) => swaps.push(SwapPlan {
+                Some(Content::Swap(s)) if !s.random_encryption => swaps.push(SwapPlan {
                     disk: d.key.clone(),
                     number: p.number,
                     label: p.label.clone(),
                     priority: s.priority,
                     discard_policy: s.discard_policy.clone(),
                 }),
-                None => {}
+                _ => {}
             }
         }
         let already_applied = matches_existing(&partitions, &f.existing);

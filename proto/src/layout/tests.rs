@@ -275,6 +275,29 @@ fn plan_recognises_an_applied_disk() {
 }
 
 #[test]
+fn random_encryption_swap_is_neither_formatted_nor_activated() {
+    let l = Layout::from_json(
+        r#"{"disk":{"d":{"device":"/dev/x","content":{"type":"gpt","partitions":{
+            "s":{"size":"16M","content":{"type":"swap","randomEncryption":true}},
+            "t":{"size":"16M","content":{"type":"swap","priority":3,"discardPolicy":"once"}}}}}}}"#,
+    )
+    .unwrap();
+    let p = one_disk(&l, 64 << 20, 512).unwrap();
+    let d = &p.disks[0];
+    assert_eq!(d.partitions[0].fs_type(), None);
+    assert_eq!(
+        d.partitions[0].type_guid,
+        "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F"
+    );
+    assert_eq!(d.partitions[1].fs_type(), Some("swap"));
+    assert_eq!(p.swaps.len(), 1);
+    assert_eq!(
+        (p.swaps[0].priority, p.swaps[0].discard_policy.as_deref()),
+        (Some(3), Some("once"))
+    );
+}
+
+#[test]
 fn plan_serialises() {
     let l = Layout::from_json(SEED_EVALUATED).unwrap();
     let p = one_disk(&l, 2 << 30, 4096).unwrap();
