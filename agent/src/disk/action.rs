@@ -157,7 +157,7 @@ impl Action {
         match self {
             Action::Wipe { disk } => {
                 let (d, o) = cx.disk(disk)?;
-                if !cx.opts.force {
+                if !cx.opts.force && d.gpt {
                     let now = probe::existing(&o.file, o.geometry).map_err(DiskError::Probe)?;
                     if matches_existing(&d.partitions, &now) {
                         return Ok(Some("the disk already holds this layout".into()));

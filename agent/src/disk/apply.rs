@@ -111,12 +111,14 @@ pub fn actions(plan: &Plan, opts: &ApplyOptions) -> Vec<Action> {
         out.push(Action::Wipe {
             disk: d.key.clone(),
         });
-        out.push(Action::WriteTable {
-            disk: d.key.clone(),
-        });
-        out.push(Action::Reread {
-            disk: d.key.clone(),
-        });
+        if d.gpt {
+            out.push(Action::WriteTable {
+                disk: d.key.clone(),
+            });
+            out.push(Action::Reread {
+                disk: d.key.clone(),
+            });
+        }
     }
     for d in &plan.disks {
         for p in d.partitions.iter().filter(|p| p.fs_type().is_some()) {
@@ -264,6 +266,7 @@ pub fn mount_layout(
     let mut steps: Vec<Action> = plan
         .disks
         .iter()
+        .filter(|d| d.gpt)
         .map(|d| Action::Reread {
             disk: d.key.clone(),
         })

@@ -29,6 +29,9 @@ pub struct Disk {
     pub device: String,
     /// disko's `destroy`: false means existing data must not be wiped.
     pub destroy: bool,
+    /// Whether the disk gets a GPT (`content.type = "gpt"`); without content
+    /// disko only wipes the disk.
+    pub gpt: bool,
     /// In disko's order; `partitions[i].number == i + 1`.
     pub partitions: Vec<Partition>,
 }

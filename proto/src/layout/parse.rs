@@ -215,6 +215,7 @@ fn parse_disk(key: &str, v: &Value, path: &str) -> Result<Disk, LayoutError> {
         .to_string();
     let destroy = opt_bool(o, "destroy", path)?.unwrap_or(true);
     let cpath = join(path, "content");
+    let gpt = !matches!(o.get("content"), None | Some(Value::Null));
     let partitions = match o.get("content") {
         None | Some(Value::Null) => Vec::new(),
         Some(c) => {
@@ -244,6 +245,7 @@ fn parse_disk(key: &str, v: &Value, path: &str) -> Result<Disk, LayoutError> {
         name,
         device,
         destroy,
+        gpt,
         partitions,
     })
 }

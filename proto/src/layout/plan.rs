@@ -65,6 +65,8 @@ pub struct DiskPlan {
     pub geometry: Geometry,
     pub destroy: bool,
     pub existing: ExistingDisk,
+    /// Whether a GPT is written (false: the disk is only wiped).
+    pub gpt: bool,
     pub partitions: Vec<PartitionPlan>,
     /// The disk already holds exactly this table and these filesystems.
     pub already_applied: bool,
@@ -324,7 +326,11 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
                 _ => {}
             }
         }
-        let already_applied = matches_existing(&partitions, &f.existing);
+        let already_applied = if d.gpt {
+            matches_existing(&partitions, &f.existing)
+        } else {
+            f.existing.table.is_none() && f.existing.signatures.is_empty()
+        };
         if !d.destroy && !already_applied && !f.existing.partitions.is_empty() {
             return Err(LayoutError::new(
                 format!("disk.{}.destroy", d.key),
@@ -337,6 +343,7 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
             geometry: f.geometry,
             destroy: d.destroy,
             existing: f.existing.clone(),
+            gpt: d.gpt,
             partitions,
             already_applied,
         });
@@ -434,6 +441,13 @@ pub fn render(plan: &Plan, root: &str) -> String {
             for sig in &d.existing.signatures {
                 let _ = writeln!(s, "    signature on the disk: {sig}");
             }
+        }
+        if !d.gpt {
+            let _ = writeln!(
+                s,
+                "  the layout has no partition table here: the disk is only wiped"
+            );
+            continue;
         }
         let _ = writeln!(
             s,

@@ -298,6 +298,23 @@ fn random_encryption_swap_is_neither_formatted_nor_activated() {
 }
 
 #[test]
+fn a_disk_without_content_is_only_wiped() {
+    let l = Layout::from_json(r#"{"disk":{"spare":{"device":"/dev/sdb"}}}"#).unwrap();
+    assert!(!l.disks[0].gpt);
+    let p = one_disk(&l, 64 << 20, 512).unwrap();
+    assert!(
+        p.already_applied(),
+        "a blank disk already is what the layout asks"
+    );
+    assert!(render(&p, "/mnt").contains("only wiped"));
+    let mut m = BTreeMap::new();
+    let mut f = facts(64 << 20, 512);
+    f.existing.signatures = vec!["ext4".into()];
+    m.insert("spare".to_string(), f);
+    assert!(!plan(&l, &m).unwrap().already_applied());
+}
+
+#[test]
 fn plan_serialises() {
     let l = Layout::from_json(SEED_EVALUATED).unwrap();
     let p = one_disk(&l, 2 << 30, 4096).unwrap();
