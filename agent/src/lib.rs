@@ -4,6 +4,8 @@
 //! Layers: `sys` (one module per kernel interface) → engines (plain Rust values
 //! in, typed errors out; no gRPC) → `service` (the tonic service, thin).
 
+pub mod disk;
+pub mod fs;
 pub mod init;
 pub mod inventory;
 pub mod jobs;

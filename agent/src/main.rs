@@ -4,6 +4,8 @@
 //! `landfall.v1.Agent` gRPC service over mutual TLS; on an ordinary Linux the
 //! same code runs through subcommands (`serve`, `inventory`, …).
 
+mod disk_cli;
+mod mkfs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -47,6 +49,10 @@ enum Command {
     },
     /// Print this machine's inventory (disks, memory, CPUs, firmware, NICs) as JSON.
     Inventory,
+    /// Make a filesystem (ext4, vfat or swap) on a block device or image file.
+    Mkfs(mkfs::MkfsArgs),
+    /// Partition, format and mount disks from a disko layout.
+    Disk(disk_cli::DiskArgs),
 }
 
 fn run_serve(
@@ -106,5 +112,7 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&inv)?);
             Ok(())
         }
+        Command::Mkfs(args) => mkfs::run(&args),
+        Command::Disk(args) => disk_cli::run(&args),
     }
 }

@@ -136,8 +136,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Created a landfall session in {}", dir.display());
             println!("  the agent needs ca.pem, agent.pem, agent.key; keep ca.key and controller.key private");
         }
-        Command::Image(ImageCommand::Build { kernel, modules, agent, out, extra_modules, tls }) => {
-            image::build(image::BuildArgs { kernel, modules, agent, out, extra_modules, tls })?;
+        Command::Image(ImageCommand::Build {
+            kernel,
+            modules,
+            agent,
+            out,
+            extra_modules,
+            tls,
+        }) => {
+            image::build(image::BuildArgs {
+                kernel,
+                modules,
+                agent,
+                out,
+                extra_modules,
+                tls,
+            })?;
         }
         Command::Inventory { agent, json } => {
             let mut c = connect(&agent).await?;

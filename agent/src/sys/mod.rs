@@ -3,3 +3,6 @@
 //! every ioctl number is unit-tested against the value the kernel headers give.
 
 pub mod blk;
+pub mod blkpg;
+pub mod loopdev;
+pub mod mount;

@@ -1,0 +1,322 @@
+//! The destructive steps of an apply, in the shape nix-installer uses: each
+//! has a description (shown before anything is touched), a check of whether
+//! its work is already done, and an execute.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use landfall_proto::layout::{matches_existing, Content, DiskPlan, MountPlan, MountSource, Plan};
+use serde::{Deserialize, Serialize};
+
+use super::apply::{ApplyOptions, DiskError};
+use super::format::{self, expected_type};
+use super::kernel::{self, WantedPartition};
+use super::mounting;
+use super::probe;
+use super::resolve::OpenDisk;
+use super::table;
+use super::wipe;
+use crate::fs::FormatReport;
+use crate::sys::mount as sysmount;
+
+/// One step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    /// Erase old signatures on the disk and where the new partitions go.
+    Wipe { disk: String },
+    /// Write the GPT and protective MBR.
+    WriteTable { disk: String },
+    /// Make the kernel show the new partitions and their device nodes.
+    Reread { disk: String },
+    /// Make the partition's filesystem (or swap).
+    Format { disk: String, number: u32 },
+    /// Mount `plan.mounts[index]` under the root.
+    Mount { index: usize },
+    /// Activate a swap partition.
+    Swapon { disk: String, number: u32 },
+}
+
+/// What the steps share while an apply runs.
+pub(crate) struct Context<'a> {
+    pub plan: &'a Plan,
+    pub disks: &'a BTreeMap<String, OpenDisk>,
+    pub opts: &'a ApplyOptions,
+    /// Device node of each partition, filled by `Reread`.
+    pub nodes: BTreeMap<(String, u32), PathBuf>,
+    pub formatted: Vec<(String, u32, FormatReport)>,
+}
+
+impl<'a> Context<'a> {
+    fn disk(&self, key: &str) -> Result<(&DiskPlan, &OpenDisk), DiskError> {
+        let plan = self.plan.disks.iter().find(|d| d.key == key);
+        match (plan, self.disks.get(key)) {
+            (Some(p), Some(o)) => Ok((p, o)),
+            _ => Err(DiskError::UnknownDisk(key.to_string())),
+        }
+    }
+
+    fn mount(&self, index: usize) -> Result<&'a MountPlan, DiskError> {
+        self.plan.mounts.get(index).ok_or(DiskError::NoMount(index))
+    }
+
+    fn node(&self, disk: &str, number: u32) -> Result<PathBuf, DiskError> {
+        self.nodes
+            .get(&(disk.to_string(), number))
+            .cloned()
+            .ok_or_else(|| DiskError::NoNode {
+                disk: disk.to_string(),
+                number,
+            })
+    }
+}
+
+fn wanted(d: &DiskPlan) -> Vec<WantedPartition> {
+    let ss = u64::from(d.geometry.logical_sector_size);
+    d.partitions
+        .iter()
+        .map(|p| WantedPartition {
+            number: p.number,
+            start: p.first_lba * ss,
+            length: p.sectors() * ss,
+        })
+        .collect()
+}
+
+fn content(d: &DiskPlan, number: u32) -> Option<&Content> {
+    d.partitions
+        .iter()
+        .find(|p| p.number == number)
+        .and_then(|p| p.content.as_ref())
+}
+
+impl Action {
+    /// One line for the plan and the progress events.
+    pub fn description(&self, plan: &Plan) -> String {
+        let path = |k: &str| {
+            plan.disks
+                .iter()
+                .find(|d| d.key == k)
+                .map(|d| d.path.clone())
+                .unwrap_or_default()
+        };
+        let label = |k: &str, n: u32| {
+            plan.disks
+                .iter()
+                .find(|d| d.key == k)
+                .and_then(|d| d.partitions.iter().find(|p| p.number == n))
+                .map(|p| p.label.clone())
+                .unwrap_or_default()
+        };
+        match self {
+            Action::Wipe { disk } => {
+                format!(
+                    "Wipe signatures on {} (disk {disk}) and where its new partitions go",
+                    path(disk)
+                )
+            }
+            Action::WriteTable { disk } => {
+                let n = plan
+                    .disks
+                    .iter()
+                    .find(|d| &d.key == disk)
+                    .map_or(0, |d| d.partitions.len());
+                format!("Write a GPT with {n} partition(s) to {}", path(disk))
+            }
+            Action::Reread { disk } => {
+                format!("Tell the kernel about the partitions of {}", path(disk))
+            }
+            Action::Format { disk, number } => {
+                let t = plan
+                    .disks
+                    .iter()
+                    .find(|d| &d.key == disk)
+                    .and_then(|d| content(d, *number))
+                    .map(expected_type)
+                    .unwrap_or("?");
+                format!(
+                    "Format partition {number} ({}) of {} as {t}",
+                    label(disk, *number),
+                    path(disk)
+                )
+            }
+            Action::Mount { index } => match plan.mounts.get(*index) {
+                Some(m) => format!(
+                    "Mount {} ({}) on {}",
+                    source_text(&m.source),
+                    m.fs_type,
+                    m.mountpoint
+                ),
+                None => format!("Mount #{index}"),
+            },
+            Action::Swapon { disk, number } => format!("Activate swap on {}", label(disk, *number)),
+        }
+    }
+
+    /// `Some(reason)` when the work is already done.
+    pub(crate) fn is_done(&self, cx: &Context<'_>) -> Result<Option<String>, DiskError> {
+        match self {
+            Action::Wipe { disk } => {
+                let (d, o) = cx.disk(disk)?;
+                if !cx.opts.force && d.gpt {
+                    let now = probe::existing(&o.file, o.geometry).map_err(DiskError::Probe)?;
+                    if matches_existing(&d.partitions, &now) {
+                        return Ok(Some("the disk already holds this layout".into()));
+                    }
+                }
+                let ss = u64::from(d.geometry.logical_sector_size);
+                probe::drop_cache(&o.file).map_err(DiskError::Probe)?;
+                let mut clean =
+                    wipe::is_wiped(&o.file, 0, d.geometry.size_bytes).map_err(DiskError::Wipe)?;
+                for p in &d.partitions {
+                    clean &= wipe::is_wiped(&o.file, p.first_lba * ss, p.sectors() * ss)
+                        .map_err(DiskError::Wipe)?;
+                }
+                Ok(clean.then(|| "no signatures found".into()))
+            }
+            Action::WriteTable { disk } => {
+                let (d, o) = cx.disk(disk)?;
+                let now = probe::existing(&o.file, o.geometry).map_err(DiskError::Probe)?;
+                let table_only: Vec<_> = d
+                    .partitions
+                    .iter()
+                    .map(|p| landfall_proto::layout::PartitionPlan {
+                        content: None,
+                        ..p.clone()
+                    })
+                    .collect();
+                Ok(matches_existing(&table_only, &now)
+                    .then(|| "the partition table already matches".into()))
+            }
+            Action::Reread { disk } => {
+                let (d, o) = cx.disk(disk)?;
+                let in_sync = kernel::in_sync(&o.path, &wanted(d)).map_err(DiskError::Kernel)?;
+                Ok(in_sync.then(|| "the kernel already shows these partitions".into()))
+            }
+            Action::Format { disk, number } => {
+                let (d, o) = cx.disk(disk)?;
+                let Some(c) = content(d, *number) else {
+                    return Ok(Some("no content".into()));
+                };
+                let p =
+                    d.partitions
+                        .iter()
+                        .find(|p| p.number == *number)
+                        .ok_or(DiskError::NoNode {
+                            disk: disk.clone(),
+                            number: *number,
+                        })?;
+                let ss = u64::from(d.geometry.logical_sector_size);
+                probe::drop_cache(&o.file).map_err(DiskError::Probe)?;
+                let found = probe::filesystem_at(&o.file, p.first_lba * ss, p.sectors() * ss, ss)
+                    .map_err(DiskError::Probe)?;
+                Ok(found
+                    .filter(|f| format::matches(c, f))
+                    .map(|f| format!("already {}", f.kind)))
+            }
+            Action::Mount { index } => {
+                let m = cx.mount(*index)?;
+                let t = mounting::target(&cx.opts.root, &m.mountpoint);
+                let done = mounting::is_mounted(&t, &m.fs_type).map_err(DiskError::Mount)?;
+                Ok(done.then(|| format!("{} is already mounted", t.display())))
+            }
+            Action::Swapon { disk, number } => {
+                let node = cx.node(disk, *number)?;
+                let done = mounting::is_swap_active(&node).map_err(DiskError::Mount)?;
+                Ok(done.then(|| "already active".into()))
+            }
+        }
+    }
+
+    /// Do the work.
+    pub(crate) fn execute(&self, cx: &mut Context<'_>) -> Result<(), DiskError> {
+        match self {
+            Action::Wipe { disk } => {
+                let (d, o) = cx.disk(disk)?;
+                refuse_busy(o)?;
+                let ss = u64::from(d.geometry.logical_sector_size);
+                wipe::wipe_range(&o.file, 0, d.geometry.size_bytes).map_err(DiskError::Wipe)?;
+                for p in &d.partitions {
+                    wipe::wipe_range(&o.file, p.first_lba * ss, p.sectors() * ss)
+                        .map_err(DiskError::Wipe)?;
+                }
+                o.file.sync_all().map_err(DiskError::Wipe)?;
+                Ok(())
+            }
+            Action::WriteTable { disk } => {
+                let (d, o) = cx.disk(disk)?;
+                refuse_busy(o)?;
+                table::write_table(&o.file, d).map_err(DiskError::Table)?;
+                Ok(())
+            }
+            Action::Reread { disk } => {
+                let (d, o) = cx.disk(disk)?;
+                let nodes = kernel::sync_partitions(&o.file, &o.path, &wanted(d))
+                    .map_err(DiskError::Kernel)?;
+                for (n, path) in nodes {
+                    cx.nodes.insert((disk.clone(), n), path);
+                }
+                Ok(())
+            }
+            Action::Format { disk, number } => {
+                let (d, _) = cx.disk(disk)?;
+                let Some(c) = content(d, *number).cloned() else {
+                    return Ok(());
+                };
+                let node = cx.node(disk, *number)?;
+                let report = format::format_partition(&node, &c).map_err(DiskError::Format)?;
+                cx.formatted.push((disk.clone(), *number, report));
+                Ok(())
+            }
+            Action::Mount { index } => {
+                let m = cx.mount(*index)?;
+                let t = mounting::target(&cx.opts.root, &m.mountpoint);
+                mounting::make_mountpoint(&t).map_err(DiskError::Mount)?;
+                let source = match &m.source {
+                    MountSource::Partition { disk, number, .. } => {
+                        cx.node(disk, *number)?.to_string_lossy().into_owned()
+                    }
+                    MountSource::Nodev { device } => device.clone(),
+                };
+                let opts = sysmount::parse_options(&m.options);
+                sysmount::mount(&source, &t, &m.fs_type, &opts)
+                    .map_err(|e| DiskError::Mount(mounting::MountStepError::Mount(e)))?;
+                Ok(())
+            }
+            Action::Swapon { disk, number } => {
+                let node = cx.node(disk, *number)?;
+                let swap = cx
+                    .plan
+                    .swaps
+                    .iter()
+                    .find(|s| &s.disk == disk && s.number == *number);
+                let flags = sysmount::swap_flags(
+                    swap.and_then(|s| s.priority),
+                    swap.and_then(|s| s.discard_policy.as_deref()),
+                );
+                sysmount::swapon(&node, flags)
+                    .map_err(|e| DiskError::Mount(mounting::MountStepError::Mount(e)))?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A disk whose partitions are mounted or swapped on must not be rewritten.
+fn refuse_busy(o: &OpenDisk) -> Result<(), DiskError> {
+    let busy = kernel::busy_partitions(&o.path).map_err(DiskError::Kernel)?;
+    if busy.is_empty() {
+        Ok(())
+    } else {
+        Err(DiskError::Busy {
+            disk: o.path.display().to_string(),
+            users: busy.join(", "),
+        })
+    }
+}
+
+fn source_text(s: &MountSource) -> String {
+    match s {
+        MountSource::Partition { label, .. } => format!("/dev/disk/by-partlabel/{label}"),
+        MountSource::Nodev { device } => device.clone(),
+    }
+}

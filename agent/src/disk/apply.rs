@@ -1,0 +1,329 @@
+//! Planning against real disks and running the plan's actions in order,
+//! reporting each step; also mounting an already applied layout and
+//! unmounting it again.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use landfall_proto::layout::{plan, Layout, LayoutError, Plan};
+use serde::{Deserialize, Serialize};
+
+use super::action::{Action, Context};
+use super::events::StepEvent;
+use super::format::FormatError;
+use super::kernel::KernelError;
+use super::mounting::{self, MountStepError};
+use super::probe;
+use super::resolve::{OpenDisk, ResolveError};
+use super::table::TableError;
+use crate::fs::FormatReport;
+
+/// Errors of the disk engine, each naming the step that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    #[error("Invalid layout")]
+    Layout(#[from] LayoutError),
+    #[error("Cannot open the disks")]
+    Resolve(#[from] ResolveError),
+    #[error("Cannot read what is on the disk")]
+    Probe(#[source] std::io::Error),
+    #[error("Cannot wipe old signatures")]
+    Wipe(#[source] std::io::Error),
+    #[error("Cannot write the partition table")]
+    Table(#[source] TableError),
+    #[error("Cannot make the kernel see the partitions")]
+    Kernel(#[source] KernelError),
+    #[error("Cannot format")]
+    Format(#[source] FormatError),
+    #[error("Mount step failed")]
+    Mount(#[source] MountStepError),
+    #[error("The plan has no disk {0}")]
+    UnknownDisk(String),
+    #[error("The plan has no mount #{0}")]
+    NoMount(usize),
+    #[error("No device node for partition {number} of disk {disk}")]
+    NoNode { disk: String, number: u32 },
+    #[error("{disk} is in use ({users}); unmount and swapoff first")]
+    Busy { disk: String, users: String },
+    #[error("The layout is not applied on disk {0}; run apply first")]
+    NotApplied(String),
+}
+
+/// How to apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyOptions {
+    /// Where the layout's `/` goes (default `/mnt`).
+    pub root: PathBuf,
+    /// Mount the filesystems (and nodev entries) under `root`.
+    pub mount: bool,
+    /// Activate swap partitions.
+    pub swapon: bool,
+    /// Wipe and rewrite even a disk that already holds the layout.
+    pub force: bool,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from("/mnt"),
+            mount: true,
+            swapon: false,
+            force: false,
+        }
+    }
+}
+
+/// A partition's device node after apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionNode {
+    pub disk: String,
+    pub number: u32,
+    pub label: String,
+    pub node: PathBuf,
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Every disk already held the layout before the run (nothing destroyed).
+    pub already_applied: bool,
+    pub executed: usize,
+    pub skipped: usize,
+    pub partitions: Vec<PartitionNode>,
+    /// `(disk, number, report)` of each filesystem made.
+    pub formatted: Vec<(String, u32, FormatReport)>,
+}
+
+/// Probe the open disks and plan the layout on them.
+pub fn plan_layout(layout: &Layout, disks: &BTreeMap<String, OpenDisk>) -> Result<Plan, DiskError> {
+    let mut facts = BTreeMap::new();
+    for (k, d) in disks {
+        facts.insert(k.clone(), probe::facts(d).map_err(DiskError::Probe)?);
+    }
+    Ok(plan(layout, &facts)?)
+}
+
+/// The actions of a full apply, in order.
+pub fn actions(plan: &Plan, opts: &ApplyOptions) -> Vec<Action> {
+    let mut out = Vec::new();
+    for d in &plan.disks {
+        out.push(Action::Wipe {
+            disk: d.key.clone(),
+        });
+        if d.gpt {
+            out.push(Action::WriteTable {
+                disk: d.key.clone(),
+            });
+            out.push(Action::Reread {
+                disk: d.key.clone(),
+            });
+        }
+    }
+    for d in &plan.disks {
+        for p in d.partitions.iter().filter(|p| p.fs_type().is_some()) {
+            out.push(Action::Format {
+                disk: d.key.clone(),
+                number: p.number,
+            });
+        }
+    }
+    out.extend(mount_actions(plan, opts));
+    out
+}
+
+fn mount_actions(plan: &Plan, opts: &ApplyOptions) -> Vec<Action> {
+    let mut out = Vec::new();
+    if opts.mount {
+        out.extend((0..plan.mounts.len()).map(|index| Action::Mount { index }));
+    }
+    if opts.swapon {
+        out.extend(plan.swaps.iter().map(|s| Action::Swapon {
+            disk: s.disk.clone(),
+            number: s.number,
+        }));
+    }
+    out
+}
+
+fn run(
+    plan: &Plan,
+    disks: &BTreeMap<String, OpenDisk>,
+    opts: &ApplyOptions,
+    steps: Vec<Action>,
+    on_event: &mut dyn FnMut(&StepEvent),
+) -> Result<ApplyReport, DiskError> {
+    let already_applied = plan.already_applied() && !opts.force;
+    let mut cx = Context {
+        plan,
+        disks,
+        opts,
+        nodes: BTreeMap::new(),
+        formatted: Vec::new(),
+    };
+    let total = steps.len();
+    let (mut executed, mut skipped) = (0, 0);
+    for (index, step) in steps.iter().enumerate() {
+        let description = step.description(plan);
+        let fail = |e: &DiskError, on_event: &mut dyn FnMut(&StepEvent)| {
+            on_event(&StepEvent::Failed {
+                index,
+                total,
+                description: description.clone(),
+                reason: error_chain(e),
+            });
+        };
+        let done = match step.is_done(&cx) {
+            Ok(d) => d,
+            Err(e) => {
+                fail(&e, on_event);
+                return Err(e);
+            }
+        };
+        // A skipped re-read still needs the node paths for later steps.
+        let skip_result = match (&done, step) {
+            (Some(_), Action::Reread { .. }) => step.execute(&mut cx),
+            _ => Ok(()),
+        };
+        if let Err(e) = skip_result {
+            fail(&e, on_event);
+            return Err(e);
+        }
+        if let Some(reason) = done {
+            skipped += 1;
+            on_event(&StepEvent::Skipped {
+                index,
+                total,
+                description,
+                reason,
+            });
+            continue;
+        }
+        on_event(&StepEvent::Started {
+            index,
+            total,
+            description: description.clone(),
+        });
+        let t0 = Instant::now();
+        if let Err(e) = step.execute(&mut cx) {
+            fail(&e, on_event);
+            return Err(e);
+        }
+        executed += 1;
+        on_event(&StepEvent::Finished {
+            index,
+            total,
+            description,
+            duration: t0.elapsed(),
+        });
+    }
+    let partitions = plan
+        .disks
+        .iter()
+        .flat_map(|d| d.partitions.iter().map(move |p| (d, p)))
+        .filter_map(|(d, p)| {
+            cx.nodes
+                .get(&(d.key.clone(), p.number))
+                .map(|node| PartitionNode {
+                    disk: d.key.clone(),
+                    number: p.number,
+                    label: p.label.clone(),
+                    node: node.clone(),
+                })
+        })
+        .collect();
+    Ok(ApplyReport {
+        already_applied,
+        executed,
+        skipped,
+        partitions,
+        formatted: cx.formatted,
+    })
+}
+
+/// Apply a plan: wipe, GPT, kernel re-read, format, then mounts (and swap if
+/// asked), skipping every step whose work is already done. Disks that already
+/// hold the layout are not touched unless `opts.force`.
+pub fn apply(
+    plan: &Plan,
+    disks: &BTreeMap<String, OpenDisk>,
+    opts: &ApplyOptions,
+    on_event: &mut dyn FnMut(&StepEvent),
+) -> Result<ApplyReport, DiskError> {
+    run(plan, disks, opts, actions(plan, opts), on_event)
+}
+
+/// Mount an already applied layout (disko's "mount" mode): re-read, mounts, swap.
+pub fn mount_layout(
+    plan: &Plan,
+    disks: &BTreeMap<String, OpenDisk>,
+    opts: &ApplyOptions,
+    on_event: &mut dyn FnMut(&StepEvent),
+) -> Result<ApplyReport, DiskError> {
+    if let Some(d) = plan.disks.iter().find(|d| !d.already_applied) {
+        return Err(DiskError::NotApplied(d.key.clone()));
+    }
+    let mut steps: Vec<Action> = plan
+        .disks
+        .iter()
+        .filter(|d| d.gpt)
+        .map(|d| Action::Reread {
+            disk: d.key.clone(),
+        })
+        .collect();
+    steps.extend(mount_actions(
+        plan,
+        &ApplyOptions {
+            mount: true,
+            ..opts.clone()
+        },
+    ));
+    run(plan, disks, opts, steps, on_event)
+}
+
+/// Unmount the plan's mounts under `root`, deepest first; returns how many.
+pub fn unmount_layout(plan: &Plan, root: &Path) -> Result<usize, DiskError> {
+    let mut n = 0;
+    for m in plan.mounts.iter().rev() {
+        let t = mounting::target(root, &m.mountpoint);
+        if mounting::is_mounted(&t, &m.fs_type).map_err(DiskError::Mount)? {
+            crate::sys::mount::unmount(&t)
+                .map_err(|e| DiskError::Mount(MountStepError::Mount(e)))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Deactivate the plan's active swap partitions; returns how many (what PID 1
+/// does before reboot).
+pub fn swapoff_layout(plan: &Plan, disks: &BTreeMap<String, OpenDisk>) -> Result<usize, DiskError> {
+    let mut n = 0;
+    for s in &plan.swaps {
+        let disk = disks
+            .get(&s.disk)
+            .ok_or_else(|| DiskError::UnknownDisk(s.disk.clone()))?;
+        let nodes = super::kernel::partition_nodes(&disk.path).map_err(DiskError::Kernel)?;
+        let Some(node) = nodes.get(&s.number) else {
+            continue;
+        };
+        if mounting::is_swap_active(node).map_err(DiskError::Mount)? {
+            crate::sys::mount::swapoff(node)
+                .map_err(|e| DiskError::Mount(MountStepError::Mount(e)))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// The error and its causes on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,28 @@
+//! The disk engine: a disko layout becomes GPT partitions, filesystems and
+//! mounts, written by the agent itself (no sgdisk, mkfs, wipefs, partprobe).
+//!
+//! [`plan_layout`] opens nothing for writing: it probes each disk ([`probe`])
+//! and asks [`landfall_proto::layout::plan`] for the plan. [`apply`] turns the
+//! plan into [`Action`]s — wipe, GPT, kernel re-read, format, mount, swapon —
+//! each with a description, an is-done check and an execute, and reports each
+//! step as a [`StepEvent`]. Errors are typed; nothing here knows about gRPC.
+
+mod action;
+mod apply;
+mod events;
+pub mod format;
+pub mod kernel;
+pub mod mounting;
+pub mod probe;
+pub mod resolve;
+pub mod signatures;
+pub mod table;
+pub mod wipe;
+
+pub use action::Action;
+pub use apply::{
+    actions, apply, error_chain, mount_layout, plan_layout, swapoff_layout, unmount_layout,
+    ApplyOptions, ApplyReport, DiskError, PartitionNode,
+};
+pub use events::StepEvent;
+pub use resolve::{open_disks, parse_overrides, OpenDisk};

@@ -1,0 +1,71 @@
+//! What is on a disk now: its partition table, each partition's filesystem,
+//! and signatures on the disk itself — the "exists now" half of the plan and
+//! the input of the idempotence checks.
+
+use std::io;
+
+use landfall_proto::layout::{DiskFacts, ExistingDisk, Geometry};
+
+use super::resolve::OpenDisk;
+use super::signatures::{detect, Signature};
+use super::table::read_table;
+
+/// Drop a block device's page cache before reading it: writes through the
+/// partition nodes (mkfs, mounted filesystems) bypass the whole disk's cache.
+/// A regular file has no separate cache; nothing to do.
+pub fn drop_cache(dev: &std::fs::File) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    if dev.metadata()?.file_type().is_block_device() {
+        crate::sys::blkpg::flush_buffers(dev).map_err(io::Error::other)?;
+    }
+    Ok(())
+}
+
+/// The first filesystem-like signature in a byte range.
+pub fn filesystem_at(
+    dev: &std::fs::File,
+    start: u64,
+    len: u64,
+    sector: u64,
+) -> io::Result<Option<Signature>> {
+    Ok(detect(dev, start, len, sector)?
+        .into_iter()
+        .find(|s| !matches!(s.kind, "gpt" | "gpt (backup header)" | "dos")))
+}
+
+/// Read what exists on an open disk.
+pub fn existing(dev: &std::fs::File, geo: Geometry) -> io::Result<ExistingDisk> {
+    drop_cache(dev)?;
+    let ss = u64::from(geo.logical_sector_size);
+    let mut out = ExistingDisk::default();
+    if let Some((table, mut parts)) = read_table(dev, geo.logical_sector_size)? {
+        for p in &mut parts {
+            let start = p.first_lba.saturating_mul(ss);
+            let len = (p.last_lba + 1)
+                .saturating_sub(p.first_lba)
+                .saturating_mul(ss);
+            if let Some(sig) = filesystem_at(dev, start, len, ss)? {
+                p.fs_type = Some(sig.kind.to_string());
+                p.fs_label = sig.label;
+                p.fs_uuid = sig.uuid;
+            }
+        }
+        out.table = Some(table);
+        out.partitions = parts;
+    }
+    out.signatures = detect(dev, 0, geo.size_bytes, ss)?
+        .into_iter()
+        .filter(|s| !matches!(s.kind, "gpt" | "dos"))
+        .map(|s| s.kind.to_string())
+        .collect();
+    Ok(out)
+}
+
+/// The facts the planner needs about an open disk.
+pub fn facts(disk: &OpenDisk) -> io::Result<DiskFacts> {
+    Ok(DiskFacts {
+        path: disk.path.to_string_lossy().into_owned(),
+        geometry: disk.geometry,
+        existing: existing(&disk.file, disk.geometry)?,
+    })
+}

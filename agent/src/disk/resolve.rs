@@ -1,0 +1,164 @@
+//! Finding the device for each layout disk: its `device`, or an override
+//! `NAME=PATH`. A regular image file is attached to a free loop device first.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use landfall_proto::layout::{Geometry, Layout};
+
+use crate::sys::blk::{self, BlkError};
+use crate::sys::loopdev::{self, LoopDevice, LoopError};
+
+/// Errors of resolving and opening disks.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("--disk {0}: expected NAME=PATH")]
+    OverrideSyntax(String),
+    #[error("--disk {0}: the layout has no disk of that name")]
+    UnknownDisk(String),
+    #[error("Cannot open {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{0} is neither a block device nor a regular file")]
+    NotADisk(PathBuf),
+    #[error("Cannot attach {path} to a loop device")]
+    Loop {
+        path: PathBuf,
+        #[source]
+        source: LoopError,
+    },
+    #[error("Cannot read the geometry of {path}")]
+    Geometry {
+        path: PathBuf,
+        #[source]
+        source: BlkError,
+    },
+}
+
+/// An open disk of the layout.
+#[derive(Debug)]
+pub struct OpenDisk {
+    /// The layout's disk key.
+    pub key: String,
+    /// The block device used (`/dev/loop3` for an image).
+    pub path: PathBuf,
+    /// The image file, when one was attached to `path`.
+    pub image: Option<PathBuf>,
+    pub file: File,
+    pub geometry: Geometry,
+    /// Keeps an attached loop device alive (autoclear on drop of the last fd).
+    pub loop_device: Option<LoopDevice>,
+}
+
+/// Parse `NAME=PATH` overrides, checking each name exists in the layout.
+pub fn parse_overrides(
+    layout: &Layout,
+    args: &[String],
+) -> Result<BTreeMap<String, PathBuf>, ResolveError> {
+    let mut out = BTreeMap::new();
+    for a in args {
+        let (name, path) = a
+            .split_once('=')
+            .ok_or_else(|| ResolveError::OverrideSyntax(a.clone()))?;
+        if name.is_empty() || path.is_empty() {
+            return Err(ResolveError::OverrideSyntax(a.clone()));
+        }
+        if !layout.disks.iter().any(|d| d.key == name) {
+            return Err(ResolveError::UnknownDisk(name.to_string()));
+        }
+        out.insert(name.to_string(), PathBuf::from(path));
+    }
+    Ok(out)
+}
+
+fn geometry(file: &File, path: &Path) -> Result<Geometry, ResolveError> {
+    let g = |source| ResolveError::Geometry {
+        path: path.to_path_buf(),
+        source,
+    };
+    Ok(Geometry {
+        size_bytes: blk::device_size(file).map_err(g)?,
+        logical_sector_size: blk::logical_sector_size(file).map_err(g)?,
+    })
+}
+
+/// Open one disk read-write (or read-only for planning). An image file is
+/// attached to a loop device with `image_block_size`-byte sectors.
+pub fn open_disk(
+    key: &str,
+    path: &Path,
+    writable: bool,
+    image_block_size: u32,
+) -> Result<OpenDisk, ResolveError> {
+    let meta = std::fs::metadata(path).map_err(|source| ResolveError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    use std::os::unix::fs::FileTypeExt;
+    let ft = meta.file_type();
+    if ft.is_block_device() {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(path)
+            .map_err(|source| ResolveError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let geometry = geometry(&file, path)?;
+        return Ok(OpenDisk {
+            key: key.to_string(),
+            path: path.to_path_buf(),
+            image: None,
+            file,
+            geometry,
+            loop_device: None,
+        });
+    }
+    if !ft.is_file() {
+        return Err(ResolveError::NotADisk(path.to_path_buf()));
+    }
+    let lo = loopdev::attach(path, image_block_size).map_err(|source| ResolveError::Loop {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let file = lo.file.try_clone().map_err(|source| ResolveError::Open {
+        path: lo.path.clone(),
+        source,
+    })?;
+    let geometry = geometry(&file, &lo.path)?;
+    Ok(OpenDisk {
+        key: key.to_string(),
+        path: lo.path.clone(),
+        image: Some(path.to_path_buf()),
+        file,
+        geometry,
+        loop_device: Some(lo),
+    })
+}
+
+/// Open every disk of the layout (device from the layout unless overridden).
+pub fn open_disks(
+    layout: &Layout,
+    overrides: &BTreeMap<String, PathBuf>,
+    writable: bool,
+    image_block_size: u32,
+) -> Result<BTreeMap<String, OpenDisk>, ResolveError> {
+    let mut out = BTreeMap::new();
+    for d in &layout.disks {
+        let path = overrides
+            .get(&d.key)
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from(&d.device));
+        out.insert(
+            d.key.clone(),
+            open_disk(&d.key, &path, writable, image_block_size)?,
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,146 @@
+//! Reading and writing the GPT (with its protective MBR) through the `gpt`
+//! crate: 128 entries, the first usable sector right after the array, as
+//! `sgdisk --clear` makes it; partition names are the labels.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom};
+
+use gpt::disk::LogicalBlockSize;
+use gpt::mbr::ProtectiveMBR;
+use gpt::partition::Partition as GptPartition;
+use gpt::partition_types::{OperatingSystem, Type};
+use gpt::GptConfig;
+use landfall_proto::layout::{DiskPlan, ExistingPartition};
+
+use super::signatures::read_at;
+
+/// Errors of the partition-table step.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("Logical sector size {0} is not supported by the GPT writer (512 or 4096)")]
+    SectorSize(u32),
+    #[error("Bad GUID {0}")]
+    Guid(String),
+    #[error("Cannot create the GPT")]
+    Create(#[source] gpt::GptError),
+    #[error("Cannot set the partitions")]
+    Partitions(#[source] gpt::GptError),
+    #[error("Cannot write the GPT")]
+    Write(#[source] gpt::GptError),
+    #[error("Cannot write the protective MBR")]
+    Mbr(#[source] gpt::mbr::MBRError),
+    #[error("Cannot flush the device")]
+    Sync(#[source] io::Error),
+    #[error("Cannot duplicate the device handle")]
+    Dup(#[source] io::Error),
+}
+
+fn lb_size(ss: u32) -> Result<LogicalBlockSize, TableError> {
+    match ss {
+        512 => Ok(LogicalBlockSize::Lb512),
+        4096 => Ok(LogicalBlockSize::Lb4096),
+        other => Err(TableError::SectorSize(other)),
+    }
+}
+
+fn guid(s: &str) -> Result<uuid::Uuid, TableError> {
+    uuid::Uuid::parse_str(s).map_err(|_| TableError::Guid(s.to_string()))
+}
+
+/// Write a fresh GPT holding the planned partitions, then the protective MBR.
+/// Returns the partition GUIDs used, by number.
+pub fn write_table(dev: &File, disk: &DiskPlan) -> Result<BTreeMap<u32, String>, TableError> {
+    let ss = disk.geometry.logical_sector_size;
+    let lb = lb_size(ss)?;
+    let mut parts = BTreeMap::new();
+    let mut guids = BTreeMap::new();
+    for p in &disk.partitions {
+        let part_guid = match &p.part_uuid {
+            Some(u) => guid(u)?,
+            None => uuid::Uuid::new_v4(),
+        };
+        guids.insert(
+            p.number,
+            part_guid.hyphenated().to_string().to_ascii_uppercase(),
+        );
+        parts.insert(
+            p.number,
+            GptPartition {
+                part_type_guid: Type {
+                    guid: guid(&p.type_guid)?,
+                    os: OperatingSystem::None,
+                },
+                part_guid,
+                first_lba: p.first_lba,
+                last_lba: p.last_lba,
+                flags: p.attributes,
+                name: p.label.clone(),
+            },
+        );
+    }
+    let handle = dev.try_clone().map_err(TableError::Dup)?;
+    let mut gdisk = GptConfig::new()
+        .writable(true)
+        .logical_block_size(lb)
+        .change_partition_count(true)
+        .create_from_device(handle, None)
+        .map_err(TableError::Create)?;
+    gdisk
+        .update_partitions(parts)
+        .map_err(TableError::Partitions)?;
+    let mut handle = gdisk.write().map_err(TableError::Write)?;
+    let sectors = disk.geometry.size_bytes / u64::from(ss);
+    let mbr_size = u32::try_from(sectors.saturating_sub(1)).unwrap_or(u32::MAX);
+    ProtectiveMBR::with_lb_size(mbr_size)
+        .overwrite_lba0(&mut handle)
+        .map_err(TableError::Mbr)?;
+    handle.seek(SeekFrom::Start(0)).map_err(TableError::Sync)?;
+    handle.sync_all().map_err(TableError::Sync)?;
+    Ok(guids)
+}
+
+/// The table found on a disk: `("gpt", partitions)`, `("mbr", [])`, or `None`.
+pub fn read_table(dev: &File, ss: u32) -> io::Result<Option<(String, Vec<ExistingPartition>)>> {
+    let Ok(lb) = lb_size(ss) else { return Ok(None) };
+    let handle = dev.try_clone()?;
+    match GptConfig::new()
+        .writable(false)
+        .logical_block_size(lb)
+        .open_from_device(handle)
+    {
+        Ok(g) => {
+            let parts = g
+                .partitions()
+                .iter()
+                .filter(|(_, p)| p.is_used())
+                .map(|(n, p)| ExistingPartition {
+                    number: *n,
+                    first_lba: p.first_lba,
+                    last_lba: p.last_lba,
+                    type_guid: p
+                        .part_type_guid
+                        .guid
+                        .hyphenated()
+                        .to_string()
+                        .to_ascii_uppercase(),
+                    label: p.name.clone(),
+                    part_uuid: p.part_guid.hyphenated().to_string().to_ascii_uppercase(),
+                    fs_type: None,
+                    fs_label: None,
+                    fs_uuid: None,
+                })
+                .collect();
+            Ok(Some(("gpt".to_string(), parts)))
+        }
+        Err(_) => {
+            let mbr = read_at(dev, 0, 512)?;
+            let has_records = (0..4).any(|i| mbr[446 + 16 * i + 4] != 0);
+            if mbr[510] == 0x55 && mbr[511] == 0xAA && has_records {
+                Ok(Some(("mbr".to_string(), Vec::new())))
+            } else {
+                Ok(None)
+            }
+        }
+    }
+}

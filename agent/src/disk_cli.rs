@@ -1,0 +1,177 @@
+//! `landfall-agent disk plan|apply|mount --layout FILE [--disk NAME=PATH]…`:
+//! the disk engine from the command line, the way disko's format and mount
+//! modes are called. Image files given as disks are attached to loop devices.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use landfall_agent::disk::{self, ApplyOptions, StepEvent};
+use landfall_proto::layout::{render, Layout};
+
+#[derive(clap::Args, Debug)]
+pub struct DiskArgs {
+    #[command(subcommand)]
+    command: DiskCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum DiskCommand {
+    /// Show what apply would destroy and create; touches nothing.
+    Plan {
+        #[command(flatten)]
+        common: Common,
+        /// Print the plan as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Partition, format and mount.
+    Apply {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        mount: MountArgs,
+        /// Do not mount after formatting.
+        #[arg(long)]
+        no_mount: bool,
+        /// Do not ask before destroying data.
+        #[arg(long)]
+        yes: bool,
+        /// Rewrite disks even when they already hold the layout.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Mount an already applied layout.
+    Mount {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        mount: MountArgs,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct Common {
+    /// The `disko.devices` JSON (evaluated or hand-written).
+    #[arg(long)]
+    layout: PathBuf,
+    /// Use PATH (a block device or an image file) for the layout's disk NAME.
+    #[arg(long = "disk", value_name = "NAME=PATH")]
+    disks: Vec<String>,
+    /// Logical sector size of loop devices made for image files.
+    #[arg(long, default_value_t = 512)]
+    image_sector_size: u32,
+}
+
+#[derive(clap::Args, Debug)]
+struct MountArgs {
+    /// Where the layout's / is mounted.
+    #[arg(long, default_value = "/mnt")]
+    root: PathBuf,
+    /// Also activate swap partitions.
+    #[arg(long)]
+    swapon: bool,
+}
+
+fn load(
+    common: &Common,
+    writable: bool,
+) -> anyhow::Result<(Layout, std::collections::BTreeMap<String, disk::OpenDisk>)> {
+    let text = std::fs::read_to_string(&common.layout)
+        .with_context(|| format!("Cannot read {}", common.layout.display()))?;
+    let layout = Layout::from_json(&text)
+        .with_context(|| format!("Invalid layout {}", common.layout.display()))?;
+    let overrides = disk::parse_overrides(&layout, &common.disks)?;
+    let disks = disk::open_disks(&layout, &overrides, writable, common.image_sector_size)?;
+    Ok((layout, disks))
+}
+
+fn print_event(e: &StepEvent) {
+    eprintln!("{e}");
+}
+
+fn confirm() -> anyhow::Result<()> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        bail!("Refusing to destroy data without --yes: stdin is not a terminal to ask on");
+    }
+    eprint!("This destroys the data listed above. Type \"yes\" to continue: ");
+    std::io::stderr().flush().ok();
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    if line.trim() != "yes" {
+        bail!("Not confirmed; nothing was changed");
+    }
+    Ok(())
+}
+
+pub fn run(args: &DiskArgs) -> anyhow::Result<()> {
+    match &args.command {
+        DiskCommand::Plan { common, json } => {
+            let (layout, disks) = load(common, false)?;
+            let plan = disk::plan_layout(&layout, &disks)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+            } else {
+                print!("{}", render(&plan, "/mnt"));
+            }
+            Ok(())
+        }
+        DiskCommand::Apply {
+            common,
+            mount,
+            no_mount,
+            yes,
+            force,
+        } => {
+            let (layout, disks) = load(common, true)?;
+            let plan = disk::plan_layout(&layout, &disks)?;
+            let root = mount.root.to_string_lossy();
+            print!("{}", render(&plan, &root));
+            let opts = ApplyOptions {
+                root: mount.root.clone(),
+                mount: !no_mount,
+                swapon: mount.swapon,
+                force: *force,
+            };
+            if (plan.is_destructive() || *force) && !yes {
+                confirm()?;
+            }
+            let report = disk::apply(&plan, &disks, &opts, &mut print_event)?;
+            if report.already_applied {
+                println!("already applied: the disks hold this layout; nothing was destroyed");
+            } else {
+                println!(
+                    "applied: {} step(s) run, {} skipped",
+                    report.executed, report.skipped
+                );
+            }
+            for p in &report.partitions {
+                println!(
+                    "{} partition {}: {} ({})",
+                    p.disk,
+                    p.number,
+                    p.node.display(),
+                    p.label
+                );
+            }
+            Ok(())
+        }
+        DiskCommand::Mount { common, mount } => {
+            let (layout, disks) = load(common, false)?;
+            let plan = disk::plan_layout(&layout, &disks)?;
+            let opts = ApplyOptions {
+                root: mount.root.clone(),
+                mount: true,
+                swapon: mount.swapon,
+                force: false,
+            };
+            let report = disk::mount_layout(&plan, &disks, &opts, &mut print_event)?;
+            println!(
+                "mounted: {} step(s) run, {} skipped",
+                report.executed, report.skipped
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Invalid layouts are refused before anything is written: each error names
+//! the field, and the disk image is byte-identical afterwards.
+
+mod common;
+
+use common::*;
+
+fn gpt(parts: &str) -> String {
+    format!(
+        r#"{{"disk":{{"main":{{"device":"/dev/x","content":{{"type":"gpt","partitions":{{{parts}}}}}}}}}}}"#
+    )
+}
+
+fn seed_like(extra: &str) -> String {
+    gpt(&format!(
+        r#""boot":{{"size":"1M","type":"EF02"}},"ESP":{{"size":"32M","type":"EF00","content":{{"type":"filesystem","format":"vfat","mountpoint":"/boot"}}}}{extra}"#
+    ))
+}
+
+#[test]
+fn invalid_layouts_are_refused_and_the_disk_is_untouched() {
+    let cases: Vec<(String, &str, &str)> = vec![
+        (gpt(r#""ESP":{"size":"2G"}"#), "disk.main.content.partitions.ESP.size", "does not fit"),
+        (gpt(r#""ESP":{"size":"512MB"}"#), "disk.main.content.partitions.ESP.size", "is not a size"),
+        (seed_like(r#","a":{"size":"100%"},"b":{"size":"100%"}"#), "disk.main.content.partitions.b.size", "second 100%"),
+        (
+            gpt(r#""a":{"priority":1,"start":"1M","end":"+8M"},"b":{"priority":2,"start":"4M","end":"+1M"}"#),
+            "disk.main.content.partitions.b.start",
+            "not free",
+        ),
+        (gpt(r#""a":{"size":"1M","label":"x"},"b":{"size":"1M","label":"x"}"#), "disk.main.content.partitions.b.label", "duplicate label"),
+        (
+            seed_like(r#","root":{"size":"1M","content":{"type":"filesystem","format":"ext4","mountpoint":"/boot"}}"#),
+            "disk.main.content.partitions.root.content.mountpoint",
+            "duplicate mountpoint",
+        ),
+        (
+            gpt(r#""root":{"size":"4M","content":{"type":"filesystem","format":"ext4","mountpoint":"root"}}"#),
+            "disk.main.content.partitions.root.content.mountpoint",
+            "does not start with /",
+        ),
+        (
+            gpt(r#""root":{"size":"4M","content":{"type":"filesystem","format":"xfs"}}"#),
+            "disk.main.content.partitions.root.content.format",
+            "\"xfs\" is not supported",
+        ),
+        (gpt(r#""root":{"size":"4M","type":"ZZZZ"}"#), "disk.main.content.partitions.root.type", "is not a type"),
+        (gpt(r#""root":{"size":"4M","type":"FFFF"}"#), "disk.main.content.partitions.root.type", "unknown partition type code"),
+        (
+            gpt(r#""crypt":{"size":"4M","content":{"type":"luks","name":"c"}}"#),
+            "disk.main.content.partitions.crypt.content.type",
+            "\"luks\" is not supported",
+        ),
+        (gpt(r#""pv":{"size":"4M","content":{"type":"lvm_pv","vg":"v"}}"#), "disk.main.content.partitions.pv.content.type", "\"lvm_pv\""),
+        (gpt(r#""r":{"size":"4M","content":{"type":"mdraid","name":"md"}}"#), "disk.main.content.partitions.r.content.type", "\"mdraid\""),
+        (gpt(r#""b":{"size":"4M","content":{"type":"btrfs"}}"#), "disk.main.content.partitions.b.content.type", "\"btrfs\""),
+        (gpt(r#""z":{"size":"4M","content":{"type":"zfs","pool":"tank"}}"#), "disk.main.content.partitions.z.content.type", "\"zfs\""),
+        (r#"{"disk":{"main":{"device":"/dev/x","content":{"type":"table","format":"gpt","partitions":[]}}}}"#.into(), "disk.main.content.type", "legacy"),
+        (
+            r#"{"disk":{"main":{"device":"/dev/x","content":null}},"zpool":{"tank":{"type":"zpool"}}}"#.into(),
+            "zpool",
+            "ZFS pools are not supported",
+        ),
+        (
+            r#"{"disk":{"main":{"device":"/dev/x","content":null}},"lvm_vg":{"vg":{"type":"lvm_vg"}}}"#.into(),
+            "lvm_vg",
+            "LVM volume groups",
+        ),
+        (
+            gpt(r#""root":{"size":"4M","content":{"type":"filesystem","format":"ext4","extraArgs":["-O","^metadata_csum"]}}"#),
+            "disk.main.content.partitions.root.content.extraArgs.0",
+            "unsupported mkfs argument \"-O\"",
+        ),
+        (
+            gpt(r#""root":{"size":"4M","content":{"type":"filesystem","format":"ext4","postCreateHook":"echo hi"}}"#),
+            "disk.main.content.partitions.root.content.postCreateHook",
+            "hooks",
+        ),
+        (gpt(r#""a":{"size":"1M","uuid":"not-a-guid"}"#), "disk.main.content.partitions.a.uuid", "not a GUID"),
+        (gpt(r#""a":{"start":"1M","end":"+2M","priority":1},"b":{"start":"1.5M","end":"-0"}"#), "disk.main.content.partitions.b.start", "not an sgdisk position"),
+        (
+            gpt(r#""root":{"size":"4M","content":{"type":"filesystem","format":"ext4","extraArgs":["-L","a-label-far-too-long"]}}"#),
+            "disk.main.content.partitions.root.content.extraArgs",
+            "longer than 16 bytes",
+        ),
+        (r#"{"nodev":{"/":{"fsType":"proc"}}}"#.into(), "nodev./.fsType", "\"proc\" is not supported"),
+        ("{ not json".into(), "", "not valid JSON"),
+        (
+            gpt(r#""root":{"size":"7M","content":{"type":"filesystem","format":"ext4"}}"#),
+            "disk.main.content.partitions.root.size",
+            "too small for ext4",
+        ),
+    ];
+    assert!(cases.len() >= 15);
+    // A disk with a real table and filesystem on it, so "unchanged" means something.
+    let img = Image::new(64 << 20);
+    let small = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(small.path(), seed_like(r#","root":{"size":"100%","content":{"type":"filesystem","format":"ext4","mountpoint":"/"}}"#)).unwrap();
+    let (ok, out, err) = agent(&[
+        "disk",
+        "apply",
+        "--yes",
+        "--no-mount",
+        "--layout",
+        small.path().to_str().unwrap(),
+        "--disk",
+        &format!("main={}", img.p()),
+    ]);
+    assert!(ok, "{out}{err}");
+    let before = img.sha256();
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (json, path, msg)) in cases.iter().enumerate() {
+        let f = dir.path().join(format!("bad{i}.json"));
+        std::fs::write(&f, json).unwrap();
+        for cmd in ["plan", "apply"] {
+            let mut args = vec!["disk", cmd, "--layout", f.to_str().unwrap()];
+            let disk_arg = format!("main={}", img.p());
+            if json.contains("\"main\"") {
+                args.extend(["--disk", &disk_arg]);
+            }
+            if cmd == "apply" {
+                args.extend(["--yes", "--no-mount"]);
+            }
+            let (ok, out, err) = agent(&args);
+            assert!(!ok, "case {i} ({json}) was accepted by {cmd}:\n{out}");
+            let want = if path.is_empty() {
+                msg.to_string()
+            } else {
+                format!("{path}: ")
+            };
+            assert!(
+                err.contains(&want) && err.contains(msg),
+                "case {i} {cmd}: expected {path:?} / {msg:?} in:\n{err}"
+            );
+        }
+        assert_eq!(img.sha256(), before, "case {i} changed the disk");
+    }
+}
+
+#[test]
+fn an_override_for_an_unknown_disk_is_refused() {
+    let img = Image::new(64 << 20);
+    let before = img.sha256();
+    let seed = fixture("seed.json");
+    let (ok, _, err) = agent(&[
+        "disk",
+        "apply",
+        "--yes",
+        "--layout",
+        seed.to_str().unwrap(),
+        "--disk",
+        &format!("other={}", img.p()),
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("--disk other: the layout has no disk of that name"),
+        "{err}"
+    );
+    assert_eq!(img.sha256(), before);
+}
+
+#[test]
+fn apply_without_yes_refuses_when_stdin_is_not_a_terminal() {
+    let img = Image::new(1 << 30);
+    let before = img.sha256();
+    let seed = fixture("seed.json");
+    let (ok, out, err) = agent(&[
+        "disk",
+        "apply",
+        "--no-mount",
+        "--layout",
+        seed.to_str().unwrap(),
+        "--disk",
+        &format!("main={}", img.p()),
+    ]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("Refusing to destroy data without --yes"),
+        "{err}"
+    );
+    assert!(
+        out.contains("WILL BE DESTROYED") || out.contains("will create"),
+        "{out}"
+    );
+    assert_eq!(img.sha256(), before);
+}

@@ -1,0 +1,508 @@
+//! From a [`Layout`] and what the agent found on each disk to a [`Plan`]: the
+//! exact sector ranges sgdisk would give, what exists now and would be
+//! destroyed, what will be created, and the mounts in order. Serialisable (the
+//! agent sends it to the controller) and renderable for a person.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::LayoutError;
+use super::model::{Content, Layout, Partition};
+use super::sectors::{Geometry, NewPartition, SectorError, SgdiskTable};
+use super::typecode;
+use super::units::{human_bytes, Position};
+
+/// What the agent knows of one disk before touching it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskFacts {
+    /// The device actually used (`/dev/loop3`, `/dev/nvme0n1`).
+    pub path: String,
+    pub geometry: Geometry,
+    pub existing: ExistingDisk,
+}
+
+/// What is on a disk now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExistingDisk {
+    /// `gpt` or `mbr`, if a valid table was found.
+    pub table: Option<String>,
+    pub partitions: Vec<ExistingPartition>,
+    /// Signatures found on the whole disk (outside partitions): `ext4`, `LVM2_member`, …
+    pub signatures: Vec<String>,
+}
+
+/// One partition found on a disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExistingPartition {
+    pub number: u32,
+    pub first_lba: u64,
+    pub last_lba: u64,
+    pub type_guid: String,
+    pub label: String,
+    pub part_uuid: String,
+    /// The filesystem found inside (`ext4`, `vfat`, `swap`, …).
+    pub fs_type: Option<String>,
+    pub fs_label: Option<String>,
+    pub fs_uuid: Option<String>,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub disks: Vec<DiskPlan>,
+    /// In mount order (by mountpoint, byte order: parents first).
+    pub mounts: Vec<MountPlan>,
+    pub swaps: Vec<SwapPlan>,
+}
+
+/// What happens to one disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskPlan {
+    pub key: String,
+    pub path: String,
+    pub geometry: Geometry,
+    pub destroy: bool,
+    pub existing: ExistingDisk,
+    /// Whether a GPT is written (false: the disk is only wiped).
+    pub gpt: bool,
+    pub partitions: Vec<PartitionPlan>,
+    /// The disk already holds exactly this table and these filesystems.
+    pub already_applied: bool,
+}
+
+/// One partition to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionPlan {
+    pub number: u32,
+    pub key: String,
+    pub label: String,
+    pub type_guid: String,
+    /// `None`: a random GUID.
+    pub part_uuid: Option<String>,
+    /// GPT attribute bits.
+    pub attributes: u64,
+    pub first_lba: u64,
+    pub last_lba: u64,
+    pub content: Option<Content>,
+}
+
+impl PartitionPlan {
+    pub fn sectors(&self) -> u64 {
+        self.last_lba - self.first_lba + 1
+    }
+    /// The filesystem type blkid reports once formatted; `None` when nothing
+    /// is formatted (no content, or swap with `randomEncryption`, which NixOS
+    /// sets up at every boot and disko does not mkswap).
+    pub fn fs_type(&self) -> Option<&'static str> {
+        match &self.content {
+            Some(Content::Filesystem(fs)) => Some(fs.format.as_str()),
+            Some(Content::Swap(s)) if !s.random_encryption => Some("swap"),
+            _ => None,
+        }
+    }
+}
+
+/// Where a mount comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MountSource {
+    Partition {
+        disk: String,
+        number: u32,
+        label: String,
+    },
+    Nodev {
+        device: String,
+    },
+}
+
+/// One mount, relative to the install root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountPlan {
+    pub mountpoint: String,
+    pub source: MountSource,
+    pub fs_type: String,
+    pub options: Vec<String>,
+}
+
+/// One swap partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwapPlan {
+    pub disk: String,
+    pub number: u32,
+    pub label: String,
+    pub priority: Option<i64>,
+    pub discard_policy: Option<String>,
+}
+
+impl Plan {
+    /// Whether applying would change anything on any disk.
+    pub fn is_destructive(&self) -> bool {
+        self.disks.iter().any(|d| !d.already_applied)
+    }
+    pub fn already_applied(&self) -> bool {
+        !self.is_destructive()
+    }
+}
+
+fn part_path(disk: &str, p: &Partition) -> String {
+    format!("disk.{disk}.content.partitions.{}", p.key)
+}
+
+fn sector_error(e: SectorError, disk: &str, p: &Partition, geo: Geometry) -> LayoutError {
+    let path = part_path(disk, p);
+    let end_field = if p.end == p.size.default_end() {
+        "size"
+    } else {
+        "end"
+    };
+    let ss = u64::from(geo.logical_sector_size);
+    match e {
+        SectorError::DiskTooSmall => LayoutError::new(
+            format!("disk.{disk}"),
+            format!("the disk ({}) is too small for a GPT", human_bytes(geo.size_bytes)),
+        ),
+        SectorError::StartNotFree { start } => LayoutError::new(
+            format!("{path}.start"),
+            format!("\"{}\" resolves to sector {start}, which is not free", p.start),
+        ),
+        SectorError::EndBeforeStart { start, end } => LayoutError::new(
+            format!("{path}.{end_field}"),
+            format!("ends at sector {end}, before its start {start}"),
+        ),
+        SectorError::NoRoom { start, end, free_until } => LayoutError::new(
+            format!("{path}.{end_field}"),
+            format!(
+                "\"{}\" does not fit: sectors {start}-{end} ({}) but the free space from {start} ends at {free_until} ({} available; disk {})",
+                if end_field == "size" { p.size.as_str() } else { &p.end },
+                human_bytes((end - start + 1) * ss),
+                human_bytes((free_until + 1).saturating_sub(start) * ss),
+                human_bytes(geo.size_bytes),
+            ),
+        ),
+    }
+}
+
+/// The smallest ext4 the agent's writer makes (8 MiB) and the smallest swap
+/// area (ten 4 KiB pages), checked before anything is written.
+pub const MIN_EXT4_BYTES: u64 = 8 << 20;
+pub const MIN_SWAP_BYTES: u64 = 10 * 4096;
+
+fn check_content_size(disk: &str, p: &Partition, bytes: u64) -> Result<(), LayoutError> {
+    let (min, what) = match &p.content {
+        Some(Content::Filesystem(fs)) if fs.format == super::model::FsFormat::Ext4 => {
+            (MIN_EXT4_BYTES, "ext4")
+        }
+        Some(Content::Swap(_)) => (MIN_SWAP_BYTES, "swap"),
+        _ => return Ok(()),
+    };
+    if bytes < min {
+        let field = if p.end == p.size.default_end() {
+            "size"
+        } else {
+            "end"
+        };
+        return Err(LayoutError::new(
+            format!("{}.{field}", part_path(disk, p)),
+            format!(
+                "{} is too small for {what} (at least {})",
+                human_bytes(bytes),
+                human_bytes(min)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The sector ranges of a disk's partitions, as `sgdisk --align-end --new`
+/// would give them, in partition-number order.
+pub fn partition_ranges(
+    disk_key: &str,
+    parts: &[Partition],
+    geo: Geometry,
+) -> Result<Vec<(u64, u64)>, LayoutError> {
+    let ss = geo.logical_sector_size;
+    if ss < 512 || !ss.is_power_of_two() {
+        return Err(LayoutError::new(
+            format!("disk.{disk_key}"),
+            format!("unsupported logical sector size {ss}"),
+        ));
+    }
+    let first = parts.first();
+    let mut table = SgdiskTable::cleared(geo).map_err(|e| match first {
+        Some(p) => sector_error(e, disk_key, p, geo),
+        None => LayoutError::new(
+            format!("disk.{disk_key}"),
+            "the disk is too small for a GPT",
+        ),
+    })?;
+    parts
+        .iter()
+        .map(|p| {
+            // Parse checked these already; an error here is still reported, not a panic.
+            let bad = |f: &str, v: &str| {
+                LayoutError::new(
+                    format!("{}.{f}", part_path(disk_key, p)),
+                    format!("\"{v}\" is not an sgdisk position"),
+                )
+            };
+            let start = Position::parse(&p.start).ok_or_else(|| bad("start", &p.start))?;
+            let end = Position::parse(&p.end).ok_or_else(|| bad("end", &p.end))?;
+            table
+                .add(&NewPartition {
+                    start: &start,
+                    end: &end,
+                    alignment: p.alignment,
+                })
+                .map_err(|e| sector_error(e, disk_key, p, geo))
+        })
+        .collect()
+}
+
+/// Plan a layout against the facts of its disks (keyed by the layout's disk key).
+pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan, LayoutError> {
+    let mut disks = Vec::new();
+    let mut mounts = Vec::new();
+    let mut swaps = Vec::new();
+    let mut paths: BTreeMap<&str, &str> = BTreeMap::new();
+    for d in &layout.disks {
+        let f = facts.get(&d.key).ok_or_else(|| {
+            LayoutError::new(
+                format!("disk.{}.device", d.key),
+                format!("no facts for disk {} ({})", d.key, d.device),
+            )
+        })?;
+        if let Some(other) = paths.insert(&f.path, &d.key) {
+            return Err(LayoutError::new(
+                format!("disk.{}.device", d.key),
+                format!("{} is also disk.{other}", f.path),
+            ));
+        }
+        let ranges = partition_ranges(&d.key, &d.partitions, f.geometry)?;
+        let ss = u64::from(f.geometry.logical_sector_size);
+        for (p, (first, last)) in d.partitions.iter().zip(&ranges) {
+            check_content_size(&d.key, p, (last - first + 1) * ss)?;
+        }
+        let partitions: Vec<PartitionPlan> = d
+            .partitions
+            .iter()
+            .zip(ranges)
+            .map(|(p, (first, last))| PartitionPlan {
+                number: p.number,
+                key: p.key.clone(),
+                label: p.label.clone(),
+                type_guid: p.type_guid.clone(),
+                part_uuid: p.uuid.as_ref().map(|u| u.to_ascii_uppercase()),
+                attributes: p.attributes.iter().fold(0u64, |acc, b| acc | (1u64 << b)),
+                first_lba: first,
+                last_lba: last,
+                content: p.content.clone(),
+            })
+            .collect();
+        for p in &partitions {
+            match &p.content {
+                Some(Content::Filesystem(fs)) => {
+                    if let Some(mp) = &fs.mountpoint {
+                        mounts.push(MountPlan {
+                            mountpoint: mp.clone(),
+                            source: MountSource::Partition {
+                                disk: d.key.clone(),
+                                number: p.number,
+                                label: p.label.clone(),
+                            },
+                            fs_type: fs.format.as_str().to_string(),
+                            options: fs.mount_options.clone(),
+                        });
+                    }
+                }
+                Some(Content::Swap(s)) if !s.random_encryption => swaps.push(SwapPlan {
+                    disk: d.key.clone(),
+                    number: p.number,
+                    label: p.label.clone(),
+                    priority: s.priority,
+                    discard_policy: s.discard_policy.clone(),
+                }),
+                _ => {}
+            }
+        }
+        let already_applied = if d.gpt {
+            matches_existing(&partitions, &f.existing)
+        } else {
+            f.existing.table.is_none() && f.existing.signatures.is_empty()
+        };
+        if !d.destroy && !already_applied && !f.existing.partitions.is_empty() {
+            return Err(LayoutError::new(
+                format!("disk.{}.destroy", d.key),
+                format!("is false, but {} holds a different partition table", f.path),
+            ));
+        }
+        disks.push(DiskPlan {
+            key: d.key.clone(),
+            path: f.path.clone(),
+            geometry: f.geometry,
+            destroy: d.destroy,
+            existing: f.existing.clone(),
+            gpt: d.gpt,
+            partitions,
+            already_applied,
+        });
+    }
+    for n in &layout.nodev {
+        if let Some(mp) = &n.mountpoint {
+            mounts.push(MountPlan {
+                mountpoint: mp.clone(),
+                source: MountSource::Nodev {
+                    device: n.device.clone(),
+                },
+                fs_type: n.fs_type.clone(),
+                options: n.mount_options.clone(),
+            });
+        }
+    }
+    mounts.sort_by(|a, b| a.mountpoint.as_bytes().cmp(b.mountpoint.as_bytes()));
+    Ok(Plan {
+        disks,
+        mounts,
+        swaps,
+    })
+}
+
+/// Same partitions (number, label, type, range, fixed GUID) and the expected
+/// filesystems present.
+pub fn matches_existing(planned: &[PartitionPlan], existing: &ExistingDisk) -> bool {
+    existing.table.as_deref() == Some("gpt")
+        && existing.partitions.len() == planned.len()
+        && planned.iter().all(|p| {
+            existing.partitions.iter().any(|e| {
+                e.number == p.number
+                    && e.label == p.label
+                    && e.type_guid.eq_ignore_ascii_case(&p.type_guid)
+                    && e.first_lba == p.first_lba
+                    && e.last_lba == p.last_lba
+                    && p.part_uuid
+                        .as_ref()
+                        .is_none_or(|u| u.eq_ignore_ascii_case(&e.part_uuid))
+                    && p.fs_type().is_none_or(|t| e.fs_type.as_deref() == Some(t))
+            })
+        })
+}
+
+fn type_text(guid: &str) -> String {
+    match typecode::type_name(guid) {
+        Some(n) => n.to_string(),
+        None => guid.to_string(),
+    }
+}
+
+/// The plan for a person: what exists and will be destroyed, what will be created.
+pub fn render(plan: &Plan, root: &str) -> String {
+    let mut s = String::new();
+    for d in &plan.disks {
+        let ss = u64::from(d.geometry.logical_sector_size);
+        let _ = writeln!(
+            s,
+            "disk {} → {} ({}, {}-byte sectors)",
+            d.key,
+            d.path,
+            human_bytes(d.geometry.size_bytes),
+            ss
+        );
+        if d.already_applied {
+            let _ = writeln!(s, "  already applied: the partition table and filesystems match; nothing will be destroyed");
+        } else {
+            let table = d.existing.table.as_deref().unwrap_or("no partition table");
+            let _ = writeln!(
+                s,
+                "  now: {table}, {} partition(s) — WILL BE DESTROYED",
+                d.existing.partitions.len()
+            );
+            for e in &d.existing.partitions {
+                let _ = writeln!(
+                    s,
+                    "    {:>2} {:<36} {:>12}-{:<12} {:>10}  {}  {}",
+                    e.number,
+                    e.label,
+                    e.first_lba,
+                    e.last_lba,
+                    human_bytes(
+                        (e.last_lba + 1)
+                            .saturating_sub(e.first_lba)
+                            .saturating_mul(ss)
+                    ),
+                    type_text(&e.type_guid),
+                    match (&e.fs_type, &e.fs_label) {
+                        (Some(t), Some(l)) => format!("{t} \"{l}\""),
+                        (Some(t), None) => t.clone(),
+                        _ => "-".to_string(),
+                    }
+                );
+            }
+            for sig in &d.existing.signatures {
+                let _ = writeln!(s, "    signature on the disk: {sig}");
+            }
+        }
+        if !d.gpt {
+            let _ = writeln!(
+                s,
+                "  the layout has no partition table here: the disk is only wiped"
+            );
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "  {} GPT:",
+            if d.already_applied {
+                "keeps"
+            } else {
+                "will create"
+            }
+        );
+        for p in &d.partitions {
+            let what = match &p.content {
+                Some(Content::Filesystem(fs)) => format!(
+                    "{}{}",
+                    fs.format.as_str(),
+                    fs.mountpoint
+                        .as_ref()
+                        .map(|m| format!(" at {m}"))
+                        .unwrap_or_default()
+                ),
+                Some(Content::Swap(_)) => "swap".to_string(),
+                None => "-".to_string(),
+            };
+            let _ = writeln!(
+                s,
+                "    {:>2} {:<36} {:>12}-{:<12} {:>10}  {}  {}",
+                p.number,
+                p.label,
+                p.first_lba,
+                p.last_lba,
+                human_bytes(p.sectors() * ss),
+                type_text(&p.type_guid),
+                what
+            );
+        }
+    }
+    if !plan.mounts.is_empty() {
+        let _ = writeln!(s, "mounts under {root}:");
+        for m in &plan.mounts {
+            let src = match &m.source {
+                MountSource::Partition { label, .. } => format!("/dev/disk/by-partlabel/{label}"),
+                MountSource::Nodev { device } => device.clone(),
+            };
+            let _ = writeln!(
+                s,
+                "  {:<20} {:<6} {:<40} {}",
+                m.mountpoint,
+                m.fs_type,
+                src,
+                m.options.join(",")
+            );
+        }
+    }
+    for w in &plan.swaps {
+        let _ = writeln!(s, "swap: /dev/disk/by-partlabel/{}", w.label);
+    }
+    s
+}
