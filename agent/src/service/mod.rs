@@ -10,12 +10,16 @@ use std::time::Instant;
 use futures::{Stream, StreamExt};
 use landfall_proto::v1::agent_server::Agent;
 use landfall_proto::v1::{
-    InventoryReply, InventoryRequest, LogLine, LogsRequest, Mount, StatusReply, StatusRequest,
+    InventoryReply, InventoryRequest, JobEvent, LayoutRequest, LogLine, LogsRequest, Mount,
+    PlanReply, StatusReply, StatusRequest,
 };
 use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::jobs::{run_blocking, JobSlot};
+
+mod layout;
 
 /// State shared by every request.
 pub struct AgentState {
@@ -102,5 +106,23 @@ impl Agent for AgentService {
         }
         let tail = BroadcastStream::new(rx).filter_map(|r| async move { r.ok().map(Ok) });
         Ok(Response::new(Box::pin(head.chain(tail))))
+    }
+
+    async fn plan_layout(
+        &self,
+        req: Request<LayoutRequest>,
+    ) -> Result<Response<PlanReply>, Status> {
+        Ok(Response::new(
+            self.plan_layout_impl(req.into_inner()).await?,
+        ))
+    }
+
+    type ApplyLayoutStream = ReceiverStream<Result<JobEvent, Status>>;
+
+    async fn apply_layout(
+        &self,
+        req: Request<LayoutRequest>,
+    ) -> Result<Response<Self::ApplyLayoutStream>, Status> {
+        Ok(Response::new(self.apply_layout_impl(req.into_inner())?))
     }
 }
