@@ -103,7 +103,7 @@ impl NarHasher {
 
 fn decode_base16(text: &str) -> Option<Vec<u8>> {
     let t = text.as_bytes();
-    if t.len() % 2 != 0 {
+    if !t.len().is_multiple_of(2) {
         return None;
     }
     t.chunks(2)
@@ -137,7 +137,7 @@ fn encode_base64(bytes: &[u8]) -> String {
 
 fn decode_base64(text: &str) -> Option<Vec<u8>> {
     let t = text.as_bytes();
-    if t.len() % 4 != 0 {
+    if !t.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(t.len() / 4 * 3);
