@@ -4,4 +4,5 @@
 //! Layers: `sys` (one module per kernel interface) → engines (plain Rust values
 //! in, typed errors out; no gRPC) → `service` (the tonic service, thin).
 
+pub mod store;
 pub mod sys;

@@ -14,12 +14,14 @@ pub mod base32;
 pub mod decode;
 pub mod encode;
 pub mod hash;
+pub mod path_info_json;
 pub mod store_path;
 mod wire;
 
 pub use decode::{DecodeError, Limits, NarDecoder, NarEvent};
 pub use encode::{dump_path, hash_path, EncodeError, NarEncoder, NarSummary};
 pub use hash::{HashParseError, NarHash, NarHasher};
+pub use path_info_json::{parse_path_info_json, PathInfoJsonError};
 pub use store_path::{PathInfo, StorePath, StorePathError, STORE_DIR};
 
 #[cfg(test)]
