@@ -285,3 +285,62 @@ impl NixDb {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sp(c: char) -> StorePath {
+        StorePath::parse(&format!("/nix/store/{}{c}-{c}", "0".repeat(31))).unwrap()
+    }
+
+    fn info(c: char, refs: &[char]) -> PathInfo {
+        PathInfo {
+            path: sp(c),
+            nar_hash: NarHash([c as u8; 32]),
+            nar_size: 1000 + c as u64,
+            references: refs.iter().map(|&r| sp(r)).collect(),
+            deriver: Some(StorePath::parse(&format!("/nix/store/{}-{c}.drv", "1".repeat(32))).unwrap()),
+            signatures: vec!["k-1:sig".into(), "k-2:sig".into()],
+            ca: None,
+        }
+    }
+
+    #[test]
+    fn registers_and_reads_back_with_references() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut db = NixDb::open(tmp.path()).unwrap();
+        let batch = vec![info('a', &['a', 'b']), info('b', &[])];
+        db.register(&batch).unwrap();
+        assert_eq!(db.path_info(&sp('a')).unwrap().unwrap(), batch[0]);
+        assert_eq!(db.path_info(&sp('b')).unwrap().unwrap(), batch[1]);
+        assert!(db.is_valid(&sp('a')).unwrap());
+        assert!(!db.is_valid(&sp('c')).unwrap());
+        assert_eq!(
+            fs::read_to_string(tmp.path().join("nix/var/nix/db/schema")).unwrap(),
+            "10"
+        );
+        let hash: String = db
+            .conn
+            .query_row("select hash from ValidPaths where path = ?1", [sp('a').as_str()], |r| r.get(0))
+            .unwrap();
+        assert!(hash.starts_with("sha256:") && hash.len() == 7 + 64, "{hash}");
+    }
+
+    #[test]
+    fn refuses_a_reference_that_is_not_valid_and_registers_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut db = NixDb::open(tmp.path()).unwrap();
+        let err = db.register(&[info('a', &['z'])]).unwrap_err();
+        assert!(matches!(err, DbError::MissingReference { .. }), "{err}");
+        assert!(!db.is_valid(&sp('a')).unwrap(), "the transaction was rolled back");
+    }
+
+    #[test]
+    fn refuses_a_database_of_another_schema() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir_all(db_dir(tmp.path())).unwrap();
+        fs::write(db_dir(tmp.path()).join("schema"), "7").unwrap();
+        assert!(matches!(NixDb::open(tmp.path()), Err(DbError::Schema { .. })));
+    }
+}
