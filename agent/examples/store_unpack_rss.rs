@@ -96,12 +96,31 @@ impl SyntheticNar {
         }
         if self.file == 0 {
             let name = format!("d{:04}", self.dir);
-            for t in [&b"entry"[..], b"(", b"name", name.as_bytes(), b"node", b"(", b"type", b"directory"] {
+            for t in [
+                &b"entry"[..],
+                b"(",
+                b"name",
+                name.as_bytes(),
+                b"node",
+                b"(",
+                b"type",
+                b"directory",
+            ] {
                 put(b, t);
             }
         }
         let name = format!("f{:05}", self.file);
-        for t in [&b"entry"[..], b"(", b"name", name.as_bytes(), b"node", b"(", b"type", b"regular", b"contents"] {
+        for t in [
+            &b"entry"[..],
+            b"(",
+            b"name",
+            name.as_bytes(),
+            b"node",
+            b"(",
+            b"type",
+            b"regular",
+            b"contents",
+        ] {
             put(b, t);
         }
         b.extend_from_slice(&self.file_size.to_le_bytes());
@@ -140,7 +159,10 @@ fn peak_rss_kib() -> u64 {
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let gib: f64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1.0);
-    let base: PathBuf = args.next().map(PathBuf::from).unwrap_or_else(|| "/var/tmp".into());
+    let base: PathBuf = args
+        .next()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/var/tmp".into());
     let total = (gib * (1u64 << 30) as f64) as u64;
     let tmp = tempfile::tempdir_in(&base)?;
     let root = tmp.path().join("root");

@@ -61,7 +61,12 @@ impl Env {
         let mut nar = Vec::new();
         let s = dump_path(&src, &mut nar).unwrap();
         self.unpacker
-            .unpack(&StorePath::parse(GOOD).unwrap(), &s.nar_hash, s.nar_size, &nar[..])
+            .unpack(
+                &StorePath::parse(GOOD).unwrap(),
+                &s.nar_hash,
+                s.nar_size,
+                &nar[..],
+            )
             .unwrap();
         nar
     }
@@ -82,7 +87,10 @@ impl Env {
             assert_eq!(fs::read(good.join("bin/tool")).unwrap(), b"tool contents");
             assert_eq!(fs::read(good.join("data")).unwrap(), vec![7u8; 100_000]);
         }
-        assert!(common::entries(&self.outside).is_empty(), "wrote outside the store");
+        assert!(
+            common::entries(&self.outside).is_empty(),
+            "wrote outside the store"
+        );
     }
 }
 
@@ -126,19 +134,25 @@ fn slash_in_name() {
 #[test]
 fn nul_in_name() {
     let e = env();
-    expect_decode(&e, &dir_with(&[(b"a\0b", FILE)]), |d| matches!(d, DecodeError::BadName { .. }));
+    expect_decode(&e, &dir_with(&[(b"a\0b", FILE)]), |d| {
+        matches!(d, DecodeError::BadName { .. })
+    });
 }
 
 #[test]
 fn empty_name() {
     let e = env();
-    expect_decode(&e, &dir_with(&[(b"", FILE)]), |d| matches!(d, DecodeError::BadName { .. }));
+    expect_decode(&e, &dir_with(&[(b"", FILE)]), |d| {
+        matches!(d, DecodeError::BadName { .. })
+    });
 }
 
 #[test]
 fn dot_name() {
     let e = env();
-    expect_decode(&e, &dir_with(&[(b".", FILE)]), |d| matches!(d, DecodeError::BadName { .. }));
+    expect_decode(&e, &dir_with(&[(b".", FILE)]), |d| {
+        matches!(d, DecodeError::BadName { .. })
+    });
 }
 
 #[test]
@@ -163,7 +177,14 @@ fn symlink_then_directory_of_the_same_name_never_writes_through_it() {
     let outside = e.outside.to_str().unwrap().as_bytes().to_vec();
     let link: Vec<&[u8]> = vec![b"(", b"type", b"symlink", b"target", &outside, b")"];
     let sub = [
-        &b"("[..], b"type", b"directory", b"entry", b"(", b"name", b"pwned", b"node",
+        &b"("[..],
+        b"type",
+        b"directory",
+        b"entry",
+        b"(",
+        b"name",
+        b"pwned",
+        b"node",
     ];
     let mut node: Vec<&[u8]> = sub.to_vec();
     node.extend_from_slice(FILE);
@@ -176,8 +197,24 @@ fn symlink_then_directory_of_the_same_name_never_writes_through_it() {
 fn node_beneath_a_symlink() {
     let e = env();
     let nar = common::nar(&[
-        b"(", b"type", b"symlink", b"target", b"/tmp", b"entry", b"(", b"name", b"x", b"node",
-        b"(", b"type", b"regular", b"contents", b"pwned", b")", b")", b")",
+        b"(",
+        b"type",
+        b"symlink",
+        b"target",
+        b"/tmp",
+        b"entry",
+        b"(",
+        b"name",
+        b"x",
+        b"node",
+        b"(",
+        b"type",
+        b"regular",
+        b"contents",
+        b"pwned",
+        b")",
+        b")",
+        b")",
     ]);
     expect_decode(&e, &nar, |d| matches!(d, DecodeError::UnexpectedTag { .. }));
 }
@@ -204,9 +241,17 @@ fn truncated_stream() {
         let mut h = NarHasher::new();
         h.update(&nar);
         let (hash, size) = h.finish();
-        let r = e.unpacker.unpack(&StorePath::parse(BAD).unwrap(), &hash, size, piece);
+        let r = e
+            .unpacker
+            .unpack(&StorePath::parse(BAD).unwrap(), &hash, size, piece);
         assert!(
-            matches!(r, Err(UnpackError::Decode { source: DecodeError::Truncated, .. })),
+            matches!(
+                r,
+                Err(UnpackError::Decode {
+                    source: DecodeError::Truncated,
+                    ..
+                })
+            ),
             "{r:?}"
         );
         e.assert_clean();
@@ -217,7 +262,10 @@ fn truncated_stream() {
 fn nonzero_padding() {
     let e = env();
     let mut nar = dir_with(&[(b"a", FILE)]);
-    let pos = nar.windows(8).position(|w| w == b"a\0\0\0\0\0\0\0").unwrap();
+    let pos = nar
+        .windows(8)
+        .position(|w| w == b"a\0\0\0\0\0\0\0")
+        .unwrap();
     nar[pos + 5] = 0x41;
     expect_decode(&e, &nar, |d| matches!(d, DecodeError::NonZeroPadding));
 }
@@ -242,7 +290,9 @@ fn byte_tampered_in_flight_is_a_hash_mismatch_and_leaves_nothing() {
     let mut tampered = good.clone();
     let mid = tampered.len() / 2;
     tampered[mid] ^= 0x01;
-    let r = e.unpacker.unpack(&StorePath::parse(BAD).unwrap(), &hash, size, &tampered[..]);
+    let r = e
+        .unpacker
+        .unpack(&StorePath::parse(BAD).unwrap(), &hash, size, &tampered[..]);
     assert!(matches!(r, Err(UnpackError::HashMismatch { .. })), "{r:?}");
     e.assert_clean();
 }
@@ -268,7 +318,10 @@ fn size_mismatches_and_trailing_bytes() {
     longer.extend_from_slice(&[0u8; 8]);
     let r = e.unpacker.unpack(&bad, &hash, size, &longer[..]);
     assert!(
-        matches!(r, Err(UnpackError::TrailingData { .. }) | Err(UnpackError::SizeMismatch { .. })),
+        matches!(
+            r,
+            Err(UnpackError::TrailingData { .. }) | Err(UnpackError::SizeMismatch { .. })
+        ),
         "{r:?}"
     );
     e.assert_clean();
@@ -288,9 +341,17 @@ fn preexisting_symlinks_in_the_store_are_never_followed() {
     let mut nar = Vec::new();
     let s = dump_path(&src, &mut nar).unwrap();
     e.unpacker
-        .unpack(&StorePath::parse(BAD).unwrap(), &s.nar_hash, s.nar_size, &nar[..])
+        .unpack(
+            &StorePath::parse(BAD).unwrap(),
+            &s.nar_hash,
+            s.nar_size,
+            &nar[..],
+        )
         .unwrap();
-    assert!(common::entries(&e.outside).is_empty(), "wrote through a planted symlink");
+    assert!(
+        common::entries(&e.outside).is_empty(),
+        "wrote through a planted symlink"
+    );
     let installed = store.join(base);
     assert!(fs::symlink_metadata(&installed).unwrap().is_dir());
     assert_eq!(fs::read(installed.join("sub/file")).unwrap(), b"inside");
@@ -304,4 +365,28 @@ fn a_root_that_is_a_symlink_nar_installs_as_a_symlink() {
     e.unpack_bad(&nar).unwrap();
     let p = e.store().join("1mdqa9w1p6cmli6976v4wi0sw9r4p5pr-bad");
     assert_eq!(fs::read_link(&p).unwrap(), Path::new("/nix/store/x"));
+}
+
+#[test]
+fn a_root_that_is_a_file_nar_installs_as_an_executable_file() {
+    let e = env();
+    let nar = common::nar(&[
+        b"(",
+        b"type",
+        b"regular",
+        b"executable",
+        b"",
+        b"contents",
+        b"#!/bin/sh\n",
+        b")",
+    ]);
+    e.unpack_bad(&nar).unwrap();
+    let p = e.store().join("1mdqa9w1p6cmli6976v4wi0sw9r4p5pr-bad");
+    assert_eq!(fs::read(&p).unwrap(), b"#!/bin/sh\n");
+    common::assert_canonical(&p);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+        0o555
+    );
 }

@@ -300,7 +300,9 @@ mod tests {
             nar_hash: NarHash([c as u8; 32]),
             nar_size: 1000 + c as u64,
             references: refs.iter().map(|&r| sp(r)).collect(),
-            deriver: Some(StorePath::parse(&format!("/nix/store/{}-{c}.drv", "1".repeat(32))).unwrap()),
+            deriver: Some(
+                StorePath::parse(&format!("/nix/store/{}-{c}.drv", "1".repeat(32))).unwrap(),
+            ),
             signatures: vec!["k-1:sig".into(), "k-2:sig".into()],
             ca: None,
         }
@@ -322,9 +324,16 @@ mod tests {
         );
         let hash: String = db
             .conn
-            .query_row("select hash from ValidPaths where path = ?1", [sp('a').as_str()], |r| r.get(0))
+            .query_row(
+                "select hash from ValidPaths where path = ?1",
+                [sp('a').as_str()],
+                |r| r.get(0),
+            )
             .unwrap();
-        assert!(hash.starts_with("sha256:") && hash.len() == 7 + 64, "{hash}");
+        assert!(
+            hash.starts_with("sha256:") && hash.len() == 7 + 64,
+            "{hash}"
+        );
     }
 
     #[test]
@@ -333,7 +342,10 @@ mod tests {
         let mut db = NixDb::open(tmp.path()).unwrap();
         let err = db.register(&[info('a', &['z'])]).unwrap_err();
         assert!(matches!(err, DbError::MissingReference { .. }), "{err}");
-        assert!(!db.is_valid(&sp('a')).unwrap(), "the transaction was rolled back");
+        assert!(
+            !db.is_valid(&sp('a')).unwrap(),
+            "the transaction was rolled back"
+        );
     }
 
     #[test]
@@ -341,6 +353,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         fs::create_dir_all(db_dir(tmp.path())).unwrap();
         fs::write(db_dir(tmp.path()).join("schema"), "7").unwrap();
-        assert!(matches!(NixDb::open(tmp.path()), Err(DbError::Schema { .. })));
+        assert!(matches!(
+            NixDb::open(tmp.path()),
+            Err(DbError::Schema { .. })
+        ));
     }
 }

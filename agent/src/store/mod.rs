@@ -3,17 +3,20 @@
 //! validity in the root's Nix database, answers which paths are missing, and
 //! sets the system profile. Plain Rust values in, typed errors out.
 //!
-//! Order of use for one batch: [`query_missing`] → [`NarUnpacker::unpack`]
-//! per path (references first) → [`NarUnpacker::sync`] →
-//! [`NixDb::register`] → after the last batch [`install_system_profile`].
+//! The service uses [`StoreInstaller`]: `missing` → `add` per path
+//! (references first) → `commit` every so often → `finish(toplevel)`.
+//! Underneath: [`query_missing`], [`NarUnpacker::unpack`], [`NarUnpacker::sync`],
+//! [`NixDb::register`], [`install_system_profile`].
 
 pub mod db;
 mod fsat;
+pub mod install;
 pub mod missing;
 pub mod profile;
 pub mod unpack;
 
 pub use db::{DbError, NixDb};
+pub use install::{InstallError, StoreInstaller};
 pub use missing::query_missing;
 pub use profile::{install_system_profile, ProfileError};
 pub use unpack::{NarUnpacker, UnpackError, UnpackedPath};
