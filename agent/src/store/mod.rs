@@ -8,6 +8,7 @@
 //! Underneath: [`query_missing`], [`NarUnpacker::unpack`], [`NarUnpacker::sync`],
 //! [`NixDb::register`], [`install_system_profile`].
 
+pub mod chunk_reader;
 pub mod db;
 mod fsat;
 pub mod install;
@@ -15,6 +16,7 @@ pub mod missing;
 pub mod profile;
 pub mod unpack;
 
+pub use chunk_reader::ChunkReader;
 pub use db::{DbError, NixDb};
 pub use install::{InstallError, StoreInstaller};
 pub use missing::query_missing;
