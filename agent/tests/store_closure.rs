@@ -9,27 +9,11 @@ use std::path::Path;
 use std::process::Command;
 
 use common::fixture::{build_office_fixture, nix_command, FixtureOptions};
+use common::path_info;
 use landfall_agent::store::{
     install_system_profile, query_missing, NarUnpacker, NixDb, StoreInstaller,
 };
-use landfall_proto::nar::{parse_path_info_json, NarEncoder, PathInfo, StorePath};
-
-fn path_info(store: Option<&Path>, top: &str) -> Vec<PathInfo> {
-    let mut c = nix_command("nix");
-    c.args(["path-info", "--json", "--recursive"]);
-    if let Some(root) = store {
-        c.arg("--store").arg(root);
-    }
-    let out = c.arg(top).output().expect("nix not found: install nix-bin");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut v = parse_path_info_json(&out.stdout).unwrap();
-    v.sort_by(|a, b| a.path.cmp(&b.path));
-    v
-}
+use landfall_proto::nar::{NarEncoder, PathInfo, StorePath};
 
 #[test]
 fn installs_the_fixture_closure_and_real_nix_verifies_it() {

@@ -55,3 +55,36 @@ pub fn assert_canonical(path: &Path) {
         assert!(mode == 0o444 || mode == 0o555, "mode {mode:o} of {path:?}");
     }
 }
+
+use landfall_proto::nar::{parse_path_info_json, NarEncoder, PathInfo, StorePath};
+
+/// `nix path-info --json --recursive TOP` (of `store`, or the host's), sorted by path.
+pub fn path_info(store: Option<&Path>, top: &str) -> Vec<PathInfo> {
+    let mut c = fixture::nix_command("nix");
+    c.args(["path-info", "--json", "--recursive"]);
+    if let Some(root) = store {
+        c.arg("--store").arg(root);
+    }
+    let out = c.arg(top).output().expect("nix not found: install nix-bin");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut v = parse_path_info_json(&out.stdout).unwrap();
+    v.sort_by(|a, b| a.path.cmp(&b.path));
+    v
+}
+
+/// Installs the closure of `top` from the host store into `root` with the
+/// store engine (encode → unpack → commit → profile); returns its path infos.
+pub fn install_closure(root: &Path, top: &str) -> Vec<PathInfo> {
+    let host = path_info(None, top);
+    let mut installer = landfall_agent::store::StoreInstaller::open(root).unwrap();
+    for info in &host {
+        let enc = NarEncoder::new(Path::new("/nix/store").join(info.path.base_name()));
+        installer.add(info, enc).unwrap();
+    }
+    installer.finish(&StorePath::parse(top).unwrap()).unwrap();
+    host
+}
