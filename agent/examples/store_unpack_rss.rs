@@ -1,24 +1,24 @@
 //! Benchmark: peak memory of the store engine while unpacking a large NAR.
 //!
-//! Generates a synthetic NAR on the fly (never held in memory): DIRS
-//! directories of FILES_PER_DIR files, GIB GiB of file data in total. Pass 1
-//! hashes it; pass 2 unpacks it with `NarUnpacker` into a root under DIR and
-//! registers it. Prints throughput and the process's peak RSS (VmHWM).
+//! Generates a synthetic closure on the fly (never held in memory): PATHS
+//! store paths (each referring to the one before), 32 000 files and GIB GiB
+//! of file data in total. Pass 1 hashes every path's NAR; pass 2 installs
+//! them with `StoreInstaller` (unpack, verify, commit every 50 paths) into a
+//! root under DIR and sets the system profile. Prints throughput and the process's peak RSS (VmHWM).
 //!
-//!     cargo run --release -p landfall-agent --example store_unpack_rss -- [GIB] [DIR]
+//!     cargo run --release -p landfall-agent --example store_unpack_rss -- [GIB] [PATHS] [DIR]
 //!
-//! (defaults: 1 GiB, a temporary directory under /var/tmp). Not a test: the
+//! (defaults: 1 GiB, 500 paths, a temporary directory under /var/tmp). Not a test: the
 //! figures are for the report, nothing is asserted.
 
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use landfall_agent::store::{NarUnpacker, NixDb};
+use landfall_agent::store::StoreInstaller;
 use landfall_proto::nar::{NarHasher, PathInfo, StorePath};
 
-const DIRS: u64 = 32;
-const FILES_PER_DIR: u64 = 1000;
+const TOTAL_FILES: u64 = 32_000;
 const CHUNK: u64 = 64 * 1024;
 
 fn put(out: &mut Vec<u8>, s: &[u8]) {
@@ -29,6 +29,9 @@ fn put(out: &mut Vec<u8>, s: &[u8]) {
 
 /// A NAR of a synthetic tree, produced piece by piece.
 struct SyntheticNar {
+    dirs: u64,
+    files_per_dir: u64,
+    seed: u64,
     file_size: u64,
     dir: u64,
     file: u64,
@@ -41,9 +44,16 @@ struct SyntheticNar {
 }
 
 impl SyntheticNar {
-    fn new(total: u64) -> Self {
+    /// Path number `seed` of `paths`, sharing `total` bytes of file data.
+    fn new(total: u64, paths: u64, seed: u64) -> Self {
+        let files = (TOTAL_FILES / paths).max(1);
+        let dirs = files.div_ceil(32);
+        let files_per_dir = files.div_ceil(dirs);
         Self {
-            file_size: total / (DIRS * FILES_PER_DIR),
+            dirs,
+            files_per_dir,
+            seed,
+            file_size: total / (paths * dirs * files_per_dir),
             dir: 0,
             file: 0,
             remaining: None,
@@ -68,7 +78,7 @@ impl SyntheticNar {
         if let Some(rem) = self.remaining {
             if rem > 0 {
                 let n = rem.min(CHUNK);
-                let byte = (self.dir * 31 + self.file) as u8;
+                let byte = (self.seed * 7 + self.dir * 31 + self.file) as u8;
                 b.resize(n as usize, byte);
                 self.remaining = Some(rem - n);
                 return;
@@ -79,7 +89,7 @@ impl SyntheticNar {
             put(b, b")");
             self.remaining = None;
             self.file += 1;
-            if self.file == FILES_PER_DIR {
+            if self.file == self.files_per_dir {
                 put(b, b")"); // directory node
                 put(b, b")"); // its entry
                 self.file = 0;
@@ -87,7 +97,7 @@ impl SyntheticNar {
             }
             return;
         }
-        if self.dir == DIRS {
+        if self.dir == self.dirs {
             if !self.finished {
                 put(b, b")");
                 self.finished = true;
@@ -156,13 +166,15 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+fn store_path(i: u64) -> StorePath {
+    StorePath::parse(&format!("/nix/store/{:0>32}-synthetic-{i}", i % 10)).expect("valid store path")
+}
+
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let gib: f64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1.0);
-    let base: PathBuf = args
-        .next()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "/var/tmp".into());
+    let paths: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(500);
+    let base: PathBuf = args.next().map(PathBuf::from).unwrap_or_else(|| "/var/tmp".into());
     let total = (gib * (1u64 << 30) as f64) as u64;
     let tmp = tempfile::tempdir_in(&base)?;
     let root = tmp.path().join("root");
@@ -170,44 +182,58 @@ fn main() -> anyhow::Result<()> {
     println!("rss at start: {} KiB", peak_rss_kib());
 
     let t = Instant::now();
-    let mut hasher = NarHasher::new();
-    let mut src = SyntheticNar::new(total);
+    let mut infos = Vec::with_capacity(paths as usize);
     let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = src.read(&mut buf)?;
-        if n == 0 {
-            break;
+    for i in 0..paths {
+        let mut hasher = NarHasher::new();
+        let mut src = SyntheticNar::new(total, paths, i);
+        loop {
+            let n = src.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
         }
-        hasher.update(&buf[..n]);
+        let (nar_hash, nar_size) = hasher.finish();
+        let mut references = vec![store_path(i)];
+        if i > 0 {
+            references.push(store_path(i - 1));
+        }
+        references.sort();
+        infos.push(PathInfo {
+            path: store_path(i),
+            nar_hash,
+            nar_size,
+            references,
+            deriver: None,
+            signatures: vec![],
+            ca: None,
+        });
     }
-    let (hash, size) = hasher.finish();
-    let secs = t.elapsed().as_secs_f64();
+    let nar_bytes: u64 = infos.iter().map(|i| i.nar_size).sum();
     println!(
-        "pass 1 (generate + hash): {size} NAR bytes, {} files, {secs:.1}s, peak rss {} KiB",
-        DIRS * FILES_PER_DIR,
+        "pass 1 (generate + hash): {paths} paths, {nar_bytes} NAR bytes, {:.1}s, peak rss {} KiB",
+        t.elapsed().as_secs_f64(),
         peak_rss_kib()
     );
 
-    let path = StorePath::parse("/nix/store/0mdqa9w1p6cmli6976v4wi0sw9r4p5pr-synthetic")?;
-    let unpacker = NarUnpacker::open(&root)?;
     let t = Instant::now();
-    let done = unpacker.unpack(&path, &hash, size, SyntheticNar::new(total))?;
-    unpacker.sync()?;
-    NixDb::open(&root)?.register(&[PathInfo {
-        path,
-        nar_hash: hash,
-        nar_size: size,
-        references: vec![],
-        deriver: None,
-        signatures: vec![],
-        ca: None,
-    }])?;
+    let mut installer = StoreInstaller::open(&root)?;
+    let (mut files, mut file_bytes) = (0, 0);
+    for (i, info) in infos.iter().enumerate() {
+        let done = installer.add(info, SyntheticNar::new(total, paths, i as u64))?;
+        files += done.files;
+        file_bytes += done.file_bytes;
+        if i % 50 == 49 {
+            installer.commit()?;
+        }
+    }
+    let top = infos.last().map(|i| i.path.clone()).ok_or_else(|| anyhow::anyhow!("no paths"))?;
+    installer.finish(&top)?;
     let secs = t.elapsed().as_secs_f64();
     println!(
-        "pass 2 (unpack + verify + syncfs + register): {} files, {} bytes, {secs:.1}s ({:.0} MiB/s), peak rss {} KiB",
-        done.files,
-        done.file_bytes,
-        size as f64 / secs / (1 << 20) as f64,
+        "pass 2 (unpack + verify + syncfs + register + profile): {paths} paths, {files} files, {file_bytes} bytes, {secs:.1}s ({:.0} MiB/s), peak rss {} KiB",
+        nar_bytes as f64 / secs / (1 << 20) as f64,
         peak_rss_kib()
     );
     Ok(())
