@@ -167,14 +167,18 @@ fn peak_rss_kib() -> u64 {
 }
 
 fn store_path(i: u64) -> StorePath {
-    StorePath::parse(&format!("/nix/store/{:0>32}-synthetic-{i}", i % 10)).expect("valid store path")
+    StorePath::parse(&format!("/nix/store/{:0>32}-synthetic-{i}", i % 10))
+        .expect("valid store path")
 }
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let gib: f64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1.0);
     let paths: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(500);
-    let base: PathBuf = args.next().map(PathBuf::from).unwrap_or_else(|| "/var/tmp".into());
+    let base: PathBuf = args
+        .next()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/var/tmp".into());
     let total = (gib * (1u64 << 30) as f64) as u64;
     let tmp = tempfile::tempdir_in(&base)?;
     let root = tmp.path().join("root");
@@ -228,7 +232,10 @@ fn main() -> anyhow::Result<()> {
             installer.commit()?;
         }
     }
-    let top = infos.last().map(|i| i.path.clone()).ok_or_else(|| anyhow::anyhow!("no paths"))?;
+    let top = infos
+        .last()
+        .map(|i| i.path.clone())
+        .ok_or_else(|| anyhow::anyhow!("no paths"))?;
     installer.finish(&top)?;
     let secs = t.elapsed().as_secs_f64();
     println!(

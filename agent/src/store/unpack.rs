@@ -174,29 +174,29 @@ impl NarUnpacker {
             .map_err(werr("remove an old temporary tree"))?;
 
         let limited = BufReader::with_capacity(READ_BUFFER, nar.take(nar_size.saturating_add(1)));
-        let result = self.write_tree(path, tmp.as_bytes(), limited, nar_hash, nar_size);
-        let written = match result {
-            Ok(w) => w,
-            Err(first) => {
-                return match fsat::remove_tree_at(&self.store, tmp.as_bytes(), MAX_DEPTH + 1) {
-                    Ok(()) => Err(first),
-                    Err(source) => Err(UnpackError::Cleanup {
-                        path: path.clone(),
-                        first: first.to_string(),
-                        source,
-                    }),
-                };
+        let result = self
+            .write_tree(path, tmp.as_bytes(), limited, nar_hash, nar_size)
+            .and_then(|written| {
+                let base = path.base_name().as_bytes();
+                fsat::remove_tree_at(&self.store, base, MAX_DEPTH + 1)
+                    .map_err(werr("remove an unregistered leftover"))?;
+                // Plain renameat (musl has no renameat2 wrapper): the final name was
+                // just cleared, and rename never follows a symlink at either name.
+                nix::fcntl::renameat(&self.store, tmp.as_str(), &self.store, path.base_name())
+                    .map_err(|e| werr("rename into place")(io::Error::from(e)))?;
+                Ok(written)
+            });
+        result.or_else(|first| {
+            // Absent after a successful rename, so this only removes a failed tree.
+            match fsat::remove_tree_at(&self.store, tmp.as_bytes(), MAX_DEPTH + 1) {
+                Ok(()) => Err(first),
+                Err(source) => Err(UnpackError::Cleanup {
+                    path: path.clone(),
+                    first: first.to_string(),
+                    source,
+                }),
             }
-        };
-
-        let base = path.base_name().as_bytes();
-        fsat::remove_tree_at(&self.store, base, MAX_DEPTH + 1)
-            .map_err(werr("remove an unregistered leftover"))?;
-        // Plain renameat (musl has no renameat2 wrapper): the final name was
-        // just cleared, and rename never follows a symlink at either name.
-        nix::fcntl::renameat(&self.store, tmp.as_str(), &self.store, path.base_name())
-            .map_err(|e| werr("rename into place")(io::Error::from(e)))?;
-        Ok(written)
+        })
     }
 
     fn write_tree(
