@@ -186,15 +186,15 @@ impl NarUnpacker {
                     .map_err(|e| werr("rename into place")(io::Error::from(e)))?;
                 Ok(written)
             });
-        result.or_else(|first| {
+        result.map_err(|first| {
             // Absent after a successful rename, so this only removes a failed tree.
             match fsat::remove_tree_at(&self.store, tmp.as_bytes(), MAX_DEPTH + 1) {
-                Ok(()) => Err(first),
-                Err(source) => Err(UnpackError::Cleanup {
+                Ok(()) => first,
+                Err(source) => UnpackError::Cleanup {
                     path: path.clone(),
                     first: first.to_string(),
                     source,
-                }),
+                },
             }
         })
     }
