@@ -4,6 +4,8 @@
 //! `landfall.v1.Agent` gRPC service over mutual TLS; on an ordinary Linux the
 //! same code runs through subcommands (`serve`, `inventory`, …).
 
+
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
