@@ -4,5 +4,13 @@
 //! Layers: `sys` (one module per kernel interface) → engines (plain Rust values
 //! in, typed errors out; no gRPC) → `service` (the tonic service, thin).
 
+pub mod init;
+pub mod inventory;
+pub mod jobs;
+pub mod logbuf;
+pub mod probe;
+pub mod server;
+pub mod service;
 pub mod store;
 pub mod sys;
+pub mod tls;
