@@ -61,15 +61,6 @@ impl Nix {
         }
     }
 
-    /// A specific `nix` binary.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub fn with_program(program: impl Into<OsString>) -> Self {
-        Self {
-            program: program.into(),
-            env: Vec::new(),
-        }
-    }
-
     /// Adds an environment variable to every invocation (e.g. `NIX_CONFIG`).
     #[cfg_attr(not(test), allow(dead_code))]
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {

@@ -8,7 +8,6 @@ use std::sync::OnceLock;
 use landfall_proto::nar::StorePath;
 
 use super::command::NixError;
-use super::disko::FILTER_INTERNAL_ATTRS;
 use super::fixture::{build_office_fixture, BuiltFixture, FixtureOptions, NIX_CONFIG};
 use super::*;
 
