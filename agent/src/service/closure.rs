@@ -222,8 +222,15 @@ fn receive_closure(
                         }
                     }
                 };
-                break finish
+                let finish = finish
                     .map_err(|e| store_status("cannot register paths", e))
+                    .and_then(|()| {
+                        // The profile links and /etc/NIXOS are durable before we say done.
+                        std::fs::File::open(&root)
+                            .and_then(|f| nix::unistd::syncfs(&f).map_err(io::Error::from))
+                            .map_err(|e| store_status("cannot flush the new root to disk", e))
+                    });
+                break finish
                     .map(|()| {
                         let secs = start.elapsed().as_secs_f64();
                         format!(
