@@ -17,6 +17,7 @@ pub mod group_desc;
 pub mod inode;
 pub mod journal;
 pub mod layout;
+pub mod resize;
 pub mod superblock;
 pub mod writer;
 
@@ -35,6 +36,7 @@ use super::{Ext4Options, FormatReport};
 use crate::sys::blk::{self, BlkError};
 
 const ROOT_INO: u32 = 2;
+const RESIZE_INO: u32 = 7;
 const LOST_FOUND_INO: u32 = 11;
 /// Longest label `s_volume_name` holds.
 pub const MAX_LABEL: usize = 16;
@@ -237,6 +239,15 @@ pub fn build(layout: &Layout, p: &Params) -> BlockWriter {
     }
     w.put(layout.lost_found_start, lf);
 
+    // The resize inode and its blocks.
+    let resize_inode = layout.resize_dind.map(|dind| {
+        let (inode, blocks) = resize::build(geo, dind, p.now);
+        for (at, data) in blocks {
+            w.put(at, data);
+        }
+        inode
+    });
+
     // The first block of group 0's inode table: the reserved inodes 1..=11.
     let mut itable = vec![0u8; BLOCK_SIZE as usize];
     for ino in 1..=FIRST_INO {
@@ -248,6 +259,7 @@ pub fn build(layout: &Layout, p: &Params) -> BlockWriter {
                 time: p.now,
                 ..Default::default()
             },
+            RESIZE_INO => resize_inode.clone().unwrap_or_default(),
             _ => Inode::default(),
         };
         let off = (ino as usize - 1) * INODE_SIZE as usize;
