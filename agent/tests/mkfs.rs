@@ -137,15 +137,23 @@ impl Drop for Loop {
     }
 }
 
-/// A mount point, unmounted on drop if still mounted.
-struct Mounted(PathBuf, bool);
+/// A mount point, unmounted on drop if still mounted. An image file is put on
+/// a loop device of its own (detached after unmounting) rather than `-o loop`,
+/// whose autoclear races with the next attach of the same file.
+struct Mounted {
+    dir: PathBuf,
+    mounted: bool,
+    _loop: Option<Loop>,
+}
 
 impl Mounted {
     fn new(dev: &Path, dir: &Path, opts: &str) -> Mounted {
         std::fs::create_dir_all(dir).unwrap();
+        let lo = (!dev.starts_with("/dev")).then(|| Loop::attach(dev, 512));
+        let target = lo.as_ref().map_or(dev, |l| l.0.as_path());
         let out = run(tool("mount", "mount")
             .args(["-t", "ext4", "-o", opts])
-            .arg(dev)
+            .arg(target)
             .arg(dir));
         assert!(
             out.status.success(),
@@ -153,20 +161,24 @@ impl Mounted {
             dev.display(),
             text(&out)
         );
-        Mounted(dir.to_owned(), true)
+        Mounted {
+            dir: dir.to_owned(),
+            mounted: true,
+            _loop: lo,
+        }
     }
 
     fn unmount(mut self) {
-        let out = run(Command::new("umount").arg(&self.0));
+        let out = run(Command::new("umount").arg(&self.dir));
         assert!(out.status.success(), "umount: {}", text(&out));
-        self.1 = false;
+        self.mounted = false;
     }
 }
 
 impl Drop for Mounted {
     fn drop(&mut self) {
-        if self.1 {
-            let _ = Command::new("umount").arg(&self.0).status();
+        if self.mounted {
+            let _ = Command::new("umount").arg(&self.dir).status();
         }
     }
 }
@@ -268,16 +280,11 @@ fn format_and_check_ext4(dev: &Path, label: &str, mount_dir: &Path) {
         "{header}"
     );
 
-    let (rw, ro) = if dev.starts_with("/dev") {
-        ("rw", "ro")
-    } else {
-        ("loop,rw", "loop,ro")
-    };
-    let m = Mounted::new(dev, mount_dir, rw);
+    let m = Mounted::new(dev, mount_dir, "rw");
     write_tree(mount_dir);
     m.unmount();
     assert_e2fsck_clean(dev);
-    let m = Mounted::new(dev, mount_dir, ro);
+    let m = Mounted::new(dev, mount_dir, "ro");
     check_tree(mount_dir);
     m.unmount();
     assert_e2fsck_clean(dev);
@@ -381,7 +388,7 @@ fn ext4_grows_with_resize2fs() {
     )
     .unwrap();
     let mnt = dir.path().join("mnt");
-    let m = Mounted::new(&img, &mnt, "loop,rw");
+    let m = Mounted::new(&img, &mnt, "rw");
     write_tree(&mnt);
     m.unmount();
     File::options()
@@ -403,7 +410,7 @@ fn ext4_grows_with_resize2fs() {
         "{header}"
     );
     assert!(header.contains("resize_inode"), "{header}");
-    let m = Mounted::new(&img, &mnt, "loop,ro");
+    let m = Mounted::new(&img, &mnt, "ro");
     check_tree(&mnt);
     m.unmount();
 }
@@ -439,7 +446,7 @@ fn ext4_over_old_contents() {
     drop(f);
     assert_ne!(report.uuid, UUID_STR);
     assert_e2fsck_clean(&img);
-    let m = Mounted::new(&img, &dir.path().join("mnt"), "loop,ro");
+    let m = Mounted::new(&img, &dir.path().join("mnt"), "ro");
     let names: Vec<_> = std::fs::read_dir(dir.path().join("mnt"))
         .unwrap()
         .map(|e| e.unwrap().file_name())

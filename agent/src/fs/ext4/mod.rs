@@ -44,8 +44,10 @@ pub const MAX_LABEL: usize = 16;
 /// Errors of the ext4 writer, each naming the step that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Ext4Error {
-    #[error("Cannot read the device size")]
+    #[error("Cannot read the device geometry")]
     DeviceSize(#[source] BlkError),
+    #[error("Logical sector size {0} is larger than the 4096-byte ext4 block")]
+    SectorTooLarge(u32),
     #[error("Cannot choose the filesystem geometry")]
     Geometry(#[from] GeometryError),
     #[error("Cannot place the filesystem metadata")]
@@ -76,6 +78,10 @@ pub fn format(dev: &File, opts: &Ext4Options) -> Result<FormatReport, Ext4Error>
         label[..l.len()].copy_from_slice(l.as_bytes());
     }
     let size = blk::device_size(dev).map_err(Ext4Error::DeviceSize)?;
+    let sector = blk::logical_sector_size(dev).map_err(Ext4Error::DeviceSize)?;
+    if u64::from(sector) > BLOCK_SIZE {
+        return Err(Ext4Error::SectorTooLarge(sector));
+    }
     let geo = Geometry::for_device(size)?;
     let layout = Layout::plan(&geo)?;
     let uuid = opts
