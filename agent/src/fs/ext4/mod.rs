@@ -58,6 +58,8 @@ pub enum Ext4Error {
     Discard(#[source] io::Error),
     #[error("Cannot zero the journal")]
     ZeroJournal(#[source] io::Error),
+    #[error("Cannot zero the end of the filesystem")]
+    ZeroTail(#[source] io::Error),
     #[error("Cannot write metadata at block {block}")]
     Write {
         block: u64,
@@ -109,6 +111,15 @@ pub fn format(dev: &File, opts: &Ext4Options) -> Result<FormatReport, Ext4Error>
             super::device::zero_range(dev, e.start * BLOCK_SIZE, u64::from(e.len) * BLOCK_SIZE)
                 .map_err(Ext4Error::ZeroJournal)?;
         }
+        // Like mke2fs, clear the filesystem's last 64-128 KiB, where MD RAID and
+        // other end-of-device signatures live.
+        let tail = tail_to_zero(geo.blocks_count);
+        super::device::zero_range(
+            dev,
+            tail * BLOCK_SIZE,
+            (geo.blocks_count - tail) * BLOCK_SIZE,
+        )
+        .map_err(Ext4Error::ZeroTail)?;
     }
     writer
         .write(dev)
@@ -121,6 +132,18 @@ pub fn format(dev: &File, opts: &Ext4Options) -> Result<FormatReport, Ext4Error>
         uuid: uuid::Uuid::from_bytes(uuid).hyphenated().to_string(),
         label: opts.label.clone().filter(|l| !l.is_empty()),
     })
+}
+
+/// First block of the tail mke2fs zeroes: from a 64 KiB boundary, one more
+/// 64 KiB back, to the end of the filesystem.
+fn tail_to_zero(blocks: u64) -> u64 {
+    let chunk = 65536 / BLOCK_SIZE;
+    let start = blocks & !(chunk - 1);
+    if start > chunk {
+        start - chunk
+    } else {
+        start
+    }
 }
 
 /// Everything besides the layout that ends up on disk.
@@ -323,17 +346,57 @@ pub fn build(layout: &Layout, p: &Params) -> BlockWriter {
         now: p.now,
         journal_backup,
     };
+    let gdt: std::rc::Rc<[u8]> = gdt.into();
     for g in 0..geo.group_count {
         if geo.super_and_desc_blocks(g) == 0 {
             continue;
         }
-        let mut block = vec![0u8; BLOCK_SIZE as usize + gdt.len()];
+        let mut block = vec![0u8; BLOCK_SIZE as usize];
         let sb = superblock::encode(layout, &info, g as u16);
         // The primary sits at byte 1024; a backup at the start of its group's first block.
         let at = if g == 0 { 1024 } else { 0 };
         block[at..at + SUPERBLOCK_SIZE].copy_from_slice(&sb);
-        block[BLOCK_SIZE as usize..].copy_from_slice(&gdt);
         w.put(geo.group_first_block(g), block);
+        w.put_shared(geo.group_first_block(g) + 1, gdt.clone());
     }
     w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_to_zero_as_mke2fs() {
+        assert_eq!(tail_to_zero(262144), 262144 - 16);
+        assert_eq!(tail_to_zero(24414), 24400 - 16);
+    }
+
+    /// The whole metadata of a 1 GiB filesystem, built in memory: the blocks
+    /// written are the ones the layout reserved, superblock first.
+    #[test]
+    fn build_writes_only_reserved_blocks() {
+        let geo = Geometry::for_device(1 << 30).unwrap();
+        let layout = Layout::plan(&geo).unwrap();
+        let p = Params {
+            uuid: [1; 16],
+            label: [0; 16],
+            hash_seed: [2; 16],
+            now: 3,
+            zeroed: true,
+        };
+        let w = build(&layout, &p);
+        let ranges = w.byte_ranges();
+        assert_eq!(ranges[0].0, 0);
+        for (s, e) in ranges {
+            let (sb, eb) = (s / BLOCK_SIZE, e / BLOCK_SIZE);
+            assert!(
+                layout.used.iter().any(|&(us, ue)| us <= sb && eb <= ue),
+                "blocks {sb}..{eb} written outside the used ranges"
+            );
+        }
+        // sb + GDT + reserved GDT per copy (5 copies), 2 used bitmaps' worth per
+        // initialised group, inode table block, root, lost+found, journal sb, dind.
+        assert!(w.blocks() > 5 * 2 && w.blocks() < 5 * 129 + 20);
+    }
 }
