@@ -30,7 +30,11 @@ pub enum BlkError {
 }
 
 fn is_block_device(file: &File) -> Result<bool, BlkError> {
-    Ok(file.metadata().map_err(BlkError::Stat)?.file_type().is_block_device())
+    Ok(file
+        .metadata()
+        .map_err(BlkError::Stat)?
+        .file_type()
+        .is_block_device())
 }
 
 /// Size in bytes of a block device (BLKGETSIZE64) or of a regular file.

@@ -170,41 +170,67 @@ impl Placer<'_> {
         let geo = self.geo;
         let itb = u64::from(geo.inode_table_blocks);
         let mut out: Vec<(u64, u64, u64)> = Vec::with_capacity(geo.group_count as usize);
-        for g in 0..geo.group_count {
+        let mut g = 0;
+        while g < geo.group_count {
             let leader = g - g % FLEX_GROUPS;
             let last = (leader + FLEX_GROUPS - 1).min(geo.group_count - 1);
             let n = u64::from(last - leader + 1);
             // Gap between the bitmap runs (mke2fs's table_offset): the flex group
             // size, or the group count of a short last flex group of 2 or more.
             let gap = if n == 1 { u64::from(FLEX_GROUPS) } else { n };
-            let (bb, ib, it) = if g == leader {
+            if g == leader {
+                if let Some(areas) = self.packed_areas(leader, n, gap) {
+                    // The common case: each run fits contiguously; reserve it whole.
+                    let (bb, ib, it) = areas;
+                    self.used.insert(bb, n);
+                    self.used.insert(ib, n);
+                    self.used.insert(it, n * itb);
+                    out.extend((0..n).map(|i| (bb + i, ib + i, it + i * itb)));
+                    g = last + 1;
+                    continue;
+                }
+                // Each run as far as it goes contiguously, as mke2fs's flexbg_offset.
+                let limit = geo.blocks_count;
                 let first = geo.group_first_block(leader);
-                let bb_area = self
+                let at = self.used.find_free(first, n, limit).unwrap_or(first);
+                let bb = self.alloc(at, 1, "a block bitmap")?;
+                let at = self.used.find_free(bb + gap, n, limit).unwrap_or(bb + gap);
+                let ib = self.alloc(at, 1, "an inode bitmap")?;
+                let at = self
                     .used
-                    .find_free(first, n, geo.blocks_count)
-                    .unwrap_or(first);
-                let bb = self.alloc(bb_area, 1, "a block bitmap")?;
-                let ib_area = self
-                    .used
-                    .find_free(bb + gap, n, geo.blocks_count)
-                    .unwrap_or(bb + gap);
-                let ib = self.alloc(ib_area, 1, "an inode bitmap")?;
-                let it_area = self
-                    .used
-                    .find_free(ib + gap, n * itb, geo.blocks_count)
+                    .find_free(ib + gap, n * itb, limit)
                     .unwrap_or(ib + gap);
-                let it = self.alloc(it_area, itb, "an inode table")?;
-                (bb, ib, it)
+                let it = self.alloc(at, itb, "an inode table")?;
+                out.push((bb, ib, it));
             } else {
+                // Obstacles in the way: place group by group after the previous one.
                 let (pbb, pib, pit) = out[(g - 1) as usize];
                 let bb = self.alloc(pbb + 1, 1, "a block bitmap")?;
                 let ib = self.alloc(pib + 1, 1, "an inode bitmap")?;
                 let it = self.alloc(pit + itb, itb, "an inode table")?;
-                (bb, ib, it)
-            };
-            out.push((bb, ib, it));
+                out.push((bb, ib, it));
+            }
+            g += 1;
         }
         Ok(out)
+    }
+
+    /// Starts of the block-bitmap, inode-bitmap and inode-table runs of a flex
+    /// group when each fits contiguously: block bitmaps at the first free run
+    /// of the leader, inode bitmaps `gap` blocks on, inode tables `gap` after those.
+    fn packed_areas(&self, leader: u32, n: u64, gap: u64) -> Option<(u64, u64, u64)> {
+        let geo = self.geo;
+        let itb = u64::from(geo.inode_table_blocks);
+        let limit = geo.blocks_count;
+        let bb = self
+            .used
+            .find_free(geo.group_first_block(leader), n, limit)?;
+        let ib = self.used.find_free(bb + gap, n, limit)?;
+        if ib < bb + n {
+            return None;
+        }
+        let it = self.used.find_free(ib + gap, n * itb, limit)?;
+        (it >= ib + n).then_some((bb, ib, it))
     }
 
     /// `get_midpoint_journal_block` of e2fsprogs: the first block of the group near

@@ -270,10 +270,18 @@ pub fn build(layout: &Layout, p: &Params) -> BlockWriter {
 
     // The resize inode and its blocks.
     let resize_inode = layout.resize_dind.map(|dind| {
-        let (inode, blocks) = resize::build(geo, dind, p.now);
-        for (at, data) in blocks {
-            w.put(at, data);
-        }
+        let (inode, dind_block) = resize::inode_and_dind(geo, dind, p.now);
+        w.put(dind, dind_block);
+        let first = resize::first_reserved(geo);
+        let backups: Vec<u64> = geo
+            .backup_groups()
+            .map(|g| geo.group_first_block(g))
+            .collect();
+        w.put_generated(
+            first,
+            u64::from(geo.reserved_gdt_blocks),
+            Box::new(move |i, block| resize::fill_reserved(block, i, first, &backups)),
+        );
         inode
     });
 
@@ -299,6 +307,7 @@ pub fn build(layout: &Layout, p: &Params) -> BlockWriter {
     // Bitmaps and group descriptors.
     let ipg = geo.inodes_per_group;
     let mut gdt = vec![0u8; geo.desc_blocks as usize * BLOCK_SIZE as usize];
+    let mut scratch = vec![0u8; BLOCK_SIZE as usize];
     for (g, gp) in layout.groups.iter().enumerate() {
         let g32 = g as u32;
         let mut d = GroupDesc {
@@ -316,9 +325,17 @@ pub fn build(layout: &Layout, p: &Params) -> BlockWriter {
         if gp.block_uninit {
             d.flags |= BLOCK_UNINIT;
         } else {
-            let bits = bitmap::block_bitmap(&layout.used_in_group(g32), geo.group_len(g32));
-            d.block_bitmap_csum = bitmap::checksum(&bits, BLOCK_SIZE as usize, seed);
-            w.put(gp.block_bitmap, bits);
+            // Computed once here for the checksum, and again when written.
+            let used = layout.used_in_group(g32);
+            let len = geo.group_len(g32);
+            scratch.fill(0);
+            bitmap::fill_block_bitmap(&mut scratch, &used, len);
+            d.block_bitmap_csum = bitmap::checksum(&scratch, BLOCK_SIZE as usize, seed);
+            w.put_generated(
+                gp.block_bitmap,
+                1,
+                Box::new(move |_, bits| bitmap::fill_block_bitmap(bits, &used, len)),
+            );
         }
         if g == 0 {
             let bits = bitmap::inode_bitmap(FIRST_INO, ipg);

@@ -12,29 +12,18 @@ const DIND_BLOCK: usize = 13;
 /// Direct blocks of a block-mapped inode.
 const NDIR_BLOCKS: u64 = 12;
 
-/// The resize inode, and the blocks to write: the double-indirect block and the
-/// primary reserved GDT blocks (whose backups are left as they are).
-pub fn build(geo: &Geometry, dind: u64, now: u32) -> (Inode, Vec<(u64, Vec<u8>)>) {
+/// The resize inode and its double-indirect block.
+pub fn inode_and_dind(geo: &Geometry, dind: u64, now: u32) -> (Inode, Vec<u8>) {
     let rsv = u64::from(geo.reserved_gdt_blocks);
     let desc = u64::from(geo.desc_blocks);
-    let backups: Vec<u32> = geo.backup_groups().collect();
-
     let mut dind_block = vec![0u8; BLOCK_SIZE as usize];
-    let mut reserved = vec![0u8; (rsv * BLOCK_SIZE) as usize];
     for i in 0..rsv {
-        let primary = 1 + desc + i;
         let slot = ((desc + i) % ADDR_PER_BLOCK) as usize * 4;
-        dind_block[slot..slot + 4].copy_from_slice(&(primary as u32).to_le_bytes());
-        let block = &mut reserved[(i * BLOCK_SIZE) as usize..((i + 1) * BLOCK_SIZE) as usize];
-        for (j, &g) in backups.iter().enumerate() {
-            let copy = geo.group_first_block(g) + primary;
-            block[j * 4..j * 4 + 4].copy_from_slice(&(copy as u32).to_le_bytes());
-        }
+        dind_block[slot..slot + 4].copy_from_slice(&((1 + desc + i) as u32).to_le_bytes());
     }
-
     let mut i_block = [0u8; 60];
     i_block[DIND_BLOCK * 4..DIND_BLOCK * 4 + 4].copy_from_slice(&(dind as u32).to_le_bytes());
-    let blocks = 1 + rsv * (1 + backups.len() as u64);
+    let blocks = 1 + rsv * (1 + geo.backup_groups().count() as u64);
     let inode = Inode {
         mode: 0o100600,
         links: 1,
@@ -46,7 +35,21 @@ pub fn build(geo: &Geometry, dind: u64, now: u32) -> (Inode, Vec<(u64, Vec<u8>)>
         i_block,
         extra_isize: super::superblock::EXTRA_ISIZE,
     };
-    (inode, vec![(dind, dind_block), (1 + desc, reserved)])
+    (inode, dind_block)
+}
+
+/// First primary reserved GDT block.
+pub fn first_reserved(geo: &Geometry) -> u64 {
+    1 + u64::from(geo.desc_blocks)
+}
+
+/// Primary reserved GDT block `i` (into a zeroed buffer): as an indirect block,
+/// the addresses of its copies in the backup groups `backups`.
+pub fn fill_reserved(block: &mut [u8], i: u64, first_reserved: u64, backups: &[u64]) {
+    for (j, &group_start) in backups.iter().enumerate() {
+        let copy = group_start + first_reserved + i;
+        block[j * 4..j * 4 + 4].copy_from_slice(&(copy as u32).to_le_bytes());
+    }
 }
 
 #[cfg(test)]
@@ -58,17 +61,20 @@ mod tests {
     #[test]
     fn one_gib_resize_inode() {
         let geo = Geometry::for_device(1 << 30).unwrap();
-        let (inode, blocks) = build(&geo, 4246, 0);
+        let (inode, dind) = inode_and_dind(&geo, 4246, 0);
         assert_eq!(inode.size, 4_299_210_752);
         assert_eq!(inode.sectors, 5088);
         assert_eq!(&inode.i_block[52..56], &4246u32.to_le_bytes());
-        let (dind_at, dind) = &blocks[0];
-        assert_eq!(*dind_at, 4246);
         // Slot desc_blocks (1) holds the first reserved block, 2.
         assert_eq!(&dind[4..8], &2u32.to_le_bytes());
         assert_eq!(&dind[127 * 4..128 * 4], &128u32.to_le_bytes());
-        let (rsv_at, rsv) = &blocks[1];
-        assert_eq!(*rsv_at, 2);
+        assert_eq!(first_reserved(&geo), 2);
+        let backups: Vec<u64> = geo
+            .backup_groups()
+            .map(|g| geo.group_first_block(g))
+            .collect();
+        let mut rsv = vec![0u8; 4096];
+        fill_reserved(&mut rsv, 0, 2, &backups);
         let first: Vec<u32> = rsv[..16]
             .chunks(4)
             .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
