@@ -17,6 +17,7 @@ pub mod group_desc;
 pub mod inode;
 pub mod journal;
 pub mod layout;
+pub mod resize;
 pub mod superblock;
 pub mod writer;
 
@@ -35,6 +36,7 @@ use super::{Ext4Options, FormatReport};
 use crate::sys::blk::{self, BlkError};
 
 const ROOT_INO: u32 = 2;
+const RESIZE_INO: u32 = 7;
 const LOST_FOUND_INO: u32 = 11;
 /// Longest label `s_volume_name` holds.
 pub const MAX_LABEL: usize = 16;
@@ -42,8 +44,10 @@ pub const MAX_LABEL: usize = 16;
 /// Errors of the ext4 writer, each naming the step that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Ext4Error {
-    #[error("Cannot read the device size")]
+    #[error("Cannot read the device geometry")]
     DeviceSize(#[source] BlkError),
+    #[error("Logical sector size {0} is larger than the 4096-byte ext4 block")]
+    SectorTooLarge(u32),
     #[error("Cannot choose the filesystem geometry")]
     Geometry(#[from] GeometryError),
     #[error("Cannot place the filesystem metadata")]
@@ -74,6 +78,10 @@ pub fn format(dev: &File, opts: &Ext4Options) -> Result<FormatReport, Ext4Error>
         label[..l.len()].copy_from_slice(l.as_bytes());
     }
     let size = blk::device_size(dev).map_err(Ext4Error::DeviceSize)?;
+    let sector = blk::logical_sector_size(dev).map_err(Ext4Error::DeviceSize)?;
+    if u64::from(sector) > BLOCK_SIZE {
+        return Err(Ext4Error::SectorTooLarge(sector));
+    }
     let geo = Geometry::for_device(size)?;
     let layout = Layout::plan(&geo)?;
     let uuid = opts
@@ -237,6 +245,15 @@ pub fn build(layout: &Layout, p: &Params) -> BlockWriter {
     }
     w.put(layout.lost_found_start, lf);
 
+    // The resize inode and its blocks.
+    let resize_inode = layout.resize_dind.map(|dind| {
+        let (inode, blocks) = resize::build(geo, dind, p.now);
+        for (at, data) in blocks {
+            w.put(at, data);
+        }
+        inode
+    });
+
     // The first block of group 0's inode table: the reserved inodes 1..=11.
     let mut itable = vec![0u8; BLOCK_SIZE as usize];
     for ino in 1..=FIRST_INO {
@@ -248,6 +265,7 @@ pub fn build(layout: &Layout, p: &Params) -> BlockWriter {
                 time: p.now,
                 ..Default::default()
             },
+            RESIZE_INO => resize_inode.clone().unwrap_or_default(),
             _ => Inode::default(),
         };
         let off = (ino as usize - 1) * INODE_SIZE as usize;
