@@ -6,4 +6,12 @@
 
 pub mod disk;
 pub mod fs;
+pub mod init;
+pub mod inventory;
+pub mod jobs;
+pub mod logbuf;
+pub mod probe;
+pub mod server;
+pub mod service;
 pub mod sys;
+pub mod tls;

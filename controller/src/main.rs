@@ -1,1 +1,196 @@
-fn main() {}
+//! `landfall`: install NixOS onto a remote machine over SSH, with one command.
+//!
+//! This binary is the laptop half: it makes session certificates, builds the
+//! agent's RAM image, and drives the agent over gRPC with mutual TLS.
+
+mod certs;
+mod client;
+mod image;
+mod render;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use landfall_proto::v1::{InventoryRequest, LogsRequest, StatusRequest};
+
+#[derive(Parser)]
+#[command(
+    name = "landfall",
+    version,
+    about = "Install NixOS onto a remote machine over SSH, with one command",
+    long_about = "landfall installs NixOS onto a machine you can reach over SSH (a cloud VPS, a rented \
+                  server, a box in a rescue system): it kexecs a small RAM image with the landfall agent, \
+                  then partitions, formats, copies the system closure and installs the bootloader, \
+                  driving the agent over gRPC secured with mutual TLS."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How to reach a running agent.
+#[derive(Args, Clone)]
+struct AgentArgs {
+    /// The agent's address, HOST:PORT (e.g. 203.0.113.7:7443 or [2001:db8::1]:7443).
+    #[arg(long)]
+    agent: String,
+    /// The session folder made by `landfall certs init`.
+    #[arg(long)]
+    tls: PathBuf,
+    /// How long to keep trying to connect (seconds), for an agent that is still booting.
+    #[arg(long, default_value_t = 0)]
+    wait: u64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Session certificates (a fresh CA per target, agent and controller identities).
+    #[command(subcommand)]
+    Certs(CertsCommand),
+    /// Show a running agent's machine: disks, memory, CPUs, firmware, NICs.
+    Inventory {
+        #[command(flatten)]
+        agent: AgentArgs,
+        /// Print the data as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what a running agent is doing, its mounts and start-up time.
+    Status {
+        #[command(flatten)]
+        agent: AgentArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The agent's RAM image (kernel + initrd with the agent as /init).
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Print a running agent's log (`--follow` to keep printing new lines).
+    Logs {
+        #[command(flatten)]
+        agent: AgentArgs,
+        #[arg(long, short)]
+        follow: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Build the RAM image: writes OUT/bzImage and OUT/initrd (zstd newc cpio with the
+    /// static agent as /init and the storage, network and filesystem modules it needs).
+    Build {
+        /// The kernel image (bzImage), e.g. /boot/vmlinuz-6.1.0-28-amd64 or a nixpkgs `linux` package's bzImage.
+        #[arg(long)]
+        kernel: PathBuf,
+        /// That kernel's modules folder, lib/modules/<version>.
+        #[arg(long)]
+        modules: PathBuf,
+        /// The static landfall-agent binary (default: $LANDFALL_AGENT_BIN or the workspace's musl build).
+        #[arg(long)]
+        agent: Option<PathBuf>,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Further modules to include (names or aliases); repeatable.
+        #[arg(long = "module")]
+        extra_modules: Vec<String>,
+        /// Also embed a session's agent certificates (from `landfall certs init`).
+        #[arg(long)]
+        tls: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Create a new session: CA, agent server certificate (name "landfall-agent"),
+    /// controller client certificate. Keys are written with mode 0600.
+    Init {
+        /// Folder to write ca.pem, ca.key, agent.pem, agent.key, controller.pem, controller.key.
+        #[arg(long)]
+        dir: PathBuf,
+        /// A label for the CA's name, e.g. the target's host name.
+        #[arg(long, default_value = "target")]
+        label: String,
+        /// Replace an existing session in that folder.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+async fn connect(
+    a: &AgentArgs,
+) -> anyhow::Result<landfall_proto::v1::agent_client::AgentClient<tonic::transport::Channel>> {
+    Ok(client::connect_with_retry(&a.agent, &a.tls, Duration::from_secs(a.wait)).await?)
+}
+
+fn status_error(what: &str, s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{what} failed: {} ({:?})", s.message(), s.code())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Certs(CertsCommand::Init { dir, label, force }) => {
+            certs::init(&dir, &label, force)?;
+            println!("Created a landfall session in {}", dir.display());
+            println!("  the agent needs ca.pem, agent.pem, agent.key; keep ca.key and controller.key private");
+        }
+        Command::Image(ImageCommand::Build { kernel, modules, agent, out, extra_modules, tls }) => {
+            image::build(image::BuildArgs { kernel, modules, agent, out, extra_modules, tls })?;
+        }
+        Command::Inventory { agent, json } => {
+            let mut c = connect(&agent).await?;
+            let inv = c
+                .inventory(InventoryRequest {})
+                .await
+                .map_err(|s| status_error("Inventory", s))?
+                .into_inner();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&inv)?);
+            } else {
+                print!("{}", render::inventory(&inv));
+            }
+        }
+        Command::Status { agent, json } => {
+            let mut c = connect(&agent).await?;
+            let st = c
+                .status(StatusRequest {})
+                .await
+                .map_err(|s| status_error("Status", s))?
+                .into_inner();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st)?);
+            } else {
+                print!("{}", render::status(&st));
+            }
+        }
+        Command::Logs { agent, follow } => {
+            let mut c = connect(&agent).await?;
+            let mut stream = c
+                .logs(LogsRequest { follow })
+                .await
+                .map_err(|s| status_error("Logs", s))?
+                .into_inner();
+            while let Some(line) = stream.message().await.context("The log stream broke")? {
+                println!("{} {:>5} {}", line.unix_ms, line.level, line.message);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    if let Err(e) = rt.block_on(run(cli)) {
+        eprintln!("Error: {e}");
+        for cause in e.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,365 @@
+//! Kernel module loading for the RAM image: every device's `modalias` is matched
+//! against `modules.alias`, and matching modules are loaded with finit_module(2),
+//! dependencies first from `modules.dep`. Also loads the filesystem modules later
+//! steps need. A missing index or a module that fails to load is logged and
+//! skipped — the agent must come up regardless.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+/// Modules the later phases need whatever the hardware: filesystems and their code pages.
+pub const FILESYSTEM_MODULES: &[&str] = &[
+    "crc32c_generic",
+    "crc32c_intel",
+    "ext4",
+    "vfat",
+    "nls_cp437",
+    "nls_iso8859_1",
+    "nls_utf8",
+    "efivarfs",
+    "loop",
+];
+
+/// The parsed module index of one kernel.
+#[derive(Debug, Default)]
+pub struct ModuleIndex {
+    dir: PathBuf,
+    /// Normalised module name → path relative to `dir`.
+    paths: HashMap<String, String>,
+    /// Normalised module name → normalised dependency names.
+    deps: HashMap<String, Vec<String>>,
+    /// (glob pattern, module name)
+    aliases: Vec<(String, String)>,
+}
+
+/// `-` and `_` are the same in module names.
+pub fn normalise(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+fn module_name_of(path: &str) -> String {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    let stem = file.split(".ko").next().unwrap_or(file);
+    normalise(stem)
+}
+
+impl ModuleIndex {
+    /// Reads `modules.dep` and `modules.alias` from `dir` (/lib/modules/<release>).
+    /// A missing `modules.dep` is an error; a missing `modules.alias` is logged and
+    /// leaves alias matching empty.
+    pub fn load(dir: &Path) -> std::io::Result<Self> {
+        let dep = fs::read_to_string(dir.join("modules.dep"))?;
+        let alias = match fs::read_to_string(dir.join("modules.alias")) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(
+                    "No modules.alias in {} ({e}): hardware drivers will not be matched",
+                    dir.display()
+                );
+                String::new()
+            }
+        };
+        Ok(Self::parse(dir, &dep, &alias))
+    }
+
+    pub fn parse(dir: &Path, dep: &str, alias: &str) -> Self {
+        let mut idx = ModuleIndex {
+            dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        for line in dep.lines() {
+            let Some((path, rest)) = line.split_once(':') else {
+                continue;
+            };
+            let name = module_name_of(path.trim());
+            idx.paths.insert(name.clone(), path.trim().to_string());
+            idx.deps
+                .insert(name, rest.split_whitespace().map(module_name_of).collect());
+        }
+        for line in alias.lines() {
+            let mut w = line.split_whitespace();
+            if w.next() != Some("alias") {
+                continue;
+            }
+            if let (Some(pat), Some(name)) = (w.next(), w.next()) {
+                idx.aliases.push((pat.to_string(), normalise(name)));
+            }
+        }
+        idx
+    }
+
+    /// Module names whose alias pattern matches `modalias`.
+    pub fn match_alias(&self, modalias: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .aliases
+            .iter()
+            .filter(|(pat, _)| glob_match(pat.as_bytes(), modalias.as_bytes()))
+            .map(|(_, n)| n.clone())
+            .collect();
+        out.dedup();
+        out
+    }
+
+    /// `name` and its dependencies, dependencies first, each once.
+    pub fn load_order(&self, name: &str) -> Vec<String> {
+        fn visit(idx: &ModuleIndex, n: &str, seen: &mut HashSet<String>, out: &mut Vec<String>) {
+            if !seen.insert(n.to_string()) {
+                return;
+            }
+            for d in idx.deps.get(n).into_iter().flatten() {
+                visit(idx, d, seen, out);
+            }
+            out.push(n.to_string());
+        }
+        let mut out = Vec::new();
+        visit(self, &normalise(name), &mut HashSet::new(), &mut out);
+        out
+    }
+
+    fn path_of(&self, name: &str) -> Option<PathBuf> {
+        self.paths.get(name).map(|p| self.dir.join(p))
+    }
+}
+
+/// fnmatch(3)-style matching of `*`, `?` and `[...]` as modules.alias uses them.
+pub fn glob_match(pat: &[u8], s: &[u8]) -> bool {
+    let (mut p, mut i) = (0usize, 0usize);
+    let (mut star_p, mut star_i) = (usize::MAX, 0usize);
+    while i < s.len() {
+        if p < pat.len() {
+            match pat[p] {
+                b'*' => {
+                    star_p = p;
+                    star_i = i;
+                    p += 1;
+                    continue;
+                }
+                b'?' => {
+                    p += 1;
+                    i += 1;
+                    continue;
+                }
+                b'[' => {
+                    if let Some((matched, next)) = class_match(pat, p, s[i]) {
+                        if matched {
+                            p = next;
+                            i += 1;
+                            continue;
+                        }
+                    } else if s[i] == b'[' {
+                        p += 1;
+                        i += 1;
+                        continue;
+                    }
+                }
+                c if c == s[i] => {
+                    p += 1;
+                    i += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        if star_p != usize::MAX {
+            p = star_p + 1;
+            star_i += 1;
+            i = star_i;
+            continue;
+        }
+        return false;
+    }
+    pat[p..].iter().all(|&c| c == b'*')
+}
+
+/// Matches `c` against the class starting at `pat[start] == '['`; returns (matched, index after `]`).
+fn class_match(pat: &[u8], start: usize, c: u8) -> Option<(bool, usize)> {
+    let mut j = start + 1;
+    let negate = matches!(pat.get(j), Some(b'!') | Some(b'^'));
+    if negate {
+        j += 1;
+    }
+    let mut matched = false;
+    let first = j;
+    while j < pat.len() && (pat[j] != b']' || j == first) {
+        if j + 2 < pat.len() && pat[j + 1] == b'-' && pat[j + 2] != b']' {
+            if pat[j] <= c && c <= pat[j + 2] {
+                matched = true;
+            }
+            j += 3;
+        } else {
+            if pat[j] == c {
+                matched = true;
+            }
+            j += 1;
+        }
+    }
+    if j >= pat.len() {
+        return None;
+    }
+    Some((matched != negate, j + 1))
+}
+
+/// Every `modalias` under /sys/devices.
+pub fn device_modaliases() -> BTreeSet<String> {
+    fn walk(dir: &Path, depth: usize, out: &mut BTreeSet<String>) {
+        if depth > 12 {
+            return;
+        }
+        let Ok(rd) = fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let Ok(ft) = e.file_type() else { continue };
+            let p = e.path();
+            if ft.is_dir() && !ft.is_symlink() {
+                walk(&p, depth + 1, out);
+            } else if ft.is_file() && e.file_name() == "modalias" {
+                if let Ok(s) = fs::read_to_string(&p) {
+                    let s = s.trim();
+                    if !s.is_empty() {
+                        out.insert(s.to_string());
+                    }
+                }
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(Path::new("/sys/devices"), 0, &mut out);
+    out
+}
+
+/// Loads modules, remembering what was tried.
+pub struct ModuleLoader {
+    index: ModuleIndex,
+    tried: HashSet<String>,
+    builtin: HashSet<String>,
+}
+
+impl ModuleLoader {
+    pub fn new(index: ModuleIndex) -> Self {
+        let builtin = fs::read_to_string(index.dir.join("modules.builtin"))
+            .unwrap_or_default()
+            .lines()
+            .map(module_name_of)
+            .collect();
+        Self {
+            index,
+            tried: HashSet::new(),
+            builtin,
+        }
+    }
+
+    /// Loads `name` with its dependencies; returns how many modules were newly loaded.
+    pub fn load(&mut self, name: &str) -> usize {
+        let mut loaded = 0;
+        for m in self.index.load_order(name) {
+            if !self.tried.insert(m.clone()) || self.builtin.contains(&m) {
+                continue;
+            }
+            let Some(path) = self.index.path_of(&m) else {
+                tracing::debug!("Module {m} is not in this image");
+                continue;
+            };
+            match finit(&path) {
+                Ok(()) => {
+                    tracing::debug!("Loaded module {m}");
+                    loaded += 1;
+                }
+                Err(nix::errno::Errno::EEXIST) => {}
+                // The module is for hardware or firmware this machine lacks (crc32c-intel
+                // without SSE4.2, efivarfs under BIOS): nothing is wrong.
+                Err(nix::errno::Errno::ENODEV) => tracing::info!("Module {m}: not for this machine"),
+                Err(e) => tracing::warn!("Module {m} failed to load ({}): {e}", path.display()),
+            }
+        }
+        loaded
+    }
+
+    /// Matches every device against the aliases and loads what matches, repeating
+    /// while new drivers reveal new devices (a PCI bridge, a virtio bus).
+    pub fn load_for_hardware(&mut self) -> usize {
+        let mut total = 0;
+        for _round in 0..6 {
+            let mut wanted = BTreeSet::new();
+            for alias in device_modaliases() {
+                wanted.extend(self.index.match_alias(&alias));
+            }
+            let new: usize = wanted.iter().map(|m| self.load(m)).sum();
+            total += new;
+            if new == 0 {
+                break;
+            }
+        }
+        total
+    }
+}
+
+fn finit(path: &Path) -> nix::Result<()> {
+    let f = File::open(path)
+        .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    nix::kmod::finit_module(&f, c"", nix::kmod::ModuleInitFlags::empty())
+}
+
+/// Loads hardware drivers and filesystem modules for the running kernel.
+pub fn load_all() {
+    let release = crate::inventory::kernel_release();
+    let dir = Path::new("/lib/modules").join(&release);
+    let index = match ModuleIndex::load(&dir) {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::warn!(
+                "No module index in {} ({e}): loading no modules",
+                dir.display()
+            );
+            return;
+        }
+    };
+    let mut loader = ModuleLoader::new(index);
+    let hw = loader.load_for_hardware();
+    let fs: usize = FILESYSTEM_MODULES.iter().map(|m| loader.load(m)).sum();
+    tracing::info!("Loaded {hw} hardware and {fs} filesystem modules");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_as_modules_alias_uses_them() {
+        assert!(glob_match(
+            b"pci:v00001AF4d00001000sv*sd*bc*sc*i*",
+            b"pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00"
+        ));
+        assert!(!glob_match(
+            b"pci:v00001AF4d00001000sv*",
+            b"pci:v00001AF4d00001001sv0"
+        ));
+        assert!(glob_match(
+            b"pci:v*d*sv*sd*bc01sc08i02*",
+            b"pci:v00001B36d00000010sv00001AF4sd00001100bc01sc08i02"
+        ));
+        assert!(glob_match(
+            b"virtio:d00000001v*",
+            b"virtio:d00000001v00001AF4"
+        ));
+        assert!(glob_match(b"acpi*:PNP0A0[38]:*", b"acpi:PNP0A08:"));
+        assert!(!glob_match(b"acpi*:PNP0A0[38]:*", b"acpi:PNP0A05:"));
+        assert!(glob_match(b"a?c", b"abc"));
+        assert!(glob_match(b"*", b""));
+        assert!(!glob_match(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn dependencies_come_first_once() {
+        let dep = "kernel/drivers/nvme/host/nvme.ko: kernel/drivers/nvme/host/nvme-core.ko kernel/lib/crc64.ko\n\
+                   kernel/drivers/nvme/host/nvme-core.ko: kernel/lib/crc64.ko\n\
+                   kernel/lib/crc64.ko:\n";
+        let alias = "alias pci:v*d*sv*sd*bc01sc08i02* nvme\n# comment\n";
+        let idx = ModuleIndex::parse(Path::new("/x"), dep, alias);
+        assert_eq!(idx.load_order("nvme"), vec!["crc64", "nvme_core", "nvme"]);
+        assert_eq!(
+            idx.match_alias("pci:v00001B36d00000010sv00001AF4sd00001100bc01sc08i02"),
+            vec!["nvme"]
+        );
+        assert!(idx.match_alias("usb:v1234").is_empty());
+    }
+}

@@ -1,0 +1,31 @@
+//! The machine's inventory, read from sysfs, procfs and block ioctls — never by
+//! running tools (the RAM image has none).
+//!
+//! One unreadable disk or NIC never fails the whole inventory: its fields stay
+//! empty and the problem is logged.
+
+mod disks;
+mod gpt_read;
+mod nics;
+mod system;
+
+pub use disks::{list_disks, mountinfo, MountEntry};
+pub use gpt_read::{read_gpt, GptEntry};
+pub use system::kernel_release;
+
+use landfall_proto::v1::InventoryReply;
+
+/// Collects the whole inventory. Blocking (sysfs reads, ioctls): call it from a
+/// blocking thread in async code.
+pub fn collect() -> InventoryReply {
+    InventoryReply {
+        disks: list_disks(),
+        memory: Some(system::memory()),
+        cpu: Some(system::cpu()),
+        firmware: Some(system::firmware()),
+        nics: nics::list_nics(),
+        kernel: system::kernel_release(),
+        hostname: system::hostname(),
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}

@@ -1,0 +1,120 @@
+//! One long job at a time: a second request while one runs is refused as busy.
+//! Also runs blocking engine work on a worker thread and turns a panic there into
+//! an error reply, so one bug never takes the agent (PID 1) down.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tonic::Status;
+
+/// Reason prefixes carried in status messages ("<reason>: <text>").
+pub mod reason {
+    pub const BUSY: &str = "busy";
+    pub const INTERNAL: &str = "internal";
+    pub const INVALID: &str = "invalid-request";
+}
+
+#[derive(Default)]
+struct Current {
+    name: String,
+    since: Option<Instant>,
+}
+
+/// The job slot shared by all requests.
+#[derive(Clone, Default)]
+pub struct JobSlot(Arc<Mutex<Current>>);
+
+/// Held while a job runs; frees the slot when dropped (also on panic or cancel).
+pub struct JobGuard(JobSlot);
+
+impl Drop for JobGuard {
+    fn drop(&mut self) {
+        if let Ok(mut c) = (self.0).0.lock() {
+            *c = Current::default();
+        }
+    }
+}
+
+impl JobSlot {
+    /// Takes the slot for `name`, or refuses with FAILED_PRECONDITION "busy".
+    pub fn begin(&self, name: &str) -> Result<JobGuard, Status> {
+        let mut c = self
+            .0
+            .lock()
+            .map_err(|_| Status::internal("internal: job slot poisoned"))?;
+        if !c.name.is_empty() {
+            let secs = c.since.map(|s| s.elapsed().as_secs()).unwrap_or(0);
+            return Err(Status::failed_precondition(format!(
+                "{}: the agent is already running '{}' (for {secs} s); wait for it to finish",
+                reason::BUSY,
+                c.name
+            )));
+        }
+        *c = Current {
+            name: name.to_string(),
+            since: Some(Instant::now()),
+        };
+        Ok(JobGuard(self.clone()))
+    }
+
+    /// The running job's name, or "".
+    pub fn current(&self) -> String {
+        self.0.lock().map(|c| c.name.clone()).unwrap_or_default()
+    }
+}
+
+/// Runs `f` on the blocking pool; a panic becomes an INTERNAL error reply.
+pub async fn run_blocking<T, F>(what: &str, f: F) -> Result<T, Status>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => Ok(v),
+        Err(e) if e.is_panic() => {
+            let msg = e
+                .into_panic()
+                .downcast::<String>()
+                .map(|s| *s)
+                .or_else(|p| p.downcast::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|_| "unknown panic".into());
+            tracing::error!(
+                "{what} failed with an internal error (the agent keeps serving): {msg}"
+            );
+            Err(Status::internal(format!(
+                "{}: {what} hit an internal error: {msg}",
+                reason::INTERNAL
+            )))
+        }
+        Err(e) => Err(Status::internal(format!(
+            "{}: {what} was cancelled: {e}",
+            reason::INTERNAL
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_job_is_busy_and_slot_frees_on_drop() {
+        let slot = JobSlot::default();
+        let g = slot.begin("apply-layout").unwrap();
+        let err = slot.begin("put-closure").err().unwrap();
+        assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+        assert!(err.message().starts_with("busy: "), "{}", err.message());
+        assert!(err.message().contains("apply-layout"));
+        drop(g);
+        assert_eq!(slot.current(), "");
+        assert!(slot.begin("put-closure").is_ok());
+    }
+
+    #[tokio::test]
+    async fn panic_becomes_internal_error() {
+        let r: Result<(), _> = run_blocking("test step", || panic!("boom")).await;
+        let e = r.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Internal);
+        assert!(e.message().contains("boom"));
+    }
+}

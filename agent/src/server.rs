@@ -1,0 +1,176 @@
+//! Serving: TCP listeners (dual-stack), our own TLS accept loop so every failed
+//! handshake (a port scanner, plain HTTP, a wrong certificate) is one clear log
+//! line, and the tonic server fed from the accepted streams.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use landfall_proto::v1::agent_server::AgentServer;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::service::{AgentService, AgentState};
+
+/// Largest request message the agent decodes (closure chunks are far smaller).
+pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("Cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("TLS set-up failed")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("The gRPC server stopped")]
+    Server(#[source] tonic::transport::Error),
+}
+
+/// What to serve and where.
+pub struct ServeOptions {
+    pub listen: Vec<SocketAddr>,
+    pub tls_dir: PathBuf,
+}
+
+/// Binds one listener; `[::]` is made dual-stack so IPv4 clients reach it too.
+fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    let err = |source| ServeError::Listen { addr, source };
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .map_err(err)?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(false).map_err(err)?;
+    }
+    sock.set_reuse_address(true).map_err(err)?;
+    sock.set_nonblocking(true).map_err(err)?;
+    sock.bind(&addr.into()).map_err(err)?;
+    sock.listen(64).map_err(err)?;
+    TcpListener::from_std(sock.into()).map_err(err)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    tx: mpsc::Sender<TlsStream<TcpStream>>,
+) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("Accepting a connection failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => {
+                    tracing::debug!("TLS session from {peer}");
+                    let _ = tx.send(tls).await;
+                }
+                Ok(Err(e)) => tracing::warn!("Refused a connection from {peer}: TLS handshake failed: {e}"),
+                Err(_) => tracing::warn!("Refused a connection from {peer}: no TLS handshake within {HANDSHAKE_TIMEOUT:?}"),
+            }
+        });
+    }
+}
+
+/// Logs every reply that is an error right away (a malformed request is decoded
+/// before any handler runs, so only here can it be seen).
+fn log_error_replies<B>(resp: http::Response<B>) -> http::Response<B> {
+    if let Some(code) = resp
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+    {
+        if code != "0" {
+            let msg = resp
+                .headers()
+                .get("grpc-message")
+                .and_then(|v| v.to_str().ok())
+                .map(percent_decode)
+                .unwrap_or_default();
+            tracing::warn!("Request refused (gRPC status {code}): {msg}");
+        }
+    }
+    resp
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Serves until the server fails; the caller decides whether to serve again.
+pub async fn serve(opts: &ServeOptions, state: Arc<AgentState>) -> Result<(), ServeError> {
+    let config = crate::tls::server_config(&opts.tls_dir)?;
+    let acceptor = TlsAcceptor::from(config);
+    let (tx, rx) = mpsc::channel(16);
+    for addr in &opts.listen {
+        let listener = bind(*addr)?;
+        tracing::info!("Serving landfall.v1.Agent on {addr} (mutual TLS)");
+        tokio::spawn(accept_loop(listener, acceptor.clone(), tx.clone()));
+    }
+    drop(tx);
+    let served_ns = crate::init::monotonic_ns().saturating_sub(state.started_mono_ns);
+    if state.pid1 {
+        let _ = std::fs::write(crate::init::READY_FILE, b"");
+    }
+    state
+        .boot_to_serve_ms
+        .store(served_ns / 1_000_000, Ordering::Relaxed);
+    tracing::info!(
+        "Ready: {:.3} s from {} to serving",
+        served_ns as f64 / 1e9,
+        if state.pid1 { "PID 1 start" } else { "start" }
+    );
+    let service =
+        AgentServer::new(AgentService::new(state)).max_decoding_message_size(MAX_MESSAGE_BYTES);
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(20)))
+        .layer(tower::ServiceBuilder::new().map_response(log_error_replies))
+        .add_service(service)
+        .serve_with_incoming(ReceiverStream::new(rx).map(Ok::<_, std::io::Error>))
+        .await
+        .map_err(ServeError::Server)
+}
+
+use tokio_stream::StreamExt as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_of_grpc_messages() {
+        assert_eq!(percent_decode("a%20b%3A"), "a b:");
+        assert_eq!(percent_decode("100%"), "100%");
+    }
+}

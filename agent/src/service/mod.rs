@@ -1,0 +1,106 @@
+//! The `landfall.v1.Agent` tonic service: translates requests into engine calls.
+//! Thin by design — engines know nothing of gRPC.
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::{Stream, StreamExt};
+use landfall_proto::v1::agent_server::Agent;
+use landfall_proto::v1::{
+    InventoryReply, InventoryRequest, LogLine, LogsRequest, Mount, StatusReply, StatusRequest,
+};
+use tokio_stream::wrappers::BroadcastStream;
+use tonic::{Request, Response, Status};
+
+use crate::jobs::{run_blocking, JobSlot};
+
+/// State shared by every request.
+pub struct AgentState {
+    pub started: Instant,
+    /// CLOCK_MONOTONIC at the start (of PID 1 when running under it).
+    pub started_mono_ns: u64,
+    pub pid1: bool,
+    pub boot_to_serve_ms: AtomicU64,
+    pub root: PathBuf,
+    pub jobs: JobSlot,
+}
+
+impl AgentState {
+    pub fn new(root: PathBuf, pid1: bool, started_mono_ns: u64) -> Arc<Self> {
+        Arc::new(Self {
+            started: Instant::now(),
+            started_mono_ns,
+            pid1,
+            boot_to_serve_ms: AtomicU64::new(0),
+            root,
+            jobs: JobSlot::default(),
+        })
+    }
+}
+
+/// The service object handed to tonic.
+#[derive(Clone)]
+pub struct AgentService {
+    state: Arc<AgentState>,
+}
+
+impl AgentService {
+    pub fn new(state: Arc<AgentState>) -> Self {
+        Self { state }
+    }
+}
+
+type LogStream = Pin<Box<dyn Stream<Item = Result<LogLine, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Agent for AgentService {
+    async fn inventory(
+        &self,
+        _req: Request<InventoryRequest>,
+    ) -> Result<Response<InventoryReply>, Status> {
+        let inv = run_blocking("inventory", crate::inventory::collect).await?;
+        Ok(Response::new(inv))
+    }
+
+    async fn status(&self, _req: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
+        let root = self.state.root.clone();
+        let mounts = run_blocking("status", move || {
+            crate::inventory::mountinfo()
+                .into_iter()
+                .filter(|m| std::path::Path::new(&m.target).starts_with(&root))
+                .map(|m| Mount {
+                    source: m.source,
+                    target: m.target,
+                    fstype: m.fstype,
+                    options: m.options,
+                })
+                .collect()
+        })
+        .await?;
+        Ok(Response::new(StatusReply {
+            job: self.state.jobs.current(),
+            uptime_ms: self.state.started.elapsed().as_millis() as u64,
+            pid1: self.state.pid1,
+            boot_to_serve_ms: self.state.boot_to_serve_ms.load(Ordering::Relaxed),
+            mounts,
+            root: self.state.root.display().to_string(),
+        }))
+    }
+
+    type LogsStream = LogStream;
+
+    async fn logs(&self, req: Request<LogsRequest>) -> Result<Response<Self::LogsStream>, Status> {
+        let buf = crate::logbuf::buffer();
+        // Subscribe before taking the backlog so no line falls between the two.
+        let rx = buf.subscribe();
+        let head = futures::stream::iter(buf.backlog().into_iter().map(Ok));
+        if !req.into_inner().follow {
+            return Ok(Response::new(Box::pin(head)));
+        }
+        let tail = BroadcastStream::new(rx).filter_map(|r| async move { r.ok().map(Ok) });
+        Ok(Response::new(Box::pin(head.chain(tail))))
+    }
+}

@@ -1,0 +1,89 @@
+//! Connecting to an agent: gRPC over TLS with the session's client certificate,
+//! checking the agent's certificate against the session CA and the fixed name
+//! `landfall-agent`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use landfall_proto::tlsnames::{AGENT_SERVER_NAME, CA_CERT, CONTROLLER_CERT, CONTROLLER_KEY};
+use landfall_proto::v1::agent_client::AgentClient;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("Cannot read {path} (make a session with `landfall certs init --dir DIR`)")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("'{0}' is not HOST:PORT")]
+    Address(String),
+    #[error("Cannot set up TLS for {0}")]
+    Tls(String, #[source] tonic::transport::Error),
+    #[error("Cannot reach the agent at {addr} within {waited:?}: {last}")]
+    Unreachable {
+        addr: String,
+        waited: Duration,
+        last: String,
+    },
+}
+
+fn read(path: PathBuf) -> Result<Vec<u8>, ClientError> {
+    std::fs::read(&path).map_err(|source| ClientError::Read { path, source })
+}
+
+/// Builds the endpoint for `addr` (HOST:PORT, IPv6 as [::1]:7443).
+pub fn endpoint(addr: &str, tls_dir: &Path) -> Result<Endpoint, ClientError> {
+    if addr
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .is_none()
+    {
+        return Err(ClientError::Address(addr.to_string()));
+    }
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(tls_dir.join(CA_CERT))?))
+        .identity(Identity::from_pem(
+            read(tls_dir.join(CONTROLLER_CERT))?,
+            read(tls_dir.join(CONTROLLER_KEY))?,
+        ))
+        .domain_name(AGENT_SERVER_NAME);
+    Endpoint::from_shared(format!("https://{addr}"))
+        .map_err(|_| ClientError::Address(addr.to_string()))?
+        .connect_timeout(Duration::from_secs(5))
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .tls_config(tls)
+        .map_err(|e| ClientError::Tls(addr.to_string(), e))
+}
+
+/// Connects, retrying every second until `wait` has passed (for an agent that is still booting).
+pub async fn connect_with_retry(
+    addr: &str,
+    tls_dir: &Path,
+    wait: Duration,
+) -> Result<AgentClient<Channel>, ClientError> {
+    let ep = endpoint(addr, tls_dir)?;
+    let start = Instant::now();
+    loop {
+        match ep.connect().await {
+            Ok(ch) => return Ok(AgentClient::new(ch).max_decoding_message_size(64 << 20)),
+            Err(e) => {
+                if start.elapsed() >= wait {
+                    let mut last = e.to_string();
+                    let mut src = std::error::Error::source(&e);
+                    while let Some(s) = src {
+                        last = format!("{last}: {s}");
+                        src = s.source();
+                    }
+                    return Err(ClientError::Unreachable {
+                        addr: addr.to_string(),
+                        waited: start.elapsed(),
+                        last,
+                    });
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! `landfall image build`: the agent's RAM image from a kernel, its modules and
+//! the static agent, optionally with a session's agent certificates appended.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use landfall_image::{append_archive, build_image, session_cpio, ImageSpec, SessionFile};
+use landfall_proto::tlsnames::IMAGE_TLS_DIR;
+
+use crate::certs;
+
+/// Finds the static agent: `$LANDFALL_AGENT_BIN`, beside this executable, or the
+/// workspace's musl release build.
+pub fn find_agent() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("LANDFALL_AGENT_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    let beside = dir.join("landfall-agent-static");
+    if beside.is_file() {
+        return Some(beside);
+    }
+    // target/{debug,release}/landfall → target/x86_64-unknown-linux-musl/release/landfall-agent
+    let musl = dir.parent()?.join("x86_64-unknown-linux-musl/release/landfall-agent");
+    musl.is_file().then_some(musl)
+}
+
+/// Appends the session's agent files (CA, agent certificate and key) to `initrd`.
+pub fn append_session(initrd: &Path, tls_dir: &Path, extra: Vec<SessionFile>) -> anyhow::Result<()> {
+    let mut files: Vec<SessionFile> = certs::agent_files(tls_dir)
+        .with_context(|| format!("Cannot read the session in {}", tls_dir.display()))?
+        .into_iter()
+        .map(|(name, data)| SessionFile {
+            path: format!("{IMAGE_TLS_DIR}/{name}"),
+            mode: if name.ends_with(".key") { 0o600 } else { 0o644 },
+            data,
+        })
+        .collect();
+    files.extend(extra);
+    let archive = session_cpio(&files).context("Cannot write the session archive")?;
+    let mut data = std::fs::read(initrd).with_context(|| format!("Cannot read {}", initrd.display()))?;
+    append_archive(&mut data, &archive);
+    std::fs::write(initrd, data).with_context(|| format!("Cannot write {}", initrd.display()))?;
+    Ok(())
+}
+
+pub struct BuildArgs {
+    pub kernel: PathBuf,
+    pub modules: PathBuf,
+    pub agent: Option<PathBuf>,
+    pub out: PathBuf,
+    pub extra_modules: Vec<String>,
+    pub tls: Option<PathBuf>,
+}
+
+pub fn build(a: BuildArgs) -> anyhow::Result<()> {
+    let agent = a.agent.or_else(find_agent).context(
+        "No static agent found: pass --agent, set LANDFALL_AGENT_BIN, or build it with \
+         `cargo build --release --target x86_64-unknown-linux-musl -p landfall-agent`",
+    )?;
+    let report = build_image(&ImageSpec {
+        kernel: a.kernel,
+        modules_dir: a.modules,
+        agent,
+        extra_modules: a.extra_modules,
+        out_dir: a.out.clone(),
+    })?;
+    if let Some(tls) = &a.tls {
+        append_session(&report.initrd_path, tls, Vec::new())?;
+    }
+    let initrd_size = std::fs::metadata(&report.initrd_path)?.len();
+    print!("{report}");
+    println!(
+        "image   {} in all (kernel {} + initrd {}){}",
+        crate::render::human_bytes(report.kernel_size + initrd_size),
+        crate::render::human_bytes(report.kernel_size),
+        crate::render::human_bytes(initrd_size),
+        if a.tls.is_some() { ", session certificates included" } else { "" }
+    );
+    Ok(())
+}

@@ -1,0 +1,138 @@
+//! Human-readable renderings of agent replies.
+
+use landfall_proto::v1::{InventoryReply, StatusReply};
+
+/// Sizes as people read them: 1 decimal, binary units.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() {
+        "-"
+    } else {
+        s
+    }
+}
+
+/// The inventory as a few aligned tables.
+pub fn inventory(inv: &InventoryReply) -> String {
+    let mut out = String::new();
+    let fw = inv.firmware.clone().unwrap_or_default();
+    let mem = inv.memory.clone().unwrap_or_default();
+    let cpu = inv.cpu.clone().unwrap_or_default();
+    out += &format!(
+        "Machine   {} · kernel {} · firmware {}{} · {} CPU ({}) · memory {} ({} available) · agent {}\n\n",
+        or_dash(&inv.hostname),
+        or_dash(&inv.kernel),
+        or_dash(&fw.mode).to_uppercase(),
+        if fw.secure_boot { " (Secure Boot on)" } else { "" },
+        cpu.count,
+        or_dash(&cpu.architecture),
+        human_bytes(mem.total_bytes),
+        human_bytes(mem.available_bytes),
+        or_dash(&inv.agent_version),
+    );
+    out += &format!(
+        "{:<14} {:>10} {:>9} {:<24} {:<22} {:<6} {}\n",
+        "DISK", "SIZE", "SECTOR", "MODEL", "SERIAL", "TABLE", "NOTES"
+    );
+    for d in &inv.disks {
+        let mut notes = Vec::new();
+        if d.read_only {
+            notes.push("read-only".to_string());
+        }
+        if d.removable {
+            notes.push("removable".to_string());
+        }
+        if d.rotational {
+            notes.push("rotational".to_string());
+        }
+        notes.extend(d.signatures.iter().cloned());
+        notes.extend(d.holders.iter().cloned());
+        out += &format!(
+            "{:<14} {:>10} {:>9} {:<24} {:<22} {:<6} {}\n",
+            d.path,
+            human_bytes(d.size_bytes),
+            format!("{}/{}", d.logical_sector_size, d.physical_sector_size),
+            or_dash(&d.model),
+            or_dash(&d.serial),
+            or_dash(&d.partition_table),
+            notes.join(", ")
+        );
+        for p in &d.partitions {
+            out += &format!(
+                "  {:<12} {:>10} {:>9} {:<24} {:<22} {:<6} {}\n",
+                p.path.trim_start_matches("/dev/"),
+                human_bytes(p.size_bytes),
+                "",
+                or_dash(&p.label),
+                or_dash(&p.filesystem),
+                "",
+                [p.filesystem_label.as_str(), &p.mountpoints.join(" ")]
+                    .join(" ")
+                    .trim()
+            );
+        }
+    }
+    out += &format!(
+        "\n{:<12} {:<19} {:<8} {:<6} {}\n",
+        "NIC", "MAC", "CARRIER", "MTU", "ADDRESSES"
+    );
+    for n in &inv.nics {
+        out += &format!(
+            "{:<12} {:<19} {:<8} {:<6} {}\n",
+            n.name,
+            or_dash(&n.mac),
+            if n.carrier { "up" } else { "down" },
+            n.mtu,
+            n.addresses.join(" ")
+        );
+    }
+    out
+}
+
+pub fn status(s: &StatusReply) -> String {
+    let mut out = format!(
+        "Job: {}\nUp for {:.1} s{}; ready {} ms after start\nRoot: {}\n",
+        if s.job.is_empty() { "idle" } else { &s.job },
+        s.uptime_ms as f64 / 1000.0,
+        if s.pid1 {
+            " as PID 1 of the RAM image"
+        } else {
+            ""
+        },
+        s.boot_to_serve_ms,
+        s.root
+    );
+    for m in &s.mounts {
+        out += &format!(
+            "  {} on {} type {} ({})\n",
+            m.source, m.target, m.fstype, m.options
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1 << 30), "1.0 GiB");
+        assert_eq!(human_bytes(3 * (1 << 29)), "1.5 GiB");
+    }
+}

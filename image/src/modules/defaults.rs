@@ -1,0 +1,51 @@
+//! The modules every landfall image carries unless told otherwise.
+
+/// Storage, network, filesystem and helper modules for the machines landfall
+/// targets (VMs on the common clouds and hypervisors, usual server hardware).
+/// Names missing from a kernel (built in, or not built) are reported, not errors.
+pub const DEFAULT_MODULES: &[&str] = &[
+    // Storage.
+    "nvme",
+    "nvme-core",
+    "virtio_blk",
+    "virtio_scsi",
+    "virtio_pci",
+    "ahci",
+    "sd_mod",
+    "scsi_mod",
+    "xen-blkfront",
+    "hv_storvsc",
+    "vmw_pvscsi",
+    "megaraid_sas",
+    "mpt3sas",
+    // Network.
+    "virtio_net",
+    "e1000",
+    "e1000e",
+    "igb",
+    "ixgbe",
+    "i40e",
+    "ice",
+    "ena",
+    "gve",
+    "r8169",
+    "mlx4_en",
+    "mlx5_core",
+    "hv_netvsc",
+    "vmxnet3",
+    "bnxt_en",
+    "tg3",
+    // Filesystems and what they need.
+    "ext4",
+    "vfat",
+    "nls_cp437",
+    "nls_iso8859-1",
+    "nls_utf8",
+    "crc32c_generic",
+    "crc32c-intel",
+    "efivarfs",
+    // Misc.
+    "af_packet",
+    "loop",
+    "dm-mod",
+];

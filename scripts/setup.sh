@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Everything landfall's build, tests and demo need on a fresh Debian 12 machine
+# (run as root): Debian packages, the musl target, the kernel the VMs boot, and
+# a build of the agent (static) and the controller.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+    qemu-system-x86 ovmf          # the VMs (TCG works; KVM used when it really works)
+    musl-tools                    # C compiler for the static agent (ring, zstd)
+    e2fsprogs dosfstools mtools gdisk fdisk util-linux   # the tools that check our disks
+    nix-bin                       # real Nix: builds the test closure, verifies stores
+    busybox-static cpio zstd xz-utils kmod   # test initramfs pieces and independent readers
+    openssh-client openssh-server # the SSH bootstrap
+    hyperfine                     # benchmarks
+    systemd-boot-efi              # the systemd-boot EFI binary for boot tests
+)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+rustup target list --installed | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
+
+kernel=$(scripts/fetch-kernel.sh)
+echo "setup: kernel in $kernel"
+
+echo "setup: building the static agent and the controller"
+cargo build --release --target x86_64-unknown-linux-musl -p landfall-agent
+cargo build --release -p landfall
+echo "setup: done"

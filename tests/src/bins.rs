@@ -1,0 +1,44 @@
+//! The workspace's own binaries, as the tests run them.
+//!
+//! `landfall` (the controller) is the debug or release build in the workspace's
+//! target folder (or `$LANDFALL_BIN`); the static agent is `$LANDFALL_AGENT_BIN`
+//! or the musl release build that `scripts/setup.sh` makes. A missing binary
+//! fails the test with the command that builds it.
+
+use std::path::PathBuf;
+
+fn target_dir() -> PathBuf {
+    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(t);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target")
+}
+
+/// The controller binary.
+pub fn landfall_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("LANDFALL_BIN") {
+        return PathBuf::from(p);
+    }
+    let t = target_dir();
+    let candidates = [t.join("debug/landfall"), t.join("release/landfall")];
+    let found = candidates.iter().filter(|p| p.is_file()).max_by_key(|p| {
+        std::fs::metadata(p).and_then(|m| m.modified()).ok()
+    });
+    found
+        .cloned()
+        .unwrap_or_else(|| panic!("No landfall binary in {}: run `cargo build -p landfall`", t.display()))
+}
+
+/// The static (musl) agent binary.
+pub fn agent_static_bin() -> PathBuf {
+    let p = std::env::var_os("LANDFALL_AGENT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("x86_64-unknown-linux-musl/release/landfall-agent"));
+    assert!(
+        p.is_file(),
+        "No static agent at {}: run `cargo build --release --target x86_64-unknown-linux-musl -p landfall-agent` \
+         (scripts/setup.sh does)",
+        p.display()
+    );
+    p
+}

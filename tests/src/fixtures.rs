@@ -1,0 +1,263 @@
+//! Things tests need from the host: the fetched Debian kernel, OVMF, busybox,
+//! free TCP ports, sparse disk images.
+//!
+//! A missing tool is an error naming the Debian package (or script) that
+//! provides it: tests fail loudly instead of skipping.
+
+use std::collections::HashSet;
+use std::fs::OpenOptions;
+use std::io;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Something a test needs is missing or unusable.
+#[derive(thiserror::Error)]
+pub enum FixtureError {
+    /// The Debian kernel has not been fetched.
+    #[error("No kernel in {dir}: run scripts/fetch-kernel.sh (or set LANDFALL_CACHE)")]
+    KernelMissing { dir: PathBuf },
+    /// A file from a Debian package is missing.
+    #[error("{path} is missing: install the Debian package {package}")]
+    PackageFileMissing {
+        path: PathBuf,
+        package: &'static str,
+    },
+    /// A host tool failed.
+    #[error("{step} failed")]
+    Io {
+        step: String,
+        #[source]
+        source: io::Error,
+    },
+}
+crate::debug_as_display!(FixtureError);
+
+fn io_err(step: impl Into<String>) -> impl FnOnce(io::Error) -> FixtureError {
+    let step = step.into();
+    move |source| FixtureError::Io { step, source }
+}
+
+/// The workspace's top folder.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// `$LANDFALL_CACHE`, or `<workspace>/.cache` (where scripts/fetch-kernel.sh unpacks).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("LANDFALL_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".cache"))
+}
+
+/// The unpacked Debian kernel package the test VMs boot.
+#[derive(Debug, Clone)]
+pub struct DebianKernel {
+    /// `<cache>/kernel/current`, the package's unpacked root.
+    pub dir: PathBuf,
+    /// The kernel release, e.g. `6.1.0-56-amd64`.
+    pub version: String,
+    /// `boot/vmlinuz-<version>`, the bzImage.
+    pub image: PathBuf,
+    /// `lib/modules/<version>` (no modules.dep: the package is unpacked, not installed).
+    pub modules: PathBuf,
+}
+
+/// The folder holding the fetched Debian kernel (`<cache>/kernel/current`).
+pub fn kernel_dir() -> Result<PathBuf, FixtureError> {
+    debian_kernel().map(|k| k.dir)
+}
+
+/// The fetched Debian kernel: its image, version and modules folder.
+pub fn debian_kernel() -> Result<DebianKernel, FixtureError> {
+    let dir = cache_dir().join("kernel").join("current");
+    let missing = || FixtureError::KernelMissing { dir: dir.clone() };
+    let boot = std::fs::read_dir(dir.join("boot")).map_err(|_| missing())?;
+    let version = boot
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("vmlinuz-"))
+                .map(str::to_owned)
+        })
+        .max()
+        .ok_or_else(missing)?;
+    let image = dir.join("boot").join(format!("vmlinuz-{version}"));
+    let modules = dir.join("lib").join("modules").join(&version);
+    if !modules.is_dir() {
+        return Err(missing());
+    }
+    Ok(DebianKernel {
+        dir,
+        version,
+        image,
+        modules,
+    })
+}
+
+/// OVMF firmware files (Debian package `ovmf`).
+#[derive(Debug, Clone)]
+pub struct OvmfFiles {
+    /// Read-only code, `OVMF_CODE_4M.fd` (no Secure Boot keys enrolled).
+    pub code: PathBuf,
+    /// Template for the per-VM variable store, `OVMF_VARS_4M.fd`.
+    pub vars_template: PathBuf,
+}
+
+/// Finds OVMF; `$LANDFALL_OVMF_DIR` overrides `/usr/share/OVMF`.
+pub fn ovmf() -> Result<OvmfFiles, FixtureError> {
+    let dir = std::env::var_os("LANDFALL_OVMF_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/share/OVMF"));
+    let files = OvmfFiles {
+        code: dir.join("OVMF_CODE_4M.fd"),
+        vars_template: dir.join("OVMF_VARS_4M.fd"),
+    };
+    for path in [&files.code, &files.vars_template] {
+        require_file(path, "ovmf")?;
+    }
+    Ok(files)
+}
+
+/// The statically linked busybox (Debian package `busybox-static`).
+pub fn busybox() -> Result<PathBuf, FixtureError> {
+    let path = PathBuf::from("/bin/busybox");
+    require_file(&path, "busybox-static")?;
+    let elf = std::fs::read(&path).map_err(io_err("read /bin/busybox"))?;
+    if !is_static_elf(&elf) {
+        return Err(FixtureError::PackageFileMissing {
+            path: PathBuf::from("/bin/busybox (statically linked)"),
+            package: "busybox-static",
+        });
+    }
+    Ok(path)
+}
+
+/// The qemu binary: `$LANDFALL_QEMU` or `qemu-system-x86_64` from `$PATH`.
+pub fn qemu_binary() -> Result<PathBuf, FixtureError> {
+    if let Some(q) = std::env::var_os("LANDFALL_QEMU") {
+        return Ok(PathBuf::from(q));
+    }
+    find_in_path("qemu-system-x86_64").ok_or(FixtureError::PackageFileMissing {
+        path: PathBuf::from("qemu-system-x86_64"),
+        package: "qemu-system-x86",
+    })
+}
+
+/// Finds `program` in `$PATH`.
+pub fn find_in_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Fails naming `package` when `path` is not a file.
+pub fn require_file(path: &Path, package: &'static str) -> Result<(), FixtureError> {
+    if path.is_file() {
+        Ok(())
+    } else {
+        Err(FixtureError::PackageFileMissing {
+            path: path.to_path_buf(),
+            package,
+        })
+    }
+}
+
+/// Whether an ELF image has no program interpreter (`PT_INTERP`), i.e. is static.
+pub fn is_static_elf(elf: &[u8]) -> bool {
+    const PT_INTERP: u32 = 3;
+    if elf.len() < 64 || &elf[..4] != b"\x7fELF" || elf[4] != 2 || elf[5] != 1 {
+        return false;
+    }
+    let u64_at = |o: usize| {
+        elf.get(o..o + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+    };
+    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
+    else {
+        return false;
+    };
+    (0..phnum as usize).all(|i| {
+        let at = phoff as usize + i * phentsize as usize;
+        elf.get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .is_some_and(|t| t != PT_INTERP)
+    })
+}
+
+/// Ports handed out by [`free_port`] in this process, never handed out twice.
+static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+
+/// A TCP port on 127.0.0.1 that is free now and not yet given to another test
+/// in this process (tests run in parallel threads; the kernel may otherwise
+/// offer the same ephemeral port twice).
+pub fn free_port() -> Result<u16, FixtureError> {
+    let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let handed = handed.get_or_insert_with(HashSet::new);
+    for _ in 0..64 {
+        let listener =
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io_err("bind 127.0.0.1:0"))?;
+        let port = listener
+            .local_addr()
+            .map_err(io_err("read the bound port"))?
+            .port();
+        if handed.insert(port) {
+            return Ok(port);
+        }
+    }
+    Err(FixtureError::Io {
+        step: "find a free port".into(),
+        source: io::Error::new(io::ErrorKind::AddrInUse, "no new free port in 64 tries"),
+    })
+}
+
+/// Creates (or truncates) a sparse file of `size` bytes at `path`.
+pub fn sparse_image(path: &Path, size: u64) -> Result<PathBuf, FixtureError> {
+    let step = format!("create the sparse image {}", path.display());
+    let file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .map_err(io_err(step.clone()))?;
+    file.set_len(size).map_err(io_err(step))?;
+    Ok(path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn free_ports_are_distinct_and_bindable() {
+        let a = free_port().unwrap();
+        let b = free_port().unwrap();
+        assert_ne!(a, b);
+        TcpListener::bind((Ipv4Addr::LOCALHOST, a)).unwrap();
+    }
+
+    #[test]
+    fn sparse_images_take_no_space() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = sparse_image(&dir.path().join("disk.img"), 1 << 30).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.len(), 1 << 30);
+        assert!(meta.blocks() * 512 < 1 << 20, "{} blocks", meta.blocks());
+    }
+
+    #[test]
+    fn static_elf_detection() {
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        // This test binary is linked against glibc dynamically.
+        assert!(!is_static_elf(&me));
+        assert!(!is_static_elf(b"#!/bin/sh\n"));
+    }
+}

@@ -1,0 +1,134 @@
+//! Network cards of a test VM: qemu user-mode networking, always `restrict=on`.
+//!
+//! The guest cannot reach the host's network or the internet; the only way in
+//! is a host port forward `127.0.0.1:HOST -> guest:GUEST`. The guest's address
+//! is qemu's default 10.0.2.15 (its built-in DHCP server hands it out), which
+//! is where forwards land.
+//!
+//! Beware: a TCP connect to a forwarded host port succeeds as soon as qemu
+//! runs, whether or not anything listens in the guest (qemu accepts, then
+//! drops the connection when the guest refuses). "Port open" proves nothing:
+//! retry until the application answers (`retry_until`), e.g. a TLS handshake
+//! or a greeting line.
+
+use crate::disk::escape_option;
+
+/// The emulated network card.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum NicModel {
+    /// `virtio-net-pci` (guest driver virtio_net).
+    #[default]
+    VirtioNet,
+    /// `e1000` (guest driver e1000).
+    E1000,
+    /// Any other qemu NIC device name, e.g. "e1000e".
+    Other(String),
+}
+
+impl NicModel {
+    fn device(&self) -> &str {
+        match self {
+            NicModel::VirtioNet => "virtio-net-pci",
+            NicModel::E1000 => "e1000",
+            NicModel::Other(name) => name,
+        }
+    }
+}
+
+/// One user-mode network card.
+#[derive(Debug, Clone, Default)]
+pub struct Nic {
+    model: NicModel,
+    mac: Option<String>,
+    forwards: Vec<Forward>,
+}
+
+/// A TCP port forward from the host's loopback to the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forward {
+    /// The guest's port.
+    pub guest: u16,
+    /// The host port; `None` lets the harness pick a free one at start.
+    pub host: Option<u16>,
+}
+
+impl Nic {
+    /// A virtio-net card on a restricted user-mode network.
+    pub fn user() -> Nic {
+        Nic::default()
+    }
+
+    /// Chooses the card model.
+    pub fn model(mut self, model: NicModel) -> Nic {
+        self.model = model;
+        self
+    }
+
+    /// A fixed MAC address, e.g. "52:54:00:12:34:56".
+    pub fn mac(mut self, mac: &str) -> Nic {
+        self.mac = Some(mac.to_owned());
+        self
+    }
+
+    /// Forwards a free host port (chosen at start; see `Vm::host_port`) to `guest_port`.
+    pub fn forward(mut self, guest_port: u16) -> Nic {
+        self.forwards.push(Forward {
+            guest: guest_port,
+            host: None,
+        });
+        self
+    }
+
+    /// Forwards a given host port to `guest_port`.
+    pub fn forward_fixed(mut self, host_port: u16, guest_port: u16) -> Nic {
+        self.forwards.push(Forward {
+            guest: guest_port,
+            host: Some(host_port),
+        });
+        self
+    }
+
+    /// The forwards as configured (host ports may still be unchosen).
+    pub fn forwards(&self) -> &[Forward] {
+        &self.forwards
+    }
+
+    /// The qemu arguments for the `index`-th card, with host ports `resolved`
+    /// (one per forward, same order).
+    pub fn args(&self, index: usize, resolved: &[u16]) -> Vec<String> {
+        let id = format!("net{index}");
+        let mut netdev = format!("user,id={id},restrict=on");
+        for (fwd, host) in self.forwards.iter().zip(resolved) {
+            netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{}", fwd.guest));
+        }
+        let mut device = format!("{},netdev={id}", self.model.device());
+        if let Some(mac) = &self.mac {
+            device.push_str(&format!(",mac={}", escape_option(mac)));
+        }
+        vec!["-netdev".into(), netdev, "-device".into(), device]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restricted_with_loopback_forwards() {
+        let nic = Nic::user()
+            .model(NicModel::E1000)
+            .mac("52:54:00:00:00:01")
+            .forward(7443)
+            .forward_fixed(2222, 22);
+        assert_eq!(
+            nic.args(0, &[40000, 2222]),
+            [
+                "-netdev",
+                "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40000-:7443,hostfwd=tcp:127.0.0.1:2222-:22",
+                "-device",
+                "e1000,netdev=net0,mac=52:54:00:00:00:01",
+            ]
+        );
+        assert_eq!(Nic::user().args(1, &[])[3], "virtio-net-pci,netdev=net1");
+    }
+}
