@@ -183,7 +183,10 @@ fn a_disk_without_content_is_wiped_and_left_blank() {
     let img = Image::new(64 << 20);
     tool_ok("mkfs.ext4", "e2fsprogs", &["-q", "-F", img.p()]);
     let lo = Loop::attach(&img.path, 512);
-    assert_eq!(blkid(&lo.dev, true).get("TYPE").map(String::as_str), Some("ext4"));
+    assert_eq!(
+        blkid(&lo.dev, true).get("TYPE").map(String::as_str),
+        Some("ext4")
+    );
     let out = apply("wipe-only.json", &[("spare", &lo.dev)]);
     assert!(out.contains("only wiped"), "{out}");
     let after = blkid(&lo.dev, true);

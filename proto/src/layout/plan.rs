@@ -412,11 +412,15 @@ pub fn render(plan: &Plan, root: &str) -> String {
             let _ = writeln!(s, "  already applied: the partition table and filesystems match; nothing will be destroyed");
         } else {
             let table = d.existing.table.as_deref().unwrap_or("no partition table");
-            let _ = writeln!(
-                s,
-                "  now: {table}, {} partition(s) — WILL BE DESTROYED",
-                d.existing.partitions.len()
-            );
+            if d.existing.table.is_none() && d.existing.signatures.is_empty() {
+                let _ = writeln!(s, "  now: blank (no partition table, no known signatures)");
+            } else {
+                let _ = writeln!(
+                    s,
+                    "  now: {table}, {} partition(s) — WILL BE DESTROYED",
+                    d.existing.partitions.len()
+                );
+            }
             for e in &d.existing.partitions {
                 let _ = writeln!(
                     s,
