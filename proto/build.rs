@@ -10,7 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         // The messages double as the JSON data model (`inventory --json`).
         .type_attribute(".", "#[derive(serde::Serialize, serde::Deserialize)]")
-        .type_attribute(".", "#[serde(default)]")
+        .message_attribute(".", "#[serde(default)]")
         .compile_fds(fds)?;
     Ok(())
 }

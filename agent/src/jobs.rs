@@ -5,6 +5,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use landfall_proto::v1::{JobEvent, StepState};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 /// Reason prefixes carried in status messages ("<reason>: <text>").
@@ -12,6 +15,9 @@ pub mod reason {
     pub const BUSY: &str = "busy";
     pub const INTERNAL: &str = "internal";
     pub const INVALID: &str = "invalid-request";
+    pub const INVALID_LAYOUT: &str = "invalid-layout";
+    pub const CONFIRM: &str = "confirmation-required";
+    pub const DISK: &str = "disk-failed";
 }
 
 #[derive(Default)]
@@ -93,6 +99,65 @@ where
     }
 }
 
+/// A job's event sink, handed to the blocking engine code.
+pub type Emit<'a> = &'a mut dyn FnMut(JobEvent);
+
+/// Runs a long job on a blocking thread and streams its events. The job returns
+/// its summary (sent as a DONE event) or a Status (sent as the stream's error).
+/// A panic becomes an INTERNAL error at the end of the stream; the guard keeps
+/// the job slot until the job has really finished.
+pub fn stream_job<F>(
+    job: &'static str,
+    guard: JobGuard,
+    f: F,
+) -> ReceiverStream<Result<JobEvent, Status>>
+where
+    F: FnOnce(Emit<'_>) -> Result<String, Status> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(256);
+    tokio::task::spawn_blocking(move || {
+        let _guard = guard;
+        let events = tx.clone();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let mut emit = |mut e: JobEvent| {
+                e.job = job.to_string();
+                // A client that went away is not a failure of the job: keep going.
+                let _ = events.blocking_send(Ok(e));
+            };
+            f(&mut emit)
+        }));
+        let last = match result {
+            Ok(Ok(summary)) => {
+                tracing::info!("{job}: done. {summary}");
+                Ok(JobEvent {
+                    job: job.to_string(),
+                    state: StepState::Done as i32,
+                    summary,
+                    ..Default::default()
+                })
+            }
+            Ok(Err(status)) => {
+                tracing::error!("{job} failed: {}", status.message());
+                Err(status)
+            }
+            Err(p) => {
+                let msg = p
+                    .downcast::<String>()
+                    .map(|s| *s)
+                    .or_else(|p| p.downcast::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|_| "unknown panic".into());
+                tracing::error!("{job} hit an internal error (the agent keeps serving): {msg}");
+                Err(Status::internal(format!(
+                    "{}: {job} hit an internal error: {msg}",
+                    reason::INTERNAL
+                )))
+            }
+        };
+        let _ = tx.blocking_send(last);
+    });
+    ReceiverStream::new(rx)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +181,30 @@ mod tests {
         let e = r.unwrap_err();
         assert_eq!(e.code(), tonic::Code::Internal);
         assert!(e.message().contains("boom"));
+    }
+
+    #[tokio::test]
+    async fn job_stream_ends_with_done_or_error() {
+        use tokio_stream::StreamExt;
+        let slot = JobSlot::default();
+        let s = stream_job("demo", slot.begin("demo").unwrap(), |emit| {
+            emit(JobEvent {
+                description: "step".into(),
+                state: StepState::Started as i32,
+                ..Default::default()
+            });
+            Ok("all good".into())
+        });
+        let v: Vec<_> = s.collect().await;
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].as_ref().unwrap().job, "demo");
+        assert_eq!(v[1].as_ref().unwrap().summary, "all good");
+        assert_eq!(slot.current(), "");
+
+        let s = stream_job("boom", slot.begin("boom").unwrap(), |_| panic!("kaput"));
+        let v: Vec<_> = s.collect().await;
+        assert_eq!(v.len(), 1);
+        assert!(v[0].as_ref().unwrap_err().message().contains("kaput"));
+        assert_eq!(slot.current(), "", "the slot is free after a panic");
     }
 }

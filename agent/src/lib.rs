@@ -13,5 +13,6 @@ pub mod logbuf;
 pub mod probe;
 pub mod server;
 pub mod service;
+pub mod store;
 pub mod sys;
 pub mod tls;

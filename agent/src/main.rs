@@ -6,7 +6,6 @@
 
 mod disk_cli;
 mod mkfs;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

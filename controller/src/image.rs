@@ -22,12 +22,18 @@ pub fn find_agent() -> Option<PathBuf> {
         return Some(beside);
     }
     // target/{debug,release}/landfall → target/x86_64-unknown-linux-musl/release/landfall-agent
-    let musl = dir.parent()?.join("x86_64-unknown-linux-musl/release/landfall-agent");
+    let musl = dir
+        .parent()?
+        .join("x86_64-unknown-linux-musl/release/landfall-agent");
     musl.is_file().then_some(musl)
 }
 
 /// Appends the session's agent files (CA, agent certificate and key) to `initrd`.
-pub fn append_session(initrd: &Path, tls_dir: &Path, extra: Vec<SessionFile>) -> anyhow::Result<()> {
+pub fn append_session(
+    initrd: &Path,
+    tls_dir: &Path,
+    extra: Vec<SessionFile>,
+) -> anyhow::Result<()> {
     let mut files: Vec<SessionFile> = certs::agent_files(tls_dir)
         .with_context(|| format!("Cannot read the session in {}", tls_dir.display()))?
         .into_iter()
@@ -39,7 +45,8 @@ pub fn append_session(initrd: &Path, tls_dir: &Path, extra: Vec<SessionFile>) ->
         .collect();
     files.extend(extra);
     let archive = session_cpio(&files).context("Cannot write the session archive")?;
-    let mut data = std::fs::read(initrd).with_context(|| format!("Cannot read {}", initrd.display()))?;
+    let mut data =
+        std::fs::read(initrd).with_context(|| format!("Cannot read {}", initrd.display()))?;
     append_archive(&mut data, &archive);
     std::fs::write(initrd, data).with_context(|| format!("Cannot write {}", initrd.display()))?;
     Ok(())
@@ -76,7 +83,11 @@ pub fn build(a: BuildArgs) -> anyhow::Result<()> {
         crate::render::human_bytes(report.kernel_size + initrd_size),
         crate::render::human_bytes(report.kernel_size),
         crate::render::human_bytes(initrd_size),
-        if a.tls.is_some() { ", session certificates included" } else { "" }
+        if a.tls.is_some() {
+            ", session certificates included"
+        } else {
+            ""
+        }
     );
     Ok(())
 }

@@ -5,7 +5,11 @@
 
 mod certs;
 mod client;
+mod closure;
+mod disk;
 mod image;
+mod install;
+mod nix;
 mod render;
 
 use std::path::PathBuf;
@@ -13,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use landfall_proto::v1::{InventoryRequest, LogsRequest, StatusRequest};
+use landfall_proto::v1::{InventoryRequest, LayoutRequest, LogsRequest, StatusRequest};
 
 #[derive(Parser)]
 #[command(
@@ -64,6 +68,38 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The disk layout (disko's `disko.devices`): plan it, or apply it through an agent.
+    #[command(subcommand)]
+    Disk(DiskCommand),
+    /// Install NixOS through a running agent: partition and format (disko), then
+    /// stream the system closure (install). `--phases` picks some; a re-run
+    /// skips what is already done.
+    Install {
+        #[command(flatten)]
+        agent: AgentArgs,
+        /// The configuration, REF#NAME: builds nixosConfigurations.NAME.config.system.build.toplevel
+        /// and evaluates its disko.devices.
+        #[arg(long, conflicts_with = "system")]
+        flake: Option<String>,
+        /// An already built system (a /nix/store path) instead of --flake.
+        #[arg(long)]
+        system: Option<String>,
+        /// The disko.devices JSON, instead of evaluating the flake's.
+        #[arg(long)]
+        layout: Option<PathBuf>,
+        /// Put the layout's disk NAME on the target's device PATH; repeatable.
+        #[arg(long = "disk", value_name = "NAME=PATH")]
+        disks: Vec<String>,
+        /// Phases to run (comma-separated).
+        #[arg(long, value_delimiter = ',', default_values = ["disko", "install"])]
+        phases: Vec<install::Phase>,
+        /// Do not ask before destroying data.
+        #[arg(long)]
+        yes: bool,
+        /// Machine-readable progress (JSON lines) and summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// The agent's RAM image (kernel + initrd with the agent as /init).
     #[command(subcommand)]
     Image(ImageCommand),
@@ -73,6 +109,54 @@ enum Command {
         agent: AgentArgs,
         #[arg(long, short)]
         follow: bool,
+    },
+}
+
+/// Where the layout comes from and which disks it goes to.
+#[derive(Args, Clone)]
+struct LayoutArgs {
+    /// The `disko.devices` JSON (evaluated with `nix eval --json`, or written by hand).
+    #[arg(long)]
+    layout: PathBuf,
+    /// Put the layout's disk NAME on PATH instead of its `device`; repeatable.
+    #[arg(long = "disk", value_name = "NAME=PATH")]
+    disks: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum DiskCommand {
+    /// Show the plan without touching anything: alone, what the layout creates; with
+    /// --agent, what exists on the target's disks and will be destroyed, and the exact sectors.
+    Plan {
+        #[command(flatten)]
+        layout: LayoutArgs,
+        /// Plan on this agent's real disks (HOST:PORT; needs --tls).
+        #[arg(long, requires = "tls")]
+        agent: Option<String>,
+        #[arg(long)]
+        tls: Option<PathBuf>,
+        /// Print the agent's plan as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Partition, format and mount through an agent. Asks before destroying data.
+    Apply {
+        #[command(flatten)]
+        layout: LayoutArgs,
+        #[command(flatten)]
+        agent: AgentArgs,
+        /// Do not ask before destroying what the plan lists.
+        #[arg(long)]
+        yes: bool,
+        /// Do not mount the filesystems after formatting.
+        #[arg(long)]
+        no_mount: bool,
+        /// Rewrite disks that already hold the layout.
+        #[arg(long)]
+        force: bool,
+        /// Mount under this folder on the target instead of the agent's root (/mnt).
+        #[arg(long)]
+        root: Option<String>,
     },
 }
 
@@ -136,8 +220,107 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Created a landfall session in {}", dir.display());
             println!("  the agent needs ca.pem, agent.pem, agent.key; keep ca.key and controller.key private");
         }
-        Command::Image(ImageCommand::Build { kernel, modules, agent, out, extra_modules, tls }) => {
-            image::build(image::BuildArgs { kernel, modules, agent, out, extra_modules, tls })?;
+        Command::Install {
+            agent,
+            flake,
+            system,
+            layout,
+            disks,
+            phases,
+            yes,
+            json,
+        } => {
+            let mut c = connect(&agent).await?;
+            install::run(
+                &mut c,
+                install::InstallArgs {
+                    flake,
+                    system,
+                    layout,
+                    disks,
+                    phases,
+                    yes,
+                    json,
+                },
+            )
+            .await?;
+        }
+        Command::Disk(DiskCommand::Plan {
+            layout,
+            agent,
+            tls,
+            json,
+        }) => {
+            let text = std::fs::read_to_string(&layout.layout)
+                .with_context(|| format!("Cannot read {}", layout.layout.display()))?;
+            let parsed = landfall_proto::layout::Layout::from_json(&text)
+                .with_context(|| format!("{} is not a valid layout", layout.layout.display()))?;
+            match (agent, tls) {
+                (Some(agent), Some(tls)) => {
+                    let mut c = connect(&AgentArgs {
+                        agent,
+                        tls,
+                        wait: 0,
+                    })
+                    .await?;
+                    let req = LayoutRequest {
+                        layout_json: text,
+                        disks: disk::parse_disk_overrides(&layout.disks)?,
+                        ..Default::default()
+                    };
+                    let plan = disk::plan(&mut c, req).await?;
+                    if json {
+                        println!("{}", plan.plan_json);
+                    } else {
+                        print!("{}", plan.rendered);
+                    }
+                }
+                _ => print!("{}", disk::describe(&parsed)),
+            }
+        }
+        Command::Disk(DiskCommand::Apply {
+            layout,
+            agent,
+            yes,
+            no_mount,
+            force,
+            root,
+        }) => {
+            let text = std::fs::read_to_string(&layout.layout)
+                .with_context(|| format!("Cannot read {}", layout.layout.display()))?;
+            let mut c = connect(&agent).await?;
+            let mut req = LayoutRequest {
+                layout_json: text,
+                disks: disk::parse_disk_overrides(&layout.disks)?,
+                root: root.unwrap_or_default(),
+                mount: !no_mount,
+                force,
+                ..Default::default()
+            };
+            let plan = disk::plan(&mut c, req.clone()).await?;
+            print!("{}", plan.rendered);
+            if (plan.destructive || force) && !yes {
+                disk::confirm("This destroys the data listed above.")?;
+            }
+            req.confirm_destroy = plan.destructive || force;
+            println!("{}", disk::apply(&mut c, req).await?);
+        }
+        Command::Image(ImageCommand::Build {
+            kernel,
+            modules,
+            agent,
+            out,
+            extra_modules,
+            tls,
+        }) => {
+            image::build(image::BuildArgs {
+                kernel,
+                modules,
+                agent,
+                out,
+                extra_modules,
+                tls,
+            })?;
         }
         Command::Inventory { agent, json } => {
             let mut c = connect(&agent).await?;

@@ -3,7 +3,9 @@
 //!
 //! Nothing here may depend on Linux-only code: the controller builds on macOS too.
 
+pub mod closure;
 pub mod layout;
+pub mod nar;
 pub mod tlsnames;
 
 /// Generated protobuf messages and the tonic client/server for `landfall.v1`.

@@ -21,12 +21,16 @@ pub fn landfall_bin() -> PathBuf {
     }
     let t = target_dir();
     let candidates = [t.join("debug/landfall"), t.join("release/landfall")];
-    let found = candidates.iter().filter(|p| p.is_file()).max_by_key(|p| {
-        std::fs::metadata(p).and_then(|m| m.modified()).ok()
-    });
-    found
-        .cloned()
-        .unwrap_or_else(|| panic!("No landfall binary in {}: run `cargo build -p landfall`", t.display()))
+    let found = candidates
+        .iter()
+        .filter(|p| p.is_file())
+        .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    found.cloned().unwrap_or_else(|| {
+        panic!(
+            "No landfall binary in {}: run `cargo build -p landfall`",
+            t.display()
+        )
+    })
 }
 
 /// The static (musl) agent binary.

@@ -8,9 +8,17 @@ use landfall_tests::is_static_elf;
 fn agent_binary_is_statically_linked() {
     let bin = agent_static_bin();
     let bytes = std::fs::read(&bin).unwrap();
-    assert!(is_static_elf(&bytes), "{} is not a static ELF", bin.display());
+    assert!(
+        is_static_elf(&bytes),
+        "{} is not a static ELF",
+        bin.display()
+    );
     // And the independent opinion of file(1)-like tools: no interpreter, runs with an empty environment.
-    let out = std::process::Command::new(&bin).arg("--version").env_clear().output().unwrap();
+    let out = std::process::Command::new(&bin)
+        .arg("--version")
+        .env_clear()
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("landfall-agent "));
 }

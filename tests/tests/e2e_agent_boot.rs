@@ -15,7 +15,10 @@ use landfall_tests::{debian_kernel, sparse_image, Disk, Nic, TestDir, VmBuilder}
 const AGENT_PORT: u16 = 7443;
 
 fn landfall(args: &[&str]) -> Output {
-    let out = Command::new(landfall_bin()).args(args).output().expect("run landfall");
+    let out = Command::new(landfall_bin())
+        .args(args)
+        .output()
+        .expect("run landfall");
     eprintln!(
         "$ landfall {}\n{}{}",
         args.join(" "),
@@ -33,12 +36,18 @@ fn ok(args: &[&str]) -> String {
 
 /// curl as an independent TLS/HTTP2 client: returns (exit code, stdout+stderr).
 fn curl(args: &[&str]) -> (i32, String) {
-    let out = Command::new("curl").args(["-sS", "-m", "10"]).args(args).output().expect(
-        "curl is needed for this test (apt-get install curl)",
-    );
+    let out = Command::new("curl")
+        .args(["-sS", "-m", "10"])
+        .args(args)
+        .output()
+        .expect("curl is needed for this test (apt-get install curl)");
     (
         out.status.code().unwrap_or(-1),
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     )
 }
 
@@ -56,8 +65,22 @@ fn agent_image_boots_and_serves_inventory_over_mtls() {
     let dir = tdir.path().to_path_buf();
     let session = dir.join("session");
     let other = dir.join("other-ca");
-    ok(&["certs", "init", "--dir", session.to_str().unwrap(), "--label", "vm"]);
-    ok(&["certs", "init", "--dir", other.to_str().unwrap(), "--label", "intruder"]);
+    ok(&[
+        "certs",
+        "init",
+        "--dir",
+        session.to_str().unwrap(),
+        "--label",
+        "vm",
+    ]);
+    ok(&[
+        "certs",
+        "init",
+        "--dir",
+        other.to_str().unwrap(),
+        "--label",
+        "intruder",
+    ]);
 
     let image = dir.join("image");
     let built = ok(&[
@@ -74,11 +97,14 @@ fn agent_image_boots_and_serves_inventory_over_mtls() {
         "--tls",
         session.to_str().unwrap(),
     ]);
-    assert!(built.contains("nvme"), "the image lacks the nvme module:\n{built}");
+    assert!(
+        built.contains("nvme"),
+        "the image lacks the nvme module:\n{built}"
+    );
 
     let disk = sparse_image(&dir.join("nvme.img"), 2 << 30).unwrap();
     let mut vm = VmBuilder::new("agent")
-        .kernel(&image.join("bzImage"), "console=ttyS0 panic=-1")
+        .kernel(image.join("bzImage"), "console=ttyS0 panic=-1")
         .initrd(image.join("initrd"))
         .memory_mib(256)
         .disk(Disk::nvme(disk).serial("landfall-test-0"))
@@ -87,16 +113,30 @@ fn agent_image_boots_and_serves_inventory_over_mtls() {
         .unwrap();
     let addr = vm.forwarded_addr(AGENT_PORT).unwrap().to_string();
     let port = addr.rsplit_once(':').unwrap().1.to_string();
-    vm.wait_for("starting as PID 1", Duration::from_secs(120)).unwrap();
+    vm.wait_for("starting as PID 1", Duration::from_secs(120))
+        .unwrap();
     vm.wait_for("Ready:", Duration::from_secs(60)).unwrap();
     // The agent reports its address once DHCP is done.
-    vm.wait_for("DHCP lease 10.0.2.15", Duration::from_secs(90)).unwrap();
+    vm.wait_for("DHCP lease 10.0.2.15", Duration::from_secs(90))
+        .unwrap();
 
     let tls = session.to_str().unwrap();
-    let json = ok(&["inventory", "--agent", &addr, "--tls", tls, "--json", "--wait", "60"]);
+    let json = ok(&[
+        "inventory",
+        "--agent",
+        &addr,
+        "--tls",
+        tls,
+        "--json",
+        "--wait",
+        "60",
+    ]);
     let inv: serde_json::Value = serde_json::from_str(&json).unwrap();
     let disks = inv["disks"].as_array().unwrap();
-    let nvme = disks.iter().find(|d| d["name"] == "nvme0n1").unwrap_or_else(|| panic!("no nvme0n1 in {json}"));
+    let nvme = disks
+        .iter()
+        .find(|d| d["name"] == "nvme0n1")
+        .unwrap_or_else(|| panic!("no nvme0n1 in {json}"));
     assert_eq!(nvme["path"], "/dev/nvme0n1");
     assert_eq!(nvme["size_bytes"], 2u64 << 30);
     assert_eq!(nvme["serial"], "landfall-test-0");
@@ -104,13 +144,22 @@ fn agent_image_boots_and_serves_inventory_over_mtls() {
     assert_eq!(inv["firmware"]["mode"], "bios");
     let nics = inv["nics"].as_array().unwrap();
     assert!(
-        nics.iter().any(|n| n["addresses"].as_array().unwrap().iter().any(|a| a == "10.0.2.15/24")),
+        nics.iter().any(|n| n["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "10.0.2.15/24")),
         "no NIC with 10.0.2.15/24 in {json}"
     );
     assert!(inv["memory"]["total_bytes"].as_u64().unwrap() > 100 << 20);
 
     let table = ok(&["inventory", "--agent", &addr, "--tls", tls]);
-    assert!(table.contains("/dev/nvme0n1") && table.contains("landfall-test-0") && table.contains("BIOS"), "{table}");
+    assert!(
+        table.contains("/dev/nvme0n1")
+            && table.contains("landfall-test-0")
+            && table.contains("BIOS"),
+        "{table}"
+    );
     let status = ok(&["status", "--agent", &addr, "--tls", tls, "--json"]);
     let st: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(st["pid1"], true, "{status}");
@@ -120,17 +169,32 @@ fn agent_image_boots_and_serves_inventory_over_mtls() {
     let mixed = dir.join("mixed");
     copy(&session, &mixed, &["ca.pem"]);
     copy(&other, &mixed, &["controller.pem", "controller.key"]);
-    let out = landfall(&["inventory", "--agent", &addr, "--tls", mixed.to_str().unwrap()]);
+    let out = landfall(&[
+        "inventory",
+        "--agent",
+        &addr,
+        "--tls",
+        mixed.to_str().unwrap(),
+    ]);
     assert!(!out.status.success(), "a wrong-CA client was served");
-    vm.wait_for("Refused a connection", Duration::from_secs(10)).unwrap();
+    vm.wait_for("Refused a connection", Duration::from_secs(10))
+        .unwrap();
 
     // No client certificate at all, with curl as an independent client.
     let resolve = format!("landfall-agent:{port}:127.0.0.1");
     let url = format!("https://landfall-agent:{port}/landfall.v1.Agent/Status");
     let ca = session.join("ca.pem");
-    let (code, text) = curl(&["--http2", "--cacert", ca.to_str().unwrap(), "--resolve", &resolve, &url]);
+    let (code, text) = curl(&[
+        "--http2",
+        "--cacert",
+        ca.to_str().unwrap(),
+        "--resolve",
+        &resolve,
+        &url,
+    ]);
     assert_ne!(code, 0, "a client without a certificate was served: {text}");
-    vm.wait_for("Refused a connection", Duration::from_secs(10)).unwrap();
+    vm.wait_for("Refused a connection", Duration::from_secs(10))
+        .unwrap();
 
     // Plain HTTP, and a port scanner that connects and says nothing.
     let (code, _) = curl(&[&format!("http://127.0.0.1:{port}/")]);
@@ -161,8 +225,12 @@ fn agent_image_boots_and_serves_inventory_over_mtls() {
         "-i",
         &format!("https://landfall-agent:{port}/landfall.v1.Agent/Inventory"),
     ]);
-    assert!(text.to_lowercase().contains("grpc-status"), "no gRPC status for a malformed message: {text}");
-    vm.wait_for("Request refused (gRPC status", Duration::from_secs(10)).unwrap();
+    assert!(
+        text.to_lowercase().contains("grpc-status"),
+        "no gRPC status for a malformed message: {text}"
+    );
+    vm.wait_for("Request refused (gRPC status", Duration::from_secs(10))
+        .unwrap();
 
     // After all that, the agent still serves.
     let again = ok(&["inventory", "--agent", &addr, "--tls", tls, "--json"]);

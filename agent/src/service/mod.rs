@@ -10,12 +10,17 @@ use std::time::Instant;
 use futures::{Stream, StreamExt};
 use landfall_proto::v1::agent_server::Agent;
 use landfall_proto::v1::{
-    InventoryReply, InventoryRequest, LogLine, LogsRequest, Mount, StatusReply, StatusRequest,
+    ClosureChunk, InventoryReply, InventoryRequest, JobEvent, LayoutRequest, LogLine, LogsRequest,
+    Mount, PlanReply, QueryMissingReply, QueryMissingRequest, StatusReply, StatusRequest,
 };
 use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::jobs::{run_blocking, JobSlot};
+
+mod closure;
+mod layout;
 
 /// State shared by every request.
 pub struct AgentState {
@@ -102,5 +107,41 @@ impl Agent for AgentService {
         }
         let tail = BroadcastStream::new(rx).filter_map(|r| async move { r.ok().map(Ok) });
         Ok(Response::new(Box::pin(head.chain(tail))))
+    }
+
+    async fn plan_layout(
+        &self,
+        req: Request<LayoutRequest>,
+    ) -> Result<Response<PlanReply>, Status> {
+        Ok(Response::new(
+            self.plan_layout_impl(req.into_inner()).await?,
+        ))
+    }
+
+    type ApplyLayoutStream = ReceiverStream<Result<JobEvent, Status>>;
+
+    async fn apply_layout(
+        &self,
+        req: Request<LayoutRequest>,
+    ) -> Result<Response<Self::ApplyLayoutStream>, Status> {
+        Ok(Response::new(self.apply_layout_impl(req.into_inner())?))
+    }
+
+    async fn query_missing(
+        &self,
+        req: Request<QueryMissingRequest>,
+    ) -> Result<Response<QueryMissingReply>, Status> {
+        Ok(Response::new(
+            self.query_missing_impl(req.into_inner()).await?,
+        ))
+    }
+
+    type PutClosureStream = ReceiverStream<Result<JobEvent, Status>>;
+
+    async fn put_closure(
+        &self,
+        req: Request<tonic::Streaming<ClosureChunk>>,
+    ) -> Result<Response<Self::PutClosureStream>, Status> {
+        Ok(Response::new(self.put_closure_impl(req.into_inner())?))
     }
 }

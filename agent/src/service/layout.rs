@@ -1,0 +1,164 @@
+//! PlanLayout and ApplyLayout: the disk engine behind gRPC.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use landfall_proto::layout::{render, Layout};
+use landfall_proto::v1::{JobEvent, LayoutRequest, PlanReply, StepState};
+use tonic::Status;
+
+use super::AgentService;
+use crate::disk::{self, ApplyOptions, DiskError, OpenDisk, StepEvent};
+use crate::jobs::{reason, run_blocking, stream_job, Emit};
+
+fn disk_status(e: DiskError) -> Status {
+    let chain = disk::error_chain(&e);
+    match e {
+        DiskError::Layout(_) => {
+            Status::invalid_argument(format!("{}: {chain}", reason::INVALID_LAYOUT))
+        }
+        DiskError::Resolve(_) => Status::not_found(format!("{}: {chain}", reason::DISK)),
+        DiskError::Busy { .. } => Status::failed_precondition(format!("{}: {chain}", reason::DISK)),
+        _ => Status::internal(format!("{}: {chain}", reason::DISK)),
+    }
+}
+
+fn open(
+    req: &LayoutRequest,
+    writable: bool,
+) -> Result<(Layout, BTreeMap<String, OpenDisk>), Status> {
+    let layout = Layout::from_json(&req.layout_json)
+        .map_err(|e| Status::invalid_argument(format!("{}: {e}", reason::INVALID_LAYOUT)))?;
+    let args: Vec<String> = req.disks.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let overrides = disk::parse_overrides(&layout, &args).map_err(|e| disk_status(e.into()))?;
+    let disks =
+        disk::open_disks(&layout, &overrides, writable, 512).map_err(|e| disk_status(e.into()))?;
+    Ok((layout, disks))
+}
+
+fn job_event(e: &StepEvent) -> JobEvent {
+    let (index, total, description, state, duration_ms, reason) = match e {
+        StepEvent::Started {
+            index,
+            total,
+            description,
+        } => (index, total, description, StepState::Started, 0, ""),
+        StepEvent::Finished {
+            index,
+            total,
+            description,
+            duration,
+        } => (
+            index,
+            total,
+            description,
+            StepState::Finished,
+            duration.as_millis() as u64,
+            "",
+        ),
+        StepEvent::Skipped {
+            index,
+            total,
+            description,
+            reason,
+        } => (
+            index,
+            total,
+            description,
+            StepState::Skipped,
+            0,
+            reason.as_str(),
+        ),
+        StepEvent::Failed {
+            index,
+            total,
+            description,
+            reason,
+        } => (
+            index,
+            total,
+            description,
+            StepState::Failed,
+            0,
+            reason.as_str(),
+        ),
+    };
+    JobEvent {
+        index: *index as u32,
+        total: *total as u32,
+        state: state as i32,
+        description: description.clone(),
+        duration_ms,
+        reason: reason.to_string(),
+        ..Default::default()
+    }
+}
+
+impl AgentService {
+    fn layout_root(&self, req: &LayoutRequest) -> PathBuf {
+        if req.root.is_empty() {
+            self.state.root.clone()
+        } else {
+            PathBuf::from(&req.root)
+        }
+    }
+
+    pub(super) async fn plan_layout_impl(&self, req: LayoutRequest) -> Result<PlanReply, Status> {
+        let root = self.layout_root(&req);
+        run_blocking("plan-layout", move || {
+            let (layout, disks) = open(&req, false)?;
+            let plan = disk::plan_layout(&layout, &disks).map_err(disk_status)?;
+            Ok(PlanReply {
+                plan_json: serde_json::to_string(&plan).unwrap_or_default(),
+                rendered: render(&plan, &root.to_string_lossy()),
+                destructive: plan.is_destructive(),
+                already_applied: plan.already_applied(),
+            })
+        })
+        .await?
+    }
+
+    pub(super) fn apply_layout_impl(
+        &self,
+        req: LayoutRequest,
+    ) -> Result<tokio_stream::wrappers::ReceiverStream<Result<JobEvent, Status>>, Status> {
+        let guard = self.state.jobs.begin("apply-layout")?;
+        let opts = ApplyOptions {
+            root: self.layout_root(&req),
+            mount: req.mount,
+            swapon: req.swapon || self.state.pid1,
+            force: req.force,
+        };
+        Ok(stream_job("apply-layout", guard, move |emit: Emit<'_>| {
+            let (layout, disks) = open(&req, true)?;
+            let plan = disk::plan_layout(&layout, &disks).map_err(disk_status)?;
+            if (plan.is_destructive() || req.force) && !req.confirm_destroy {
+                return Err(Status::failed_precondition(format!(
+                    "{}: applying this layout destroys data; confirm it:\n{}",
+                    reason::CONFIRM,
+                    render(&plan, &opts.root.to_string_lossy())
+                )));
+            }
+            tracing::info!(
+                "Applying the layout:\n{}",
+                render(&plan, &opts.root.to_string_lossy())
+            );
+            let mut on_event = |e: &StepEvent| {
+                tracing::info!("{e}");
+                emit(job_event(e));
+            };
+            let report = disk::apply(&plan, &disks, &opts, &mut on_event).map_err(disk_status)?;
+            Ok(if report.already_applied {
+                format!(
+                    "already applied: nothing destroyed; {} step(s) run, {} skipped",
+                    report.executed, report.skipped
+                )
+            } else {
+                format!(
+                    "applied: {} step(s) run, {} skipped",
+                    report.executed, report.skipped
+                )
+            })
+        }))
+    }
+}

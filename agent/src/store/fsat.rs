@@ -1,0 +1,138 @@
+//! Filesystem operations relative to a directory file descriptor that never
+//! follow a symlink: every create is `O_CREAT|O_EXCL|O_NOFOLLOW` or `mkdirat`
+//! or `symlinkat` (none of which follow a final symlink), every open of a
+//! directory is `O_DIRECTORY|O_NOFOLLOW`, and names are single components
+//! (the NAR decoder has already refused `/`, `.`, `..`, NUL and empty names).
+//! Removal walks the tree the same way, so a symlink planted in the store
+//! directory is unlinked, never traversed.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{fchmod, fstatat, futimens, mkdirat, utimensat, Mode, SFlag, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{fchown, fchownat, unlinkat, Gid, Uid, UnlinkatFlags};
+
+/// Nix's canonical mtime (and what we use for atime too).
+const STORE_TIME: TimeSpec = TimeSpec::new(1, 0);
+
+fn os(name: &[u8]) -> &OsStr {
+    OsStr::from_bytes(name)
+}
+
+fn io(e: Errno) -> io::Error {
+    io::Error::from(e)
+}
+
+/// Opens the directory `name` under `dir`, refusing a symlink.
+pub fn open_dir_at(dir: impl AsFd, name: &[u8]) -> io::Result<OwnedFd> {
+    nix::fcntl::openat(
+        dir,
+        os(name),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io)
+}
+
+/// Creates the directory `name` (mode 0700 while it is being filled) and opens it.
+pub fn create_dir_at(dir: impl AsFd, name: &[u8]) -> io::Result<OwnedFd> {
+    mkdirat(dir.as_fd(), os(name), Mode::S_IRWXU).map_err(io)?;
+    open_dir_at(dir, name)
+}
+
+/// Creates the regular file `name` (mode 0600 while it is being filled); fails
+/// if anything, including a symlink, already has that name.
+pub fn create_file_at(dir: impl AsFd, name: &[u8]) -> io::Result<File> {
+    let fd = nix::fcntl::openat(
+        dir,
+        os(name),
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::S_IRUSR | Mode::S_IWUSR,
+    )
+    .map_err(io)?;
+    Ok(File::from(fd))
+}
+
+/// Creates the symlink `name` → `target` with canonical owner and times.
+pub fn create_symlink_at(dir: impl AsFd, name: &[u8], target: &[u8]) -> io::Result<()> {
+    let dir = dir.as_fd();
+    nix::unistd::symlinkat(os(target), dir, os(name)).map_err(io)?;
+    if Uid::effective().is_root() {
+        fchownat(
+            dir,
+            os(name),
+            Some(Uid::from_raw(0)),
+            Some(Gid::from_raw(0)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(io)?;
+    }
+    utimensat(
+        dir,
+        os(name),
+        &STORE_TIME,
+        &STORE_TIME,
+        UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(io)
+}
+
+/// Gives an open file or directory its canonical metadata: `mode`, owner
+/// root (when we are root; an unprivileged caller keeps its own ids) and
+/// atime = mtime = 1.
+pub fn canonicalise(fd: impl AsFd, mode: u32) -> io::Result<()> {
+    let fd = fd.as_fd();
+    fchmod(fd, Mode::from_bits_truncate(mode)).map_err(io)?;
+    if Uid::effective().is_root() {
+        fchown(fd, Some(Uid::from_raw(0)), Some(Gid::from_raw(0))).map_err(io)?;
+    }
+    futimens(fd, &STORE_TIME, &STORE_TIME).map_err(io)
+}
+
+/// What kind of node `name` under `dir` is, without following it; `None` when absent.
+pub fn kind_at(dir: impl AsFd, name: &[u8]) -> io::Result<Option<SFlag>> {
+    match fstatat(dir, os(name), AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT)),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// Removes `name` under `dir` and everything beneath it, never following a
+/// symlink; absent is fine. Nesting beyond `max_depth` is an error.
+pub fn remove_tree_at(dir: impl AsFd, name: &[u8], max_depth: usize) -> io::Result<()> {
+    let dir = dir.as_fd();
+    match kind_at(dir, name)? {
+        None => Ok(()),
+        Some(SFlag::S_IFDIR) => {
+            if max_depth == 0 {
+                return Err(io::Error::other("directory nested too deeply to remove"));
+            }
+            let sub = open_dir_at(dir, name)?;
+            // Store directories are 0555; make this one writable so its entries can go.
+            fchmod(sub.as_fd(), Mode::S_IRWXU).map_err(io)?;
+            let mut names = Vec::new();
+            let mut listing = Dir::from_fd(sub.try_clone()?).map_err(io)?;
+            for entry in listing.iter() {
+                let entry = entry.map_err(io)?;
+                let n = entry.file_name().to_bytes();
+                if n != b"." && n != b".." {
+                    names.push(n.to_vec());
+                }
+            }
+            drop(listing);
+            for n in names {
+                remove_tree_at(sub.as_fd(), &n, max_depth - 1)?;
+            }
+            unlinkat(dir, os(name), UnlinkatFlags::RemoveDir).map_err(io)
+        }
+        Some(_) => unlinkat(dir, os(name), UnlinkatFlags::NoRemoveDir).map_err(io),
+    }
+}

@@ -1,0 +1,24 @@
+//! The store engine: unpacks NAR streams into `<root>/nix/store` (verified,
+//! never following a symlink, nothing left behind on failure), registers
+//! validity in the root's Nix database, answers which paths are missing, and
+//! sets the system profile. Plain Rust values in, typed errors out.
+//!
+//! The service uses [`StoreInstaller`]: `missing` → `add` per path
+//! (references first) → `commit` every so often → `finish(toplevel)`.
+//! Underneath: [`query_missing`], [`NarUnpacker::unpack`], [`NarUnpacker::sync`],
+//! [`NixDb::register`], [`install_system_profile`].
+
+pub mod chunk_reader;
+pub mod db;
+mod fsat;
+pub mod install;
+pub mod missing;
+pub mod profile;
+pub mod unpack;
+
+pub use chunk_reader::ChunkReader;
+pub use db::{DbError, NixDb};
+pub use install::{InstallError, StoreInstaller};
+pub use missing::query_missing;
+pub use profile::{install_system_profile, ProfileError};
+pub use unpack::{NarUnpacker, UnpackError, UnpackedPath};

@@ -1,0 +1,168 @@
+//! `landfall disk plan|apply`: the disk layout from the laptop's side. Without an
+//! agent, `plan` validates the layout and lists what it will create; with one, the
+//! agent plans on the real disks (what exists and will be destroyed, exact sectors).
+
+use std::collections::HashMap;
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::{bail, Context};
+use landfall_proto::layout::{Content, Layout, Size};
+use landfall_proto::v1::agent_client::AgentClient;
+use landfall_proto::v1::{JobEvent, LayoutRequest, PlanReply, StepState};
+use tonic::transport::Channel;
+
+/// Parses `NAME=PATH` overrides.
+pub fn parse_disk_overrides(args: &[String]) -> anyhow::Result<HashMap<String, String>> {
+    args.iter()
+        .map(|a| match a.split_once('=') {
+            Some((k, v)) if !k.is_empty() && !v.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => bail!("--disk {a}: expected NAME=PATH, e.g. --disk main=/dev/sda"),
+        })
+        .collect()
+}
+
+/// What a validated layout will create, without looking at any disk.
+pub fn describe(layout: &Layout) -> String {
+    let mut s = String::new();
+    for d in &layout.disks {
+        s += &format!("disk {} ({}): GPT\n", d.key, d.device);
+        for p in &d.partitions {
+            let size = match &p.size {
+                Size::Rest => "rest of disk".to_string(),
+                Size::Fixed(v) => v.clone(),
+            };
+            let what = match &p.content {
+                Some(Content::Filesystem(f)) => format!(
+                    "{} {}",
+                    f.format.as_str(),
+                    f.mountpoint.as_deref().unwrap_or("(not mounted)")
+                ),
+                Some(Content::Swap(_)) => "swap".to_string(),
+                None => "(no filesystem)".to_string(),
+            };
+            s += &format!(
+                "  {}. {:<24} {:<12} type {}  {}\n",
+                p.number, p.label, size, p.type_code, what
+            );
+        }
+    }
+    for n in &layout.nodev {
+        s += &format!(
+            "nodev {}: {} at {}\n",
+            n.key,
+            n.fs_type,
+            n.mountpoint.as_deref().unwrap_or("-")
+        );
+    }
+    s
+}
+
+/// Asks on the terminal; refuses when there is none.
+pub fn confirm(question: &str) -> anyhow::Result<()> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        bail!("Refusing to destroy data without --yes: there is no terminal to ask on");
+    }
+    eprint!("{question} Type \"yes\" to continue: ");
+    std::io::stderr().flush().ok();
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    if line.trim() != "yes" {
+        bail!("Not confirmed; nothing was changed");
+    }
+    Ok(())
+}
+
+pub async fn plan(
+    client: &mut AgentClient<Channel>,
+    req: LayoutRequest,
+) -> anyhow::Result<PlanReply> {
+    Ok(client
+        .plan_layout(req)
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))
+        .context("The agent could not plan the layout")?
+        .into_inner())
+}
+
+/// One progress line for a job event.
+pub fn event_line(e: &JobEvent) -> Option<String> {
+    let n = format!("[{}/{}]", e.index + 1, e.total);
+    match StepState::try_from(e.state).unwrap_or(StepState::Unspecified) {
+        StepState::Started => Some(format!("{n} {} …", e.description)),
+        StepState::Finished => Some(format!(
+            "{n} {} ✓ {:.2} s",
+            e.description,
+            e.duration_ms as f64 / 1000.0
+        )),
+        StepState::Skipped => Some(format!(
+            "{n} {} (already done: {})",
+            e.description, e.reason
+        )),
+        StepState::Failed => Some(format!("{n} {} FAILED: {}", e.description, e.reason)),
+        StepState::Done => Some(e.summary.clone()),
+        StepState::Output => Some(format!("  | {}", e.description)),
+        StepState::Unspecified => None,
+    }
+}
+
+/// Applies the layout, printing each step; returns the agent's summary.
+pub async fn apply(
+    client: &mut AgentClient<Channel>,
+    req: LayoutRequest,
+) -> anyhow::Result<String> {
+    let mut stream = client
+        .apply_layout(req)
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))
+        .context("The agent refused to apply the layout")?
+        .into_inner();
+    let mut summary = String::new();
+    loop {
+        match stream.message().await {
+            Ok(Some(e)) => {
+                if let Some(line) = event_line(&e) {
+                    eprintln!("{line}");
+                }
+                if e.state == StepState::Done as i32 {
+                    summary = e.summary;
+                }
+            }
+            Ok(None) => break,
+            Err(s) => bail!("Applying the layout failed: {}", s.message()),
+        }
+    }
+    if summary.is_empty() {
+        bail!("The agent's stream ended before the layout was applied");
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_parse_and_reject_garbage() {
+        let m = parse_disk_overrides(&["main=/dev/vda".into()]).unwrap();
+        assert_eq!(m["main"], "/dev/vda");
+        assert!(parse_disk_overrides(&["main".into()]).is_err());
+        assert!(parse_disk_overrides(&["=/dev/vda".into()]).is_err());
+    }
+
+    #[test]
+    fn seed_layout_is_described_in_disko_order() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/layouts/seed.evaluated.json"
+        ))
+        .unwrap();
+        let layout = Layout::from_json(&text).unwrap();
+        let d = describe(&layout);
+        let boot = d.find("disk-main-boot").unwrap();
+        let esp = d.find("disk-main-ESP").unwrap();
+        let root = d.find("disk-main-root").unwrap();
+        assert!(boot < esp && esp < root, "{d}");
+        assert!(d.contains("vfat /boot") && d.contains("ext4 /"), "{d}");
+    }
+}

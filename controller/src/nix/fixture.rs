@@ -1,0 +1,223 @@
+//! Builds landfall's test fixture, the `office` flake in
+//! `tests/fixtures/office/`, with real Nix: lays out a temporary copy of the
+//! flake with the binaries it is built from (Debian's static busybox, the
+//! cached Debian kernel, optionally the systemd-boot EFI binary) and runs
+//! `nix build`. Offline: the flake has no inputs, and the Nix settings below
+//! turn off the sandbox and substituters.
+//!
+//! Only `std`, `serde_json` and `tempfile` are used, so other crates' tests
+//! can include this file with `#[path = "../../controller/src/nix/fixture.rs"]`.
+#![allow(dead_code)]
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Nix settings the fixture builds with (Debian's Nix 2.8, root, no network).
+pub const NIX_CONFIG: &str = "experimental-features = nix-command flakes\nbuild-users-group =\nsandbox = false\nsubstituters =";
+
+/// Where Debian's busybox-static installs its binary.
+pub const DEBIAN_BUSYBOX: &str = "/bin/busybox";
+/// Where Debian's systemd-boot-efi installs the EFI binary.
+pub const DEBIAN_SYSTEMD_BOOT_EFI: &str = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
+
+/// Knobs of the fixture system.
+#[derive(Debug, Clone)]
+pub struct FixtureOptions {
+    /// The static busybox every derivation is built by and the system runs.
+    pub busybox: PathBuf,
+    /// The kernel image; `None` finds the cached Debian kernel
+    /// (`$LANDFALL_CACHE` or `<workspace>/.cache`, see scripts/fetch-kernel.sh).
+    pub kernel: Option<PathBuf>,
+    /// The systemd-boot EFI binary to put in the closure (as `<toplevel>/systemd`).
+    pub systemd_boot_efi: Option<PathBuf>,
+    /// `kernelParams` of boot.json.
+    pub kernel_params: Vec<String>,
+    /// Makes `bin/switch-to-configuration` fail, to test a failing bootloader installer.
+    pub bootloader_fails: bool,
+}
+
+impl Default for FixtureOptions {
+    fn default() -> Self {
+        Self {
+            busybox: PathBuf::from(DEBIAN_BUSYBOX),
+            kernel: None,
+            systemd_boot_efi: None,
+            kernel_params: vec![
+                "console=ttyS0,115200".into(),
+                "panic=-1".into(),
+                "loglevel=4".into(),
+            ],
+            bootloader_fails: false,
+        }
+    }
+}
+
+/// Why the fixture could not be built.
+#[derive(Debug)]
+pub enum FixtureError {
+    /// A file the fixture is built from is missing (the message says which package).
+    Missing(String),
+    /// Copying or writing the flake folder failed.
+    Io(PathBuf, io::Error),
+    /// `nix` failed or printed something unexpected.
+    Nix(String),
+}
+
+impl fmt::Display for FixtureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Missing(m) => write!(f, "Fixture input missing: {m}"),
+            Self::Io(p, e) => write!(f, "Cannot lay out the fixture at {}: {e}", p.display()),
+            Self::Nix(m) => write!(f, "Building the fixture with nix failed: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for FixtureError {}
+
+/// A built fixture.
+#[derive(Debug, Clone)]
+pub struct BuiltFixture {
+    /// The laid-out flake folder.
+    pub flake_dir: PathBuf,
+    /// `path:<flake_dir>`, for `nix build/eval <flake_ref>#…`.
+    pub flake_ref: String,
+    /// `nixosConfigurations.office.config.system.build.toplevel`.
+    pub toplevel: String,
+}
+
+/// `<workspace>/tests/fixtures/office` (every crate sits one level below the workspace).
+pub fn fixture_source_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/office")
+}
+
+/// The cached Debian kernel image: `$LANDFALL_CACHE/kernel/current/boot/vmlinuz-*`
+/// (default cache `<workspace>/.cache`).
+pub fn find_kernel() -> Result<PathBuf, FixtureError> {
+    let cache = std::env::var_os("LANDFALL_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache"));
+    let boot = cache.join("kernel/current/boot");
+    let missing = || {
+        FixtureError::Missing(format!(
+            "no vmlinuz-* in {}: run scripts/fetch-kernel.sh or set LANDFALL_CACHE",
+            boot.display()
+        ))
+    };
+    let entries = fs::read_dir(&boot).map_err(|_| missing())?;
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with("vmlinuz-") {
+            return Ok(e.path());
+        }
+    }
+    Err(missing())
+}
+
+fn copy(from: &Path, to: &Path) -> Result<(), FixtureError> {
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent).map_err(|e| FixtureError::Io(parent.to_path_buf(), e))?;
+    }
+    fs::copy(from, to).map_err(|e| FixtureError::Io(to.to_path_buf(), e))?;
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<(), FixtureError> {
+    fs::create_dir_all(to).map_err(|e| FixtureError::Io(to.to_path_buf(), e))?;
+    for e in fs::read_dir(from).map_err(|e| FixtureError::Io(from.to_path_buf(), e))? {
+        let e = e.map_err(|e| FixtureError::Io(from.to_path_buf(), e))?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else {
+            copy(&src, &dst)?;
+        }
+    }
+    Ok(())
+}
+
+/// Lays out the office flake in `dest` (created): the committed files plus
+/// `bb/busybox`, `kernel/{bzImage,version}`, optional `efi/systemd-bootx64.efi`
+/// and `fixture-options.json`.
+pub fn lay_out_office_flake(dest: &Path, opts: &FixtureOptions) -> Result<(), FixtureError> {
+    copy_tree(&fixture_source_dir(), dest)?;
+    if !opts.busybox.is_file() {
+        return Err(FixtureError::Missing(format!(
+            "{}: install the Debian package busybox-static",
+            opts.busybox.display()
+        )));
+    }
+    copy(&opts.busybox, &dest.join("bb/busybox"))?;
+    let kernel = match &opts.kernel {
+        Some(k) => k.clone(),
+        None => find_kernel()?,
+    };
+    let version = kernel
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("vmlinuz-"))
+        .unwrap_or("unknown")
+        .to_owned();
+    copy(&kernel, &dest.join("kernel/bzImage"))?;
+    let write = |p: PathBuf, data: String| fs::write(&p, data).map_err(|e| FixtureError::Io(p, e));
+    write(dest.join("kernel/version"), format!("{version}\n"))?;
+    if let Some(efi) = &opts.systemd_boot_efi {
+        if !efi.is_file() {
+            return Err(FixtureError::Missing(format!(
+                "{}: install the Debian package systemd-boot-efi",
+                efi.display()
+            )));
+        }
+        copy(efi, &dest.join("efi/systemd-bootx64.efi"))?;
+    }
+    let options = serde_json::json!({
+        "kernelParams": opts.kernel_params,
+        "bootloaderFails": opts.bootloader_fails,
+    });
+    write(dest.join("fixture-options.json"), options.to_string())
+}
+
+/// A `nix` command with the fixture's settings.
+pub fn nix_command(program: &str) -> Command {
+    let mut c = Command::new(program);
+    c.env("NIX_CONFIG", NIX_CONFIG);
+    c
+}
+
+/// Lays out the flake in `dest` and builds its toplevel with real Nix.
+pub fn build_office_fixture(
+    dest: &Path,
+    opts: &FixtureOptions,
+) -> Result<BuiltFixture, FixtureError> {
+    lay_out_office_flake(dest, opts)?;
+    let flake_dir = fs::canonicalize(dest).map_err(|e| FixtureError::Io(dest.to_path_buf(), e))?;
+    let flake_ref = format!("path:{}", flake_dir.display());
+    let out = nix_command("nix")
+        .args(["build", "--no-link", "--json"])
+        .arg(format!(
+            "{flake_ref}#nixosConfigurations.office.config.system.build.toplevel"
+        ))
+        .output()
+        .map_err(|e| FixtureError::Nix(format!("cannot run nix (install nix-bin): {e}")))?;
+    if !out.status.success() {
+        return Err(FixtureError::Nix(
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| FixtureError::Nix(format!("nix build --json printed invalid JSON: {e}")))?;
+    let toplevel = v
+        .get(0)
+        .and_then(|o| o.get("outputs"))
+        .and_then(|o| o.get("out"))
+        .and_then(|o| o.as_str())
+        .ok_or_else(|| FixtureError::Nix(format!("unexpected nix build output: {v}")))?
+        .to_owned();
+    Ok(BuiltFixture {
+        flake_dir,
+        flake_ref,
+        toplevel,
+    })
+}

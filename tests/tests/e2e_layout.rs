@@ -1,0 +1,176 @@
+//! End to end, disk layout: the seed's layout (1M EF02 boot, 512M EF00 ESP vfat
+//! at /boot, 100% ext4 at /) applied through the controller to the VM's
+//! /dev/nvme0n1 by the agent as PID 1; the agent's own status then lists the
+//! tree mounted under /mnt with the right filesystems, and a second apply says it
+//! is already applied without destroying anything.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use landfall_tests::bins::{agent_static_bin, landfall_bin};
+use landfall_tests::{debian_kernel, sparse_image, Disk, Nic, TestDir, VmBuilder};
+
+fn landfall(args: &[&str]) -> Output {
+    let out = Command::new(landfall_bin())
+        .args(args)
+        .output()
+        .expect("run landfall");
+    eprintln!(
+        "$ landfall {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = landfall(args);
+    assert!(out.status.success(), "landfall {} failed", args.join(" "));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/layouts")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn seed_layout_is_applied_to_the_vms_nvme_disk_and_mounted() {
+    let kernel = debian_kernel().expect("Debian kernel (scripts/fetch-kernel.sh)");
+    let tdir = TestDir::new("layout").unwrap();
+    let dir = tdir.path().to_path_buf();
+    let session = dir.join("session");
+    let tls = session.to_str().unwrap().to_string();
+    ok(&["certs", "init", "--dir", &tls]);
+    let image = dir.join("image");
+    ok(&[
+        "image",
+        "build",
+        "--kernel",
+        kernel.image.to_str().unwrap(),
+        "--modules",
+        kernel.modules.to_str().unwrap(),
+        "--agent",
+        agent_static_bin().to_str().unwrap(),
+        "--out",
+        image.to_str().unwrap(),
+        "--tls",
+        &tls,
+    ]);
+    let disk = sparse_image(&dir.join("nvme.img"), 4 << 30).unwrap();
+    let mut vm = VmBuilder::new("agent")
+        .kernel(image.join("bzImage"), "console=ttyS0 panic=-1")
+        .initrd(image.join("initrd"))
+        .memory_mib(256)
+        .disk(Disk::nvme(disk).serial("landfall-test-0"))
+        .nic(Nic::user().forward(7443))
+        .start_in(tdir)
+        .unwrap();
+    let addr = vm.forwarded_addr(7443).unwrap().to_string();
+    vm.wait_for("DHCP lease", Duration::from_secs(120)).unwrap();
+
+    // Both input forms plan the same partitions on the real disk.
+    let layout = fixture("seed.evaluated.json");
+    let plan = ok(&[
+        "disk", "plan", "--layout", &layout, "--agent", &addr, "--tls", &tls,
+    ]);
+    assert!(
+        plan.contains("/dev/nvme0n1") && plan.contains("WILL BE DESTROYED"),
+        "{plan}"
+    );
+    let hand = ok(&[
+        "disk",
+        "plan",
+        "--layout",
+        &fixture("seed.json"),
+        "--agent",
+        &addr,
+        "--tls",
+        &tls,
+    ]);
+    assert_eq!(
+        plan, hand,
+        "the evaluated and hand-written layouts plan differently"
+    );
+
+    // Without --yes and without a terminal, nothing is destroyed.
+    let refused = landfall(&[
+        "disk", "apply", "--layout", &layout, "--agent", &addr, "--tls", &tls,
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("without --yes"));
+
+    let applied = landfall(&[
+        "disk", "apply", "--layout", &layout, "--agent", &addr, "--tls", &tls, "--yes",
+    ]);
+    assert!(applied.status.success(), "apply failed");
+    let progress = String::from_utf8_lossy(&applied.stderr);
+    assert!(
+        progress.contains("Write a GPT") && progress.contains("as ext4"),
+        "{progress}"
+    );
+
+    let status = ok(&["status", "--agent", &addr, "--tls", &tls, "--json"]);
+    let st: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let mounts = st["mounts"].as_array().unwrap();
+    let find = |target: &str| {
+        mounts
+            .iter()
+            .find(|m| m["target"] == target)
+            .unwrap_or_else(|| panic!("nothing mounted at {target}: {status}"))
+    };
+    let root = find("/mnt");
+    assert_eq!(root["fstype"], "ext4");
+    assert_eq!(root["source"], "/dev/nvme0n1p3");
+    let boot = find("/mnt/boot");
+    assert_eq!(boot["fstype"], "vfat");
+    assert_eq!(boot["source"], "/dev/nvme0n1p2");
+
+    // The inventory now shows the partitions with disko's labels.
+    let inv: serde_json::Value = serde_json::from_str(&ok(&[
+        "inventory",
+        "--agent",
+        &addr,
+        "--tls",
+        &tls,
+        "--json",
+    ]))
+    .unwrap();
+    let nvme = inv["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "nvme0n1")
+        .unwrap()
+        .clone();
+    assert_eq!(nvme["partition_table"], "gpt");
+    let labels: Vec<&str> = nvme["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        ["disk-main-boot", "disk-main-ESP", "disk-main-root"]
+    );
+    let fs: Vec<&str> = nvme["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["filesystem"].as_str().unwrap())
+        .collect();
+    assert_eq!(fs, ["", "vfat", "ext4"]);
+
+    // A second run finds the layout in place and destroys nothing.
+    let again = ok(&[
+        "disk", "apply", "--layout", &layout, "--agent", &addr, "--tls", &tls,
+    ]);
+    assert!(again.contains("already applied"), "{again}");
+    vm.quit(Duration::from_secs(10)).unwrap();
+}
