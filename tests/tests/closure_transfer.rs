@@ -6,7 +6,6 @@
 //! sending only what is missing.
 
 #[path = "../../controller/src/nix/fixture.rs"]
-#[allow(dead_code)]
 mod fixture;
 
 use std::io::{BufRead, BufReader};

@@ -6,7 +6,6 @@
 //! `nix-store --verify --check-contents` and `nix path-info` on its store.
 
 #[path = "../../controller/src/nix/fixture.rs"]
-#[allow(dead_code)]
 mod fixture;
 
 use std::path::Path;

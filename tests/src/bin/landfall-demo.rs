@@ -7,7 +7,6 @@
 //! Usage: landfall-demo [--keep]   (--keep leaves the VM folder for a look)
 
 #[path = "../../../controller/src/nix/fixture.rs"]
-#[allow(dead_code)]
 mod fixture;
 
 use std::process::Command;
