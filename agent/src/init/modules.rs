@@ -267,7 +267,9 @@ impl ModuleLoader {
                 Err(nix::errno::Errno::EEXIST) => {}
                 // The module is for hardware or firmware this machine lacks (crc32c-intel
                 // without SSE4.2, efivarfs under BIOS): nothing is wrong.
-                Err(nix::errno::Errno::ENODEV) => tracing::info!("Module {m}: not for this machine"),
+                Err(nix::errno::Errno::ENODEV) => {
+                    tracing::info!("Module {m}: not for this machine")
+                }
                 Err(e) => tracing::warn!("Module {m} failed to load ({}): {e}", path.display()),
             }
         }

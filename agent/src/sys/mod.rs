@@ -3,3 +3,4 @@
 //! every ioctl number is unit-tested against the value the kernel headers give.
 
 pub mod blk;
+pub mod kexec;
