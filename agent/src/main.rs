@@ -66,6 +66,10 @@ enum Command {
         /// Do everything but the load and the reboot; print the captured network configuration.
         #[arg(long)]
         dry_run: bool,
+        /// Return once the image is loaded and reboot into it a second later from a
+        /// background process (for callers over SSH, which then see the result).
+        #[arg(long)]
+        detach: bool,
     },
 }
 
@@ -127,6 +131,9 @@ fn run_kexec(opts: landfall_agent::kexec::KexecOptions) -> anyhow::Result<()> {
             std::process::exit(if refused { 3 } else { 1 });
         }
     };
+    if !opts.dry_run {
+        return Ok(());
+    }
     println!("{}", serde_json::to_string_pretty(&p.network)?);
     eprintln!(
         "Dry run: command line '{}', initrd {} bytes with {}",
@@ -155,12 +162,14 @@ fn main() -> anyhow::Result<()> {
             append,
             session,
             dry_run,
+            detach,
         } => run_kexec(landfall_agent::kexec::KexecOptions {
             kernel,
             initrd,
             append,
             session,
             dry_run,
+            detach,
         }),
         Command::Inventory => {
             let inv = landfall_agent::inventory::collect();

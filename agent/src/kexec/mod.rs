@@ -37,6 +37,9 @@ pub struct KexecOptions {
     pub append: Option<String>,
     pub session: Option<PathBuf>,
     pub dry_run: bool,
+    /// After the load, return at once and reboot into the image from a
+    /// detached child a second later, so a caller over SSH sees the result.
+    pub detach: bool,
 }
 
 /// Why the kexec did not happen.
@@ -204,6 +207,15 @@ pub fn run(opts: &KexecOptions) -> Result<Prepared, KexecError> {
         remove_session(dir);
     }
     load(&p, &opts.kernel)?;
-    eprintln!("landfall-agent: image loaded, rebooting into it (kexec)");
+    eprintln!("{LOADED_MARKER}, rebooting into it (kexec)");
+    if opts.detach {
+        return match sys::reboot_kexec_detached(std::time::Duration::from_secs(1)) {
+            Ok(()) => Ok(p),
+            Err(e) => Err(KexecError::Reboot(e)),
+        };
+    }
     Err(KexecError::Reboot(sys::reboot_kexec()))
 }
+
+/// Printed on stderr once the image is loaded; the controller looks for it.
+pub const LOADED_MARKER: &str = "landfall-agent: image loaded";

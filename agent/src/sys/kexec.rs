@@ -79,6 +79,37 @@ pub fn reboot_kexec() -> Errno {
     }
 }
 
+/// Reboots into the loaded kernel from a detached child process after
+/// `delay`, and returns in the parent at once. The caller must be
+/// single-threaded (no runtime threads left), as after any fork.
+pub fn reboot_kexec_detached(delay: std::time::Duration) -> Result<(), Errno> {
+    // SAFETY: called when the process has a single thread (the kexec command's
+    // netlink runtime is a current-thread runtime, dropped before the load), so
+    // the child inherits no lock held by another thread.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Parent { .. } => Ok(()),
+        nix::unistd::ForkResult::Child => {
+            let _ = nix::unistd::setsid();
+            if let Ok(null) = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+            {
+                for fd in 0..3 {
+                    // SAFETY: dup2 onto the standard descriptors of this process;
+                    // `null` stays open for the call.
+                    unsafe { libc::dup2(null.as_raw_fd(), fd) };
+                }
+            }
+            std::thread::sleep(delay);
+            let _ = reboot_kexec();
+            // SAFETY: leaving the forked child without running the parent's
+            // atexit handlers or destructors.
+            unsafe { libc::_exit(1) }
+        }
+    }
+}
+
 /// An anonymous in-memory file (memfd_create), so the patched initrd with the
 /// session key never touches the target's disk.
 pub fn memfd(name: &str) -> Result<File, Errno> {
