@@ -145,6 +145,7 @@ KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
 PidFile /run/sshd.pid
+LogLevel VERBOSE
 Subsystem sftp internal-sftp
 ";
 
@@ -246,7 +247,12 @@ impl RescueImage {
                  chmod 700 /root\n\
                  chown -R 1000:1000 /home/{PLAIN_USER}\n\
                  {}\
-                 if {SSHD} -E /run/sshd.log; then echo '{SSHD_READY}'; else echo '{SSHD_FAILED}'; cat /run/sshd.log; fi\n\
+                 touch /run/sshd.log\n\
+                 (tail -f /run/sshd.log | sed 's/^/sshd: /' > /dev/console) &\n\
+                 if {SSHD} -E /run/sshd.log; then\n\
+                   i=0; until netstat -tln | grep -q ':22 ' || [ $i -ge 120 ]; do sleep 0.5; i=$((i+1)); done\n\
+                   echo '{SSHD_READY}'\n\
+                 else echo '{SSHD_FAILED}'; fi\n\
                  while :; do sleep 3600; done\n",
                 network_script(net)
             ));
