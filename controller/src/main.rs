@@ -139,8 +139,8 @@ async fn run_kexec(a: KexecArgs) -> anyhow::Result<()> {
     });
     println!("Checking {} and uploading the image", target.destination());
     let t = target.clone();
-    let report = tokio::task::spawn_blocking(move || t.kexec(&plan)).await??;
-    let kexec_at = std::time::Instant::now();
+    let p = plan.clone();
+    let report = tokio::task::spawn_blocking(move || t.prepare_kexec(&p)).await??;
     for u in &report.uploaded {
         println!(
             "  {} {} ({} bytes)",
@@ -157,6 +157,10 @@ async fn run_kexec(a: KexecArgs) -> anyhow::Result<()> {
         report.image_bytes,
         report.upload_dir
     );
+    let t = target.clone();
+    let r = report.clone();
+    tokio::task::spawn_blocking(move || t.start_kexec(&r, &plan)).await??;
+    let kexec_at = std::time::Instant::now();
     println!(
         "Kexec started; waiting up to {} s for the agent at {addr}",
         a.wait

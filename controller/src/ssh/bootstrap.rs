@@ -120,9 +120,18 @@ impl Target {
         Ok(f)
     }
 
-    /// The whole bootstrap: check, upload, kexec. Returns once the target has
-    /// loaded the image (it reboots into it a second later).
+    /// The whole bootstrap: [`Target::prepare_kexec`] then [`Target::start_kexec`].
+    /// (The one-call API for `landfall install`; `landfall kexec` prints between the two.)
+    /// Returns once the target has loaded the image (it reboots into it a second later).
+    #[allow(dead_code)]
     pub fn kexec(&self, plan: &KexecPlan) -> Result<KexecReport, KexecError> {
+        let report = self.prepare_kexec(plan)?;
+        self.start_kexec(&report, plan)?;
+        Ok(report)
+    }
+
+    /// Checks the target and uploads agent, kernel and initrd (when changed).
+    pub fn prepare_kexec(&self, plan: &KexecPlan) -> Result<KexecReport, KexecError> {
         let facts = self.check()?;
         let image_bytes = size(&plan.kernel)? + size(&plan.initrd)?;
         let agent_bytes = size(&plan.agent)?;
@@ -148,6 +157,18 @@ impl Target {
         let uploaded = self
             .upload_if_changed(&dir, &files, facts.has_sha256sum)
             .map_err(KexecError::Upload)?;
+        Ok(KexecReport {
+            facts,
+            upload_dir: dir,
+            uploaded,
+            image_bytes,
+        })
+    }
+
+    /// Sends the session's agent files and runs `landfall-agent kexec` in the
+    /// folder [`Target::prepare_kexec`] filled.
+    pub fn start_kexec(&self, report: &KexecReport, plan: &KexecPlan) -> Result<(), KexecError> {
+        let dir = &report.upload_dir;
         let session: Vec<Upload> = [CA_CERT, AGENT_CERT, AGENT_KEY]
             .iter()
             .map(|n| Upload {
@@ -161,19 +182,14 @@ impl Target {
         }
         let qs = shell_quote(&format!("{dir}/session"));
         self.run(&format!("rm -rf {qs}; umask 077; mkdir -p {qs}"), None)?;
-        self.upload_if_changed(&dir, &session, false)
+        self.upload_if_changed(dir, &session, false)
             .map_err(KexecError::Upload)?;
         let out = self.run(
-            &kexec_command(&dir, !facts.root, plan.append.as_deref()),
+            &kexec_command(dir, !report.facts.root, plan.append.as_deref()),
             None,
         )?;
         match out.status {
-            0 if out.stderr.contains(LOADED_MARKER) => Ok(KexecReport {
-                facts,
-                upload_dir: dir,
-                uploaded,
-                image_bytes,
-            }),
+            0 if out.stderr.contains(LOADED_MARKER) => Ok(()),
             3 => Err(KexecError::Refused(agent_message(&out.stderr))),
             status => Err(KexecError::AgentFailed {
                 status,
