@@ -176,11 +176,21 @@ async fn run_kexec(a: KexecArgs) -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("no Status answer"))?
         .map_err(|s| status_error("Status", s))?;
         anyhow::Ok(())
-    }
-    .await;
+    };
+    // connect_with_retry's own clock starts late and a half-open forward can
+    // stall a handshake: bound the whole wait here.
+    let answered = match tokio::time::timeout(Duration::from_secs(a.wait + 5), answered).await {
+        Ok(r) => r,
+        Err(_) => Err(anyhow::anyhow!("no answer")),
+    };
     if let Err(e) = answered {
         anyhow::bail!(
-            "The agent did not answer at {addr} within {} s after the kexec ({e}). Check: is the agent's              port (7443) reachable from here (firewall, security group, NAT port forward)? What does the              machine's console show (the agent logs there; after a kernel panic the machine reboots into              its old system)? Did the network come back (the agent restores the addresses and routes              captured before the kexec; `landfall-agent kexec --dry-run` on the target prints them)?",
+            "The agent did not answer at {addr} within {} s after the kexec ({e}).\n\
+             Check: is the agent's port (7443) reachable from here (firewall, security group, NAT port forward)?\n\
+             What does the machine's console show (the agent logs there; after a kernel panic the machine \
+             reboots into its old system)?\n\
+             Did the network come back (the agent restores the addresses and routes captured before the \
+             kexec; `landfall-agent kexec --dry-run` on the target prints them)?",
             a.wait
         );
     }

@@ -245,6 +245,7 @@ impl RescueImage {
                  mount -t tmpfs -o mode=755,size=200m tmpfs /run\n\
                  mkdir -p /run/sshd\n\
                  chmod 700 /root\n\
+                 chmod 1777 /tmp\n\
                  chown -R 1000:1000 /home/{PLAIN_USER}\n\
                  {}\
                  touch /run/sshd.log\n\
