@@ -81,8 +81,10 @@ pub fn agent_message(stderr: &str) -> String {
         .lines()
         .rev()
         .find_map(|l| {
-            l.split_once("landfall-agent kexec: ")
-                .map(|(_, m)| m.trim().to_string())
+            l.split_once("landfall-agent kexec: ").map(|(_, m)| {
+                let m = m.trim();
+                m.strip_prefix("kexec refused: ").unwrap_or(m).to_string()
+            })
         })
         .unwrap_or_else(|| super::error::tail(stderr))
 }
@@ -223,7 +225,7 @@ mod tests {
         let err = "WARN kexec_file_load: ...\nlandfall-agent kexec: kexec refused: kexec is disabled on this system\n";
         assert_eq!(
             agent_message(err),
-            "kexec refused: kexec is disabled on this system"
+            "kexec is disabled on this system"
         );
         assert_eq!(
             agent_message("sh: landfall-agent: not found\n"),

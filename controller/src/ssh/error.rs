@@ -8,7 +8,7 @@ pub enum SshError {
     NoClient(String),
     #[error("Cannot reach {dest}: {detail}. Check the address and port (-p), and that an SSH server runs there")]
     Unreachable { dest: String, detail: String },
-    #[error("The host key of {dest} has CHANGED{}. This may be a reinstalled machine or an attack; if you trust the change, remove the old key with `ssh-keygen -R {host}{}` and try again. Nothing was uploaded", offending.as_ref().map(|o| format!(" (the old key is {o})")).unwrap_or_default(), known_hosts_file.as_ref().map(|f| format!(" -f {f}")).unwrap_or_default())]
+    #[error("The host key of {dest} has CHANGED{}. This may be a reinstalled machine or an attack; if you trust the change, remove the old key with `ssh-keygen -R '{host}'{}` and try again. Nothing was uploaded", offending.as_ref().map(|o| format!(" (the old key is {o})")).unwrap_or_default(), known_hosts_file.as_ref().map(|f| format!(" -f {f}")).unwrap_or_default())]
     HostKeyChanged {
         dest: String,
         host: String,
@@ -128,7 +128,7 @@ Host key verification failed.
         let msg = e.to_string();
         assert!(msg.contains("/tmp/t/known_hosts:1"), "{msg}");
         assert!(
-            msg.contains("ssh-keygen -R 127.0.0.1 -f /tmp/t/known_hosts"),
+            msg.contains("ssh-keygen -R '127.0.0.1' -f /tmp/t/known_hosts"),
             "{msg}"
         );
     }

@@ -50,7 +50,11 @@ impl Target {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         };
         if r.status == 255 {
-            return Err(classify(&self.destination(), &self.host, &r.stderr));
+            return Err(classify(
+                &self.destination(),
+                &self.known_hosts_name(),
+                &r.stderr,
+            ));
         }
         Ok(r)
     }

@@ -77,6 +77,14 @@ impl Target {
         }
     }
 
+    /// The host as known_hosts names it: `host`, or `[host]:port` for a port other than 22.
+    pub fn known_hosts_name(&self) -> String {
+        match self.port {
+            Some(p) if p != 22 => format!("[{}]:{p}", self.host),
+            _ => self.host.clone(),
+        }
+    }
+
     /// The options part of an ssh command line (everything before the destination).
     pub fn ssh_options(&self) -> Vec<String> {
         let mut a = Vec::new();
@@ -171,6 +179,13 @@ mod tests {
             .ssh_args("x")
             .iter()
             .any(|a| a.contains("StrictHostKeyChecking=no")));
+    }
+
+    #[test]
+    fn known_hosts_names() {
+        let t = Target::parse("root@10.0.0.1").unwrap();
+        assert_eq!(t.clone().port(Some(22)).known_hosts_name(), "10.0.0.1");
+        assert_eq!(t.port(Some(2222)).known_hosts_name(), "[10.0.0.1]:2222");
     }
 
     #[test]
