@@ -16,7 +16,10 @@ use landfall_tests::rescue::{RescueImage, RescueNetwork, AGENT_PORT, SSHD_READY}
 use landfall_tests::{debian_kernel, sparse_image, TestDir};
 
 fn landfall(args: &[&str]) -> Output {
-    let out = Command::new(landfall_bin()).args(args).output().expect("run landfall");
+    let out = Command::new(landfall_bin())
+        .args(args)
+        .output()
+        .expect("run landfall");
     eprintln!(
         "$ landfall {}\n{}{}",
         args.join(" "),
@@ -52,7 +55,14 @@ fn kexec_from_a_rescue_system_restores_the_network_and_the_agent_answers() {
     let tdir = TestDir::new("kexec").unwrap();
     let dir = tdir.path().to_path_buf();
     let session = dir.join("session");
-    ok(&["certs", "init", "--dir", session.to_str().unwrap(), "--label", "rescue"]);
+    ok(&[
+        "certs",
+        "init",
+        "--dir",
+        session.to_str().unwrap(),
+        "--label",
+        "rescue",
+    ]);
     let image_dir = dir.join("image");
     ok(&[
         "image",
@@ -79,10 +89,19 @@ fn kexec_from_a_rescue_system_restores_the_network_and_the_agent_answers() {
     let known_hosts = rescue.write_known_hosts(port).unwrap();
 
     // The rescue system really is what the test claims: static address, no agent.
-    let out = ssh(&rescue, "root", port, &known_hosts, "ip -4 addr show; ls /run");
+    let out = ssh(
+        &rescue,
+        "root",
+        port,
+        &known_hosts,
+        "ip -4 addr show; ls /run",
+    );
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("10.0.2.15/24") && !text.contains("valid_lft 8"), "{text}");
+    assert!(
+        text.contains("10.0.2.15/24") && !text.contains("valid_lft 8"),
+        "{text}"
+    );
     assert!(!text.contains("landfall"), "{text}");
 
     let port_s = port.to_string();
@@ -108,7 +127,10 @@ fn kexec_from_a_rescue_system_restores_the_network_and_the_agent_answers() {
         "--wait",
         "240",
     ]);
-    assert!(out.contains("uploaded landfall-agent") && out.contains("uploaded initrd"), "{out}");
+    assert!(
+        out.contains("uploaded landfall-agent") && out.contains("uploaded initrd"),
+        "{out}"
+    );
     let secs: f64 = out
         .lines()
         .find_map(|l| l.strip_prefix("The agent answered "))
@@ -118,16 +140,29 @@ fn kexec_from_a_rescue_system_restores_the_network_and_the_agent_answers() {
     eprintln!("FIGURE kexec_to_agent_seconds={secs}");
 
     // The new kernel booted the agent as PID 1 and restored the saved configuration.
-    vm.wait_for("starting as PID 1", Duration::from_secs(10)).unwrap();
+    vm.wait_for("starting as PID 1", Duration::from_secs(10))
+        .unwrap();
     vm.wait_for("restoring the configuration of", Duration::from_secs(10))
         .unwrap();
     let tls = session.to_str().unwrap();
-    let json = ok(&["inventory", "--agent", &agent_addr, "--tls", tls, "--json", "--wait", "30"]);
+    let json = ok(&[
+        "inventory",
+        "--agent",
+        &agent_addr,
+        "--tls",
+        tls,
+        "--json",
+        "--wait",
+        "30",
+    ]);
     let inv: serde_json::Value = serde_json::from_str(&json).unwrap();
     let nics = inv["nics"].as_array().unwrap();
     assert!(
-        nics.iter()
-            .any(|n| n["addresses"].as_array().unwrap().iter().any(|a| a == "10.0.2.15/24")),
+        nics.iter().any(|n| n["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "10.0.2.15/24")),
         "the static address was not restored: {json}"
     );
     let disks = inv["disks"].as_array().unwrap();
@@ -140,7 +175,9 @@ fn kexec_from_a_rescue_system_restores_the_network_and_the_agent_answers() {
     assert_eq!(st["pid1"], true, "{status}");
     // No DHCP was needed: the address came from the captured static configuration.
     assert!(
-        !std::fs::read_to_string(vm.console_log()).unwrap().contains("DHCP lease 10.0.2.15"),
+        !std::fs::read_to_string(vm.console_log())
+            .unwrap()
+            .contains("DHCP lease 10.0.2.15"),
         "the agent used DHCP instead of the captured static configuration"
     );
     vm.quit(Duration::from_secs(10)).unwrap();

@@ -10,11 +10,18 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use landfall_tests::bins::{agent_static_bin, landfall_bin};
-use landfall_tests::rescue::{keygen, RescueImage, RescueNetwork, AGENT_PORT, PLAIN_USER, SSHD_READY};
-use landfall_tests::{debian_kernel, free_port, sparse_image, BusyboxInitramfs, TestDir, INIT_STARTED};
+use landfall_tests::rescue::{
+    keygen, RescueImage, RescueNetwork, AGENT_PORT, PLAIN_USER, SSHD_READY,
+};
+use landfall_tests::{
+    debian_kernel, free_port, sparse_image, BusyboxInitramfs, TestDir, INIT_STARTED,
+};
 
 fn landfall(args: &[String]) -> Output {
-    let out = Command::new(landfall_bin()).args(args).output().expect("run landfall");
+    let out = Command::new(landfall_bin())
+        .args(args)
+        .output()
+        .expect("run landfall");
     eprintln!(
         "$ landfall {}\n{}{}",
         args.join(" "),
@@ -29,7 +36,14 @@ fn ok(args: &[&str]) {
     assert!(landfall(&args).status.success());
 }
 
-fn ssh(image: &RescueImage, user: &str, port: u16, known_hosts: &Path, cmd: &str, stdin: Option<&Path>) -> Output {
+fn ssh(
+    image: &RescueImage,
+    user: &str,
+    port: u16,
+    known_hosts: &Path,
+    cmd: &str,
+    stdin: Option<&Path>,
+) -> Output {
     let mut c = Command::new("ssh");
     c.args(image.ssh_args(user, port, known_hosts)).arg(cmd);
     c.stdin(match stdin {
@@ -86,7 +100,11 @@ impl KexecRun {
         let out = landfall(&args);
         (
             out.status.success(),
-            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
         )
     }
 }
@@ -104,7 +122,12 @@ fn setup(label: &str) -> Setup {
     let session = tdir.join("session");
     ok(&["certs", "init", "--dir", session.to_str().unwrap()]);
     let rescue = RescueImage::build(&kernel, tdir.path(), RescueNetwork::Static).unwrap();
-    Setup { tdir, kernel, session, rescue }
+    Setup {
+        tdir,
+        kernel,
+        session,
+        rescue,
+    }
 }
 
 /// A tiny image folder: the Debian kernel and a busybox initrd.
@@ -112,13 +135,22 @@ fn busybox_image(dir: &Path, kernel: &landfall_tests::DebianKernel, script: &str
     let image = dir.join("image");
     std::fs::create_dir_all(&image).unwrap();
     std::fs::copy(&kernel.image, image.join("bzImage")).unwrap();
-    BusyboxInitramfs::new().unwrap().script(script).write(&image.join("initrd")).unwrap();
+    BusyboxInitramfs::new()
+        .unwrap()
+        .script(script)
+        .write(&image.join("initrd"))
+        .unwrap();
     image
 }
 
 #[test]
 fn unreachable_changed_key_non_root_and_refused_kexec() {
-    let Setup { tdir, kernel, session, rescue } = setup("kexec-errors");
+    let Setup {
+        tdir,
+        kernel,
+        session,
+        rescue,
+    } = setup("kexec-errors");
     let dir = tdir.path().to_path_buf();
     let image = busybox_image(&dir, &kernel, "echo 'landfall-test: should never run'");
     let disk = sparse_image(&dir.join("nvme.img"), 1 << 30).unwrap();
@@ -139,7 +171,10 @@ fn unreachable_changed_key_non_root_and_refused_kexec() {
     }
     .run();
     assert!(!success);
-    assert!(text.contains("Cannot reach root@127.0.0.1") && text.contains("Connection refused"), "{text}");
+    assert!(
+        text.contains("Cannot reach root@127.0.0.1") && text.contains("Connection refused"),
+        "{text}"
+    );
 
     let mut vm = rescue.vm_builder(&kernel, &disk).start_in(tdir).unwrap();
     vm.wait_for(SSHD_READY, Duration::from_secs(120)).unwrap();
@@ -161,14 +196,24 @@ fn unreachable_changed_key_non_root_and_refused_kexec() {
     let other = keygen(&dir.join("other_host_key"), "impostor").unwrap();
     let bad_kh = dir.join("changed_known_hosts");
     let other_key: Vec<&str> = other.split_whitespace().take(2).collect();
-    std::fs::write(&bad_kh, format!("[127.0.0.1]:{port} {}\n", other_key.join(" "))).unwrap();
+    std::fs::write(
+        &bad_kh,
+        format!("[127.0.0.1]:{port} {}\n", other_key.join(" ")),
+    )
+    .unwrap();
     let (success, text) = run("root", bad_kh.clone()).run();
     assert!(!success);
     assert!(text.contains("has CHANGED"), "{text}");
-    assert!(text.contains(&format!("{}:1", bad_kh.display())), "the known_hosts line is not named: {text}");
+    assert!(
+        text.contains(&format!("{}:1", bad_kh.display())),
+        "the known_hosts line is not named: {text}"
+    );
     let out = ssh(&rescue, "root", port, &known_hosts, "ls /run /tmp", None);
     assert!(out.status.success());
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("landfall"), "something was uploaded");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("landfall"),
+        "something was uploaded"
+    );
 
     // A user that is not root and has no sudo.
     let (success, text) = run(PLAIN_USER, known_hosts.clone()).run();
@@ -176,37 +221,87 @@ fn unreachable_changed_key_non_root_and_refused_kexec() {
     assert!(text.contains("not root and cannot use sudo"), "{text}");
 
     // The agent itself, run by that user: the kernel refuses (no CAP_SYS_BOOT), clearly.
-    let out = ssh(&rescue, PLAIN_USER, port, &known_hosts, "cat > /tmp/agent && chmod 755 /tmp/agent", Some(&agent_static_bin()));
+    let out = ssh(
+        &rescue,
+        PLAIN_USER,
+        port,
+        &known_hosts,
+        "cat > /tmp/agent && chmod 755 /tmp/agent",
+        Some(&agent_static_bin()),
+    );
     assert!(out.status.success());
-    let out = ssh(&rescue, PLAIN_USER, port, &known_hosts, "/tmp/agent kexec --kernel /tmp/agent --initrd /tmp/agent", None);
-    assert_eq!(out.status.code(), Some(3), "exit status 3 means the kernel refused");
+    let out = ssh(
+        &rescue,
+        PLAIN_USER,
+        port,
+        &known_hosts,
+        "/tmp/agent kexec --kernel /tmp/agent --initrd /tmp/agent",
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "exit status 3 means the kernel refused"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("kexec refused") && err.contains("CAP_SYS_BOOT"), "{err}");
+    assert!(
+        err.contains("kexec refused") && err.contains("CAP_SYS_BOOT"),
+        "{err}"
+    );
 
     // kexec disabled by the kernel: uploaded, then refused with the agent's reason.
-    let out = ssh(&rescue, "root", port, &known_hosts, "echo 1 > /proc/sys/kernel/kexec_load_disabled", None);
+    let out = ssh(
+        &rescue,
+        "root",
+        port,
+        &known_hosts,
+        "echo 1 > /proc/sys/kernel/kexec_load_disabled",
+        None,
+    );
     assert!(out.status.success());
     let (success, text) = run("root", known_hosts.clone()).run();
     assert!(!success);
-    assert!(text.contains("The target refused the kexec") && text.contains("kexec_load_disabled"), "{text}");
+    assert!(
+        text.contains("The target refused the kexec") && text.contains("kexec_load_disabled"),
+        "{text}"
+    );
     // A second run finds the same files there and sends nothing again; the session files are gone.
     let (_, text) = run("root", known_hosts.clone()).run();
     assert!(
         text.contains("already there: landfall-agent") && text.contains("already there: initrd"),
         "{text}"
     );
-    let out = ssh(&rescue, "root", port, &known_hosts, "ls -la /run/landfall", None);
+    let out = ssh(
+        &rescue,
+        "root",
+        port,
+        &known_hosts,
+        "ls -la /run/landfall",
+        None,
+    );
     let listing = String::from_utf8_lossy(&out.stdout);
-    assert!(listing.contains("initrd") && !listing.contains("session"), "{listing}");
+    assert!(
+        listing.contains("initrd") && !listing.contains("session"),
+        "{listing}"
+    );
     vm.quit(Duration::from_secs(10)).unwrap();
 }
 
 #[test]
 fn an_agent_that_never_answers_times_out_with_advice() {
-    let Setup { tdir, kernel, session, rescue } = setup("kexec-silent");
+    let Setup {
+        tdir,
+        kernel,
+        session,
+        rescue,
+    } = setup("kexec-silent");
     let dir = tdir.path().to_path_buf();
     // A kernel + initrd with no agent at all: the kexec works, nothing answers.
-    let image = busybox_image(&dir, &kernel, "echo 'landfall-test: no agent here'; while :; do sleep 60; done");
+    let image = busybox_image(
+        &dir,
+        &kernel,
+        "echo 'landfall-test: no agent here'; while :; do sleep 60; done",
+    );
     let disk = sparse_image(&dir.join("nvme.img"), 1 << 30).unwrap();
     let mut vm = rescue.vm_builder(&kernel, &disk).start_in(tdir).unwrap();
     vm.wait_for(SSHD_READY, Duration::from_secs(120)).unwrap();
@@ -225,10 +320,18 @@ fn an_agent_that_never_answers_times_out_with_advice() {
     .run();
     assert!(!success);
     assert!(text.contains("Kexec started"), "{text}");
-    assert!(text.contains("did not answer") && text.contains("console") && text.contains("7443"), "{text}");
+    assert!(
+        text.contains("did not answer") && text.contains("console") && text.contains("7443"),
+        "{text}"
+    );
     // The machine did kexec into the image (its init started a second time).
-    vm.wait_for("landfall-test: no agent here", Duration::from_secs(30)).unwrap();
+    vm.wait_for("landfall-test: no agent here", Duration::from_secs(30))
+        .unwrap();
     let log = std::fs::read_to_string(vm.console_log()).unwrap();
-    assert_eq!(log.matches(INIT_STARTED).count(), 2, "no second boot on the console");
+    assert_eq!(
+        log.matches(INIT_STARTED).count(),
+        2,
+        "no second boot on the console"
+    );
     vm.quit(Duration::from_secs(10)).unwrap();
 }
