@@ -50,9 +50,34 @@ fn ssh(image: &RescueImage, user: &str, port: u16, known_hosts: &Path, cmd: &str
 }
 
 #[test]
-fn kexec_from_a_rescue_system_restores_the_network_and_the_agent_answers() {
+fn kexec_from_static_rescue_restores_network_and_agent_answers() {
+    let console = kexec_story(RescueNetwork::Static, "static");
+    // No DHCP was needed: the address came from the captured static configuration.
+    assert!(
+        !console.contains("DHCP lease 10.0.2.15"),
+        "the agent used DHCP instead of the captured static configuration"
+    );
+}
+
+/// The rescue system got its address by DHCP (finite lifetime): the agent
+/// restores it and renews it with its own DHCP client.
+#[test]
+fn kexec_from_a_dhcp_rescue_system_keeps_dhcp() {
+    let console = kexec_story(RescueNetwork::Dhcp, "dhcp");
+    let after = console
+        .split("starting as PID 1")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        after.contains("DHCP lease 10.0.2.15"),
+        "no DHCP after the kexec"
+    );
+}
+
+/// The whole story; returns the console log.
+fn kexec_story(net: RescueNetwork, label: &str) -> String {
     let kernel = debian_kernel().expect("Debian kernel (scripts/fetch-kernel.sh)");
-    let tdir = TestDir::new("kexec").unwrap();
+    let tdir = TestDir::new(label).unwrap();
     let dir = tdir.path().to_path_buf();
     let session = dir.join("session");
     ok(&[
@@ -80,7 +105,7 @@ fn kexec_from_a_rescue_system_restores_the_network_and_the_agent_answers() {
         + std::fs::metadata(image_dir.join("initrd")).unwrap().len();
     eprintln!("FIGURE kexec_image_bytes={image_bytes}");
 
-    let rescue = RescueImage::build(&kernel, &dir, RescueNetwork::Static).unwrap();
+    let rescue = RescueImage::build(&kernel, &dir, net).unwrap();
     let disk = sparse_image(&dir.join("nvme.img"), 2 << 30).unwrap();
     let mut vm = rescue.vm_builder(&kernel, &disk).start_in(tdir).unwrap();
     vm.wait_for(SSHD_READY, Duration::from_secs(120)).unwrap();
@@ -98,10 +123,14 @@ fn kexec_from_a_rescue_system_restores_the_network_and_the_agent_answers() {
     );
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("10.0.2.15/24") && !text.contains("valid_lft 8"),
-        "{text}"
-    );
+    assert!(text.contains("10.0.2.15/24"), "{text}");
+    // Static: the address lives forever; DHCP: it has the lease's lifetime.
+    let forever = text
+        .lines()
+        .skip_while(|l| !l.contains("10.0.2.15/24"))
+        .nth(1)
+        .is_some_and(|l| l.contains("valid_lft forever"));
+    assert_eq!(forever, net == RescueNetwork::Static, "{text}");
     assert!(!text.contains("landfall"), "{text}");
 
     let port_s = port.to_string();
@@ -173,12 +202,7 @@ fn kexec_from_a_rescue_system_restores_the_network_and_the_agent_answers() {
     let status = ok(&["status", "--agent", &agent_addr, "--tls", tls, "--json"]);
     let st: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(st["pid1"], true, "{status}");
-    // No DHCP was needed: the address came from the captured static configuration.
-    assert!(
-        !std::fs::read_to_string(vm.console_log())
-            .unwrap()
-            .contains("DHCP lease 10.0.2.15"),
-        "the agent used DHCP instead of the captured static configuration"
-    );
+    let console = std::fs::read_to_string(vm.console_log()).unwrap();
     vm.quit(Duration::from_secs(10)).unwrap();
+    console
 }

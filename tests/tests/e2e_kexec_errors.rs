@@ -144,13 +144,13 @@ fn busybox_image(dir: &Path, kernel: &landfall_tests::DebianKernel, script: &str
 }
 
 #[test]
-fn unreachable_changed_key_non_root_and_refused_kexec() {
+fn unreachable_changed_key_non_root_refused() {
     let Setup {
         tdir,
         kernel,
         session,
         rescue,
-    } = setup("kexec-errors");
+    } = setup("errors");
     let dir = tdir.path().to_path_buf();
     let image = busybox_image(&dir, &kernel, "echo 'landfall-test: should never run'");
     let disk = sparse_image(&dir.join("nvme.img"), 1 << 30).unwrap();
@@ -288,13 +288,13 @@ fn unreachable_changed_key_non_root_and_refused_kexec() {
 }
 
 #[test]
-fn an_agent_that_never_answers_times_out_with_advice() {
+fn agent_never_answering_times_out_with_advice() {
     let Setup {
         tdir,
         kernel,
         session,
         rescue,
-    } = setup("kexec-silent");
+    } = setup("silent");
     let dir = tdir.path().to_path_buf();
     // A kernel + initrd with no agent at all: the kexec works, nothing answers.
     let image = busybox_image(
