@@ -51,7 +51,7 @@ fn ssh(image: &RescueImage, user: &str, port: u16, known_hosts: &Path, cmd: &str
 
 #[test]
 fn kexec_from_static_rescue_restores_network_and_agent_answers() {
-    let console = kexec_story(RescueNetwork::Static, "static");
+    let console = kexec_story(RescueNetwork::Static, false, "static");
     // No DHCP was needed: the address came from the captured static configuration.
     assert!(
         !console.contains("DHCP lease 10.0.2.15"),
@@ -63,7 +63,7 @@ fn kexec_from_static_rescue_restores_network_and_agent_answers() {
 /// restores it and renews it with its own DHCP client.
 #[test]
 fn kexec_from_a_dhcp_rescue_system_keeps_dhcp() {
-    let console = kexec_story(RescueNetwork::Dhcp, "dhcp");
+    let console = kexec_story(RescueNetwork::Dhcp, false, "dhcp");
     let after = console
         .split("starting as PID 1")
         .nth(1)
@@ -74,8 +74,15 @@ fn kexec_from_a_dhcp_rescue_system_keeps_dhcp() {
     );
 }
 
+/// The rescue machine boots with UEFI (OVMF), as the machines landfall installs
+/// systemd-boot on: the kexec'd agent still sees UEFI firmware.
+#[test]
+fn kexec_from_uefi_rescue_keeps_uefi() {
+    kexec_story(RescueNetwork::Static, true, "uefi");
+}
+
 /// The whole story; returns the console log.
-fn kexec_story(net: RescueNetwork, label: &str) -> String {
+fn kexec_story(net: RescueNetwork, uefi: bool, label: &str) -> String {
     let kernel = debian_kernel().expect("Debian kernel (scripts/fetch-kernel.sh)");
     let tdir = TestDir::new(label).unwrap();
     let dir = tdir.path().to_path_buf();
@@ -107,7 +114,11 @@ fn kexec_story(net: RescueNetwork, label: &str) -> String {
 
     let rescue = RescueImage::build(&kernel, &dir, net).unwrap();
     let disk = sparse_image(&dir.join("nvme.img"), 2 << 30).unwrap();
-    let mut vm = rescue.vm_builder(&kernel, &disk).start_in(tdir).unwrap();
+    let mut builder = rescue.vm_builder(&kernel, &disk);
+    if uefi {
+        builder = builder.ovmf();
+    }
+    let mut vm = builder.start_in(tdir).unwrap();
     vm.wait_for(SSHD_READY, Duration::from_secs(120)).unwrap();
     let port = vm.host_port(22).unwrap();
     let agent_addr = vm.forwarded_addr(AGENT_PORT).unwrap().to_string();
@@ -198,6 +209,11 @@ fn kexec_story(net: RescueNetwork, label: &str) -> String {
     assert!(
         disks.iter().any(|d| d["serial"] == "landfall-test-0"),
         "no NVMe disk in {json}"
+    );
+    assert_eq!(
+        inv["firmware"]["mode"],
+        if uefi { "uefi" } else { "bios" },
+        "{json}"
     );
     let status = ok(&["status", "--agent", &agent_addr, "--tls", tls, "--json"]);
     let st: serde_json::Value = serde_json::from_str(&status).unwrap();
