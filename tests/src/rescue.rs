@@ -42,6 +42,9 @@ pub const AGENT_PORT: u16 = 7443;
 /// The rescue system's address with [`RescueNetwork::Static`].
 pub const STATIC_ADDRESS: &str = "10.0.2.15/24";
 pub const STATIC_GATEWAY: &str = "10.0.2.2";
+/// A static IPv6 address the rescue system also has with [`RescueNetwork::Static`]
+/// (in qemu's user-network prefix fec0::/64).
+pub const STATIC_ADDRESS_V6: &str = "fec0::15/64";
 /// The unprivileged user (no sudo in the image).
 pub const PLAIN_USER: &str = "rescue";
 
@@ -160,6 +163,7 @@ fn network_script(net: RescueNetwork) -> String {
         RescueNetwork::Static => s.push_str(&format!(
             "ip addr add {STATIC_ADDRESS} dev \"$IF\"\n\
              ip route add default via {STATIC_GATEWAY} dev \"$IF\"\n\
+             ip addr add {STATIC_ADDRESS_V6} dev \"$IF\"\n\
              echo 'nameserver 10.0.2.3' > /etc/resolv.conf\n"
         )),
         RescueNetwork::Dhcp => s.push_str("udhcpc -i \"$IF\" -s /etc/udhcpc.script -t 10 -n\n"),

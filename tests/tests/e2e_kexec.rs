@@ -52,6 +52,18 @@ fn ssh(image: &RescueImage, user: &str, port: u16, known_hosts: &Path, cmd: &str
 #[test]
 fn kexec_from_static_rescue_restores_network_and_agent_answers() {
     let console = kexec_story(RescueNetwork::Static, false, "static");
+    let after = console
+        .split("starting as PID 1")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        after.contains("route 0.0.0.0/0 via 10.0.2.2"),
+        "the default route was not restored"
+    );
+    assert!(
+        after.contains("address fec0::15/64"),
+        "the static IPv6 address was not restored"
+    );
     // No DHCP was needed: the address came from the captured static configuration.
     assert!(
         !console.contains("DHCP lease 10.0.2.15"),
@@ -205,6 +217,16 @@ fn kexec_story(net: RescueNetwork, uefi: bool, label: &str) -> String {
             .any(|a| a == "10.0.2.15/24")),
         "the static address was not restored: {json}"
     );
+    if net == RescueNetwork::Static {
+        assert!(
+            nics.iter().any(|n| n["addresses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "fec0::15/64")),
+            "the static IPv6 address was not restored: {json}"
+        );
+    }
     let disks = inv["disks"].as_array().unwrap();
     assert!(
         disks.iter().any(|d| d["serial"] == "landfall-test-0"),
