@@ -223,10 +223,7 @@ mod tests {
     #[test]
     fn agent_message_is_found() {
         let err = "WARN kexec_file_load: ...\nlandfall-agent kexec: kexec refused: kexec is disabled on this system\n";
-        assert_eq!(
-            agent_message(err),
-            "kexec is disabled on this system"
-        );
+        assert_eq!(agent_message(err), "kexec is disabled on this system");
         assert_eq!(
             agent_message("sh: landfall-agent: not found\n"),
             "sh: landfall-agent: not found"
