@@ -55,7 +55,7 @@ fn dry_run_prints_the_captured_network_and_keeps_the_session() {
         .and_then(|r| r.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no initrd size in {stderr}"));
-    assert!(bytes > 8 + 110 && bytes % 4 == 0, "{bytes}");
+    assert!(bytes > 8 + 110 && bytes.is_multiple_of(4), "{bytes}");
     assert!(
         session.join("agent.key").exists(),
         "a dry run removed the session"
