@@ -131,10 +131,11 @@ async fn run_kexec(a: KexecArgs) -> anyhow::Result<()> {
     let mut plan = ssh::KexecPlan::from_image_dir(&a.image, agent_bin, a.tls.clone());
     plan.append = a.append.clone();
     let addr = a.agent.clone().unwrap_or_else(|| {
-        if target.host.contains(':') {
-            format!("[{}]:7443", target.host)
+        let host = target.resolved_host();
+        if host.contains(':') {
+            format!("[{host}]:7443")
         } else {
-            format!("{}:7443", target.host)
+            format!("{host}:7443")
         }
     });
     println!("Checking {} and uploading the image", target.destination());
