@@ -5,8 +5,13 @@
 //!
 //! Library API (for `landfall kexec` and `landfall install`):
 //! `Target::parse("root@host")?.port(..).identity(..).option(..)`,
-//! `Target::check() -> TargetFacts`, `Target::upload_if_changed(dir, files, has_sha256sum)`,
-//! `Target::kexec(&KexecPlan) -> Result<KexecReport, KexecError>`.
+//! `Target::check() -> Result<TargetFacts, KexecError>`,
+//! `Target::upload_if_changed(dir, files, has_sha256sum)`,
+//! `Target::kexec(&KexecPlan) -> Result<KexecReport, KexecError>` (=
+//! `prepare_kexec` (check + upload) then `start_kexec` (session files + the
+//! remote `landfall-agent kexec --detach`)), `Target::resolved_host()` (the
+//! address after ssh_config, for the agent at HOST:7443), `Target::run(script, stdin)`.
+//! All calls block (run them in `spawn_blocking` from async code).
 
 pub mod bootstrap;
 pub mod error;
