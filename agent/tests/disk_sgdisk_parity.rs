@@ -286,7 +286,10 @@ fn generated_typical_layouts_match_sgdisk() {
     }
     for (json, size, ss) in &all {
         let l = Layout::from_json(json).unwrap();
-        let geo = Geometry { size_bytes: *size, logical_sector_size: *ss };
+        let geo = Geometry {
+            size_bytes: *size,
+            logical_sector_size: *ss,
+        };
         let r = partition_ranges("d", &l.disks[0].partitions, geo);
         assert!(r.is_ok(), "{json}: {r:?}");
     }

@@ -9,8 +9,10 @@ mod closure;
 mod disk;
 mod image;
 mod install;
+mod kexec;
 mod nix;
 mod render;
+mod ssh;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -103,6 +105,9 @@ enum Command {
     /// The agent's RAM image (kernel + initrd with the agent as /init).
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Boot the agent's RAM image on a Linux machine reachable over SSH (kexec),
+    /// then wait for the agent to answer over mutual TLS.
+    Kexec(kexec::KexecArgs),
     /// Print a running agent's log (`--follow` to keep printing new lines).
     Logs {
         #[command(flatten)]
@@ -348,6 +353,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 print!("{}", render::status(&st));
             }
         }
+        Command::Kexec(a) => kexec::run_kexec(a).await?,
         Command::Logs { agent, follow } => {
             let mut c = connect(&agent).await?;
             let mut stream = c
