@@ -456,6 +456,47 @@ fn ext4_over_old_contents() {
     assert_eq!(blkid_value(&blkid(&img), "UUID"), Some(report.uuid));
 }
 
+/// Without discard (a disk that cannot discard, or mke2fs `-E nodiscard`), old
+/// contents stay under the new filesystem: a file full of 0xFF bytes still
+/// gives a clean, mountable filesystem (uninitialised groups, inode tables
+/// left for the kernel's lazy init, the journal zeroed).
+#[test]
+fn ext4_over_garbage_without_discard() {
+    use landfall_agent::fs::ext4::{format_with, OldContents};
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("garbage.img");
+    let mut f = File::create(&img).unwrap();
+    let block = vec![0xFFu8; 1 << 20];
+    for _ in 0..200 {
+        f.write_all(&block).unwrap();
+    }
+    drop(f);
+    let opts = Ext4Options {
+        label: Some("garbage".into()),
+        uuid: Some(UUID),
+    };
+    format_with(&open_rw(&img), &opts, OldContents::Keep).unwrap();
+    // The old bytes are really still there (no discard happened) ...
+    let mut tail = [0u8; 4096];
+    File::open(&img)
+        .unwrap()
+        .read_exact_at(&mut tail, (100 << 20) + 12345)
+        .unwrap();
+    assert!(tail.iter().all(|&b| b == 0xFF), "old data was discarded");
+    // ... and the filesystem is clean, has no ITABLE_ZEROED group, and works.
+    let out = run(tool("dumpe2fs", "e2fsprogs").arg(&img));
+    assert!(!text(&out).contains("ITABLE_ZEROED"), "{}", text(&out));
+    let mnt = dir.path().join("mnt");
+    assert_e2fsck_clean(&img);
+    let m = Mounted::new(&img, &mnt, "rw");
+    write_tree(&mnt);
+    m.unmount();
+    assert_e2fsck_clean(&img);
+    let m = Mounted::new(&img, &mnt, "ro");
+    check_tree(&mnt);
+    m.unmount();
+}
+
 #[test]
 fn ext4_also_on_a_loop_device_with_512_byte_sectors() {
     let dir = tempfile::tempdir().unwrap();

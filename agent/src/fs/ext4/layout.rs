@@ -267,7 +267,6 @@ impl Placer<'_> {
 
     fn place_journal(&mut self) -> Result<JournalPlan, LayoutError> {
         let total = u64::from(self.geo.journal_blocks);
-        let limit = self.geo.blocks_count;
         let goal = self.journal_goal();
         // Count the runs first to know whether an extent leaf block is needed.
         let runs = self.journal_runs(goal, total)?;
@@ -308,7 +307,6 @@ impl Placer<'_> {
                 off += piece;
             }
         }
-        debug_assert!(limit >= total);
         if extents.len() > LEAF_EXTENTS {
             return Err(LayoutError::NoRoom {
                 what: "the journal in one extent leaf",

@@ -70,8 +70,28 @@ pub enum Ext4Error {
     Sync(#[source] io::Error),
 }
 
-/// Format `dev` as ext4.
+/// What happens to the device's old contents before formatting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OldContents {
+    /// Punch out (image file) or BLKDISCARD (block device) what is not
+    /// rewritten, as mke2fs does by default.
+    Discard,
+    /// Leave them (mke2fs `-E nodiscard`): the journal and the filesystem's tail
+    /// are zeroed, the inode tables are left for the kernel's lazy init.
+    Keep,
+}
+
+/// Format `dev` as ext4, discarding its old contents.
 pub fn format(dev: &File, opts: &Ext4Options) -> Result<FormatReport, Ext4Error> {
+    format_with(dev, opts, OldContents::Discard)
+}
+
+/// Format `dev` as ext4, doing `old` with its old contents.
+pub fn format_with(
+    dev: &File,
+    opts: &Ext4Options,
+    old: OldContents,
+) -> Result<FormatReport, Ext4Error> {
     let mut label = [0u8; 16];
     if let Some(l) = &opts.label {
         if l.len() > MAX_LABEL {
@@ -102,8 +122,12 @@ pub fn format(dev: &File, opts: &Ext4Options) -> Result<FormatReport, Ext4Error>
         zeroed: true,
     };
     let mut writer = build(&layout, &params);
-    let zeroed =
-        super::device::discard(dev, size, &writer.byte_ranges()).map_err(Ext4Error::Discard)?;
+    let zeroed = match old {
+        OldContents::Discard => {
+            super::device::discard(dev, size, &writer.byte_ranges()).map_err(Ext4Error::Discard)?
+        }
+        OldContents::Keep => false,
+    };
     if !zeroed {
         params.zeroed = false;
         writer = build(&layout, &params);
