@@ -10,49 +10,72 @@ use landfall_proto::v1::StatusRequest;
 
 use crate::{client, image, ssh};
 
+/// How to reach the target over SSH.
+#[derive(Args, Clone, Debug)]
+pub struct SshArgs {
+    /// The machine, [USER@]HOST, reached with your ssh (config, agent, known_hosts apply).
+    #[arg(long)]
+    pub target: String,
+    /// SSH port.
+    #[arg(short = 'p', long)]
+    pub port: Option<u16>,
+    /// SSH identity file.
+    #[arg(short = 'i', long)]
+    pub identity: Option<PathBuf>,
+    /// Extra ssh option (`-o`), e.g. UserKnownHostsFile=FILE; repeatable.
+    #[arg(long = "ssh-option")]
+    pub ssh_options: Vec<String>,
+}
+
+impl SshArgs {
+    pub fn to_target(&self) -> anyhow::Result<ssh::Target> {
+        let target = ssh::Target::parse(&self.target)?.port(self.port).identity(self.identity.clone());
+        Ok(self.ssh_options.iter().fold(target, |t, o| t.option(o.clone())))
+    }
+}
+
 /// `landfall kexec`.
 #[derive(Args, Clone)]
 pub struct KexecArgs {
-    /// The machine, [USER@]HOST, reached with your ssh (config, agent, known_hosts apply).
-    #[arg(long)]
-    target: String,
-    /// SSH port.
-    #[arg(short = 'p', long)]
-    port: Option<u16>,
-    /// SSH identity file.
-    #[arg(short = 'i', long)]
-    identity: Option<PathBuf>,
-    /// Extra ssh option (`-o`), e.g. UserKnownHostsFile=FILE; repeatable.
-    #[arg(long = "ssh-option")]
-    ssh_options: Vec<String>,
+    #[command(flatten)]
+    pub ssh: SshArgs,
     /// The RAM image folder (bzImage + initrd, from `landfall image build`).
     #[arg(long)]
-    image: PathBuf,
+    pub image: PathBuf,
     /// The session folder (`landfall certs init`).
     #[arg(long)]
-    tls: PathBuf,
+    pub tls: PathBuf,
     /// The static landfall-agent binary to upload (default: $LANDFALL_AGENT_BIN or beside landfall).
     #[arg(long)]
-    agent_bin: Option<PathBuf>,
+    pub agent_bin: Option<PathBuf>,
     /// Where the agent answers after the kexec (default HOST:7443).
     #[arg(long)]
-    agent: Option<String>,
+    pub agent: Option<String>,
     /// Extra kernel parameters for the image.
     #[arg(long)]
-    append: Option<String>,
+    pub append: Option<String>,
     /// Seconds to wait for the agent after the kexec.
     #[arg(long, default_value_t = 300)]
-    wait: u64,
+    pub wait: u64,
 }
 
 pub async fn run_kexec(a: KexecArgs) -> anyhow::Result<()> {
-    let target = ssh::Target::parse(&a.target)?
-        .port(a.port)
-        .identity(a.identity.clone());
-    let target = a
-        .ssh_options
-        .iter()
-        .fold(target, |t, o| t.option(o.clone()));
+    kexec_and_wait(&a).await.map(|_| ())
+}
+
+/// The agent's address after a kexec of `target`: HOST:7443 with the host as ssh resolves it.
+pub fn default_agent_addr(target: &ssh::Target) -> String {
+    let host = target.resolved_host();
+    if host.contains(':') {
+        format!("[{host}]:7443")
+    } else {
+        format!("{host}:7443")
+    }
+}
+
+/// Uploads and kexecs, then waits for the agent; returns its address.
+pub async fn kexec_and_wait(a: &KexecArgs) -> anyhow::Result<String> {
+    let target = a.ssh.to_target()?;
     let agent_bin = a
         .agent_bin
         .clone()
@@ -60,14 +83,7 @@ pub async fn run_kexec(a: KexecArgs) -> anyhow::Result<()> {
         .context("No static agent found: pass --agent-bin or set LANDFALL_AGENT_BIN")?;
     let mut plan = ssh::KexecPlan::from_image_dir(&a.image, agent_bin, a.tls.clone());
     plan.append = a.append.clone();
-    let addr = a.agent.clone().unwrap_or_else(|| {
-        let host = target.resolved_host();
-        if host.contains(':') {
-            format!("[{host}]:7443")
-        } else {
-            format!("{host}:7443")
-        }
-    });
+    let addr = a.agent.clone().unwrap_or_else(|| default_agent_addr(&target));
     println!("Checking {} and uploading the image", target.destination());
     let t = target.clone();
     let p = plan.clone();
@@ -129,5 +145,5 @@ pub async fn run_kexec(a: KexecArgs) -> anyhow::Result<()> {
         "The agent answered {:.1} s after the kexec (at {addr})",
         kexec_at.elapsed().as_secs_f64()
     );
-    Ok(())
+    Ok(addr)
 }
