@@ -122,7 +122,11 @@ async fn run_disko(
 }
 
 /// Runs the chosen phases against a connected agent.
-pub async fn run(client: &mut AgentClient<Channel>, a: InstallArgs, kexec_secs: Option<f64>) -> anyhow::Result<()> {
+pub async fn run(
+    client: &mut AgentClient<Channel>,
+    a: InstallArgs,
+    kexec_secs: Option<f64>,
+) -> anyhow::Result<()> {
     let total = Instant::now();
     let mut report = Report::default();
     if let Some(k) = kexec_secs {
@@ -216,6 +220,9 @@ pub struct InstallCli {
     /// That kernel's lib/modules/<version> folder.
     #[arg(long, requires = "kernel")]
     pub modules: Option<PathBuf>,
+    /// Where the agent answers after the kexec of --target (default: the host as ssh resolves it, port 7443).
+    #[arg(long, requires = "target")]
+    pub agent_addr: Option<String>,
     /// Attach to an agent already running (HOST:PORT): netboot, a rescue system, a second run.
     #[arg(long)]
     pub agent: Option<String>,
@@ -254,12 +261,20 @@ pub struct InstallCli {
 pub fn state_dir(target: &str) -> PathBuf {
     let safe: String = target
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "@.-_".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "@.-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let base = std::env::var_os("LANDFALL_STATE_DIR")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("XDG_STATE_HOME").map(|x| PathBuf::from(x).join("landfall")))
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state/landfall")))
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state/landfall"))
+        })
         .unwrap_or_else(|| PathBuf::from(".landfall-state"));
     base.join(safe)
 }
@@ -272,7 +287,9 @@ pub async fn run_cli(c: InstallCli) -> anyhow::Result<()> {
             None => t.clone(),
         },
         (None, Some(a)) => a.clone(),
-        (None, None) => bail!("Say where to install: --target [USER@]HOST (over SSH) or --agent HOST:PORT"),
+        (None, None) => {
+            bail!("Say where to install: --target [USER@]HOST (over SSH) or --agent HOST:PORT")
+        }
     };
     let state = state_dir(&key);
     let tls = match &c.tls {
@@ -295,14 +312,21 @@ pub async fn run_cli(c: InstallCli) -> anyhow::Result<()> {
             identity: c.identity.clone(),
             ssh_options: c.ssh_options.clone(),
         };
-        let default_addr = crate::kexec::default_agent_addr(&ssh.to_target()?);
+        let default_addr = c
+            .agent_addr
+            .clone()
+            .unwrap_or_else(|| crate::kexec::default_agent_addr_of(&ssh));
         // An agent of this session already answering (a second run): no kexec.
-        let already = crate::client::connect_with_retry(&default_addr, &tls, std::time::Duration::ZERO).await;
+        let already =
+            crate::client::connect_with_retry(&default_addr, &tls, std::time::Duration::ZERO).await;
         let answering = match already {
-            Ok(mut cl) => tokio::time::timeout(std::time::Duration::from_secs(5), cl.status(landfall_proto::v1::StatusRequest {}))
-                .await
-                .map(|r| r.is_ok())
-                .unwrap_or(false),
+            Ok(mut cl) => tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                cl.status(landfall_proto::v1::StatusRequest {}),
+            )
+            .await
+            .map(|r| r.is_ok())
+            .unwrap_or(false),
             Err(_) => false,
         };
         if answering {
@@ -336,7 +360,7 @@ pub async fn run_cli(c: InstallCli) -> anyhow::Result<()> {
                 image,
                 tls: tls.clone(),
                 agent_bin: None,
-                agent: None,
+                agent: Some(default_addr.clone()),
                 append: None,
                 wait: c.wait,
             })
@@ -350,13 +374,18 @@ pub async fn run_cli(c: InstallCli) -> anyhow::Result<()> {
         c.agent.clone().unwrap_or_default()
     };
     let mut client =
-        crate::client::connect_with_retry(&addr, &tls, std::time::Duration::from_secs(c.wait)).await?;
+        crate::client::connect_with_retry(&addr, &tls, std::time::Duration::from_secs(c.wait))
+            .await?;
     let args = InstallArgs {
         flake: c.flake,
         system: c.system,
         layout: c.layout,
         disks: c.disks,
-        phases: c.phases.into_iter().filter(|p| *p != Phase::Kexec).collect(),
+        phases: c
+            .phases
+            .into_iter()
+            .filter(|p| *p != Phase::Kexec)
+            .collect(),
         yes: c.yes,
         json: c.json,
     };

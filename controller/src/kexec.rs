@@ -29,8 +29,13 @@ pub struct SshArgs {
 
 impl SshArgs {
     pub fn to_target(&self) -> anyhow::Result<ssh::Target> {
-        let target = ssh::Target::parse(&self.target)?.port(self.port).identity(self.identity.clone());
-        Ok(self.ssh_options.iter().fold(target, |t, o| t.option(o.clone())))
+        let target = ssh::Target::parse(&self.target)?
+            .port(self.port)
+            .identity(self.identity.clone());
+        Ok(self
+            .ssh_options
+            .iter()
+            .fold(target, |t, o| t.option(o.clone())))
     }
 }
 
@@ -73,6 +78,14 @@ pub fn default_agent_addr(target: &ssh::Target) -> String {
     }
 }
 
+/// [`default_agent_addr`] for SSH arguments (the target as given when it does not parse).
+pub fn default_agent_addr_of(ssh: &SshArgs) -> String {
+    match ssh.to_target() {
+        Ok(t) => default_agent_addr(&t),
+        Err(_) => format!("{}:7443", ssh.target),
+    }
+}
+
 /// Uploads and kexecs, then waits for the agent; returns its address.
 pub async fn kexec_and_wait(a: &KexecArgs) -> anyhow::Result<String> {
     let target = a.ssh.to_target()?;
@@ -83,7 +96,10 @@ pub async fn kexec_and_wait(a: &KexecArgs) -> anyhow::Result<String> {
         .context("No static agent found: pass --agent-bin or set LANDFALL_AGENT_BIN")?;
     let mut plan = ssh::KexecPlan::from_image_dir(&a.image, agent_bin, a.tls.clone());
     plan.append = a.append.clone();
-    let addr = a.agent.clone().unwrap_or_else(|| default_agent_addr(&target));
+    let addr = a
+        .agent
+        .clone()
+        .unwrap_or_else(|| default_agent_addr(&target));
     println!("Checking {} and uploading the image", target.destination());
     let t = target.clone();
     let p = plan.clone();
