@@ -10,8 +10,8 @@ use std::time::Instant;
 use futures::{Stream, StreamExt};
 use landfall_proto::v1::agent_server::Agent;
 use landfall_proto::v1::{
-    InventoryReply, InventoryRequest, JobEvent, LayoutRequest, LogLine, LogsRequest, Mount,
-    PlanReply, StatusReply, StatusRequest,
+    BootloaderRequest, InventoryReply, InventoryRequest, JobEvent, LayoutRequest, LogLine,
+    LogsRequest, Mount, PlanReply, RebootReply, RebootRequest, StatusReply, StatusRequest,
 };
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -19,6 +19,7 @@ use tonic::{Request, Response, Status};
 
 use crate::jobs::{run_blocking, JobSlot};
 
+mod boot;
 mod layout;
 
 /// State shared by every request.
@@ -30,6 +31,8 @@ pub struct AgentState {
     pub boot_to_serve_ms: AtomicU64,
     pub root: PathBuf,
     pub jobs: JobSlot,
+    /// Set when a bootloader install failed: Reboot is refused unless forced.
+    pub bootloader_failure: std::sync::Mutex<Option<String>>,
 }
 
 impl AgentState {
@@ -41,6 +44,7 @@ impl AgentState {
             boot_to_serve_ms: AtomicU64::new(0),
             root,
             jobs: JobSlot::default(),
+            bootloader_failure: std::sync::Mutex::new(None),
         })
     }
 }
@@ -124,5 +128,20 @@ impl Agent for AgentService {
         req: Request<LayoutRequest>,
     ) -> Result<Response<Self::ApplyLayoutStream>, Status> {
         Ok(Response::new(self.apply_layout_impl(req.into_inner())?))
+    }
+
+    type InstallBootloaderStream = ReceiverStream<Result<JobEvent, Status>>;
+
+    async fn install_bootloader(
+        &self,
+        req: Request<BootloaderRequest>,
+    ) -> Result<Response<Self::InstallBootloaderStream>, Status> {
+        Ok(Response::new(
+            self.install_bootloader_impl(req.into_inner())?,
+        ))
+    }
+
+    async fn reboot(&self, req: Request<RebootRequest>) -> Result<Response<RebootReply>, Status> {
+        Ok(Response::new(self.reboot_impl(req.into_inner()).await?))
     }
 }
