@@ -11,8 +11,8 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use ::bootspec::v1::{BootSpecV1, GenerationV1};
 use ::bootspec::generation::Generation;
+use ::bootspec::v1::{BootSpecV1, GenerationV1};
 use ::bootspec::BootJson;
 
 /// Where NixOS keeps the current system generation.

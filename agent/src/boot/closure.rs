@@ -38,7 +38,10 @@ fn exists(root: &Path, p: &Path) -> bool {
 }
 
 /// The programs the closure installer runs, with a description each.
-pub fn programs(root: &Path, toplevel: &Path) -> Result<Vec<(String, Program)>, ClosureInstallError> {
+pub fn programs(
+    root: &Path,
+    toplevel: &Path,
+) -> Result<Vec<(String, Program)>, ClosureInstallError> {
     let stc = toplevel.join("bin/switch-to-configuration");
     if !exists(root, &stc) {
         return Err(ClosureInstallError::NoInstaller {
@@ -49,7 +52,10 @@ pub fn programs(root: &Path, toplevel: &Path) -> Result<Vec<(String, Program)>, 
     let activate = toplevel.join("activate");
     if exists(root, &activate) {
         v.push((
-            format!("Activate {} in the root (as nixos-enter)", toplevel.display()),
+            format!(
+                "Activate {} in the root (as nixos-enter)",
+                toplevel.display()
+            ),
             Program {
                 path: activate,
                 args: vec![],
@@ -156,12 +162,11 @@ pub fn install_with_closure(
             }
         }
     };
-    let statuses = run_in_root(opts, &programs, &mut on_msg).map_err(|source| {
-        ClosureInstallError::Enter {
+    let statuses =
+        run_in_root(opts, &programs, &mut on_msg).map_err(|source| ClosureInstallError::Enter {
             root: opts.root.clone(),
             source,
-        }
-    })?;
+        })?;
     match statuses.get(last) {
         Some(st) if st.success() => Ok(()),
         Some(st) => Err(ClosureInstallError::Failed {

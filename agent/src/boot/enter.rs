@@ -85,7 +85,8 @@ impl EnterOptions {
 }
 
 /// PATH inside the installed system, as NixOS sets it up.
-const NIXOS_PATH: &str = "/run/wrappers/bin:/run/current-system/sw/bin:/nix/var/nix/profiles/system/sw/bin";
+const NIXOS_PATH: &str =
+    "/run/wrappers/bin:/run/current-system/sw/bin:/nix/var/nix/profiles/system/sw/bin";
 
 fn prepare(root: &Path) -> Result<(), EnterError> {
     if !root.join("etc/NIXOS").exists() {

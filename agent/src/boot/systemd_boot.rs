@@ -34,7 +34,9 @@ pub enum SystemdBootError {
     },
     #[error("No systemd-boot EFI binary for system '{0}'")]
     Arch(String),
-    #[error("{esp} is not a mounted vfat ESP (filesystem type {fs_type:#x}); mount the layout first")]
+    #[error(
+        "{esp} is not a mounted vfat ESP (filesystem type {fs_type:#x}); mount the layout first"
+    )]
     NotVfat { esp: PathBuf, fs_type: i64 },
     #[error("Cannot inspect the ESP at {esp}")]
     Statfs {
@@ -147,7 +149,9 @@ pub fn plan_esp(
     let arch = efi_arch(&spec.system).ok_or_else(|| SystemdBootError::Arch(spec.system.clone()))?;
     let efi = closure(
         "the systemd-boot EFI binary",
-        &toplevel.join(format!("systemd/lib/systemd/boot/efi/systemd-boot{arch}.efi")),
+        &toplevel.join(format!(
+            "systemd/lib/systemd/boot/efi/systemd-boot{arch}.efi"
+        )),
     )?;
     let (kname, kfile) = named("the kernel", &spec.kernel)?;
     let initrd = match &spec.initrd {

@@ -119,39 +119,43 @@ impl AgentService {
             PathBuf::from(&req.esp)
         };
         let this = self.clone();
-        Ok(stream_job("install-bootloader", guard, move |emit: Emit<'_>| {
-            let toplevel = (!req.toplevel.is_empty()).then(|| PathBuf::from(&req.toplevel));
-            let timeout = req.loader_timeout_secs.unwrap_or(DEFAULT_LOADER_TIMEOUT);
-            let fail = |what: &str, e: &dyn std::error::Error| {
-                let msg = format!("{BOOTLOADER_FAILED}: {what}: {}", error_chain(e));
-                if !req.plan_only {
-                    this.set_boot_failure(Some(msg.clone()));
+        Ok(stream_job(
+            "install-bootloader",
+            guard,
+            move |emit: Emit<'_>| {
+                let toplevel = (!req.toplevel.is_empty()).then(|| PathBuf::from(&req.toplevel));
+                let timeout = req.loader_timeout_secs.unwrap_or(DEFAULT_LOADER_TIMEOUT);
+                let fail = |what: &str, e: &dyn std::error::Error| {
+                    let msg = format!("{BOOTLOADER_FAILED}: {what}: {}", error_chain(e));
+                    if !req.plan_only {
+                        this.set_boot_failure(Some(msg.clone()));
+                    }
+                    Status::aborted(msg)
+                };
+                let plan = boot::plan_bootloader(&root, toplevel.as_deref(), policy, &esp, timeout)
+                    .map_err(|e| fail("planning", &e))?;
+                let description = plan.describe();
+                tracing::info!("{description}");
+                for line in description.lines() {
+                    emit(job_event(&BootEvent::Output(line.to_string())));
                 }
-                Status::aborted(msg)
-            };
-            let plan = boot::plan_bootloader(&root, toplevel.as_deref(), policy, &esp, timeout)
-                .map_err(|e| fail("planning", &e))?;
-            let description = plan.describe();
-            tracing::info!("{description}");
-            for line in description.lines() {
-                emit(job_event(&BootEvent::Output(line.to_string())));
-            }
-            if req.plan_only {
-                return Ok(format!(
-                    "plan: {} for {}",
-                    plan.method_name(),
-                    plan.toplevel.display()
-                ));
-            }
-            let mut on_event = |e: BootEvent| {
-                tracing::info!("{e}");
-                emit(job_event(&e));
-            };
-            let summary = boot::install_bootloader(&plan, true, &mut on_event)
-                .map_err(|e| fail("installing", &e))?;
-            this.set_boot_failure(None);
-            Ok(format!("{}: {summary}", plan.method_name()))
-        }))
+                if req.plan_only {
+                    return Ok(format!(
+                        "plan: {} for {}",
+                        plan.method_name(),
+                        plan.toplevel.display()
+                    ));
+                }
+                let mut on_event = |e: BootEvent| {
+                    tracing::info!("{e}");
+                    emit(job_event(&e));
+                };
+                let summary = boot::install_bootloader(&plan, true, &mut on_event)
+                    .map_err(|e| fail("installing", &e))?;
+                this.set_boot_failure(None);
+                Ok(format!("{}: {summary}", plan.method_name()))
+            },
+        ))
     }
 
     pub(super) async fn reboot_impl(&self, req: RebootRequest) -> Result<RebootReply, Status> {
@@ -178,9 +182,7 @@ impl AgentService {
         let swapoff = self.state.pid1;
         let report = run_blocking("reboot", move || boot::prepare_reboot(&root, swapoff))
             .await?
-            .map_err(|e| {
-                Status::internal(format!("{REBOOT_REFUSED}: {}", error_chain(&e)))
-            })?;
+            .map_err(|e| Status::internal(format!("{REBOOT_REFUSED}: {}", error_chain(&e))))?;
         for (m, why) in &report.refused {
             tracing::warn!("{} refused to unmount: {why}", m.display());
         }
