@@ -155,6 +155,9 @@ pub async fn serve(opts: &ServeOptions, state: Arc<AgentState>) -> Result<(), Se
         AgentServer::new(AgentService::new(state)).max_decoding_message_size(MAX_MESSAGE_BYTES);
     tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
+        // Large windows keep a high-latency link full while the closure streams.
+        .initial_stream_window_size(Some(8 << 20))
+        .initial_connection_window_size(Some(16 << 20))
         .layer(tower::ServiceBuilder::new().map_response(log_error_replies))
         .add_service(service)
         .serve_with_incoming(ReceiverStream::new(rx).map(Ok::<_, std::io::Error>))

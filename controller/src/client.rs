@@ -53,6 +53,8 @@ pub fn endpoint(addr: &str, tls_dir: &Path) -> Result<Endpoint, ClientError> {
         .map_err(|_| ClientError::Address(addr.to_string()))?
         .connect_timeout(Duration::from_secs(5))
         .http2_keep_alive_interval(Duration::from_secs(20))
+        .initial_stream_window_size(Some(8 << 20))
+        .initial_connection_window_size(Some(16 << 20))
         .tls_config(tls)
         .map_err(|e| ClientError::Tls(addr.to_string(), e))
 }

@@ -6,10 +6,10 @@
 mod boot;
 mod certs;
 mod client;
+mod closure;
 mod disk;
 mod image;
-// The nix plumbing is wired into `install`; until then parts are unused.
-#[allow(dead_code, unused_imports)]
+mod install;
 mod nix;
 mod render;
 
@@ -72,6 +72,35 @@ enum Command {
     /// The disk layout (disko's `disko.devices`): plan it, or apply it through an agent.
     #[command(subcommand)]
     Disk(DiskCommand),
+    /// Install NixOS through a running agent: partition and format (disko), then
+    /// stream the system closure (install). `--phases` picks some; a re-run
+    /// skips what is already done.
+    Install {
+        #[command(flatten)]
+        agent: AgentArgs,
+        /// The configuration, REF#NAME: builds nixosConfigurations.NAME.config.system.build.toplevel
+        /// and evaluates its disko.devices.
+        #[arg(long, conflicts_with = "system")]
+        flake: Option<String>,
+        /// An already built system (a /nix/store path) instead of --flake.
+        #[arg(long)]
+        system: Option<String>,
+        /// The disko.devices JSON, instead of evaluating the flake's.
+        #[arg(long)]
+        layout: Option<PathBuf>,
+        /// Put the layout's disk NAME on the target's device PATH; repeatable.
+        #[arg(long = "disk", value_name = "NAME=PATH")]
+        disks: Vec<String>,
+        /// Phases to run (comma-separated).
+        #[arg(long, value_delimiter = ',', default_values = ["disko", "install"])]
+        phases: Vec<install::Phase>,
+        /// Do not ask before destroying data.
+        #[arg(long)]
+        yes: bool,
+        /// Machine-readable progress (JSON lines) and summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// The agent's RAM image (kernel + initrd with the agent as /init).
     #[command(subcommand)]
     Image(ImageCommand),
@@ -233,6 +262,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             certs::init(&dir, &label, force)?;
             println!("Created a landfall session in {}", dir.display());
             println!("  the agent needs ca.pem, agent.pem, agent.key; keep ca.key and controller.key private");
+        }
+        Command::Install {
+            agent,
+            flake,
+            system,
+            layout,
+            disks,
+            phases,
+            yes,
+            json,
+        } => {
+            let mut c = connect(&agent).await?;
+            install::run(
+                &mut c,
+                install::InstallArgs {
+                    flake,
+                    system,
+                    layout,
+                    disks,
+                    phases,
+                    yes,
+                    json,
+                },
+            )
+            .await?;
         }
         Command::Disk(DiskCommand::Plan {
             layout,

@@ -30,7 +30,7 @@ fn or_dash(s: &str) -> &str {
 pub fn inventory(inv: &InventoryReply) -> String {
     let mut out = String::new();
     let fw = inv.firmware.clone().unwrap_or_default();
-    let mem = inv.memory.clone().unwrap_or_default();
+    let mem = inv.memory.unwrap_or_default();
     let cpu = inv.cpu.clone().unwrap_or_default();
     out += &format!(
         "Machine   {} · kernel {} · firmware {}{} · {} CPU ({}) · memory {} ({} available) · agent {}\n\n",

@@ -3,6 +3,7 @@
 //!
 //! Nothing here may depend on Linux-only code: the controller builds on macOS too.
 
+pub mod closure;
 pub mod layout;
 pub mod nar;
 pub mod tlsnames;

@@ -104,7 +104,7 @@ fn agent_image_boots_and_serves_inventory_over_mtls() {
 
     let disk = sparse_image(&dir.join("nvme.img"), 2 << 30).unwrap();
     let mut vm = VmBuilder::new("agent")
-        .kernel(&image.join("bzImage"), "console=ttyS0 panic=-1")
+        .kernel(image.join("bzImage"), "console=ttyS0 panic=-1")
         .initrd(image.join("initrd"))
         .memory_mib(256)
         .disk(Disk::nvme(disk).serial("landfall-test-0"))

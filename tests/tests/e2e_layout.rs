@@ -64,7 +64,7 @@ fn seed_layout_is_applied_to_the_vms_nvme_disk_and_mounted() {
     ]);
     let disk = sparse_image(&dir.join("nvme.img"), 4 << 30).unwrap();
     let mut vm = VmBuilder::new("agent")
-        .kernel(&image.join("bzImage"), "console=ttyS0 panic=-1")
+        .kernel(image.join("bzImage"), "console=ttyS0 panic=-1")
         .initrd(image.join("initrd"))
         .memory_mib(256)
         .disk(Disk::nvme(disk).serial("landfall-test-0"))

@@ -15,6 +15,7 @@ pub const FILESYSTEM_MODULES: &[&str] = &[
     "ext4",
     "vfat",
     "nls_cp437",
+    "nls_ascii",
     "nls_iso8859_1",
     "nls_utf8",
     "efivarfs",

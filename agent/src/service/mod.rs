@@ -10,8 +10,9 @@ use std::time::Instant;
 use futures::{Stream, StreamExt};
 use landfall_proto::v1::agent_server::Agent;
 use landfall_proto::v1::{
-    BootloaderRequest, InventoryReply, InventoryRequest, JobEvent, LayoutRequest, LogLine,
-    LogsRequest, Mount, PlanReply, RebootReply, RebootRequest, StatusReply, StatusRequest,
+    BootloaderRequest, ClosureChunk, InventoryReply, InventoryRequest, JobEvent, LayoutRequest,
+    LogLine, LogsRequest, Mount, PlanReply, QueryMissingReply, QueryMissingRequest, RebootReply,
+    RebootRequest, StatusReply, StatusRequest,
 };
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -20,6 +21,7 @@ use tonic::{Request, Response, Status};
 use crate::jobs::{run_blocking, JobSlot};
 
 mod boot;
+mod closure;
 mod layout;
 
 /// State shared by every request.
@@ -128,6 +130,24 @@ impl Agent for AgentService {
         req: Request<LayoutRequest>,
     ) -> Result<Response<Self::ApplyLayoutStream>, Status> {
         Ok(Response::new(self.apply_layout_impl(req.into_inner())?))
+    }
+
+    async fn query_missing(
+        &self,
+        req: Request<QueryMissingRequest>,
+    ) -> Result<Response<QueryMissingReply>, Status> {
+        Ok(Response::new(
+            self.query_missing_impl(req.into_inner()).await?,
+        ))
+    }
+
+    type PutClosureStream = ReceiverStream<Result<JobEvent, Status>>;
+
+    async fn put_closure(
+        &self,
+        req: Request<tonic::Streaming<ClosureChunk>>,
+    ) -> Result<Response<Self::PutClosureStream>, Status> {
+        Ok(Response::new(self.put_closure_impl(req.into_inner())?))
     }
 
     type InstallBootloaderStream = ReceiverStream<Result<JobEvent, Status>>;

@@ -14,7 +14,6 @@ pub mod fixture;
 #[cfg(test)]
 mod tests;
 
-pub use build::{FlakeTarget, FlakeTargetError};
-pub use closure::{ClosureError, ClosureSource};
-pub use command::{Nix, NixError};
-pub use disko::FILTER_INTERNAL_ATTRS;
+pub use build::FlakeTarget;
+pub use closure::ClosureSource;
+pub use command::Nix;

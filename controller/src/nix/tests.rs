@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use landfall_proto::nar::StorePath;
 
+use super::command::NixError;
 use super::fixture::{build_office_fixture, BuiltFixture, FixtureOptions, NIX_CONFIG};
 use super::*;
 

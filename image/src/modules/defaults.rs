@@ -39,6 +39,7 @@ pub const DEFAULT_MODULES: &[&str] = &[
     "ext4",
     "vfat",
     "nls_cp437",
+    "nls_ascii",
     "nls_iso8859-1",
     "nls_utf8",
     "crc32c_generic",
