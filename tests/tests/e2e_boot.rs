@@ -236,6 +236,9 @@ fn boot_installed(dir: TestDir, disk: &Path, toplevel: &str) -> String {
     let console = vm.console().output();
     assert_eq!(verdict.text, "LANDFALL-STORE-CHECK: OK", "{console}");
     assert!(vm.wait_exit(Duration::from_secs(60)).unwrap().success());
+    for l in console.lines().filter(|l| l.contains("LANDFALL-")) {
+        eprintln!("installed system: {l}");
+    }
     eprintln!(
         "installed disk under OVMF ({:?}): qemu start to stage 1 {stage1:.1?}, to stage 2 {stage2:.1?}, to poweroff {:.1?}",
         vm.accel(),

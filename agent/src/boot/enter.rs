@@ -71,7 +71,9 @@ pub struct Program {
 #[derive(Debug, Clone)]
 pub struct EnterOptions {
     pub root: PathBuf,
-    /// Mount efivarfs at /sys/firmware/efi/efivars (default: when /sys/firmware/efi exists).
+    /// Mount efivarfs at /sys/firmware/efi/efivars in the root (default: when
+    /// booted with UEFI and the agent has not mounted it itself — then the
+    /// bind of /sys carries it).
     pub efivarfs: bool,
 }
 
@@ -79,7 +81,12 @@ impl EnterOptions {
     pub fn new(root: &Path) -> Self {
         Self {
             root: root.to_path_buf(),
-            efivarfs: Path::new("/sys/firmware/efi").exists(),
+            efivarfs: Path::new("/sys/firmware/efi").exists()
+                && !crate::disk::mounting::is_mounted(
+                    Path::new("/sys/firmware/efi/efivars"),
+                    "efivarfs",
+                )
+                .unwrap_or(false),
         }
     }
 }
@@ -151,21 +158,22 @@ fn enter(opts: &EnterOptions) -> Result<(), EnterError> {
     bind("/sys", root)?;
     if opts.efivarfs {
         let target = root.join("sys/firmware/efi/efivars");
-        // Already there when the agent mounted it (the rbind of /sys carries it).
-        let mounted = crate::disk::mounting::is_mounted(&target, "efivarfs").unwrap_or(false);
-        if !mounted && target.is_dir() {
-            mount(
-                Some("efivarfs"),
-                &target,
-                Some("efivarfs"),
-                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                None::<&str>,
-            )
-            .map_err(|source| EnterError::Mount {
-                what: "efivarfs".into(),
-                target: target.clone(),
-                source,
-            })?;
+        match mount(
+            Some("efivarfs"),
+            &target,
+            Some("efivarfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            None::<&str>,
+        ) {
+            // EBUSY: the one efivarfs instance is already there.
+            Ok(()) | Err(nix::Error::EBUSY) => {}
+            Err(source) => {
+                return Err(EnterError::Mount {
+                    what: "efivarfs".into(),
+                    target,
+                    source,
+                })
+            }
         }
     }
     let run = root.join("run");
