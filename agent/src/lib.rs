@@ -4,6 +4,7 @@
 //! Layers: `sys` (one module per kernel interface) → engines (plain Rust values
 //! in, typed errors out; no gRPC) → `service` (the tonic service, thin).
 
+pub mod boot;
 pub mod disk;
 pub mod fs;
 pub mod init;

@@ -3,6 +3,7 @@
 //! This binary is the laptop half: it makes session certificates, builds the
 //! agent's RAM image, and drives the agent over gRPC with mutual TLS.
 
+mod boot;
 mod certs;
 mod client;
 mod closure;
@@ -84,6 +85,48 @@ enum Command {
     /// Boot the agent's RAM image on a Linux machine reachable over SSH (kexec),
     /// then wait for the agent to answer over mutual TLS.
     Kexec(kexec::KexecArgs),
+    /// Install the bootloader into the target's installed root: native systemd-boot
+    /// from the closure's boot.json, or the closure's own switch-to-configuration.
+    Bootloader {
+        #[command(flatten)]
+        agent: AgentArgs,
+        /// auto (the closure's installer if it has one, else systemd-boot), systemd-boot,
+        /// closure or none.
+        #[arg(long, default_value = "auto")]
+        policy: String,
+        /// The system to boot (default: the root's /nix/var/nix/profiles/system).
+        #[arg(long)]
+        toplevel: Option<String>,
+        /// The installed root on the target (default: the agent's root, /mnt).
+        #[arg(long)]
+        root: Option<String>,
+        /// systemd-boot's menu timeout in seconds (default 5, as NixOS).
+        #[arg(long)]
+        loader_timeout: Option<u32>,
+        /// Only show what would be done.
+        #[arg(long)]
+        plan: bool,
+    },
+    /// Unmount the target's installed root and reboot it; then wait for its SSH server.
+    Reboot {
+        #[command(flatten)]
+        agent: AgentArgs,
+        /// Do not wait for the machine to come back.
+        #[arg(long)]
+        no_wait: bool,
+        /// Where the rebooted machine's SSH answers: PORT on the agent's host, or HOST:PORT.
+        #[arg(long, default_value = "22")]
+        ssh_port: String,
+        /// How long to wait for SSH (seconds).
+        #[arg(long, default_value_t = 600)]
+        wait_timeout: u64,
+        /// Reboot even though the bootloader install failed.
+        #[arg(long)]
+        force: bool,
+        /// Only sync and unmount; do not reboot.
+        #[arg(long)]
+        unmount_only: bool,
+    },
     /// Print a running agent's log (`--follow` to keep printing new lines).
     Logs {
         #[command(flatten)]
@@ -306,6 +349,51 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Kexec(a) => kexec::run_kexec(a).await?,
+        Command::Bootloader {
+            agent,
+            policy,
+            toplevel,
+            root,
+            loader_timeout,
+            plan,
+        } => {
+            let mut c = connect(&agent).await?;
+            let req = landfall_proto::v1::BootloaderRequest {
+                toplevel: toplevel.unwrap_or_default(),
+                policy: boot::parse_policy(&policy)? as i32,
+                root: root.unwrap_or_default(),
+                plan_only: plan,
+                loader_timeout_secs: loader_timeout,
+                ..Default::default()
+            };
+            println!("{}", boot::install_bootloader(&mut c, req).await?);
+        }
+        Command::Reboot {
+            agent,
+            no_wait,
+            ssh_port,
+            wait_timeout,
+            force,
+            unmount_only,
+        } => {
+            let ssh = boot::ssh_address(&agent.agent, &ssh_port)?;
+            let mut c = connect(&agent).await?;
+            let req = landfall_proto::v1::RebootRequest {
+                unmount_only,
+                force,
+                ..Default::default()
+            };
+            let reply = boot::reboot(&mut c, req).await?;
+            print!("{}", boot::describe_reboot(&reply));
+            if reply.rebooting && !no_wait {
+                tokio::time::sleep(Duration::from_millis(reply.delay_ms as u64 + 2000)).await;
+                let took = boot::wait_for_ssh(&ssh, Duration::from_secs(wait_timeout)).await?;
+                println!(
+                    "The machine is back: SSH answers at {ssh} {:.1} s after the reboot",
+                    took.as_secs_f64() + reply.delay_ms as f64 / 1000.0 + 2.0
+                );
+            }
+        }
         Command::Logs { agent, follow } => {
             let mut c = connect(&agent).await?;
             let mut stream = c

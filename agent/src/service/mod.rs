@@ -10,8 +10,9 @@ use std::time::Instant;
 use futures::{Stream, StreamExt};
 use landfall_proto::v1::agent_server::Agent;
 use landfall_proto::v1::{
-    ClosureChunk, InventoryReply, InventoryRequest, JobEvent, LayoutRequest, LogLine, LogsRequest,
-    Mount, PlanReply, QueryMissingReply, QueryMissingRequest, StatusReply, StatusRequest,
+    BootloaderRequest, ClosureChunk, InventoryReply, InventoryRequest, JobEvent, LayoutRequest,
+    LogLine, LogsRequest, Mount, PlanReply, QueryMissingReply, QueryMissingRequest, RebootReply,
+    RebootRequest, StatusReply, StatusRequest,
 };
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -19,6 +20,7 @@ use tonic::{Request, Response, Status};
 
 use crate::jobs::{run_blocking, JobSlot};
 
+mod boot;
 mod closure;
 mod layout;
 
@@ -31,6 +33,8 @@ pub struct AgentState {
     pub boot_to_serve_ms: AtomicU64,
     pub root: PathBuf,
     pub jobs: JobSlot,
+    /// Set when a bootloader install failed: Reboot is refused unless forced.
+    pub bootloader_failure: std::sync::Mutex<Option<String>>,
 }
 
 impl AgentState {
@@ -42,6 +46,7 @@ impl AgentState {
             boot_to_serve_ms: AtomicU64::new(0),
             root,
             jobs: JobSlot::default(),
+            bootloader_failure: std::sync::Mutex::new(None),
         })
     }
 }
@@ -143,5 +148,20 @@ impl Agent for AgentService {
         req: Request<tonic::Streaming<ClosureChunk>>,
     ) -> Result<Response<Self::PutClosureStream>, Status> {
         Ok(Response::new(self.put_closure_impl(req.into_inner())?))
+    }
+
+    type InstallBootloaderStream = ReceiverStream<Result<JobEvent, Status>>;
+
+    async fn install_bootloader(
+        &self,
+        req: Request<BootloaderRequest>,
+    ) -> Result<Response<Self::InstallBootloaderStream>, Status> {
+        Ok(Response::new(
+            self.install_bootloader_impl(req.into_inner())?,
+        ))
+    }
+
+    async fn reboot(&self, req: Request<RebootRequest>) -> Result<Response<RebootReply>, Status> {
+        Ok(Response::new(self.reboot_impl(req.into_inner()).await?))
     }
 }

@@ -37,6 +37,12 @@ pub struct FixtureOptions {
     pub kernel_params: Vec<String>,
     /// Makes `bin/switch-to-configuration` fail, to test a failing bootloader installer.
     pub bootloader_fails: bool,
+    /// The kernel's modules folder (`lib/modules/<version>`); `None` finds the
+    /// cached Debian kernel's, next to its image.
+    pub modules: Option<PathBuf>,
+    /// Modules stage 1 loads (with their dependencies, in order) to find and
+    /// mount the root: NVMe, ext4 and the crc32c ext4's checksums ask for.
+    pub stage1_modules: Vec<String>,
 }
 
 impl Default for FixtureOptions {
@@ -51,6 +57,8 @@ impl Default for FixtureOptions {
                 "loglevel=4".into(),
             ],
             bootloader_fails: false,
+            modules: None,
+            stage1_modules: vec!["nvme".into(), "ext4".into(), "crc32c_generic".into()],
         }
     }
 }
@@ -138,6 +146,99 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), FixtureError> {
     Ok(())
 }
 
+/// The cached Debian kernel's modules folder: `<kernel>/../../lib/modules/<version>`.
+fn find_modules(kernel: &Path) -> Result<PathBuf, FixtureError> {
+    let base = kernel
+        .parent()
+        .and_then(|b| b.parent())
+        .map(|p| p.join("lib/modules"))
+        .unwrap_or_default();
+    fs::read_dir(&base)
+        .ok()
+        .and_then(|mut d| d.find_map(|e| e.ok().map(|e| e.path())))
+        .ok_or_else(|| {
+            FixtureError::Missing(format!(
+                "no kernel modules in {}: run scripts/fetch-kernel.sh",
+                base.display()
+            ))
+        })
+}
+
+fn module_key(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+/// Every `.ko` under `dir`, by module name (`-` and `_` alike).
+fn index_modules(dir: &Path, out: &mut std::collections::BTreeMap<String, PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            index_modules(&p, out);
+        } else if let Some(n) = p.file_name().and_then(|n| n.to_str()) {
+            if let Some(stem) = n.strip_suffix(".ko") {
+                out.insert(module_key(stem), p.clone());
+            }
+        }
+    }
+}
+
+/// The `depends=` list of an uncompressed module's .modinfo.
+fn module_depends(ko: &[u8]) -> Vec<String> {
+    let key = b"depends=";
+    ko.windows(key.len())
+        .position(|w| w == key)
+        .map(|i| {
+            let rest = &ko[i + key.len()..];
+            let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+            String::from_utf8_lossy(&rest[..end])
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(module_key)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Copies `wanted` and their dependencies to `dest/<name>.ko`, and writes
+/// `dest/load-order` (dependencies first) for stage 1's insmod.
+fn copy_stage1_modules(modules: &Path, wanted: &[String], dest: &Path) -> Result<(), FixtureError> {
+    let mut index = std::collections::BTreeMap::new();
+    index_modules(&modules.join("kernel"), &mut index);
+    let mut order: Vec<String> = Vec::new();
+    fn visit(
+        name: &str,
+        index: &std::collections::BTreeMap<String, PathBuf>,
+        order: &mut Vec<String>,
+        dest: &Path,
+        depth: usize,
+    ) -> Result<(), FixtureError> {
+        let key = module_key(name);
+        if order.contains(&key) || depth > 32 {
+            return Ok(());
+        }
+        let src = index.get(&key).ok_or_else(|| {
+            FixtureError::Missing(format!("kernel module {name} (is it built in? not a .ko?)"))
+        })?;
+        let bytes = fs::read(src).map_err(|e| FixtureError::Io(src.clone(), e))?;
+        for d in module_depends(&bytes) {
+            visit(&d, index, order, dest, depth + 1)?;
+        }
+        let to = dest.join(format!("{key}.ko"));
+        fs::write(&to, &bytes).map_err(|e| FixtureError::Io(to, e))?;
+        order.push(key);
+        Ok(())
+    }
+    fs::create_dir_all(dest).map_err(|e| FixtureError::Io(dest.to_path_buf(), e))?;
+    for w in wanted {
+        visit(w, &index, &mut order, dest, 0)?;
+    }
+    let list = dest.join("load-order");
+    fs::write(&list, order.join("\n") + "\n").map_err(|e| FixtureError::Io(list, e))
+}
+
 /// Lays out the office flake in `dest` (created): the committed files plus
 /// `bb/busybox`, `kernel/{bzImage,version}`, optional `efi/systemd-bootx64.efi`
 /// and `fixture-options.json`.
@@ -161,6 +262,11 @@ pub fn lay_out_office_flake(dest: &Path, opts: &FixtureOptions) -> Result<(), Fi
         .unwrap_or("unknown")
         .to_owned();
     copy(&kernel, &dest.join("kernel/bzImage"))?;
+    let modules = match &opts.modules {
+        Some(m) => m.clone(),
+        None => find_modules(&kernel)?,
+    };
+    copy_stage1_modules(&modules, &opts.stage1_modules, &dest.join("kernel/modules"))?;
     let write = |p: PathBuf, data: String| fs::write(&p, data).map_err(|e| FixtureError::Io(p, e));
     write(dest.join("kernel/version"), format!("{version}\n"))?;
     if let Some(efi) = &opts.systemd_boot_efi {
