@@ -28,10 +28,18 @@ pub enum Phase {
     Disko,
     /// Stream the system closure into the new store, verified and registered.
     Install,
+    /// Install the bootloader (native systemd-boot, or the closure's own installer).
+    Bootloader,
+    /// Unmount and reboot into the installed system; wait for its SSH server.
+    Reboot,
 }
 
 /// What to install.
 pub struct InstallArgs {
+    pub bootloader: String,
+    /// Where the rebooted machine's SSH answers (HOST:PORT); None = do not wait.
+    pub wait_ssh: Option<String>,
+    pub wait_secs: u64,
     pub flake: Option<String>,
     pub system: Option<String>,
     pub layout: Option<PathBuf>,
@@ -57,6 +65,7 @@ fn evaluate(a: &InstallArgs) -> anyhow::Result<Evaluated> {
     let nix = Nix::new();
     let needs_layout = a.phases.contains(&Phase::Disko);
     let needs_system = a.phases.contains(&Phase::Install);
+    let needs_toplevel = needs_system || a.phases.contains(&Phase::Bootloader);
     let mut out = Evaluated {
         toplevel: None,
         layout_json: None,
@@ -82,7 +91,7 @@ fn evaluate(a: &InstallArgs) -> anyhow::Result<Evaluated> {
                 .context("Evaluating the disk layout failed")?;
             out.layout_json = Some(v.to_string());
         }
-        if needs_system && out.toplevel.is_none() {
+        if needs_toplevel && out.toplevel.is_none() {
             eprintln!("Building {}'s system (nix build) …", flake);
             out.toplevel = Some(
                 nix.build_toplevel(&target)
@@ -172,6 +181,39 @@ pub async fn run(
                 );
                 report.closure = Some(s);
             }
+            Phase::Bootloader => {
+                eprintln!("== bootloader ({})", a.bootloader);
+                let req = landfall_proto::v1::BootloaderRequest {
+                    toplevel: ev
+                        .toplevel
+                        .as_ref()
+                        .map(|t| t.to_string())
+                        .unwrap_or_default(),
+                    policy: crate::boot::parse_policy(&a.bootloader)? as i32,
+                    ..Default::default()
+                };
+                eprintln!("{}", crate::boot::install_bootloader(client, req).await?);
+            }
+            Phase::Reboot => {
+                eprintln!("== reboot");
+                let reply =
+                    crate::boot::reboot(client, landfall_proto::v1::RebootRequest::default())
+                        .await?;
+                eprint!("{}", crate::boot::describe_reboot(&reply));
+                if let (true, Some(ssh)) = (reply.rebooting, &a.wait_ssh) {
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        reply.delay_ms as u64 + 2000,
+                    ))
+                    .await;
+                    let took =
+                        crate::boot::wait_for_ssh(ssh, std::time::Duration::from_secs(a.wait_secs))
+                            .await?;
+                    eprintln!(
+                        "The machine is back: SSH answers at {ssh} after {:.1} s",
+                        took.as_secs_f64() + 2.0
+                    );
+                }
+            }
         }
         report.phases.push((
             format!("{phase:?}").to_lowercase(),
@@ -243,8 +285,16 @@ pub struct InstallCli {
     #[arg(long = "disk", value_name = "NAME=PATH")]
     pub disks: Vec<String>,
     /// Phases to run (comma-separated); kexec runs only with --target.
-    #[arg(long, value_delimiter = ',', default_values = ["kexec", "disko", "install"])]
+    #[arg(long, value_delimiter = ',', default_values = ["kexec", "disko", "install", "bootloader", "reboot"])]
     pub phases: Vec<Phase>,
+    /// The bootloader: auto (the closure's own installer when it has
+    /// bin/switch-to-configuration, else native systemd-boot from boot.json),
+    /// systemd-boot, closure or none.
+    #[arg(long, default_value = "auto")]
+    pub bootloader: String,
+    /// Do not wait for the machine to come back after the reboot.
+    #[arg(long)]
+    pub no_wait: bool,
     /// Do not ask before destroying data.
     #[arg(long)]
     pub yes: bool,
@@ -376,7 +426,27 @@ pub async fn run_cli(c: InstallCli) -> anyhow::Result<()> {
     let mut client =
         crate::client::connect_with_retry(&addr, &tls, std::time::Duration::from_secs(c.wait))
             .await?;
+    let wait_ssh = match (&c.target, c.no_wait) {
+        (Some(t), false) => {
+            let host = crate::kexec::default_agent_addr_of(&crate::kexec::SshArgs {
+                target: t.clone(),
+                port: None,
+                identity: None,
+                ssh_options: c.ssh_options.clone(),
+            });
+            let host = host
+                .rsplit_once(':')
+                .map(|(h, _)| h.to_string())
+                .unwrap_or(host);
+            Some(format!("{host}:{}", c.port.unwrap_or(22)))
+        }
+        _ => None,
+    };
+    crate::boot::parse_policy(&c.bootloader)?;
     let args = InstallArgs {
+        bootloader: c.bootloader.clone(),
+        wait_ssh,
+        wait_secs: c.wait,
         flake: c.flake,
         system: c.system,
         layout: c.layout,

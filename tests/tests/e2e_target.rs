@@ -1,8 +1,11 @@
 //! End to end, the command users run: `landfall install --target root@HOST` on a
-//! "rescue" VM reachable only by SSH (256 MiB) — kexec into the agent's image,
-//! the flake's disko layout, the closure — with the session kept in a per-target
-//! state folder. A second run finds the agent answering (no kexec), the layout
-//! applied (nothing destroyed) and the store complete (nothing sent).
+//! UEFI "rescue" VM reachable only by SSH (256 MiB) — kexec into the agent's
+//! image, the flake's disko layout, the closure — with the session kept in a
+//! per-target state folder. A second run finds the agent answering (no kexec),
+//! the layout applied (nothing destroyed) and the store complete (nothing sent),
+//! then installs the bootloader and reboots. Finally the disk boots by itself
+//! under OVMF: systemd-boot → the closure's kernel and stage 1 → stage 2 prints
+//! its marker and the verdict of checking its own store.
 
 #[path = "../../controller/src/nix/fixture.rs"]
 mod fixture;
@@ -12,7 +15,7 @@ use std::time::Duration;
 
 use landfall_tests::bins::{agent_static_bin, landfall_bin};
 use landfall_tests::rescue::{RescueImage, RescueNetwork, AGENT_PORT, SSHD_READY};
-use landfall_tests::{debian_kernel, sparse_image, TestDir};
+use landfall_tests::{debian_kernel, sparse_image, Disk, TestDir, VmBuilder};
 
 const NIX_CONFIG: &str =
     "experimental-features = nix-command flakes\nbuild-users-group =\nsandbox = false\nsubstituters =";
@@ -60,35 +63,48 @@ fn install_over_ssh_from_a_rescue_system() {
     );
     let rescue = RescueImage::build(&kernel, &dir, RescueNetwork::Static).unwrap();
     let disk = sparse_image(&dir.join("nvme.img"), 4 << 30).unwrap();
-    let mut vm = rescue.vm_builder(&kernel, &disk).start_in(tdir).unwrap();
+    let mut vm = rescue
+        .vm_builder(&kernel, &disk)
+        .ovmf()
+        .start_in(tdir)
+        .unwrap();
     vm.wait_for(SSHD_READY, Duration::from_secs(120)).unwrap();
     let port = vm.host_port(22).unwrap().to_string();
     let agent_addr = vm.forwarded_addr(AGENT_PORT).unwrap().to_string();
     let known_hosts = rescue.write_known_hosts(vm.host_port(22).unwrap()).unwrap();
     let kh = format!("UserKnownHostsFile={}", known_hosts.display());
     let flake = format!("{}#office", built.flake_ref);
-    let args = [
-        "install",
-        "--target",
-        "root@127.0.0.1",
-        "-p",
-        &port,
-        "-i",
-        rescue.client_key.to_str().unwrap(),
-        "--ssh-option",
-        &kh,
-        "--image",
-        image.to_str().unwrap(),
-        "--agent-addr",
-        &agent_addr,
-        "--flake",
-        &flake,
-        "--yes",
-        "--json",
-        "--wait",
-        "240",
-    ];
-    let out = landfall(&args, &state);
+    let args = |phases: &str| -> Vec<String> {
+        [
+            "install",
+            "--target",
+            "root@127.0.0.1",
+            "-p",
+            &port,
+            "-i",
+            rescue.client_key.to_str().unwrap(),
+            "--ssh-option",
+            &kh,
+            "--image",
+            image.to_str().unwrap(),
+            "--agent-addr",
+            &agent_addr,
+            "--flake",
+            &flake,
+            "--yes",
+            "--json",
+            "--wait",
+            "240",
+            "--phases",
+            phases,
+            "--no-wait",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let run = |a: Vec<String>| landfall(&a.iter().map(String::as_str).collect::<Vec<_>>(), &state);
+    let out = run(args("kexec,disko,install"));
     let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     eprintln!("FIGURE target install phases: {}", summary["phases"]);
     let phases: Vec<&str> = summary["phases"]
@@ -105,8 +121,8 @@ fn install_over_ssh_from_a_rescue_system() {
     let sessions: Vec<_> = std::fs::read_dir(&state).unwrap().collect();
     assert_eq!(sessions.len(), 1, "one state folder per target");
 
-    // The second run: no kexec, nothing destroyed, nothing sent.
-    let out = landfall(&args, &state);
+    // The second run: no kexec, nothing destroyed, nothing sent; then bootloader and reboot.
+    let out = run(args("kexec,disko,install,bootloader,reboot"));
     let again: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     let phases: Vec<&str> = again["phases"]
         .as_array()
@@ -114,7 +130,42 @@ fn install_over_ssh_from_a_rescue_system() {
         .iter()
         .map(|p| p[0].as_str().unwrap())
         .collect();
-    assert_eq!(phases, ["evaluate", "disko", "install", "total"], "{again}");
+    assert_eq!(
+        phases,
+        [
+            "evaluate",
+            "disko",
+            "install",
+            "bootloader",
+            "reboot",
+            "total"
+        ],
+        "{again}"
+    );
     assert_eq!(again["closure"]["sent_paths"], 0);
-    vm.quit(Duration::from_secs(20)).unwrap();
+    // The VM resets (qemu's direct kernel boot would bring the rescue system back); the disk is done.
+    vm.wait_for("reboot: Restarting system", Duration::from_secs(60))
+        .unwrap();
+    vm.kill();
+    let tdir = vm.into_test_dir();
+
+    // The installed disk boots by itself under OVMF.
+    let mut vm = VmBuilder::new("installed")
+        .ovmf()
+        .memory_mib(512)
+        .disk(Disk::nvme(dir.join("nvme.img")).serial("landfall-test-0"))
+        .start_in(tdir)
+        .unwrap();
+    vm.wait_for(
+        format!("LANDFALL-STAGE2: {}", built.toplevel).as_str(),
+        Duration::from_secs(400),
+    )
+    .unwrap();
+    let verdict = vm
+        .wait_for_any(
+            ["LANDFALL-STORE-CHECK: OK", "LANDFALL-STORE-CHECK: FAILED"],
+            Duration::from_secs(120),
+        )
+        .unwrap();
+    assert_eq!(verdict.text, "LANDFALL-STORE-CHECK: OK");
 }
