@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+cargo build --release -p landfall -p landfall-tests --bin landfall --bin landfall-demo
 export LANDFALL_AGENT_BIN=$PWD/target/x86_64-unknown-linux-musl/release/landfall-agent
 export LANDFALL_BIN=$PWD/target/release/landfall
 export LANDFALL_CACHE=${LANDFALL_CACHE:-$PWD/.cache}
 export NIX_CONFIG=${NIX_CONFIG:-$'experimental-features = nix-command flakes\nbuild-users-group =\nsandbox = false\nsubstituters ='}
-cargo run --release -q -p landfall-tests --bin landfall-demo -- "$@"
+exec target/release/landfall-demo "$@"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything landfall's build, tests and demo need on a fresh Debian 12 machine
 # (run as root): Debian packages, the musl target, the kernel the VMs boot, and
-# a build of the agent (static) and the controller.
+# a build of the static agent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +31,6 @@ rustup target list --installed | grep -qx x86_64-unknown-linux-musl || rustup ta
 kernel=$(scripts/fetch-kernel.sh)
 echo "setup: kernel in $kernel"
 
-echo "setup: building the static agent and the controller"
+echo "setup: building the static agent"
 cargo build --release --target x86_64-unknown-linux-musl -p landfall-agent
-cargo build --release -p landfall
 echo "setup: done"
