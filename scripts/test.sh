@@ -14,4 +14,6 @@ cargo fmt --all -- --check
 echo "test: cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "test: cargo test"
+# The end-to-end tests run the controller binary as users do.
+cargo build -p landfall
 cargo test --workspace -- --test-threads=2
