@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark: `landfall-agent mkfs ext4` against `mke2fs -q -F -t ext4` on the same
 # sparse files of 1 GiB, 64 GiB and 1 TiB, side by side with hyperfine, and print
-# the time ratio landfall/mke2fs per size (target: <= 1.0).
+# the time ratio landfall/mke2fs per size (target: <= 1.0), in two settings:
+#   fresh    — every run formats a new, empty sparse file (a new disk);
+#   reformat — every run formats the file the previous run of the same tool made.
 #
 #   bench/mkfs.sh                     # BENCH_DIR=/var/tmp/landfall-bench, 10 runs each
 #   BENCH_DIR=/some/dir RUNS=20 bench/mkfs.sh
@@ -9,7 +11,8 @@
 #
 # Needs: hyperfine (apt-get install -y hyperfine), e2fsprogs, python3.
 # Each run starts after `sync` (hyperfine --prepare) so neither tool pays for
-# the other's dirty pages. Both tools discard (punch out) the file first.
+# the other's dirty pages. Both tools discard old contents first (mke2fs punches
+# the whole file; landfall punches only data it will not overwrite).
 set -euo pipefail
 
 BENCH_DIR=${BENCH_DIR:-/var/tmp/landfall-bench}
@@ -31,25 +34,32 @@ mkdir -p "$BENCH_DIR"
 results=()
 for size in $SIZES; do
     img=$BENCH_DIR/mkfs-$size.img
-    rm -f "$img"
-    truncate -s "$size" "$img"
-    json=$BENCH_DIR/mkfs-$size.json
-    hyperfine --style basic --warmup 2 --runs "$RUNS" --prepare sync --export-json "$json" \
-        -n "landfall $size" "$AGENT mkfs ext4 $img" \
-        -n "mke2fs $size" "mke2fs -q -F -t ext4 $img"
-    results+=("$size:$json")
+    for mode in fresh reformat; do
+        if [ "$mode" = fresh ]; then
+            prepare="rm -f $img && truncate -s $size $img && sync"
+        else
+            prepare="sync"
+        fi
+        rm -f "$img"
+        truncate -s "$size" "$img"
+        json=$BENCH_DIR/mkfs-$size-$mode.json
+        hyperfine --style basic --warmup 2 --runs "$RUNS" --prepare "$prepare" --export-json "$json" \
+            -n "landfall $size $mode" "$AGENT mkfs ext4 $img" \
+            -n "mke2fs $size $mode" "mke2fs -q -F -t ext4 $img"
+        results+=("$size:$mode:$json")
+    done
     rm -f "$img"
 done
 
 echo
 python3 - "${results[@]}" <<'PY'
 import json, sys
-print(f"{'size':>6} | {'landfall (ms)':>15} | {'mke2fs (ms)':>15} | {'ratio':>6}")
-print("-" * 54)
+print(f"{'size':>5} | {'mode':>8} | {'landfall (ms)':>15} | {'mke2fs (ms)':>15} | {'ratio':>5}")
+print("-" * 62)
 for arg in sys.argv[1:]:
-    size, path = arg.split(":", 1)
+    size, mode, path = arg.split(":", 2)
     r = {x["command"].split()[0]: x for x in json.load(open(path))["results"]}
     lf, mk = r["landfall"], r["mke2fs"]
     fmt = lambda x: f"{x['mean']*1000:7.1f} ± {x['stddev']*1000:5.1f}"
-    print(f"{size:>6} | {fmt(lf):>15} | {fmt(mk):>15} | {lf['mean']/mk['mean']:6.2f}")
+    print(f"{size:>5} | {mode:>8} | {fmt(lf):>15} | {fmt(mk):>15} | {lf['mean']/mk['mean']:5.2f}")
 PY

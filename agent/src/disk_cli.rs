@@ -86,6 +86,14 @@ fn load(
     Ok((layout, disks))
 }
 
+/// The steps apply would take, each with its description.
+fn print_steps(plan: &landfall_proto::layout::Plan, opts: &ApplyOptions) {
+    println!("steps (each skipped when its work is already done):");
+    for (i, a) in disk::actions(plan, opts).iter().enumerate() {
+        println!("  {:>2}. {}", i + 1, a.description(plan));
+    }
+}
+
 fn print_event(e: &StepEvent) {
     eprintln!("{e}");
 }
@@ -114,6 +122,7 @@ pub fn run(args: &DiskArgs) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
             } else {
                 print!("{}", render(&plan, "/mnt"));
+                print_steps(&plan, &ApplyOptions::default());
             }
             Ok(())
         }
@@ -134,6 +143,7 @@ pub fn run(args: &DiskArgs) -> anyhow::Result<()> {
                 swapon: mount.swapon,
                 force: *force,
             };
+            print_steps(&plan, &opts);
             if (plan.is_destructive() || *force) && !yes {
                 confirm()?;
             }

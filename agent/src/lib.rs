@@ -10,6 +10,7 @@ pub mod fs;
 pub mod init;
 pub mod inventory;
 pub mod jobs;
+pub mod kexec;
 pub mod logbuf;
 pub mod probe;
 pub mod server;

@@ -53,6 +53,30 @@ enum Command {
     Mkfs(mkfs::MkfsArgs),
     /// Partition, format and mount disks from a disko layout.
     Disk(disk_cli::DiskArgs),
+    /// Boot landfall's RAM image in place of the running system (kexec), keeping
+    /// its network configuration. Needs root; no kexec-tools needed.
+    Kexec {
+        /// The image's kernel (bzImage).
+        #[arg(long)]
+        kernel: PathBuf,
+        /// The image's initrd.
+        #[arg(long)]
+        initrd: PathBuf,
+        /// Further kernel parameters (the running system's console= are kept unless given here).
+        #[arg(long)]
+        append: Option<String>,
+        /// Folder with the session's ca.pem, agent.pem and agent.key, added to the
+        /// image; they are removed from this folder once in memory (not with --dry-run).
+        #[arg(long)]
+        session: Option<PathBuf>,
+        /// Do everything but the load and the reboot; print the captured network configuration.
+        #[arg(long)]
+        dry_run: bool,
+        /// Return once the image is loaded and reboot into it a second later from a
+        /// background process (for callers over SSH, which then see the result).
+        #[arg(long)]
+        detach: bool,
+    },
 }
 
 fn run_serve(
@@ -95,6 +119,37 @@ fn run_serve(
     }
 }
 
+fn run_kexec(opts: landfall_agent::kexec::KexecOptions) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+    let p = match landfall_agent::kexec::run(&opts) {
+        Ok(p) => p,
+        Err(e) => {
+            let refused = matches!(e, landfall_agent::kexec::KexecError::Refused { .. });
+            let chain: Vec<String> = anyhow::Error::from(e)
+                .chain()
+                .map(|c| c.to_string())
+                .collect();
+            eprintln!("landfall-agent kexec: {}", chain.join(": "));
+            // Exit codes: 3 = the kernel refused the kexec, 1 = anything else.
+            std::process::exit(if refused { 3 } else { 1 });
+        }
+    };
+    if !opts.dry_run {
+        return Ok(());
+    }
+    println!("{}", serde_json::to_string_pretty(&p.network)?);
+    eprintln!(
+        "Dry run: command line '{}', initrd {} bytes with {}",
+        p.cmdline,
+        p.initrd_bytes,
+        p.archive_paths.join(", ")
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     if std::process::id() == 1 {
         init::run_as_pid1();
@@ -107,6 +162,21 @@ fn main() -> anyhow::Result<()> {
             root,
             retry,
         } => run_serve(listen, tls, root, retry),
+        Command::Kexec {
+            kernel,
+            initrd,
+            append,
+            session,
+            dry_run,
+            detach,
+        } => run_kexec(landfall_agent::kexec::KexecOptions {
+            kernel,
+            initrd,
+            append,
+            session,
+            dry_run,
+            detach,
+        }),
         Command::Inventory => {
             let inv = landfall_agent::inventory::collect();
             println!("{}", serde_json::to_string_pretty(&inv)?);

@@ -201,11 +201,13 @@ fn generated_layouts_match_sgdisk() {
         (16u64 << 20, 512u32),
         (64 << 20, 512),
         (256 << 20, 512),
+        (2 << 30, 512),
         (64 << 20, 4096),
         (256 << 20, 4096),
+        (2 << 30, 4096),
     ];
     let mut all = Vec::new();
-    for _ in 0..40 {
+    for _ in 0..60 {
         let n = 1 + next(4);
         let mut parts = Vec::new();
         for i in 0..n {
@@ -252,4 +254,44 @@ fn a_2_tib_sparse_disk_matches_sgdisk() {
             512,
         ),
     ]);
+}
+
+/// Layouts as people write them (start 0, sizes, one 100%), generated: these
+/// must all fit and match sgdisk sector for sector.
+#[test]
+fn generated_typical_layouts_match_sgdisk() {
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let sizes = ["1M", "2M", "512K", "3M", "5M", "1000K", "4096", "333", "8M"];
+    let types = ["8300", "EF00", "EF02", "8200", "8304"];
+    let mut all = Vec::new();
+    for _ in 0..40 {
+        let n = 1 + next(5);
+        let mut parts: Vec<String> = (0..n)
+            .map(|i| {
+                let (size, ty) = (sizes[next(sizes.len())], types[next(types.len())]);
+                format!(r#""p{i}":{{"size":"{size}","type":"{ty}"}}"#)
+            })
+            .collect();
+        if next(2) == 0 {
+            parts.push(r#""rest":{"size":"100%"}"#.to_string());
+        }
+        let ss = [512u32, 4096][next(2)];
+        all.push((gpt(&parts.join(",")), 64u64 << 20, ss));
+    }
+    for (json, size, ss) in &all {
+        let l = Layout::from_json(json).unwrap();
+        let geo = Geometry {
+            size_bytes: *size,
+            logical_sector_size: *ss,
+        };
+        let r = partition_ranges("d", &l.disks[0].partitions, geo);
+        assert!(r.is_ok(), "{json}: {r:?}");
+    }
+    check_all(all);
 }

@@ -177,3 +177,21 @@ fn old_signatures_are_wiped() {
         "an old filesystem signature is left on the disk: {whole:?}"
     );
 }
+
+#[test]
+fn a_disk_without_content_is_wiped_and_left_blank() {
+    let img = Image::new(64 << 20);
+    tool_ok("mkfs.ext4", "e2fsprogs", &["-q", "-F", img.p()]);
+    let lo = Loop::attach(&img.path, 512);
+    assert_eq!(
+        blkid(&lo.dev, true).get("TYPE").map(String::as_str),
+        Some("ext4")
+    );
+    let out = apply("wipe-only.json", &[("spare", &lo.dev)]);
+    assert!(out.contains("only wiped"), "{out}");
+    let after = blkid(&lo.dev, true);
+    assert!(after.is_empty(), "signatures left: {after:?}");
+    // Blank now: a second run has nothing to do.
+    let out = apply("wipe-only.json", &[("spare", &lo.dev)]);
+    assert!(out.contains("already applied"), "{out}");
+}

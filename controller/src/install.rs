@@ -1,7 +1,10 @@
-//! `landfall install`: the phases users run, in order — evaluate, disko
-//! (partition, format, mount), install (stream the closure) — each also
-//! runnable alone with `--phases`. A re-run skips work already done: a layout
-//! already applied destroys nothing, paths already on the target are not sent.
+//! `landfall install`: the phases users run, in order — kexec (over SSH, into
+//! the agent's RAM image), evaluate, disko (partition, format, mount), install
+//! (stream the closure) — each also runnable alone with `--phases`. A re-run
+//! skips work already done: an agent already answering is not kexec'd again, a
+//! layout already applied destroys nothing, paths already on the target are not
+//! sent. The session's certificates live in a state folder per target, so a
+//! crashed controller reconnects to the same agent.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -19,6 +22,8 @@ use crate::nix::{ClosureSource, FlakeTarget, Nix};
 /// The phases, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Phase {
+    /// Over SSH: upload the agent and its RAM image, kexec into it (with --target).
+    Kexec,
     /// Partition, format and mount the target's disks from the disko layout.
     Disko,
     /// Stream the system closure into the new store, verified and registered.
@@ -117,9 +122,16 @@ async fn run_disko(
 }
 
 /// Runs the chosen phases against a connected agent.
-pub async fn run(client: &mut AgentClient<Channel>, a: InstallArgs) -> anyhow::Result<()> {
+pub async fn run(
+    client: &mut AgentClient<Channel>,
+    a: InstallArgs,
+    kexec_secs: Option<f64>,
+) -> anyhow::Result<()> {
     let total = Instant::now();
     let mut report = Report::default();
+    if let Some(k) = kexec_secs {
+        report.phases.push(("kexec".into(), k));
+    }
     let t = Instant::now();
     let ev = tokio::task::block_in_place(|| evaluate(&a))?;
     report
@@ -132,6 +144,7 @@ pub async fn run(client: &mut AgentClient<Channel>, a: InstallArgs) -> anyhow::R
     for phase in phases {
         let t = Instant::now();
         match phase {
+            Phase::Kexec => {}
             Phase::Disko => {
                 eprintln!("== disko: partition, format, mount");
                 run_disko(client, &a, ev.layout_json.clone().unwrap_or_default()).await?;
@@ -177,6 +190,208 @@ pub async fn run(client: &mut AgentClient<Channel>, a: InstallArgs) -> anyhow::R
             .map(|(p, s)| format!("{p} {s:.1} s"))
             .collect();
         eprintln!("Done: {}", split.join(", "));
+    }
+    Ok(())
+}
+
+/// The command line of `landfall install`.
+#[derive(clap::Args, Clone)]
+pub struct InstallCli {
+    /// The machine to install, [USER@]HOST, reached with your ssh (config, agent, jump
+    /// hosts and known_hosts apply; host keys are always verified).
+    #[arg(long, conflicts_with = "agent")]
+    pub target: Option<String>,
+    /// SSH port of --target.
+    #[arg(short = 'p', long)]
+    pub port: Option<u16>,
+    /// SSH identity file for --target.
+    #[arg(short = 'i', long)]
+    pub identity: Option<PathBuf>,
+    /// Extra ssh option (`-o`), e.g. UserKnownHostsFile=FILE; repeatable.
+    #[arg(long = "ssh-option")]
+    pub ssh_options: Vec<String>,
+    /// The RAM image to kexec (a folder with bzImage and initrd from `landfall image build`).
+    /// Without it, one is built from --kernel and --modules into the state folder.
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// A kernel for the RAM image: your distribution's /boot/vmlinuz-*, or nixpkgs' linux bzImage.
+    #[arg(long, requires = "modules")]
+    pub kernel: Option<PathBuf>,
+    /// That kernel's lib/modules/<version> folder.
+    #[arg(long, requires = "kernel")]
+    pub modules: Option<PathBuf>,
+    /// Where the agent answers after the kexec of --target (default: the host as ssh resolves it, port 7443).
+    #[arg(long, requires = "target")]
+    pub agent_addr: Option<String>,
+    /// Attach to an agent already running (HOST:PORT): netboot, a rescue system, a second run.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// The session folder; default: the target's state folder (created with fresh certificates).
+    #[arg(long)]
+    pub tls: Option<PathBuf>,
+    /// The configuration, REF#NAME: builds nixosConfigurations.NAME.config.system.build.toplevel
+    /// and evaluates its disko.devices.
+    #[arg(long, conflicts_with = "system")]
+    pub flake: Option<String>,
+    /// An already built system (a /nix/store path) instead of --flake.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// The disko.devices JSON, instead of evaluating the flake's.
+    #[arg(long)]
+    pub layout: Option<PathBuf>,
+    /// Put the layout's disk NAME on the target's device PATH; repeatable.
+    #[arg(long = "disk", value_name = "NAME=PATH")]
+    pub disks: Vec<String>,
+    /// Phases to run (comma-separated); kexec runs only with --target.
+    #[arg(long, value_delimiter = ',', default_values = ["kexec", "disko", "install"])]
+    pub phases: Vec<Phase>,
+    /// Do not ask before destroying data.
+    #[arg(long)]
+    pub yes: bool,
+    /// Machine-readable progress (JSON lines) and summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds to wait for the agent (after a kexec, or to come up).
+    #[arg(long, default_value_t = 300)]
+    pub wait: u64,
+}
+
+/// The per-target state folder: `$LANDFALL_STATE_DIR/<target>`, else
+/// `$XDG_STATE_HOME/landfall/<target>`, else `~/.local/state/landfall/<target>`.
+pub fn state_dir(target: &str) -> PathBuf {
+    let safe: String = target
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "@.-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let base = std::env::var_os("LANDFALL_STATE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_STATE_HOME").map(|x| PathBuf::from(x).join("landfall")))
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state/landfall"))
+        })
+        .unwrap_or_else(|| PathBuf::from(".landfall-state"));
+    base.join(safe)
+}
+
+/// Runs `landfall install`.
+pub async fn run_cli(c: InstallCli) -> anyhow::Result<()> {
+    let key = match (&c.target, &c.agent) {
+        (Some(t), _) => match c.port {
+            Some(p) => format!("{t}:{p}"),
+            None => t.clone(),
+        },
+        (None, Some(a)) => a.clone(),
+        (None, None) => {
+            bail!("Say where to install: --target [USER@]HOST (over SSH) or --agent HOST:PORT")
+        }
+    };
+    let state = state_dir(&key);
+    let tls = match &c.tls {
+        Some(t) => t.clone(),
+        None => {
+            let t = state.join("session");
+            if !crate::certs::exists(&t) {
+                crate::certs::init(&t, &key, false)?;
+                eprintln!("New session for {key} in {}", t.display());
+            }
+            t
+        }
+    };
+    let total = Instant::now();
+    let mut kexec_secs = None;
+    let addr = if let Some(target) = &c.target {
+        let ssh = crate::kexec::SshArgs {
+            target: target.clone(),
+            port: c.port,
+            identity: c.identity.clone(),
+            ssh_options: c.ssh_options.clone(),
+        };
+        let default_addr = c
+            .agent_addr
+            .clone()
+            .unwrap_or_else(|| crate::kexec::default_agent_addr_of(&ssh));
+        // An agent of this session already answering (a second run): no kexec.
+        let already =
+            crate::client::connect_with_retry(&default_addr, &tls, std::time::Duration::ZERO).await;
+        let answering = match already {
+            Ok(mut cl) => tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                cl.status(landfall_proto::v1::StatusRequest {}),
+            )
+            .await
+            .map(|r| r.is_ok())
+            .unwrap_or(false),
+            Err(_) => false,
+        };
+        if answering {
+            eprintln!("== kexec: the agent already answers at {default_addr}; skipping");
+            default_addr
+        } else if c.phases.contains(&Phase::Kexec) {
+            let image = match (&c.image, &c.kernel, &c.modules) {
+                (Some(i), _, _) => i.clone(),
+                (None, Some(k), Some(m)) => {
+                    let out = state.join("image");
+                    crate::image::build(crate::image::BuildArgs {
+                        kernel: k.clone(),
+                        modules: m.clone(),
+                        agent: None,
+                        out: out.clone(),
+                        extra_modules: Vec::new(),
+                        tls: None,
+                    })?;
+                    out
+                }
+                _ => bail!(
+                    "The kexec phase needs a RAM image: --image DIR (from `landfall image build`), or \
+                     --kernel and --modules to build one (a distribution kernel package's vmlinuz and \
+                     lib/modules/<version>, or nixpkgs' linux package)"
+                ),
+            };
+            eprintln!("== kexec: {key}");
+            let t = Instant::now();
+            let addr = crate::kexec::kexec_and_wait(&crate::kexec::KexecArgs {
+                ssh,
+                image,
+                tls: tls.clone(),
+                agent_bin: None,
+                agent: Some(default_addr.clone()),
+                append: None,
+                wait: c.wait,
+            })
+            .await?;
+            kexec_secs = Some(t.elapsed().as_secs_f64());
+            addr
+        } else {
+            bail!("No agent answers at {default_addr}, and the kexec phase was not asked for")
+        }
+    } else {
+        c.agent.clone().unwrap_or_default()
+    };
+    let mut client =
+        crate::client::connect_with_retry(&addr, &tls, std::time::Duration::from_secs(c.wait))
+            .await?;
+    let args = InstallArgs {
+        flake: c.flake,
+        system: c.system,
+        layout: c.layout,
+        disks: c.disks,
+        phases: c
+            .phases
+            .into_iter()
+            .filter(|p| *p != Phase::Kexec)
+            .collect(),
+        yes: c.yes,
+        json: c.json,
+    };
+    run(&mut client, args, kexec_secs).await?;
+    if !c.json {
+        eprintln!("All phases done in {:.1} s", total.elapsed().as_secs_f64());
     }
     Ok(())
 }

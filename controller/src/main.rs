@@ -10,8 +10,10 @@ mod closure;
 mod disk;
 mod image;
 mod install;
+mod kexec;
 mod nix;
 mod render;
+mod ssh;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -72,35 +74,11 @@ enum Command {
     /// The disk layout (disko's `disko.devices`): plan it, or apply it through an agent.
     #[command(subcommand)]
     Disk(DiskCommand),
-    /// Install NixOS through a running agent: partition and format (disko), then
-    /// stream the system closure (install). `--phases` picks some; a re-run
-    /// skips what is already done.
-    Install {
-        #[command(flatten)]
-        agent: AgentArgs,
-        /// The configuration, REF#NAME: builds nixosConfigurations.NAME.config.system.build.toplevel
-        /// and evaluates its disko.devices.
-        #[arg(long, conflicts_with = "system")]
-        flake: Option<String>,
-        /// An already built system (a /nix/store path) instead of --flake.
-        #[arg(long)]
-        system: Option<String>,
-        /// The disko.devices JSON, instead of evaluating the flake's.
-        #[arg(long)]
-        layout: Option<PathBuf>,
-        /// Put the layout's disk NAME on the target's device PATH; repeatable.
-        #[arg(long = "disk", value_name = "NAME=PATH")]
-        disks: Vec<String>,
-        /// Phases to run (comma-separated).
-        #[arg(long, value_delimiter = ',', default_values = ["disko", "install"])]
-        phases: Vec<install::Phase>,
-        /// Do not ask before destroying data.
-        #[arg(long)]
-        yes: bool,
-        /// Machine-readable progress (JSON lines) and summary.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Install NixOS: kexec the target into the agent's RAM image over SSH
+    /// (--target), partition and format (disko), stream the system closure
+    /// (install). `--phases` picks some; a re-run skips what is already done.
+    /// `--agent` attaches to an agent already running instead of --target.
+    Install(install::InstallCli),
     /// The agent's RAM image (kernel + initrd with the agent as /init).
     #[command(subcommand)]
     Image(ImageCommand),
@@ -146,6 +124,9 @@ enum Command {
         #[arg(long)]
         unmount_only: bool,
     },
+    /// Boot the agent's RAM image on a Linux machine reachable over SSH (kexec),
+    /// then wait for the agent to answer over mutual TLS.
+    Kexec(kexec::KexecArgs),
     /// Print a running agent's log (`--follow` to keep printing new lines).
     Logs {
         #[command(flatten)]
@@ -263,31 +244,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Created a landfall session in {}", dir.display());
             println!("  the agent needs ca.pem, agent.pem, agent.key; keep ca.key and controller.key private");
         }
-        Command::Install {
-            agent,
-            flake,
-            system,
-            layout,
-            disks,
-            phases,
-            yes,
-            json,
-        } => {
-            let mut c = connect(&agent).await?;
-            install::run(
-                &mut c,
-                install::InstallArgs {
-                    flake,
-                    system,
-                    layout,
-                    disks,
-                    phases,
-                    yes,
-                    json,
-                },
-            )
-            .await?;
-        }
+        Command::Install(cli) => install::run_cli(cli).await?,
         Command::Disk(DiskCommand::Plan {
             layout,
             agent,
@@ -436,6 +393,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
         }
+        Command::Kexec(a) => kexec::run_kexec(a).await?,
         Command::Logs { agent, follow } => {
             let mut c = connect(&agent).await?;
             let mut stream = c

@@ -125,6 +125,7 @@ pub mod initramfs;
 pub mod net;
 pub mod process;
 pub mod qmp;
+pub mod rescue;
 pub mod running;
 pub mod testdir;
 pub mod vm;

@@ -327,3 +327,85 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use landfall_proto::layout::{DiskFacts, ExistingDisk, Geometry};
+
+    fn seed_plan() -> Plan {
+        let text = include_str!("../../../tests/fixtures/layouts/ext4-tmpfs-swap.json");
+        let layout = Layout::from_json(text).unwrap();
+        let facts = layout
+            .disks
+            .iter()
+            .map(|d| {
+                let f = DiskFacts {
+                    path: format!("/dev/{}", d.key),
+                    geometry: Geometry {
+                        size_bytes: 1 << 30,
+                        logical_sector_size: 512,
+                    },
+                    existing: ExistingDisk::default(),
+                };
+                (d.key.clone(), f)
+            })
+            .collect();
+        plan(&layout, &facts).unwrap()
+    }
+
+    #[test]
+    fn actions_come_in_order_and_swapon_only_when_asked() {
+        let p = seed_plan();
+        let a = actions(&p, &ApplyOptions::default());
+        let d = |k: &str| k.to_string();
+        assert_eq!(
+            a,
+            vec![
+                Action::Wipe { disk: d("data") },
+                Action::WriteTable { disk: d("data") },
+                Action::Reread { disk: d("data") },
+                Action::Wipe { disk: d("sys") },
+                Action::WriteTable { disk: d("sys") },
+                Action::Reread { disk: d("sys") },
+                Action::Format {
+                    disk: d("data"),
+                    number: 1
+                },
+                Action::Format {
+                    disk: d("sys"),
+                    number: 2
+                },
+                Action::Format {
+                    disk: d("sys"),
+                    number: 3
+                },
+                Action::Mount { index: 0 },
+                Action::Mount { index: 1 },
+                Action::Mount { index: 2 },
+            ]
+        );
+        let mps: Vec<&str> = p.mounts.iter().map(|m| m.mountpoint.as_str()).collect();
+        assert_eq!(mps, vec!["/", "/home", "/tmp"]);
+        let with_swap = actions(
+            &p,
+            &ApplyOptions {
+                swapon: true,
+                mount: false,
+                ..ApplyOptions::default()
+            },
+        );
+        assert_eq!(
+            with_swap.last(),
+            Some(&Action::Swapon {
+                disk: d("sys"),
+                number: 2
+            })
+        );
+        assert!(!with_swap.iter().any(|a| matches!(a, Action::Mount { .. })));
+        assert_eq!(
+            a[6].description(&p),
+            "Format partition 1 (disk-data-home) of /dev/data as ext4"
+        );
+    }
+}

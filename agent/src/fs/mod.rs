@@ -25,7 +25,7 @@ pub struct Ext4Options {
 /// Options of [`format_vfat`].
 #[derive(Debug, Clone, Default)]
 pub struct VfatOptions {
-    /// Up to 11 characters; stored upper-case as the FAT volume label.
+    /// Up to 11 ASCII characters, case kept (as mkfs.fat does).
     pub label: Option<String>,
     /// Random when `None`.
     pub volume_id: Option<u32>,

@@ -1,6 +1,6 @@
 //! vfat through the `fatfs` crate's formatter: FAT32 whenever the volume is
 //! large enough for it (an ESP), otherwise the FAT12/16 fatfs picks; a random
-//! volume id and the label. The start of the device is cleared first so no old
+//! volume id and the label (case kept, as mkfs.fat does). The start of the device is cleared first so no old
 //! signature (an ext4 superblock at 1 KiB, say) survives in the reserved sectors.
 
 use std::fs::File;
@@ -35,7 +35,8 @@ pub enum VfatError {
     Sync(#[source] io::Error),
 }
 
-/// The 11-byte, space-padded, upper-case label field.
+/// The 11-byte, space-padded label field. The case is kept as given, as
+/// mkfs.fat keeps it, so `/dev/disk/by-label/<label>` is what the user wrote.
 pub fn label_field(label: &str) -> Result<[u8; 11], VfatError> {
     let bad = || VfatError::BadLabel {
         label: label.to_owned(),
@@ -51,7 +52,7 @@ pub fn label_field(label: &str) -> Result<[u8; 11], VfatError> {
     }
     let mut f = [b' '; 11];
     for (d, s) in f.iter_mut().zip(label.bytes()) {
-        *d = s.to_ascii_uppercase();
+        *d = s;
     }
     Ok(f)
 }
@@ -115,7 +116,7 @@ pub fn format(dev: &File, opts: &VfatOptions) -> Result<FormatReport, VfatError>
         fs_type: "vfat",
         size_bytes: u64::from(total_sectors) * u64::from(sector),
         uuid: volume_id_string(volume_id),
-        label: opts.label.as_ref().map(|l| l.to_ascii_uppercase()),
+        label: opts.label.clone(),
     })
 }
 
@@ -125,7 +126,8 @@ mod tests {
 
     #[test]
     fn labels() {
-        assert_eq!(&label_field("esp").unwrap(), b"ESP        ");
+        assert_eq!(&label_field("esp").unwrap(), b"esp        ");
+        assert_eq!(&label_field("NIXBOOT").unwrap(), b"NIXBOOT    ");
         assert!(label_field("").is_err());
         assert!(label_field("twelve_chars").is_err());
         assert!(label_field("a/b").is_err());

@@ -222,8 +222,15 @@ fn receive_closure(
                         }
                     }
                 };
-                break finish
+                let finish = finish
                     .map_err(|e| store_status("cannot register paths", e))
+                    .and_then(|()| {
+                        // The profile links and /etc/NIXOS are durable before we say done.
+                        std::fs::File::open(&root)
+                            .and_then(|f| nix::unistd::syncfs(&f).map_err(io::Error::from))
+                            .map_err(|e| store_status("cannot flush the new root to disk", e))
+                    });
+                break finish
                     .map(|()| {
                         let secs = start.elapsed().as_secs_f64();
                         format!(
@@ -331,4 +338,171 @@ fn chain(e: &dyn std::error::Error) -> String {
         src = s.source();
     }
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use landfall_proto::nar::{dump_path, NarHash};
+    use landfall_proto::v1::{ClosureBegin, ClosureEnd, PathEnd, StorePathInfo};
+
+    const H1: &str = "/nix/store/0mdqa9w1p6cmli6976v4wi0sw9r4p5pr-first";
+    const H2: &str = "/nix/store/1mdqa9w1p6cmli6976v4wi0sw9r4p5pr-second";
+
+    fn nar_of(content: &[u8]) -> Vec<u8> {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f");
+        std::fs::write(&f, content).unwrap();
+        let mut nar = Vec::new();
+        dump_path(&f, &mut nar).unwrap();
+        nar
+    }
+
+    fn info(path: &str, nar: &[u8]) -> StorePathInfo {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(nar).into();
+        StorePathInfo {
+            path: path.into(),
+            nar_hash: NarHash(digest).to_nix32(),
+            nar_size: nar.len() as u64,
+            ..Default::default()
+        }
+    }
+
+    fn m(k: Kind) -> Option<Result<ClosureChunk, Status>> {
+        Some(Ok(ClosureChunk { kind: Some(k) }))
+    }
+
+    fn path_msgs(
+        info: StorePathInfo,
+        compressed: Vec<u8>,
+    ) -> Vec<Option<Result<ClosureChunk, Status>>> {
+        let mut v = vec![m(Kind::Path(info))];
+        for c in compressed.chunks(1000) {
+            v.push(m(Kind::Data(c.to_vec())));
+        }
+        v.push(m(Kind::PathEnd(PathEnd {})));
+        v
+    }
+
+    fn run(
+        msgs: Vec<Option<Result<ClosureChunk, Status>>>,
+        root: &std::path::Path,
+    ) -> (Result<String, Status>, Vec<JobEvent>) {
+        let mut it = msgs.into_iter();
+        let mut next = move || it.next().flatten();
+        let mut events = Vec::new();
+        let r = receive_closure(&mut next, root, &mut |e| events.push(e));
+        (r, events)
+    }
+
+    fn begin(n: u32) -> Option<Result<ClosureChunk, Status>> {
+        m(Kind::Begin(ClosureBegin {
+            root: String::new(),
+            paths: n,
+            nar_bytes: 0,
+        }))
+    }
+
+    fn missing(root: &std::path::Path, p: &str) -> bool {
+        !crate::store::query_missing(root, &[StorePath::parse(p).unwrap()])
+            .unwrap()
+            .is_empty()
+    }
+
+    #[test]
+    fn good_paths_are_unpacked_and_registered() {
+        let root = tempfile::tempdir().unwrap();
+        let nar = nar_of(b"hello");
+        let mut msgs = vec![begin(1)];
+        msgs.extend(path_msgs(
+            info(H1, &nar),
+            zstd::encode_all(&nar[..], 3).unwrap(),
+        ));
+        msgs.push(m(Kind::End(ClosureEnd {
+            toplevel: String::new(),
+        })));
+        let (r, events) = run(msgs, root.path());
+        assert!(r.unwrap().starts_with("1 path(s)"));
+        assert!(events.iter().any(|e| e.state == StepState::Finished as i32));
+        assert!(!missing(root.path(), H1));
+    }
+
+    #[test]
+    fn a_byte_tampered_in_flight_is_rejected_and_earlier_paths_are_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let good = nar_of(b"good");
+        let bad = nar_of(b"tampered later");
+        let mut tampered = bad.clone();
+        let at = tampered.len() - 20;
+        tampered[at] ^= 0x01;
+        let mut msgs = vec![begin(2)];
+        msgs.extend(path_msgs(
+            info(H1, &good),
+            zstd::encode_all(&good[..], 3).unwrap(),
+        ));
+        msgs.extend(path_msgs(
+            info(H2, &bad),
+            zstd::encode_all(&tampered[..], 3).unwrap(),
+        ));
+        msgs.push(m(Kind::End(ClosureEnd {
+            toplevel: String::new(),
+        })));
+        let (r, events) = run(msgs, root.path());
+        let e = r.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::DataLoss);
+        assert!(e.message().contains(H2), "{}", e.message());
+        assert!(events.iter().any(|e| e.state == StepState::Failed as i32));
+        assert!(!missing(root.path(), H1), "the verified path was not kept");
+        assert!(missing(root.path(), H2));
+        assert!(
+            !root.path().join(&H2[1..]).exists(),
+            "the rejected path left files behind"
+        );
+    }
+
+    #[test]
+    fn a_stream_cut_mid_path_keeps_what_was_verified() {
+        let root = tempfile::tempdir().unwrap();
+        let good = nar_of(b"good");
+        let second = nar_of(&vec![7u8; 100_000]);
+        let mut msgs = vec![begin(2)];
+        msgs.extend(path_msgs(
+            info(H1, &good),
+            zstd::encode_all(&good[..], 3).unwrap(),
+        ));
+        let mut cut = path_msgs(info(H2, &second), zstd::encode_all(&second[..], 3).unwrap());
+        cut.truncate(2);
+        msgs.extend(cut);
+        let (r, _) = run(msgs, root.path());
+        assert_eq!(r.unwrap_err().code(), tonic::Code::Aborted);
+        assert!(!missing(root.path(), H1));
+        assert!(missing(root.path(), H2));
+    }
+
+    #[test]
+    fn a_compression_bomb_is_cut_at_the_announced_size() {
+        let root = tempfile::tempdir().unwrap();
+        let small = nar_of(b"x");
+        // 64 MiB of zeros compresses to a few KiB; the path claims a tiny NAR.
+        let bomb = zstd::encode_all(&vec![0u8; 64 << 20][..], 19).unwrap();
+        assert!(bomb.len() < 64 << 10);
+        let mut msgs = vec![begin(1)];
+        msgs.extend(path_msgs(info(H1, &small), bomb));
+        let (r, _) = run(msgs, root.path());
+        assert_eq!(r.unwrap_err().code(), tonic::Code::DataLoss);
+        assert!(missing(root.path(), H1));
+    }
+
+    #[test]
+    fn hostile_metadata_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let nar = nar_of(b"x");
+        let mut i = info(H1, &nar);
+        i.path = "/nix/store/../../etc/passwd".into();
+        let (r, _) = run(vec![begin(1), m(Kind::Path(i))], root.path());
+        assert_eq!(r.unwrap_err().code(), tonic::Code::InvalidArgument);
+        let (r, _) = run(vec![m(Kind::PathEnd(PathEnd {}))], root.path());
+        assert_eq!(r.unwrap_err().code(), tonic::Code::InvalidArgument);
+    }
 }

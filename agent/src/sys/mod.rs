@@ -4,5 +4,6 @@
 
 pub mod blk;
 pub mod blkpg;
+pub mod kexec;
 pub mod loopdev;
 pub mod mount;

@@ -6,10 +6,13 @@
 //! No I/O here: the agent supplies what it found on each disk
 //! ([`DiskFacts`]); the controller uses the same code to show a plan.
 
+mod content;
 mod error;
+mod json;
 mod model;
 mod parse;
 mod plan;
+mod render;
 mod sectors;
 pub mod typecode;
 mod units;
@@ -18,9 +21,10 @@ pub use error::LayoutError;
 pub use model::{Content, Disk, Filesystem, FsFormat, Layout, Nodev, Partition, Swap};
 pub use parse::default_label;
 pub use plan::{
-    matches_existing, partition_ranges, plan, render, DiskFacts, DiskPlan, ExistingDisk,
-    ExistingPartition, MountPlan, MountSource, PartitionPlan, Plan, SwapPlan,
+    matches_existing, partition_ranges, plan, DiskFacts, DiskPlan, ExistingDisk, ExistingPartition,
+    MountPlan, MountSource, PartitionPlan, Plan, SwapPlan,
 };
+pub use render::render;
 pub use sectors::Geometry;
 pub use units::{human_bytes, Position, Sign, Size};
 

@@ -4,14 +4,12 @@
 //! agent sends it to the controller) and renderable for a person.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
 use super::error::LayoutError;
 use super::model::{Content, Layout, Partition};
 use super::sectors::{Geometry, NewPartition, SectorError, SgdiskTable};
-use super::typecode;
 use super::units::{human_bytes, Position};
 
 /// What the agent knows of one disk before touching it.
@@ -386,123 +384,4 @@ pub fn matches_existing(planned: &[PartitionPlan], existing: &ExistingDisk) -> b
                     && p.fs_type().is_none_or(|t| e.fs_type.as_deref() == Some(t))
             })
         })
-}
-
-fn type_text(guid: &str) -> String {
-    match typecode::type_name(guid) {
-        Some(n) => n.to_string(),
-        None => guid.to_string(),
-    }
-}
-
-/// The plan for a person: what exists and will be destroyed, what will be created.
-pub fn render(plan: &Plan, root: &str) -> String {
-    let mut s = String::new();
-    for d in &plan.disks {
-        let ss = u64::from(d.geometry.logical_sector_size);
-        let _ = writeln!(
-            s,
-            "disk {} → {} ({}, {}-byte sectors)",
-            d.key,
-            d.path,
-            human_bytes(d.geometry.size_bytes),
-            ss
-        );
-        if d.already_applied {
-            let _ = writeln!(s, "  already applied: the partition table and filesystems match; nothing will be destroyed");
-        } else {
-            let table = d.existing.table.as_deref().unwrap_or("no partition table");
-            let _ = writeln!(
-                s,
-                "  now: {table}, {} partition(s) — WILL BE DESTROYED",
-                d.existing.partitions.len()
-            );
-            for e in &d.existing.partitions {
-                let _ = writeln!(
-                    s,
-                    "    {:>2} {:<36} {:>12}-{:<12} {:>10}  {}  {}",
-                    e.number,
-                    e.label,
-                    e.first_lba,
-                    e.last_lba,
-                    human_bytes(
-                        (e.last_lba + 1)
-                            .saturating_sub(e.first_lba)
-                            .saturating_mul(ss)
-                    ),
-                    type_text(&e.type_guid),
-                    match (&e.fs_type, &e.fs_label) {
-                        (Some(t), Some(l)) => format!("{t} \"{l}\""),
-                        (Some(t), None) => t.clone(),
-                        _ => "-".to_string(),
-                    }
-                );
-            }
-            for sig in &d.existing.signatures {
-                let _ = writeln!(s, "    signature on the disk: {sig}");
-            }
-        }
-        if !d.gpt {
-            let _ = writeln!(
-                s,
-                "  the layout has no partition table here: the disk is only wiped"
-            );
-            continue;
-        }
-        let _ = writeln!(
-            s,
-            "  {} GPT:",
-            if d.already_applied {
-                "keeps"
-            } else {
-                "will create"
-            }
-        );
-        for p in &d.partitions {
-            let what = match &p.content {
-                Some(Content::Filesystem(fs)) => format!(
-                    "{}{}",
-                    fs.format.as_str(),
-                    fs.mountpoint
-                        .as_ref()
-                        .map(|m| format!(" at {m}"))
-                        .unwrap_or_default()
-                ),
-                Some(Content::Swap(_)) => "swap".to_string(),
-                None => "-".to_string(),
-            };
-            let _ = writeln!(
-                s,
-                "    {:>2} {:<36} {:>12}-{:<12} {:>10}  {}  {}",
-                p.number,
-                p.label,
-                p.first_lba,
-                p.last_lba,
-                human_bytes(p.sectors() * ss),
-                type_text(&p.type_guid),
-                what
-            );
-        }
-    }
-    if !plan.mounts.is_empty() {
-        let _ = writeln!(s, "mounts under {root}:");
-        for m in &plan.mounts {
-            let src = match &m.source {
-                MountSource::Partition { label, .. } => format!("/dev/disk/by-partlabel/{label}"),
-                MountSource::Nodev { device } => device.clone(),
-            };
-            let _ = writeln!(
-                s,
-                "  {:<20} {:<6} {:<40} {}",
-                m.mountpoint,
-                m.fs_type,
-                src,
-                m.options.join(",")
-            );
-        }
-    }
-    for w in &plan.swaps {
-        let _ = writeln!(s, "swap: /dev/disk/by-partlabel/{}", w.label);
-    }
-    s
 }

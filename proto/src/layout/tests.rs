@@ -73,7 +73,7 @@ fn seed_plan_on_2_gib() {
     assert!(p.is_destructive());
     let text = render(&p, "/mnt");
     assert!(
-        text.contains("disk-main-ESP") && text.contains("WILL BE DESTROYED"),
+        text.contains("disk-main-ESP") && text.contains("now: blank"),
         "{text}"
     );
 }

@@ -24,11 +24,16 @@ fn set_range(bits: &mut [u8], start: u64, end: u64) {
 /// bits past a short last group's `group_len` set as padding.
 pub fn block_bitmap(used: &[(u64, u64)], group_len: u64) -> Vec<u8> {
     let mut bits = vec![0u8; BLOCK_SIZE as usize];
-    for &(s, e) in used {
-        set_range(&mut bits, s, e);
-    }
-    set_range(&mut bits, group_len, BLOCKS_PER_GROUP);
+    fill_block_bitmap(&mut bits, used, group_len);
     bits
+}
+
+/// [`block_bitmap`] into a zeroed block-sized buffer.
+pub fn fill_block_bitmap(bits: &mut [u8], used: &[(u64, u64)], group_len: u64) {
+    for &(s, e) in used {
+        set_range(bits, s, e);
+    }
+    set_range(bits, group_len, BLOCKS_PER_GROUP);
 }
 
 /// An inode bitmap with the first `used` inodes set and the padding past

@@ -42,6 +42,9 @@ pub struct Geometry {
     pub inode_table_blocks: u32,
     /// Blocks of group descriptors (each copy).
     pub desc_blocks: u32,
+    /// Blocks reserved after each descriptor copy for online growth (resize_inode);
+    /// 0 means no resize inode.
+    pub reserved_gdt_blocks: u32,
     pub reserved_blocks: u64,
     pub journal_blocks: u32,
 }
@@ -94,6 +97,29 @@ pub fn group_has_super(g: u32) -> bool {
     })
 }
 
+/// Block addresses a 4 KiB indirect block holds.
+pub const ADDR_PER_BLOCK: u64 = BLOCK_SIZE / 4;
+
+/// `calc_reserved_gdt_blocks` of e2fsprogs: enough descriptor blocks to grow
+/// the filesystem 1024-fold or to 2^32 blocks, at most one indirect block's
+/// worth; none above 2^32 blocks, where mke2fs turns resize_inode off.
+fn reserved_gdt_blocks(blocks: u64, desc_blocks: u64) -> u64 {
+    const MAX_32: u64 = u32::MAX as u64;
+    if blocks > MAX_32 {
+        return 0;
+    }
+    let max_blocks = if blocks < MAX_32 / 1024 {
+        blocks * 1024
+    } else {
+        MAX_32
+    };
+    let groups = max_blocks.div_ceil(BLOCKS_PER_GROUP);
+    let wanted = groups
+        .div_ceil(BLOCK_SIZE / DESC_SIZE)
+        .saturating_sub(desc_blocks);
+    wanted.min(ADDR_PER_BLOCK)
+}
+
 impl Geometry {
     /// The geometry for a device of `device_bytes` bytes.
     pub fn for_device(device_bytes: u64) -> Result<Self, GeometryError> {
@@ -109,6 +135,11 @@ impl Geometry {
             let group_count_u32 = u32::try_from(group_count)
                 .map_err(|_| GeometryError::TooLarge { size: device_bytes })?;
             let desc_blocks = (group_count * DESC_SIZE).div_ceil(BLOCK_SIZE);
+            let reserved_gdt = reserved_gdt_blocks(blocks, desc_blocks);
+            if desc_blocks + reserved_gdt > BLOCKS_PER_GROUP * 3 / 4 {
+                // mke2fs would switch to meta_bg, which this writer does not make.
+                return Err(GeometryError::TooLarge { size: device_bytes });
+            }
             let mut ipg = inodes_wanted.div_ceil(group_count).min(BLOCKS_PER_GROUP);
             let mut itb = (ipg * INODE_SIZE).div_ceil(BLOCK_SIZE);
             ipg = (itb * inodes_per_block) & !7;
@@ -120,7 +151,7 @@ impl Geometry {
             let last = group_count_u32 - 1;
             let mut overhead = 2 + itb;
             if group_has_super(last) {
-                overhead += 1 + desc_blocks;
+                overhead += 1 + desc_blocks + reserved_gdt;
             }
             let rem = blocks % BLOCKS_PER_GROUP;
             if group_count == 1 && rem != 0 && rem < overhead {
@@ -136,10 +167,16 @@ impl Geometry {
                 inodes_per_group: ipg as u32,
                 inode_table_blocks: itb as u32,
                 desc_blocks: desc_blocks as u32,
+                reserved_gdt_blocks: reserved_gdt as u32,
                 reserved_blocks: blocks * 5 / 100,
                 journal_blocks: default_journal_blocks(blocks),
             });
         }
+    }
+
+    /// Groups holding a backup superblock (all but group 0), ascending.
+    pub fn backup_groups(&self) -> impl Iterator<Item = u32> + '_ {
+        (1..self.group_count).filter(|&g| group_has_super(g))
     }
 
     pub fn inodes_count(&self) -> u32 {
@@ -159,10 +196,11 @@ impl Geometry {
         (block / BLOCKS_PER_GROUP) as u32
     }
 
-    /// Blocks taken at the start of group `g` by a superblock copy and descriptors.
+    /// Blocks taken at the start of group `g` by a superblock copy, descriptors
+    /// and reserved descriptor blocks.
     pub fn super_and_desc_blocks(&self, g: u32) -> u64 {
         if group_has_super(g) {
-            1 + u64::from(self.desc_blocks)
+            1 + u64::from(self.desc_blocks) + u64::from(self.reserved_gdt_blocks)
         } else {
             0
         }
@@ -216,6 +254,31 @@ mod tests {
             (536870912, 134217728, 26843545)
         );
         assert_eq!(g.journal_blocks, 262144);
+        assert_eq!(g.reserved_gdt_blocks, 1024);
+        assert_eq!(
+            Geometry::for_device(1 << 30).unwrap().reserved_gdt_blocks,
+            127
+        );
+        assert_eq!(
+            Geometry::for_device(16 << 20).unwrap().reserved_gdt_blocks,
+            1
+        );
+        assert_eq!(
+            Geometry::for_device(40 << 20).unwrap().reserved_gdt_blocks,
+            4
+        );
+        assert_eq!(
+            Geometry::for_device(8 << 20).unwrap().reserved_gdt_blocks,
+            0
+        );
+        assert_eq!(
+            Geometry::for_device(64 << 30).unwrap().reserved_gdt_blocks,
+            1024
+        );
+        assert_eq!(
+            Geometry::for_device(20 << 40).unwrap().reserved_gdt_blocks,
+            0
+        );
         let g = Geometry::for_device(100_000_000).unwrap();
         assert_eq!((g.blocks_count, g.inodes_count()), (24414, 24416));
     }

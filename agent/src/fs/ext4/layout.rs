@@ -57,6 +57,8 @@ pub struct Layout {
     pub groups: Vec<GroupPlan>,
     pub root_block: u64,
     pub lost_found_start: u64,
+    /// The resize inode's double-indirect block (when there are reserved GDT blocks).
+    pub resize_dind: Option<u64>,
     pub journal: JournalPlan,
     pub free_blocks: u64,
     /// `s_overhead_clusters` as the kernel counts it: superblock copies,
@@ -168,38 +170,67 @@ impl Placer<'_> {
         let geo = self.geo;
         let itb = u64::from(geo.inode_table_blocks);
         let mut out: Vec<(u64, u64, u64)> = Vec::with_capacity(geo.group_count as usize);
-        for g in 0..geo.group_count {
+        let mut g = 0;
+        while g < geo.group_count {
             let leader = g - g % FLEX_GROUPS;
             let last = (leader + FLEX_GROUPS - 1).min(geo.group_count - 1);
             let n = u64::from(last - leader + 1);
-            let (bb, ib, it) = if g == leader {
+            // Gap between the bitmap runs (mke2fs's table_offset): the flex group
+            // size, or the group count of a short last flex group of 2 or more.
+            let gap = if n == 1 { u64::from(FLEX_GROUPS) } else { n };
+            if g == leader {
+                if let Some(areas) = self.packed_areas(leader, n, gap) {
+                    // The common case: each run fits contiguously; reserve it whole.
+                    let (bb, ib, it) = areas;
+                    self.used.insert(bb, n);
+                    self.used.insert(ib, n);
+                    self.used.insert(it, n * itb);
+                    out.extend((0..n).map(|i| (bb + i, ib + i, it + i * itb)));
+                    g = last + 1;
+                    continue;
+                }
+                // Each run as far as it goes contiguously, as mke2fs's flexbg_offset.
+                let limit = geo.blocks_count;
                 let first = geo.group_first_block(leader);
-                let bb_area = self
+                let at = self.used.find_free(first, n, limit).unwrap_or(first);
+                let bb = self.alloc(at, 1, "a block bitmap")?;
+                let at = self.used.find_free(bb + gap, n, limit).unwrap_or(bb + gap);
+                let ib = self.alloc(at, 1, "an inode bitmap")?;
+                let at = self
                     .used
-                    .find_free(first, n, geo.blocks_count)
-                    .unwrap_or(first);
-                let bb = self.alloc(bb_area, 1, "a block bitmap")?;
-                let ib_area = self
-                    .used
-                    .find_free(bb + n, n, geo.blocks_count)
-                    .unwrap_or(bb + n);
-                let ib = self.alloc(ib_area, 1, "an inode bitmap")?;
-                let it_area = self
-                    .used
-                    .find_free(ib + n, n * itb, geo.blocks_count)
-                    .unwrap_or(ib + n);
-                let it = self.alloc(it_area, itb, "an inode table")?;
-                (bb, ib, it)
+                    .find_free(ib + gap, n * itb, limit)
+                    .unwrap_or(ib + gap);
+                let it = self.alloc(at, itb, "an inode table")?;
+                out.push((bb, ib, it));
             } else {
+                // Obstacles in the way: place group by group after the previous one.
                 let (pbb, pib, pit) = out[(g - 1) as usize];
                 let bb = self.alloc(pbb + 1, 1, "a block bitmap")?;
                 let ib = self.alloc(pib + 1, 1, "an inode bitmap")?;
                 let it = self.alloc(pit + itb, itb, "an inode table")?;
-                (bb, ib, it)
-            };
-            out.push((bb, ib, it));
+                out.push((bb, ib, it));
+            }
+            g += 1;
         }
         Ok(out)
+    }
+
+    /// Starts of the block-bitmap, inode-bitmap and inode-table runs of a flex
+    /// group when each fits contiguously: block bitmaps at the first free run
+    /// of the leader, inode bitmaps `gap` blocks on, inode tables `gap` after those.
+    fn packed_areas(&self, leader: u32, n: u64, gap: u64) -> Option<(u64, u64, u64)> {
+        let geo = self.geo;
+        let itb = u64::from(geo.inode_table_blocks);
+        let limit = geo.blocks_count;
+        let bb = self
+            .used
+            .find_free(geo.group_first_block(leader), n, limit)?;
+        let ib = self.used.find_free(bb + gap, n, limit)?;
+        if ib < bb + n {
+            return None;
+        }
+        let it = self.used.find_free(ib + gap, n * itb, limit)?;
+        (it >= ib + n).then_some((bb, ib, it))
     }
 
     /// `get_midpoint_journal_block` of e2fsprogs: the first block of the group near
@@ -236,7 +267,6 @@ impl Placer<'_> {
 
     fn place_journal(&mut self) -> Result<JournalPlan, LayoutError> {
         let total = u64::from(self.geo.journal_blocks);
-        let limit = self.geo.blocks_count;
         let goal = self.journal_goal();
         // Count the runs first to know whether an extent leaf block is needed.
         let runs = self.journal_runs(goal, total)?;
@@ -277,7 +307,6 @@ impl Placer<'_> {
                 off += piece;
             }
         }
-        debug_assert!(limit >= total);
         if extents.len() > LEAF_EXTENTS {
             return Err(LayoutError::NoRoom {
                 what: "the journal in one extent leaf",
@@ -346,6 +375,13 @@ impl Layout {
         let tables = placer.place_group_tables()?;
         let root_block = placer.alloc(0, 1, "the root directory")?;
         let lost_found_start = placer.alloc(0, LOST_FOUND_BLOCKS, "lost+found")?;
+        let resize_dind = if geo.reserved_gdt_blocks > 0 {
+            let goal =
+                3 + u64::from(geo.reserved_gdt_blocks + geo.desc_blocks + geo.inode_table_blocks);
+            Some(placer.alloc(goal, 1, "the resize inode's block")?)
+        } else {
+            None
+        };
         let journal = placer.place_journal()?;
 
         let mut groups = Vec::with_capacity(tables.len());
@@ -366,6 +402,8 @@ impl Layout {
             });
         }
         let used = placer.used.ranges.iter().map(|(&s, &e)| (s, e)).collect();
+        // Reserved GDT blocks count as overhead (the kernel's
+        // ext4_num_base_meta_clusters); the resize inode's own block does not.
         let overhead_blocks = (0..geo.group_count)
             .map(|g| geo.super_and_desc_blocks(g))
             .sum::<u64>()
@@ -376,6 +414,7 @@ impl Layout {
             groups,
             root_block,
             lost_found_start,
+            resize_dind,
             journal,
             free_blocks,
             overhead_blocks,
@@ -424,12 +463,13 @@ mod tests {
         let geo = Geometry::for_device(1 << 30).unwrap();
         let l = Layout::plan(&geo).unwrap();
         assert_eq!(l.groups.len(), 8);
-        // sb + 1 descriptor block, then 8 block bitmaps, 8 inode bitmaps, 8 tables.
-        assert_eq!(l.groups[0].block_bitmap, 2);
-        assert_eq!(l.groups[7].block_bitmap, 9);
-        assert_eq!(l.groups[0].inode_bitmap, 10);
-        assert_eq!(l.groups[0].inode_table, 18);
-        assert_eq!(l.groups[7].inode_table, 18 + 7 * 512);
+        // sb + 1 descriptor block + 127 reserved, then 8 block bitmaps, 8 inode
+        // bitmaps, 8 tables: where mke2fs puts them.
+        assert_eq!(l.groups[0].block_bitmap, 129);
+        assert_eq!(l.groups[7].block_bitmap, 136);
+        assert_eq!(l.groups[0].inode_bitmap, 137);
+        assert_eq!(l.groups[0].inode_table, 145);
+        assert_eq!(l.groups[7].inode_table, 145 + 7 * 512);
         // The journal at the start of group 4 (the middle group with most free blocks).
         assert_eq!(
             l.journal.extents,
@@ -443,14 +483,14 @@ mod tests {
             !l.groups[0].block_uninit && !l.groups[4].block_uninit && !l.groups[7].block_uninit
         );
         assert!(l.groups[1].block_uninit && l.groups[2].block_uninit);
-        assert_eq!(l.groups[1].free_blocks, 32768 - 2);
+        assert_eq!(l.groups[1].free_blocks, 32768 - 2 - 127);
         assert_eq!(l.groups[2].free_blocks, 32768);
         let total_used: u64 = l.used.iter().map(|&(s, e)| e - s).sum();
         assert_eq!(l.free_blocks, geo.blocks_count - total_used);
-        // mke2fs 1.47 (without resize_inode) reports 12314 overhead clusters for 1 GiB;
-        // the 5 other used blocks are the root directory and lost+found.
-        assert_eq!(l.overhead_blocks, 12314);
-        assert_eq!(total_used, 12314 + 5);
+        // mke2fs 1.47 reports 12949 overhead clusters for 1 GiB; the 6 other used
+        // blocks are the root directory, lost+found and the resize inode's block.
+        assert_eq!(l.overhead_blocks, 12949);
+        assert_eq!(total_used, 12949 + 6);
     }
 
     /// 2 TiB: the journal needs 8 extents and so an extent leaf block.

@@ -17,6 +17,7 @@ pub mod group_desc;
 pub mod inode;
 pub mod journal;
 pub mod layout;
+pub mod resize;
 pub mod superblock;
 pub mod writer;
 
@@ -35,6 +36,7 @@ use super::{Ext4Options, FormatReport};
 use crate::sys::blk::{self, BlkError};
 
 const ROOT_INO: u32 = 2;
+const RESIZE_INO: u32 = 7;
 const LOST_FOUND_INO: u32 = 11;
 /// Longest label `s_volume_name` holds.
 pub const MAX_LABEL: usize = 16;
@@ -42,8 +44,10 @@ pub const MAX_LABEL: usize = 16;
 /// Errors of the ext4 writer, each naming the step that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Ext4Error {
-    #[error("Cannot read the device size")]
+    #[error("Cannot read the device geometry")]
     DeviceSize(#[source] BlkError),
+    #[error("Logical sector size {0} is larger than the 4096-byte ext4 block")]
+    SectorTooLarge(u32),
     #[error("Cannot choose the filesystem geometry")]
     Geometry(#[from] GeometryError),
     #[error("Cannot place the filesystem metadata")]
@@ -54,6 +58,8 @@ pub enum Ext4Error {
     Discard(#[source] io::Error),
     #[error("Cannot zero the journal")]
     ZeroJournal(#[source] io::Error),
+    #[error("Cannot zero the end of the filesystem")]
+    ZeroTail(#[source] io::Error),
     #[error("Cannot write metadata at block {block}")]
     Write {
         block: u64,
@@ -64,8 +70,28 @@ pub enum Ext4Error {
     Sync(#[source] io::Error),
 }
 
-/// Format `dev` as ext4.
+/// What happens to the device's old contents before formatting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OldContents {
+    /// Punch out (image file) or BLKDISCARD (block device) what is not
+    /// rewritten, as mke2fs does by default.
+    Discard,
+    /// Leave them (mke2fs `-E nodiscard`): the journal and the filesystem's tail
+    /// are zeroed, the inode tables are left for the kernel's lazy init.
+    Keep,
+}
+
+/// Format `dev` as ext4, discarding its old contents.
 pub fn format(dev: &File, opts: &Ext4Options) -> Result<FormatReport, Ext4Error> {
+    format_with(dev, opts, OldContents::Discard)
+}
+
+/// Format `dev` as ext4, doing `old` with its old contents.
+pub fn format_with(
+    dev: &File,
+    opts: &Ext4Options,
+    old: OldContents,
+) -> Result<FormatReport, Ext4Error> {
     let mut label = [0u8; 16];
     if let Some(l) = &opts.label {
         if l.len() > MAX_LABEL {
@@ -74,6 +100,10 @@ pub fn format(dev: &File, opts: &Ext4Options) -> Result<FormatReport, Ext4Error>
         label[..l.len()].copy_from_slice(l.as_bytes());
     }
     let size = blk::device_size(dev).map_err(Ext4Error::DeviceSize)?;
+    let sector = blk::logical_sector_size(dev).map_err(Ext4Error::DeviceSize)?;
+    if u64::from(sector) > BLOCK_SIZE {
+        return Err(Ext4Error::SectorTooLarge(sector));
+    }
     let geo = Geometry::for_device(size)?;
     let layout = Layout::plan(&geo)?;
     let uuid = opts
@@ -92,8 +122,12 @@ pub fn format(dev: &File, opts: &Ext4Options) -> Result<FormatReport, Ext4Error>
         zeroed: true,
     };
     let mut writer = build(&layout, &params);
-    let zeroed =
-        super::device::discard(dev, size, &writer.byte_ranges()).map_err(Ext4Error::Discard)?;
+    let zeroed = match old {
+        OldContents::Discard => {
+            super::device::discard(dev, size, &writer.byte_ranges()).map_err(Ext4Error::Discard)?
+        }
+        OldContents::Keep => false,
+    };
     if !zeroed {
         params.zeroed = false;
         writer = build(&layout, &params);
@@ -101,6 +135,15 @@ pub fn format(dev: &File, opts: &Ext4Options) -> Result<FormatReport, Ext4Error>
             super::device::zero_range(dev, e.start * BLOCK_SIZE, u64::from(e.len) * BLOCK_SIZE)
                 .map_err(Ext4Error::ZeroJournal)?;
         }
+        // Like mke2fs, clear the filesystem's last 64-128 KiB, where MD RAID and
+        // other end-of-device signatures live.
+        let tail = tail_to_zero(geo.blocks_count);
+        super::device::zero_range(
+            dev,
+            tail * BLOCK_SIZE,
+            (geo.blocks_count - tail) * BLOCK_SIZE,
+        )
+        .map_err(Ext4Error::ZeroTail)?;
     }
     writer
         .write(dev)
@@ -113,6 +156,18 @@ pub fn format(dev: &File, opts: &Ext4Options) -> Result<FormatReport, Ext4Error>
         uuid: uuid::Uuid::from_bytes(uuid).hyphenated().to_string(),
         label: opts.label.clone().filter(|l| !l.is_empty()),
     })
+}
+
+/// First block of the tail mke2fs zeroes: from a 64 KiB boundary, one more
+/// 64 KiB back, to the end of the filesystem.
+fn tail_to_zero(blocks: u64) -> u64 {
+    let chunk = 65536 / BLOCK_SIZE;
+    let start = blocks & !(chunk - 1);
+    if start > chunk {
+        start - chunk
+    } else {
+        start
+    }
 }
 
 /// Everything besides the layout that ends up on disk.
@@ -237,6 +292,23 @@ pub fn build(layout: &Layout, p: &Params) -> BlockWriter {
     }
     w.put(layout.lost_found_start, lf);
 
+    // The resize inode and its blocks.
+    let resize_inode = layout.resize_dind.map(|dind| {
+        let (inode, dind_block) = resize::inode_and_dind(geo, dind, p.now);
+        w.put(dind, dind_block);
+        let first = resize::first_reserved(geo);
+        let backups: Vec<u64> = geo
+            .backup_groups()
+            .map(|g| geo.group_first_block(g))
+            .collect();
+        w.put_generated(
+            first,
+            u64::from(geo.reserved_gdt_blocks),
+            Box::new(move |i, block| resize::fill_reserved(block, i, first, &backups)),
+        );
+        inode
+    });
+
     // The first block of group 0's inode table: the reserved inodes 1..=11.
     let mut itable = vec![0u8; BLOCK_SIZE as usize];
     for ino in 1..=FIRST_INO {
@@ -248,6 +320,7 @@ pub fn build(layout: &Layout, p: &Params) -> BlockWriter {
                 time: p.now,
                 ..Default::default()
             },
+            RESIZE_INO => resize_inode.clone().unwrap_or_default(),
             _ => Inode::default(),
         };
         let off = (ino as usize - 1) * INODE_SIZE as usize;
@@ -258,6 +331,7 @@ pub fn build(layout: &Layout, p: &Params) -> BlockWriter {
     // Bitmaps and group descriptors.
     let ipg = geo.inodes_per_group;
     let mut gdt = vec![0u8; geo.desc_blocks as usize * BLOCK_SIZE as usize];
+    let mut scratch = vec![0u8; BLOCK_SIZE as usize];
     for (g, gp) in layout.groups.iter().enumerate() {
         let g32 = g as u32;
         let mut d = GroupDesc {
@@ -275,9 +349,17 @@ pub fn build(layout: &Layout, p: &Params) -> BlockWriter {
         if gp.block_uninit {
             d.flags |= BLOCK_UNINIT;
         } else {
-            let bits = bitmap::block_bitmap(&layout.used_in_group(g32), geo.group_len(g32));
-            d.block_bitmap_csum = bitmap::checksum(&bits, BLOCK_SIZE as usize, seed);
-            w.put(gp.block_bitmap, bits);
+            // Computed once here for the checksum, and again when written.
+            let used = layout.used_in_group(g32);
+            let len = geo.group_len(g32);
+            scratch.fill(0);
+            bitmap::fill_block_bitmap(&mut scratch, &used, len);
+            d.block_bitmap_csum = bitmap::checksum(&scratch, BLOCK_SIZE as usize, seed);
+            w.put_generated(
+                gp.block_bitmap,
+                1,
+                Box::new(move |_, bits| bitmap::fill_block_bitmap(bits, &used, len)),
+            );
         }
         if g == 0 {
             let bits = bitmap::inode_bitmap(FIRST_INO, ipg);
@@ -305,17 +387,57 @@ pub fn build(layout: &Layout, p: &Params) -> BlockWriter {
         now: p.now,
         journal_backup,
     };
+    let gdt: std::rc::Rc<[u8]> = gdt.into();
     for g in 0..geo.group_count {
         if geo.super_and_desc_blocks(g) == 0 {
             continue;
         }
-        let mut block = vec![0u8; BLOCK_SIZE as usize + gdt.len()];
+        let mut block = vec![0u8; BLOCK_SIZE as usize];
         let sb = superblock::encode(layout, &info, g as u16);
         // The primary sits at byte 1024; a backup at the start of its group's first block.
         let at = if g == 0 { 1024 } else { 0 };
         block[at..at + SUPERBLOCK_SIZE].copy_from_slice(&sb);
-        block[BLOCK_SIZE as usize..].copy_from_slice(&gdt);
         w.put(geo.group_first_block(g), block);
+        w.put_shared(geo.group_first_block(g) + 1, gdt.clone());
     }
     w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_to_zero_as_mke2fs() {
+        assert_eq!(tail_to_zero(262144), 262144 - 16);
+        assert_eq!(tail_to_zero(24414), 24400 - 16);
+    }
+
+    /// The whole metadata of a 1 GiB filesystem, built in memory: the blocks
+    /// written are the ones the layout reserved, superblock first.
+    #[test]
+    fn build_writes_only_reserved_blocks() {
+        let geo = Geometry::for_device(1 << 30).unwrap();
+        let layout = Layout::plan(&geo).unwrap();
+        let p = Params {
+            uuid: [1; 16],
+            label: [0; 16],
+            hash_seed: [2; 16],
+            now: 3,
+            zeroed: true,
+        };
+        let w = build(&layout, &p);
+        let ranges = w.byte_ranges();
+        assert_eq!(ranges[0].0, 0);
+        for (s, e) in ranges {
+            let (sb, eb) = (s / BLOCK_SIZE, e / BLOCK_SIZE);
+            assert!(
+                layout.used.iter().any(|&(us, ue)| us <= sb && eb <= ue),
+                "blocks {sb}..{eb} written outside the used ranges"
+            );
+        }
+        // sb + GDT + reserved GDT per copy (5 copies), 2 used bitmaps' worth per
+        // initialised group, inode table block, root, lost+found, journal sb, dind.
+        assert!(w.blocks() > 5 * 2 && w.blocks() < 5 * 129 + 20);
+    }
 }

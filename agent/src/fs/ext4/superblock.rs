@@ -12,6 +12,7 @@ pub const MAGIC: u16 = 0xEF53;
 // s_feature_compat
 pub const COMPAT_HAS_JOURNAL: u32 = 0x4;
 pub const COMPAT_EXT_ATTR: u32 = 0x8;
+pub const COMPAT_RESIZE_INODE: u32 = 0x10;
 pub const COMPAT_DIR_INDEX: u32 = 0x20;
 // s_feature_incompat
 pub const INCOMPAT_FILETYPE: u32 = 0x2;
@@ -91,11 +92,17 @@ pub fn encode(layout: &Layout, info: &SuperblockInfo, group_nr: u16) -> [u8; SUP
     put32(&mut b, 0x54, FIRST_INO);
     put16(&mut b, 0x58, INODE_SIZE as u16);
     put16(&mut b, 0x5A, group_nr);
-    put32(&mut b, 0x5C, FEATURE_COMPAT);
+    let resize = if geo.reserved_gdt_blocks > 0 {
+        COMPAT_RESIZE_INODE
+    } else {
+        0
+    };
+    put32(&mut b, 0x5C, FEATURE_COMPAT | resize);
     put32(&mut b, 0x60, FEATURE_INCOMPAT);
     put32(&mut b, 0x64, FEATURE_RO_COMPAT);
     b[0x68..0x78].copy_from_slice(&info.uuid);
     b[0x78..0x88].copy_from_slice(&info.label);
+    put16(&mut b, 0xCE, geo.reserved_gdt_blocks as u16);
     put32(&mut b, 0xE0, JOURNAL_INO);
     b[0xEC..0xFC].copy_from_slice(&info.hash_seed);
     b[0xFC] = 1; // s_def_hash_version: half_md4
@@ -155,12 +162,13 @@ mod tests {
         assert_eq!(get32(&b, 0x28), 8192); // s_inodes_per_group
         assert_eq!(u16::from_le_bytes([b[0x5A], b[0x5B]]), 3); // s_block_group_nr
         assert_eq!(&b[0x78..0x7C], b"root");
-        assert_eq!(get32(&b, 0x5C), 0x2C);
+        assert_eq!(get32(&b, 0x5C), 0x3C);
+        assert_eq!(u16::from_le_bytes([b[0xCE], b[0xCF]]), 127); // s_reserved_gdt_blocks
         assert_eq!(get32(&b, 0x60), 0x2C2);
         assert_eq!(get32(&b, 0x64), 0x46B);
         assert_eq!(u16::from_le_bytes([b[0xFE], b[0xFF]]), 64);
         assert_eq!(b[0x174], 4);
-        assert_eq!(get32(&b, 0x248), 12314); // s_overhead_clusters
+        assert_eq!(get32(&b, 0x248), 12949); // s_overhead_clusters
     }
 
     #[test]

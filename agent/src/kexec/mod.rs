@@ -1,0 +1,221 @@
+//! `landfall-agent kexec`: from whatever Linux the target runs, boot the RAM
+//! image in place, keeping the machine reachable.
+//!
+//! Steps: capture the network (netlink + resolv.conf) → build a copy of the
+//! initrd in memory (memfd) with an appended newc archive holding the session's
+//! agent files and `/etc/landfall/network.json` → kexec_file_load → sync and
+//! reboot(LINUX_REBOOT_CMD_KEXEC). When the syscall route fails and the target
+//! has kexec-tools, `kexec -l` is tried before giving up.
+//!
+//! The session files given with `--session` are removed from the target's disk
+//! once they are in the in-memory initrd (not with `--dry-run`): the key then
+//! exists only in RAM, which the kexec replaces.
+
+pub mod cmdline;
+pub mod fallback;
+pub mod netcapture;
+pub mod netdump;
+pub mod newc;
+pub mod refusal;
+
+use std::fs::File;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use landfall_proto::tlsnames::{AGENT_CERT, AGENT_KEY, CA_CERT, IMAGE_TLS_DIR};
+
+use crate::init::netconfig::{NetworkConfig, IMAGE_NETWORK_CONFIG};
+use crate::sys::kexec as sys;
+use newc::ArchiveFile;
+pub use refusal::LoadRefusal;
+
+/// What `landfall-agent kexec` was asked to do.
+#[derive(Debug, Clone)]
+pub struct KexecOptions {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub append: Option<String>,
+    pub session: Option<PathBuf>,
+    pub dry_run: bool,
+    /// After the load, return at once and reboot into the image from a
+    /// detached child a second later, so a caller over SSH sees the result.
+    pub detach: bool,
+}
+
+/// Why the kexec did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum KexecError {
+    #[error("Cannot open the kernel {0}")]
+    OpenKernel(PathBuf, #[source] std::io::Error),
+    #[error("Cannot read the initrd {0}")]
+    ReadInitrd(PathBuf, #[source] std::io::Error),
+    #[error("Cannot read the session file {0}")]
+    ReadSession(PathBuf, #[source] std::io::Error),
+    #[error("Cannot read the network configuration")]
+    CaptureNetwork(#[source] netdump::NetDumpError),
+    #[error("Cannot write the session archive")]
+    Archive(#[source] newc::NewcError),
+    #[error("Cannot use the kernel command line")]
+    Cmdline(#[source] sys::CmdlineError),
+    #[error("Cannot make the in-memory initrd")]
+    Memfd(#[source] std::io::Error),
+    #[error("kexec refused{}", fallback_note(.fallback))]
+    Refused {
+        #[source]
+        refusal: LoadRefusal,
+        /// What the kexec-tools fallback said, when it was tried.
+        fallback: Option<String>,
+    },
+    #[error("The image is loaded but reboot(LINUX_REBOOT_CMD_KEXEC) failed: {0}")]
+    Reboot(nix::errno::Errno),
+}
+
+fn fallback_note(f: &Option<String>) -> String {
+    match f {
+        Some(msg) => format!(" (kexec-tools also failed: {msg})"),
+        None => String::new(),
+    }
+}
+
+/// What a (dry) run prepared.
+#[derive(Debug)]
+pub struct Prepared {
+    pub network: NetworkConfig,
+    pub cmdline: String,
+    /// Size of the initrd with the appended archive.
+    pub initrd_bytes: u64,
+    /// Paths inside the image the appended archive holds.
+    pub archive_paths: Vec<String>,
+    kernel: File,
+    initrd: File,
+}
+
+/// The network configuration of this machine, as the image will restore it.
+pub fn capture_network() -> Result<NetworkConfig, KexecError> {
+    let state = netdump::read_netlink_state().map_err(KexecError::CaptureNetwork)?;
+    let mut resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    if netcapture::only_local_stub(&resolv) {
+        resolv = std::fs::read_to_string("/run/systemd/resolve/resolv.conf").unwrap_or_default();
+    }
+    Ok(netcapture::network_config(&state, &resolv))
+}
+
+fn session_files(dir: &Path) -> Result<Vec<ArchiveFile>, KexecError> {
+    [(CA_CERT, 0o644), (AGENT_CERT, 0o644), (AGENT_KEY, 0o600)]
+        .into_iter()
+        .map(|(name, perm)| {
+            let p = dir.join(name);
+            let data = std::fs::read(&p).map_err(|e| KexecError::ReadSession(p, e))?;
+            Ok(ArchiveFile {
+                path: format!("{IMAGE_TLS_DIR}/{name}"),
+                perm,
+                data,
+            })
+        })
+        .collect()
+}
+
+fn remove_session(dir: &Path) {
+    for name in [CA_CERT, AGENT_CERT, AGENT_KEY] {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+/// Everything up to the load: the network capture, the command line and the
+/// in-memory initrd.
+pub fn prepare(opts: &KexecOptions) -> Result<Prepared, KexecError> {
+    let kernel =
+        File::open(&opts.kernel).map_err(|e| KexecError::OpenKernel(opts.kernel.clone(), e))?;
+    let network = capture_network()?;
+    let current = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let cmdline = cmdline::compose(&current, opts.append.as_deref());
+    sys::cmdline_buffer(&cmdline).map_err(KexecError::Cmdline)?;
+
+    let mut files = match &opts.session {
+        Some(dir) => session_files(dir)?,
+        None => Vec::new(),
+    };
+    let json = serde_json::to_vec_pretty(&network).unwrap_or_default();
+    files.push(ArchiveFile {
+        path: IMAGE_NETWORK_CONFIG.into(),
+        perm: 0o644,
+        data: json,
+    });
+    let archive = newc::archive(&files).map_err(KexecError::Archive)?;
+
+    let mut src =
+        File::open(&opts.initrd).map_err(|e| KexecError::ReadInitrd(opts.initrd.clone(), e))?;
+    let mut initrd = sys::memfd("landfall-initrd").map_err(|e| KexecError::Memfd(e.into()))?;
+    let copied = std::io::copy(&mut src, &mut initrd)
+        .map_err(|e| KexecError::ReadInitrd(opts.initrd.clone(), e))?;
+    let mut tail = Vec::new();
+    let pad = (4 - copied % 4) % 4;
+    tail.resize(pad as usize, 0u8);
+    tail.extend_from_slice(&archive);
+    initrd.write_all(&tail).map_err(KexecError::Memfd)?;
+    initrd.seek(SeekFrom::Start(0)).map_err(KexecError::Memfd)?;
+    Ok(Prepared {
+        network,
+        cmdline,
+        initrd_bytes: copied + tail.len() as u64,
+        archive_paths: files.into_iter().map(|f| f.path).collect(),
+        kernel,
+        initrd,
+    })
+}
+
+/// Loads the prepared image: kexec_file_load, else kexec-tools.
+pub fn load(p: &Prepared, kernel_path: &Path) -> Result<(), KexecError> {
+    let (c, _) = sys::cmdline_buffer(&p.cmdline).map_err(KexecError::Cmdline)?;
+    let errno = match sys::kexec_file_load(&p.kernel, &p.initrd, &c) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    let refusal = refusal::classify(errno, &refusal::SystemState::read());
+    tracing::warn!("kexec_file_load: {refusal}");
+    // Disabled and no-permission block kexec_load too; anything else may be the
+    // file-based call alone.
+    let worth_fallback = !matches!(refusal, LoadRefusal::Disabled | LoadRefusal::NoCapability);
+    let fallback = match fallback::find_kexec_tool().filter(|_| worth_fallback) {
+        Some(tool) => {
+            use std::os::fd::AsRawFd;
+            let initrd_path = PathBuf::from(format!(
+                "/proc/{}/fd/{}",
+                std::process::id(),
+                p.initrd.as_raw_fd()
+            ));
+            tracing::info!("Trying {}", tool.display());
+            match fallback::load_with_tool(&tool, kernel_path, &initrd_path, &p.cmdline) {
+                Ok(()) => return Ok(()),
+                Err(e) => Some(e.to_string()),
+            }
+        }
+        None => None,
+    };
+    Err(KexecError::Refused { refusal, fallback })
+}
+
+/// The whole command: prepare, and unless `dry_run`, load and reboot into the
+/// image (returns only on failure, or with the prepared data on a dry run).
+pub fn run(opts: &KexecOptions) -> Result<Prepared, KexecError> {
+    let p = prepare(opts)?;
+    if opts.dry_run {
+        return Ok(p);
+    }
+    if let Some(dir) = &opts.session {
+        remove_session(dir);
+    }
+    load(&p, &opts.kernel)?;
+    eprintln!("{LOADED_MARKER}, rebooting into it (kexec)");
+    if opts.detach {
+        return match sys::reboot_kexec_detached(std::time::Duration::from_secs(1)) {
+            Ok(()) => Ok(p),
+            Err(e) => Err(KexecError::Reboot(e)),
+        };
+    }
+    Err(KexecError::Reboot(sys::reboot_kexec()))
+}
+
+/// Printed on stderr once the image is loaded; the controller looks for it.
+pub const LOADED_MARKER: &str = "landfall-agent: image loaded";

@@ -1,0 +1,32 @@
+//! The SSH bootstrap with the system's OpenSSH client: reach the target as the
+//! user's own `ssh` would (config, agent, ProxyJump, known_hosts — host keys
+//! are always verified), check it, upload the agent and the RAM image only
+//! when changed, and kexec into the image.
+//!
+//! Library API (for `landfall kexec` and `landfall install`):
+//! `Target::parse("root@host")?.port(..).identity(..).option(..)`,
+//! `Target::check() -> Result<TargetFacts, KexecError>`,
+//! `Target::upload_if_changed(dir, files, has_sha256sum)`,
+//! `Target::kexec(&KexecPlan) -> Result<KexecReport, KexecError>` (=
+//! `prepare_kexec` (check + upload) then `start_kexec` (session files + the
+//! remote `landfall-agent kexec --detach`)), `Target::resolved_host()` (the
+//! address after ssh_config, for the agent at HOST:7443), `Target::run(script, stdin)`.
+//! All calls block (run them in `spawn_blocking` from async code).
+
+pub mod bootstrap;
+pub mod error;
+pub mod facts;
+pub mod remote;
+pub mod target;
+pub mod upload;
+
+// Re-exported as the API `landfall install` builds on.
+#[allow(unused_imports)]
+pub use bootstrap::{KexecError, KexecPlan, KexecReport};
+#[allow(unused_imports)]
+pub use error::SshError;
+#[allow(unused_imports)]
+pub use facts::{FactsError, TargetFacts};
+pub use target::Target;
+#[allow(unused_imports)]
+pub use upload::{Upload, Uploaded};

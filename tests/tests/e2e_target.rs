@@ -1,0 +1,120 @@
+//! End to end, the command users run: `landfall install --target root@HOST` on a
+//! "rescue" VM reachable only by SSH (256 MiB) — kexec into the agent's image,
+//! the flake's disko layout, the closure — with the session kept in a per-target
+//! state folder. A second run finds the agent answering (no kexec), the layout
+//! applied (nothing destroyed) and the store complete (nothing sent).
+
+#[path = "../../controller/src/nix/fixture.rs"]
+mod fixture;
+
+use std::process::Command;
+use std::time::Duration;
+
+use landfall_tests::bins::{agent_static_bin, landfall_bin};
+use landfall_tests::rescue::{RescueImage, RescueNetwork, AGENT_PORT, SSHD_READY};
+use landfall_tests::{debian_kernel, sparse_image, TestDir};
+
+const NIX_CONFIG: &str =
+    "experimental-features = nix-command flakes\nbuild-users-group =\nsandbox = false\nsubstituters =";
+
+fn landfall(args: &[&str], state: &std::path::Path) -> String {
+    let out = Command::new(landfall_bin())
+        .args(args)
+        .env("NIX_CONFIG", NIX_CONFIG)
+        .env("LANDFALL_STATE_DIR", state)
+        .env("LANDFALL_AGENT_BIN", agent_static_bin())
+        .output()
+        .expect("run landfall");
+    eprintln!(
+        "$ landfall {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "landfall {} failed", args.join(" "));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn install_over_ssh_from_a_rescue_system() {
+    let kernel = debian_kernel().expect("Debian kernel (scripts/fetch-kernel.sh)");
+    let tdir = TestDir::new("target").unwrap();
+    let dir = tdir.path().to_path_buf();
+    let state = dir.join("state");
+    let built =
+        fixture::build_office_fixture(&dir.join("flake"), &fixture::FixtureOptions::default())
+            .expect("the office fixture builds with nix");
+    let image = dir.join("image");
+    landfall(
+        &[
+            "image",
+            "build",
+            "--kernel",
+            kernel.image.to_str().unwrap(),
+            "--modules",
+            kernel.modules.to_str().unwrap(),
+            "--out",
+            image.to_str().unwrap(),
+        ],
+        &state,
+    );
+    let rescue = RescueImage::build(&kernel, &dir, RescueNetwork::Static).unwrap();
+    let disk = sparse_image(&dir.join("nvme.img"), 4 << 30).unwrap();
+    let mut vm = rescue.vm_builder(&kernel, &disk).start_in(tdir).unwrap();
+    vm.wait_for(SSHD_READY, Duration::from_secs(120)).unwrap();
+    let port = vm.host_port(22).unwrap().to_string();
+    let agent_addr = vm.forwarded_addr(AGENT_PORT).unwrap().to_string();
+    let known_hosts = rescue.write_known_hosts(vm.host_port(22).unwrap()).unwrap();
+    let kh = format!("UserKnownHostsFile={}", known_hosts.display());
+    let flake = format!("{}#office", built.flake_ref);
+    let args = [
+        "install",
+        "--target",
+        "root@127.0.0.1",
+        "-p",
+        &port,
+        "-i",
+        rescue.client_key.to_str().unwrap(),
+        "--ssh-option",
+        &kh,
+        "--image",
+        image.to_str().unwrap(),
+        "--agent-addr",
+        &agent_addr,
+        "--flake",
+        &flake,
+        "--yes",
+        "--json",
+        "--wait",
+        "240",
+    ];
+    let out = landfall(&args, &state);
+    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    eprintln!("FIGURE target install phases: {}", summary["phases"]);
+    let phases: Vec<&str> = summary["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[0].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["kexec", "evaluate", "disko", "install", "total"]);
+    assert!(summary["closure"]["sent_paths"].as_u64().unwrap() >= 5);
+    vm.wait_for("starting as PID 1", Duration::from_secs(5))
+        .unwrap();
+    // The session lives in the target's state folder.
+    let sessions: Vec<_> = std::fs::read_dir(&state).unwrap().collect();
+    assert_eq!(sessions.len(), 1, "one state folder per target");
+
+    // The second run: no kexec, nothing destroyed, nothing sent.
+    let out = landfall(&args, &state);
+    let again: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let phases: Vec<&str> = again["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[0].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["evaluate", "disko", "install", "total"], "{again}");
+    assert_eq!(again["closure"]["sent_paths"], 0);
+    vm.quit(Duration::from_secs(20)).unwrap();
+}
