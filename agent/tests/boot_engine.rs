@@ -7,7 +7,8 @@
 //! - the closure's `switch-to-configuration boot` run in a private mount
 //!   namespace chrooted into a loop-mounted ext4 root, its output streamed, no
 //!   mount left behind, e2fsck clean; and the failing variant: the error carries
-//!   the installer's output, and the service then refuses to reboot.
+//!   the installer's output, and the service then refuses to reboot;
+//! - reboot preparation: nested mounts go deepest first, a busy one is reported.
 
 #[path = "store_common/mod.rs"]
 mod common;
@@ -366,4 +367,44 @@ fn failing_closure_installer_stops_with_its_output_and_blocks_reboot() {
         assert!(!dry.rebooting);
     });
     disk.unmount_and_check();
+}
+
+#[test]
+fn reboot_preparation_unmounts_deepest_first_and_reports_what_refuses() {
+    use landfall_agent::boot::prepare_reboot;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = Ext4Root::new(tmp.path());
+    let root = fs::canonicalize(&disk.mnt).unwrap();
+    let boot = root.join("boot");
+    fs::create_dir(&boot).unwrap();
+    assert!(Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(&boot)
+        .status()
+        .unwrap()
+        .success());
+
+    // A file held open on the root: the root refuses, /boot still goes.
+    let held = fs::File::create(root.join("held")).unwrap();
+    let r = prepare_reboot(&root, false).unwrap();
+    assert_eq!(r.unmounted, vec![boot.clone()]);
+    assert_eq!(r.refused.len(), 1, "{:?}", r.refused);
+    assert_eq!(r.refused[0].0, root);
+    assert!(r.refused[0].1.starts_with("busy"), "{:?}", r.refused);
+    drop(held);
+
+    let r = prepare_reboot(&root, false).unwrap();
+    assert_eq!(r.unmounted, vec![root.clone()]);
+    assert!(r.refused.is_empty());
+    let out = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(&disk.image)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
