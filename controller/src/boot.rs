@@ -10,14 +10,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use landfall_proto::v1::agent_client::AgentClient;
-use landfall_proto::v1::{
-    BootloaderPolicy, BootloaderRequest, RebootReply, RebootRequest, StepState,
-};
+use landfall_proto::v1::{BootloaderPolicy, BootloaderRequest, RebootReply, RebootRequest};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tonic::transport::Channel;
-
-use crate::disk::event_line;
 
 /// Parses `auto|systemd-boot|closure|none`.
 pub fn parse_policy(s: &str) -> anyhow::Result<BootloaderPolicy> {
@@ -35,34 +31,17 @@ pub async fn install_bootloader(
     client: &mut AgentClient<Channel>,
     req: BootloaderRequest,
 ) -> anyhow::Result<String> {
-    let mut stream = client
+    let stream = client
         .install_bootloader(req)
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))
         .context("The agent refused to install the bootloader")?
         .into_inner();
-    let mut summary = String::new();
-    loop {
-        match stream.message().await {
-            Ok(Some(e)) => {
-                if let Some(line) = event_line(&e) {
-                    eprintln!("{line}");
-                }
-                if e.state == StepState::Done as i32 {
-                    summary = e.summary;
-                }
-            }
-            Ok(None) => break,
-            Err(s) => bail!(
-                "Installing the bootloader failed; the machine is NOT rebooted:\n{}",
-                s.message()
-            ),
-        }
-    }
-    if summary.is_empty() {
-        bail!("The agent's stream ended before the bootloader was installed");
-    }
-    Ok(summary)
+    crate::disk::follow_job(
+        stream,
+        "Installing the bootloader failed; the machine is NOT rebooted",
+    )
+    .await
 }
 
 /// Asks the agent to unmount and reboot.

@@ -106,17 +106,12 @@ pub fn event_line(e: &JobEvent) -> Option<String> {
     }
 }
 
-/// Applies the layout, printing each step; returns the agent's summary.
-pub async fn apply(
-    client: &mut AgentClient<Channel>,
-    req: LayoutRequest,
+/// Follows a job's event stream, printing each step to stderr; returns the
+/// DONE summary. `failed` words the error when the job fails.
+pub async fn follow_job(
+    mut stream: tonic::Streaming<JobEvent>,
+    failed: &str,
 ) -> anyhow::Result<String> {
-    let mut stream = client
-        .apply_layout(req)
-        .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))
-        .context("The agent refused to apply the layout")?
-        .into_inner();
     let mut summary = String::new();
     loop {
         match stream.message().await {
@@ -129,13 +124,27 @@ pub async fn apply(
                 }
             }
             Ok(None) => break,
-            Err(s) => bail!("Applying the layout failed: {}", s.message()),
+            Err(s) => bail!("{failed}: {}", s.message()),
         }
     }
     if summary.is_empty() {
-        bail!("The agent's stream ended before the layout was applied");
+        bail!("The agent's stream ended before the job finished ({failed})");
     }
     Ok(summary)
+}
+
+/// Applies the layout, printing each step; returns the agent's summary.
+pub async fn apply(
+    client: &mut AgentClient<Channel>,
+    req: LayoutRequest,
+) -> anyhow::Result<String> {
+    let stream = client
+        .apply_layout(req)
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))
+        .context("The agent refused to apply the layout")?
+        .into_inner();
+    follow_job(stream, "Applying the layout failed").await
 }
 
 #[cfg(test)]
