@@ -46,3 +46,26 @@ pub fn agent_static_bin() -> PathBuf {
     );
     p
 }
+
+/// Runs the controller with `args` as a user would, echoing the command and
+/// its output to stderr (libtest shows it for a failing test).
+pub fn landfall(args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new(landfall_bin())
+        .args(args)
+        .output()
+        .expect("run landfall");
+    eprintln!(
+        "$ landfall {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// [`landfall`], requiring success; returns its standard output.
+pub fn landfall_ok(args: &[&str]) -> String {
+    let out = landfall(args);
+    assert!(out.status.success(), "landfall {} failed", args.join(" "));
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}

@@ -6,33 +6,13 @@
 //! port scan and a malformed protobuf are all refused, and the agent keeps serving.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
-use landfall_tests::bins::{agent_static_bin, landfall_bin};
+use landfall_tests::bins::{agent_static_bin, landfall, landfall_ok};
 use landfall_tests::{debian_kernel, sparse_image, Disk, Nic, TestDir, VmBuilder};
 
 const AGENT_PORT: u16 = 7443;
-
-fn landfall(args: &[&str]) -> Output {
-    let out = Command::new(landfall_bin())
-        .args(args)
-        .output()
-        .expect("run landfall");
-    eprintln!(
-        "$ landfall {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = landfall(args);
-    assert!(out.status.success(), "landfall {} failed", args.join(" "));
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// curl as an independent TLS/HTTP2 client: returns (exit code, stdout+stderr).
 fn curl(args: &[&str]) -> (i32, String) {
@@ -65,7 +45,7 @@ fn agent_image_boots_and_serves_inventory_over_mtls() {
     let dir = tdir.path().to_path_buf();
     let session = dir.join("session");
     let other = dir.join("other-ca");
-    ok(&[
+    landfall_ok(&[
         "certs",
         "init",
         "--dir",
@@ -73,7 +53,7 @@ fn agent_image_boots_and_serves_inventory_over_mtls() {
         "--label",
         "vm",
     ]);
-    ok(&[
+    landfall_ok(&[
         "certs",
         "init",
         "--dir",
@@ -83,7 +63,7 @@ fn agent_image_boots_and_serves_inventory_over_mtls() {
     ]);
 
     let image = dir.join("image");
-    let built = ok(&[
+    let built = landfall_ok(&[
         "image",
         "build",
         "--kernel",
@@ -121,7 +101,7 @@ fn agent_image_boots_and_serves_inventory_over_mtls() {
         .unwrap();
 
     let tls = session.to_str().unwrap();
-    let json = ok(&[
+    let json = landfall_ok(&[
         "inventory",
         "--agent",
         &addr,
@@ -153,14 +133,14 @@ fn agent_image_boots_and_serves_inventory_over_mtls() {
     );
     assert!(inv["memory"]["total_bytes"].as_u64().unwrap() > 100 << 20);
 
-    let table = ok(&["inventory", "--agent", &addr, "--tls", tls]);
+    let table = landfall_ok(&["inventory", "--agent", &addr, "--tls", tls]);
     assert!(
         table.contains("/dev/nvme0n1")
             && table.contains("landfall-test-0")
             && table.contains("BIOS"),
         "{table}"
     );
-    let status = ok(&["status", "--agent", &addr, "--tls", tls, "--json"]);
+    let status = landfall_ok(&["status", "--agent", &addr, "--tls", tls, "--json"]);
     let st: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(st["pid1"], true, "{status}");
     eprintln!("FIGURE boot_to_serve_ms={}", st["boot_to_serve_ms"]);
@@ -233,7 +213,7 @@ fn agent_image_boots_and_serves_inventory_over_mtls() {
         .unwrap();
 
     // After all that, the agent still serves.
-    let again = ok(&["inventory", "--agent", &addr, "--tls", tls, "--json"]);
+    let again = landfall_ok(&["inventory", "--agent", &addr, "--tls", tls, "--json"]);
     assert!(again.contains("landfall-test-0"));
     vm.quit(Duration::from_secs(10)).unwrap();
 }

@@ -17,32 +17,12 @@
 mod fixture;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fixture::{build_office_fixture, FixtureOptions, DEBIAN_SYSTEMD_BOOT_EFI};
-use landfall_tests::bins::{agent_static_bin, landfall_bin};
+use landfall_tests::bins::{agent_static_bin, landfall, landfall_ok};
 use landfall_tests::{debian_kernel, sparse_image, Disk, Nic, TestDir, Vm, VmBuilder};
-
-fn landfall(args: &[&str]) -> Output {
-    let out = Command::new(landfall_bin())
-        .args(args)
-        .output()
-        .expect("run landfall");
-    eprintln!(
-        "$ landfall {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = landfall(args);
-    assert!(out.status.success(), "landfall {} failed", args.join(" "));
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn seed_layout() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -75,9 +55,9 @@ fn start_agent(label: &str) -> AgentVm {
     let tdir = TestDir::new(label).unwrap();
     let dir = tdir.path().to_path_buf();
     let tls = dir.join("session").display().to_string();
-    ok(&["certs", "init", "--dir", &tls]);
+    landfall_ok(&["certs", "init", "--dir", &tls]);
     let image = dir.join("image");
-    ok(&[
+    landfall_ok(&[
         "image",
         "build",
         "--kernel",
@@ -126,7 +106,7 @@ fn start_agent(label: &str) -> AgentVm {
 }
 
 fn install_closure(a: &AgentVm, toplevel: &str) {
-    ok(&[
+    landfall_ok(&[
         "install", "--agent", &a.addr, "--tls", &a.tls, "--system", toplevel, "--phases", "install",
     ]);
 }
@@ -198,7 +178,7 @@ fn esp_file(image: &Path, path: &str) -> String {
 
 /// Reboots through the controller; qemu (-no-reboot) ends on the guest's reboot.
 fn reboot(mut a: AgentVm) -> TestDir {
-    let out = ok(&["reboot", "--agent", &a.addr, "--tls", &a.tls, "--no-wait"]);
+    let out = landfall_ok(&["reboot", "--agent", &a.addr, "--tls", &a.tls, "--no-wait"]);
     assert!(out.contains("unmounted  /mnt/boot"), "{out}");
     assert!(out.contains("unmounted  /mnt\n"), "{out}");
     assert!(!out.contains("REFUSED"), "{out}");
@@ -254,7 +234,7 @@ fn native_systemd_boot_boots_the_installed_system() {
     let a = start_agent("boot-native");
     install_closure(&a, &toplevel);
 
-    let plan = ok(&[
+    let plan = landfall_ok(&[
         "bootloader",
         "--agent",
         &a.addr,
@@ -326,7 +306,7 @@ fn closure_installer_failure_blocks_reboot_then_a_good_closure_boots() {
         why.contains("reboot-refused") && why.contains("bootloader install failed"),
         "{why}"
     );
-    let status = ok(&["status", "--agent", &a.addr, "--tls", &a.tls, "--json"]);
+    let status = landfall_ok(&["status", "--agent", &a.addr, "--tls", &a.tls, "--json"]);
     assert!(
         status.contains("/mnt/boot"),
         "still mounted, not rebooted: {status}"

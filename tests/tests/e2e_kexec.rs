@@ -11,29 +11,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use landfall_tests::bins::{agent_static_bin, landfall_bin};
+use landfall_tests::bins::{agent_static_bin, landfall_ok};
 use landfall_tests::rescue::{RescueImage, RescueNetwork, AGENT_PORT, SSHD_READY};
 use landfall_tests::{debian_kernel, sparse_image, TestDir};
-
-fn landfall(args: &[&str]) -> Output {
-    let out = Command::new(landfall_bin())
-        .args(args)
-        .output()
-        .expect("run landfall");
-    eprintln!(
-        "$ landfall {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = landfall(args);
-    assert!(out.status.success(), "landfall {} failed", args.join(" "));
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn ssh(image: &RescueImage, user: &str, port: u16, known_hosts: &Path, cmd: &str) -> Output {
     let out = Command::new("ssh")
@@ -99,7 +79,7 @@ fn kexec_story(net: RescueNetwork, uefi: bool, label: &str) -> String {
     let tdir = TestDir::new(label).unwrap();
     let dir = tdir.path().to_path_buf();
     let session = dir.join("session");
-    ok(&[
+    landfall_ok(&[
         "certs",
         "init",
         "--dir",
@@ -108,7 +88,7 @@ fn kexec_story(net: RescueNetwork, uefi: bool, label: &str) -> String {
         "rescue",
     ]);
     let image_dir = dir.join("image");
-    ok(&[
+    landfall_ok(&[
         "image",
         "build",
         "--kernel",
@@ -158,7 +138,7 @@ fn kexec_story(net: RescueNetwork, uefi: bool, label: &str) -> String {
 
     let port_s = port.to_string();
     let kh_opt = format!("UserKnownHostsFile={}", known_hosts.display());
-    let out = ok(&[
+    let out = landfall_ok(&[
         "kexec",
         "--target",
         "root@127.0.0.1",
@@ -197,7 +177,7 @@ fn kexec_story(net: RescueNetwork, uefi: bool, label: &str) -> String {
     vm.wait_for("restoring the configuration of", Duration::from_secs(10))
         .unwrap();
     let tls = session.to_str().unwrap();
-    let json = ok(&[
+    let json = landfall_ok(&[
         "inventory",
         "--agent",
         &agent_addr,
@@ -237,7 +217,7 @@ fn kexec_story(net: RescueNetwork, uefi: bool, label: &str) -> String {
         if uefi { "uefi" } else { "bios" },
         "{json}"
     );
-    let status = ok(&["status", "--agent", &agent_addr, "--tls", tls, "--json"]);
+    let status = landfall_ok(&["status", "--agent", &agent_addr, "--tls", tls, "--json"]);
     let st: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(st["pid1"], true, "{status}");
     let console = std::fs::read_to_string(vm.console_log()).unwrap();

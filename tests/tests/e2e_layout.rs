@@ -5,31 +5,10 @@
 //! is already applied without destroying anything.
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::Duration;
 
-use landfall_tests::bins::{agent_static_bin, landfall_bin};
+use landfall_tests::bins::{agent_static_bin, landfall, landfall_ok};
 use landfall_tests::{debian_kernel, sparse_image, Disk, Nic, TestDir, VmBuilder};
-
-fn landfall(args: &[&str]) -> Output {
-    let out = Command::new(landfall_bin())
-        .args(args)
-        .output()
-        .expect("run landfall");
-    eprintln!(
-        "$ landfall {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = landfall(args);
-    assert!(out.status.success(), "landfall {} failed", args.join(" "));
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -46,9 +25,9 @@ fn seed_layout_is_applied_to_the_vms_nvme_disk_and_mounted() {
     let dir = tdir.path().to_path_buf();
     let session = dir.join("session");
     let tls = session.to_str().unwrap().to_string();
-    ok(&["certs", "init", "--dir", &tls]);
+    landfall_ok(&["certs", "init", "--dir", &tls]);
     let image = dir.join("image");
-    ok(&[
+    landfall_ok(&[
         "image",
         "build",
         "--kernel",
@@ -76,14 +55,14 @@ fn seed_layout_is_applied_to_the_vms_nvme_disk_and_mounted() {
 
     // Both input forms plan the same partitions on the real disk.
     let layout = fixture("seed.evaluated.json");
-    let plan = ok(&[
+    let plan = landfall_ok(&[
         "disk", "plan", "--layout", &layout, "--agent", &addr, "--tls", &tls,
     ]);
     assert!(
         plan.contains("/dev/nvme0n1") && plan.contains("WILL BE DESTROYED"),
         "{plan}"
     );
-    let hand = ok(&[
+    let hand = landfall_ok(&[
         "disk",
         "plan",
         "--layout",
@@ -115,7 +94,7 @@ fn seed_layout_is_applied_to_the_vms_nvme_disk_and_mounted() {
         "{progress}"
     );
 
-    let status = ok(&["status", "--agent", &addr, "--tls", &tls, "--json"]);
+    let status = landfall_ok(&["status", "--agent", &addr, "--tls", &tls, "--json"]);
     let st: serde_json::Value = serde_json::from_str(&status).unwrap();
     let mounts = st["mounts"].as_array().unwrap();
     let find = |target: &str| {
@@ -132,7 +111,7 @@ fn seed_layout_is_applied_to_the_vms_nvme_disk_and_mounted() {
     assert_eq!(boot["source"], "/dev/nvme0n1p2");
 
     // The inventory now shows the partitions with disko's labels.
-    let inv: serde_json::Value = serde_json::from_str(&ok(&[
+    let inv: serde_json::Value = serde_json::from_str(&landfall_ok(&[
         "inventory",
         "--agent",
         &addr,
@@ -168,7 +147,7 @@ fn seed_layout_is_applied_to_the_vms_nvme_disk_and_mounted() {
     assert_eq!(fs, ["", "vfat", "ext4"]);
 
     // A second run finds the layout in place and destroys nothing.
-    let again = ok(&[
+    let again = landfall_ok(&[
         "disk", "apply", "--layout", &layout, "--agent", &addr, "--tls", &tls,
     ]);
     assert!(again.contains("already applied"), "{again}");
