@@ -44,9 +44,13 @@ fn install_over_ssh_from_a_rescue_system() {
     let tdir = TestDir::new("target").unwrap();
     let dir = tdir.path().to_path_buf();
     let state = dir.join("state");
-    let built =
-        fixture::build_office_fixture(&dir.join("flake"), &fixture::FixtureOptions::default())
-            .expect("the office fixture builds with nix");
+    // The closure carries the systemd-boot EFI binary its own installer puts on the ESP.
+    let opts = fixture::FixtureOptions {
+        systemd_boot_efi: Some(fixture::DEBIAN_SYSTEMD_BOOT_EFI.into()),
+        ..fixture::FixtureOptions::default()
+    };
+    let built = fixture::build_office_fixture(&dir.join("flake"), &opts)
+        .expect("the office fixture builds with nix");
     let image = dir.join("image");
     landfall(
         &[
