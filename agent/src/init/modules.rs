@@ -365,4 +365,28 @@ mod tests {
         );
         assert!(idx.match_alias("usb:v1234").is_empty());
     }
+
+    #[test]
+    fn missing_alias_index_is_not_fatal_and_missing_dep_is_reported() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("modules.dep"), "kernel/fs/ext4/ext4.ko:\n").unwrap();
+        let idx = ModuleIndex::load(d.path()).unwrap();
+        assert!(idx.match_alias("pci:v00001AF4d00001000").is_empty());
+        assert_eq!(idx.load_order("ext4"), vec!["ext4"]);
+        let empty = tempfile::tempdir().unwrap();
+        assert!(ModuleIndex::load(empty.path()).is_err());
+    }
+
+    #[test]
+    fn a_module_that_fails_to_load_is_skipped() {
+        // Not an ELF object: finit_module refuses it (or we lack the privilege);
+        // either way the loader logs it and goes on, trying it only once.
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("kernel")).unwrap();
+        std::fs::write(d.path().join("kernel/bogus.ko"), b"not a module").unwrap();
+        std::fs::write(d.path().join("modules.dep"), "kernel/bogus.ko:\n").unwrap();
+        let mut loader = ModuleLoader::new(ModuleIndex::load(d.path()).unwrap());
+        assert_eq!(loader.load("bogus"), 0);
+        assert_eq!(loader.load("bogus"), 0);
+    }
 }

@@ -20,65 +20,15 @@ fn sysfs_u64(path: impl AsRef<Path>) -> u64 {
     sysfs_str(path).parse().unwrap_or(0)
 }
 
-/// One line of /proc/self/mountinfo.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountEntry {
-    pub major_minor: String,
-    pub target: String,
-    pub fstype: String,
-    pub source: String,
-    pub options: String,
-}
+pub use crate::sys::mountinfo::MountEntry;
 
-/// Unescapes mountinfo's octal escapes (`\040` for a space).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Parses /proc/self/mountinfo (empty when unreadable).
+/// This process's mounts (empty when unreadable).
 pub fn mountinfo() -> Vec<MountEntry> {
-    parse_mountinfo(&fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
-}
-
-fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
-    text.lines()
-        .filter_map(|line| {
-            let (pre, post) = line.split_once(" - ")?;
-            let pre: Vec<&str> = pre.split(' ').collect();
-            let post: Vec<&str> = post.split(' ').collect();
-            Some(MountEntry {
-                major_minor: pre.get(2)?.to_string(),
-                target: unescape(pre.get(4)?),
-                options: pre.get(5)?.to_string(),
-                fstype: post.first()?.to_string(),
-                source: unescape(post.get(1).unwrap_or(&"")),
-            })
-        })
-        .collect()
+    crate::sys::mountinfo::read().unwrap_or_default()
 }
 
 fn swaps() -> Vec<String> {
-    fs::read_to_string("/proc/swaps")
-        .unwrap_or_default()
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-        .collect()
+    crate::sys::mountinfo::parse_swaps(&fs::read_to_string("/proc/swaps").unwrap_or_default())
 }
 
 fn holders_of(
@@ -90,7 +40,7 @@ fn holders_of(
     let mut out: Vec<String> = mounts
         .iter()
         .filter(|m| m.major_minor == major_minor)
-        .map(|m| format!("mounted at {}", m.target))
+        .map(|m| format!("mounted at {}", m.mount_point.display()))
         .collect();
     if swaps.iter().any(|s| s == &format!("/dev/{dev_name}")) {
         out.push("active swap".into());
@@ -238,7 +188,7 @@ fn describe_partition(
         mountpoints: mounts
             .iter()
             .filter(|m| m.major_minor == major_minor)
-            .map(|m| m.target.clone())
+            .map(|m| m.mount_point.display().to_string())
             .collect(),
         ..Default::default()
     };
@@ -263,18 +213,6 @@ fn describe_partition(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mountinfo_lines_parse_with_escapes() {
-        let text = "36 35 259:2 / /mnt rw,relatime shared:1 - ext4 /dev/nvme0n1p3 rw\n\
-                    37 36 259:1 / /mnt/boot\\040x rw - vfat /dev/nvme0n1p2 rw,fmask=0022\n";
-        let m = parse_mountinfo(text);
-        assert_eq!(m.len(), 2);
-        assert_eq!(m[0].major_minor, "259:2");
-        assert_eq!(m[0].fstype, "ext4");
-        assert_eq!(m[1].target, "/mnt/boot x");
-        assert_eq!(m[1].source, "/dev/nvme0n1p2");
-    }
 
     #[test]
     fn this_machine_lists_without_panicking() {

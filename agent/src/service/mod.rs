@@ -80,11 +80,11 @@ impl Agent for AgentService {
         let mounts = run_blocking("status", move || {
             crate::inventory::mountinfo()
                 .into_iter()
-                .filter(|m| std::path::Path::new(&m.target).starts_with(&root))
+                .filter(|m| m.mount_point.starts_with(&root))
                 .map(|m| Mount {
                     source: m.source,
-                    target: m.target,
-                    fstype: m.fstype,
+                    target: m.mount_point.display().to_string(),
+                    fstype: m.fs_type,
                     options: m.options,
                 })
                 .collect()

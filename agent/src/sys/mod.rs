@@ -7,3 +7,4 @@ pub mod blkpg;
 pub mod kexec;
 pub mod loopdev;
 pub mod mount;
+pub mod mountinfo;
