@@ -18,6 +18,8 @@
 # about 1.2 GiB each, one at a time), RUNS (3), PATHS (500), TOOLS
 # ("landfall nix-copy tar-ssh"), DROP_CACHES=1 to drop the page cache before
 # every run (cold source reads; default: warm, the source is read once first).
+# The controller's output of the last landfall run is kept in
+# $BENCH_DIR/landfall-last.log.
 # A time is the tool's wall time plus `sync -f TARGET`, so every tool pays for
 # getting its data onto the disk (landfall's agent syncfs'es by itself; tar and
 # nix copy leave dirty pages). The raw tool times are printed as well.
@@ -85,6 +87,7 @@ wait_port() { # PORT PID
     return 1
 }
 now() { date +%s.%N; }
+children_cpu() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($16 + $17) / t }' "/proc/$$/stat"; } # waited-for children, s
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 median() { tr ' ' '\n' | { grep . || true; } | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
@@ -148,7 +151,7 @@ mk_target() { # prints the mount point of a new sparse 8 GiB ext4
     target_no=$((target_no + 1))
     local img=$work/target-$target_no.img mnt=$work/target-$target_no
     truncate -s 8G "$img"
-    mkfs.ext4 -q -F "$img"
+    mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$img" # no ext4lazyinit thread writing during the run
     mkdir -p "$mnt"
     mount -o loop "$img" "$mnt"
     echo "$mnt"
@@ -166,12 +169,16 @@ run_landfall() { # TARGET
     pid=$!
     pids+=("$pid")
     wait_port "$port" "$pid" || { cat "$work/agent.log" >&2; die "the agent did not start"; }
+    c0=$(children_cpu)
     t0=$(now)
     "$LANDFALL" install --agent "127.0.0.1:$port" --tls "$work/session" --system "$top" --phases install \
         > "$work/landfall.log" 2>&1 || { tail -20 "$work/landfall.log" >&2; die "landfall install failed"; }
     t1=$(now)
+    c1=$(children_cpu)
+    cp "$work/landfall.log" "$BENCH_DIR/landfall-last.log"
     sync -f "$1"
     t2=$(now)
+    note=$(awk -v a="$c0" -v b="$c1" -v t="$(getconf CLK_TCK)" '{ printf "; CPU: controller %.2fs, agent %.2fs", b - a, ($14 + $15) / t }' "/proc/$pid/stat")
     agent_rss_kib+=("$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")")
     kill "$pid"
     wait "$pid" 2>/dev/null || true
@@ -219,14 +226,15 @@ declare -A total raw
 for r in $(seq "$RUNS"); do
     for tool in $TOOLS; do
         target=$(mk_target)
+        note=
         sync
         [ "$DROP_CACHES" = 1 ] && echo 3 > /proc/sys/vm/drop_caches
         "run_$tool" "$target"
         check_target "$tool" "$target"
         total[$tool]+="$(secs "$t0" "$t2") "
         raw[$tool]+="$(secs "$t0" "$t1") "
-        printf 'round %d %-9s %6ss (tool %ss + sync %ss)\n' "$r" "$tool" "$(secs "$t0" "$t2")" \
-            "$(secs "$t0" "$t1")" "$(secs "$t1" "$t2")"
+        printf 'round %d %-9s %6ss (tool %ss + sync %ss%s)\n' "$r" "$tool" "$(secs "$t0" "$t2")" \
+            "$(secs "$t0" "$t1")" "$(secs "$t1" "$t2")" "$note"
         rm_target "$target"
     done
 done
