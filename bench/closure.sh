@@ -61,8 +61,10 @@ EOF
 mkdir -p "$BENCH_DIR"
 work=$(mktemp -d "$BENCH_DIR/run.XXXXXX")
 pids=()
+agent_pid=
 cleanup() {
     local rc=$?
+    [ -z "$agent_pid" ] || pids+=("$agent_pid")
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
     # Unmount every target still mounted under $work (mount -o loop detaches its loop).
@@ -167,7 +169,7 @@ run_landfall() { # TARGET
     port=$(free_port)
     "$AGENT" serve --listen "127.0.0.1:$port" --tls "$work/session" --root "$1" > "$work/agent.log" 2>&1 &
     pid=$!
-    pids+=("$pid")
+    agent_pid=$pid
     wait_port "$port" "$pid" || { cat "$work/agent.log" >&2; die "the agent did not start"; }
     c0=$(children_cpu)
     t0=$(now)
@@ -182,6 +184,7 @@ run_landfall() { # TARGET
     agent_rss_kib+=("$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")")
     kill "$pid"
     wait "$pid" 2>/dev/null || true
+    agent_pid=
 }
 run_nix-copy() { # TARGET
     t0=$(now)
