@@ -13,6 +13,7 @@ packages=(
     busybox-static cpio zstd xz-utils kmod   # test initramfs pieces and independent readers
     openssh-client openssh-server # the SSH bootstrap
     hyperfine                     # benchmarks
+    curl                          # an independent TLS client in the tests
     systemd-boot-efi              # the systemd-boot EFI binary for boot tests
 )
 missing=()
