@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 
 use super::AgentService;
+use crate::disk::error_chain;
 use crate::jobs::{reason, run_blocking, stream_job, Emit};
 use crate::store::{ChunkReader, StoreInstaller};
 
@@ -41,13 +42,7 @@ fn parse_paths(paths: &[String]) -> Result<Vec<StorePath>, Status> {
 }
 
 fn store_status(what: &str, e: impl std::error::Error) -> Status {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg = format!("{msg}: {s}");
-        src = s.source();
-    }
-    Status::internal(format!("store-failed: {what}: {msg}"))
+    Status::internal(format!("store-failed: {what}: {}", error_chain(&e)))
 }
 
 impl AgentService {
@@ -311,7 +306,7 @@ fn receive_path(
         return Err(Status::data_loss(format!(
             "rejected: {}: {}",
             info.path,
-            chain(&e)
+            error_chain(&e)
         )));
     }
     // Anything after the NAR's end inside this path's stream is a protocol error.
@@ -328,16 +323,6 @@ fn receive_path(
         }
     }
     Ok(())
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg = format!("{msg}: {s}");
-        src = s.source();
-    }
-    msg
 }
 
 #[cfg(test)]
