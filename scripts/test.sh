@@ -16,4 +16,4 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "test: cargo test"
 # The end-to-end tests run the controller binary as users do.
 cargo build -p landfall
-cargo test --workspace -- --test-threads=2
+cargo test --workspace --no-fail-fast -- --test-threads=2

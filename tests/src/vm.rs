@@ -280,7 +280,7 @@ mod tests {
         assert_eq!(
             s,
             "-name t -machine q35 -m 256 -smp 1 -nodefaults -no-user-config -display none \
-             -serial stdio -no-reboot -accel tcg -qmp unix:landfall-qmp-1-0,abstract=on,server=on,wait=off"
+             -serial stdio -no-reboot -accel tcg -cpu max -qmp unix:landfall-qmp-1-0,abstract=on,server=on,wait=off"
         );
     }
 
