@@ -59,7 +59,7 @@ fn seed_layout_is_applied_to_the_vms_nvme_disk_and_mounted() {
         "disk", "plan", "--layout", &layout, "--agent", &addr, "--tls", &tls,
     ]);
     assert!(
-        plan.contains("/dev/nvme0n1") && plan.contains("WILL BE DESTROYED"),
+        plan.contains("/dev/nvme0n1") && plan.contains("will create GPT"),
         "{plan}"
     );
     let hand = landfall_ok(&[
