@@ -58,6 +58,14 @@ impl AgentService {
         &self,
         req: QueryMissingRequest,
     ) -> Result<QueryMissingReply, Status> {
+        // While a transfer runs (or is still winding down after its controller went
+        // away) the answer would be stale: the caller asks again once it is done.
+        if self.state.jobs.current() == "put-closure" {
+            return Err(Status::failed_precondition(format!(
+                "{}: a closure transfer is still running on the agent; ask again when it has finished",
+                reason::BUSY
+            )));
+        }
         let root = self.closure_root(&req.root);
         let paths = parse_paths(&req.paths)?;
         run_blocking("query-missing", move || {
