@@ -123,6 +123,7 @@ mod escape;
 pub mod fixtures;
 pub mod initramfs;
 pub mod net;
+pub mod nixstore;
 pub mod process;
 pub mod qmp;
 pub mod rescue;

@@ -14,35 +14,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use landfall_tests::bins::{agent_static_bin, landfall_bin};
+use landfall_tests::nixstore::comparable_path_info;
 use landfall_tests::{free_port, retry_until, Spawned, TestDir};
 
 const NIX_CONFIG: &str =
     "experimental-features = nix-command flakes\nbuild-users-group =\nsandbox = false\nsubstituters =";
-
-fn path_info(store: Option<&Path>, top: &str) -> serde_json::Value {
-    let mut c = fixture::nix_command("nix");
-    c.args(["path-info", "--json", "--recursive"]);
-    if let Some(root) = store {
-        c.arg("--store").arg(root);
-    }
-    let out = c.arg(top).output().expect("nix (install nix-bin)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    for p in &mut v {
-        // Registration time differs by nature, and `ultimate` (built here, not copied) is
-        // true only on the host that built the paths — as after `nix copy`. Everything
-        // else must be equal.
-        let o = p.as_object_mut().unwrap();
-        o.remove("registrationTime");
-        o.remove("ultimate");
-    }
-    v.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
-    serde_json::Value::Array(v)
-}
 
 fn verify(root: &Path) {
     let out = fixture::nix_command("nix-store")
@@ -158,7 +134,10 @@ fn closure_streams_verified_and_matches_the_hosts_metadata() {
     assert_eq!(closure["sent_paths"], closure["closure_paths"]);
     assert!(closure["wire_bytes"].as_u64().unwrap() > 0);
     verify(&root);
-    assert_eq!(path_info(Some(&root), &top), path_info(None, &top));
+    assert_eq!(
+        comparable_path_info(Some(&root), &top),
+        comparable_path_info(None, &top)
+    );
     let profile = std::fs::read_link(root.join("nix/var/nix/profiles/system-1-link")).unwrap();
     assert_eq!(profile.to_str().unwrap(), top);
     assert!(root.join("etc/NIXOS").is_file());
@@ -206,7 +185,7 @@ fn killed_controller_resumes_with_only_the_missing_paths() {
     }
     let _ = child.wait();
 
-    let total = path_info(None, &top).as_array().unwrap().len() as u64;
+    let total = comparable_path_info(None, &top).len() as u64;
     // The agent notices the broken stream and keeps what it verified; the re-run resumes.
     let s = retry_until(Duration::from_secs(20), || {
         let out = install(&agent, &top);
@@ -224,5 +203,8 @@ fn killed_controller_resumes_with_only_the_missing_paths() {
         "the kill came too late to test resuming (nothing left to send)"
     );
     verify(&root);
-    assert_eq!(path_info(Some(&root), &top), path_info(None, &top));
+    assert_eq!(
+        comparable_path_info(Some(&root), &top),
+        comparable_path_info(None, &top)
+    );
 }

@@ -13,6 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use landfall_tests::bins::{agent_static_bin, landfall_bin};
+use landfall_tests::nixstore::comparable_path_info;
 use landfall_tests::{debian_kernel, sparse_image, Disk, Nic, TestDir, VmBuilder};
 
 const NIX_CONFIG: &str =
@@ -27,28 +28,6 @@ fn run(cmd: &mut Command) -> String {
     );
     assert!(out.status.success(), "{cmd:?} failed: {}", out.status);
     String::from_utf8(out.stdout).unwrap()
-}
-
-fn path_info(store: Option<&Path>, top: &str) -> Vec<serde_json::Value> {
-    let mut c = fixture::nix_command("nix");
-    c.args(["path-info", "--json", "--recursive"]);
-    if let Some(root) = store {
-        c.arg("--store").arg(root);
-    }
-    let out = c.arg(top).output().expect("nix (install nix-bin)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    for p in &mut v {
-        let o = p.as_object_mut().unwrap();
-        o.remove("registrationTime");
-        o.remove("ultimate");
-    }
-    v.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
-    v
 }
 
 /// Start sector and size in sectors of partition `n` of a GPT image, read by util-linux's partx.
@@ -156,8 +135,8 @@ fn flake_is_partitioned_and_installed_into_the_vms_disk() {
             .args(["--verify", "--check-contents", "--store"])
             .arg(&mnt));
         assert_eq!(
-            path_info(Some(&mnt), &built.toplevel),
-            path_info(None, &built.toplevel)
+            comparable_path_info(Some(&mnt), &built.toplevel),
+            comparable_path_info(None, &built.toplevel)
         );
         let link = std::fs::read_link(mnt.join("nix/var/nix/profiles/system-1-link")).unwrap();
         assert_eq!(link.to_str().unwrap(), built.toplevel);
