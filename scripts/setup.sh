@@ -34,4 +34,6 @@ echo "setup: kernel in $kernel"
 
 echo "setup: building the static agent"
 cargo build --release --target x86_64-unknown-linux-musl -p landfall-agent
+echo "setup: the example's binaries (/var/cache/landfall/office-vendor)"
+scripts/office-vendor.sh >/dev/null
 echo "setup: done"

@@ -85,6 +85,89 @@ pub async fn plan(
         .into_inner())
 }
 
+/// Who each planned disk is — model, serial, size, from the agent's inventory —
+/// so the confirmation names the hardware, not just a device path.
+pub fn identities(plan: &PlanReply, inv: &landfall_proto::v1::InventoryReply) -> String {
+    let Ok(parsed) = serde_json::from_str::<landfall_proto::layout::Plan>(&plan.plan_json) else {
+        return String::new();
+    };
+    let mut s = String::from("Disks on the target this layout uses:\n");
+    for d in &parsed.disks {
+        let found = inv.disks.iter().find(|x| x.path == d.path);
+        let who = match found {
+            Some(x) => identity_line(x),
+            None => "not in the agent's inventory".to_string(),
+        };
+        let fate = if d.already_applied {
+            "kept (already holds this layout)"
+        } else if d.existing.table.is_none() && d.existing.signatures.is_empty() {
+            "blank"
+        } else {
+            "EVERYTHING ON IT WILL BE DESTROYED"
+        };
+        s += &format!("  {} = {}: {who} — {fate}\n", d.key, d.path);
+    }
+    s
+}
+
+/// `QEMU NVMe Ctrl, serial landfall-vm-0, 4.0 GiB, 2 partition(s): vfat "ESP", ext4`.
+pub fn identity_line(d: &landfall_proto::v1::Disk) -> String {
+    let mut parts = vec![
+        if d.model.is_empty() {
+            "unknown model".to_string()
+        } else {
+            d.model.clone()
+        },
+        if d.serial.is_empty() {
+            "no serial".to_string()
+        } else {
+            format!("serial {}", d.serial)
+        },
+        crate::render::human_bytes(d.size_bytes),
+    ];
+    if !d.partitions.is_empty() {
+        let fs: Vec<String> = d
+            .partitions
+            .iter()
+            .map(
+                |p| match (p.filesystem.is_empty(), p.filesystem_label.is_empty()) {
+                    (false, false) => format!("{} \"{}\"", p.filesystem, p.filesystem_label),
+                    (false, true) => p.filesystem.clone(),
+                    _ => "no filesystem".into(),
+                },
+            )
+            .collect();
+        parts.push(format!(
+            "{} partition(s): {}",
+            d.partitions.len(),
+            fs.join(", ")
+        ));
+    }
+    parts.join(", ")
+}
+
+/// [`identities`] of a plan, asking the agent for its inventory ("" if it cannot answer).
+pub async fn identities_of(client: &mut AgentClient<Channel>, plan: &PlanReply) -> String {
+    match client
+        .inventory(landfall_proto::v1::InventoryRequest {})
+        .await
+    {
+        Ok(inv) => identities(plan, &inv.into_inner()),
+        Err(_) => String::new(),
+    }
+}
+
+/// Plans on the agent and prints (to stderr) the plan with the disks' identities.
+pub async fn plan_and_show(
+    client: &mut AgentClient<Channel>,
+    req: LayoutRequest,
+) -> anyhow::Result<PlanReply> {
+    let plan = plan(client, req).await?;
+    eprint!("{}", plan.rendered);
+    eprint!("{}", identities_of(client, &plan).await);
+    Ok(plan)
+}
+
 /// One progress line for a job event.
 pub fn event_line(e: &JobEvent) -> Option<String> {
     let n = format!("[{}/{}]", e.index + 1, e.total);

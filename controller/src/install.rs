@@ -119,14 +119,13 @@ async fn run_disko(
         mount: true,
         ..Default::default()
     };
-    let plan = disk::plan(client, req.clone()).await?;
-    eprint!("{}", plan.rendered);
+    let plan = disk::plan_and_show(client, req.clone()).await?;
     if plan.destructive && !a.yes {
         disk::confirm("This destroys the data listed above.")?;
     }
     req.confirm_destroy = plan.destructive;
-    let summary = disk::apply(client, req).await?;
-    eprintln!("{summary}");
+    // The summary was printed as the job's last line.
+    disk::apply(client, req).await?;
     Ok(())
 }
 
@@ -192,7 +191,7 @@ pub async fn run(
                     policy: crate::boot::parse_policy(&a.bootloader)? as i32,
                     ..Default::default()
                 };
-                eprintln!("{}", crate::boot::install_bootloader(client, req).await?);
+                crate::boot::install_bootloader(client, req).await?;
             }
             Phase::Reboot => {
                 eprintln!("== reboot");
@@ -220,9 +219,10 @@ pub async fn run(
             t.elapsed().as_secs_f64(),
         ));
     }
-    report
-        .phases
-        .push(("total".into(), total.elapsed().as_secs_f64()));
+    report.phases.push((
+        "total".into(),
+        total.elapsed().as_secs_f64() + kexec_secs.unwrap_or(0.0),
+    ));
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -304,6 +304,17 @@ pub struct InstallCli {
     /// Seconds to wait for the agent (after a kexec, or to come up).
     #[arg(long, default_value_t = 300)]
     pub wait: u64,
+    /// Install onto a throwaway local qemu VM instead of a real machine: a "rescue
+    /// system" (Debian kernel, busybox, OpenSSH server; 256 MiB, NVMe disk, UEFI)
+    /// reachable only over SSH on a forwarded port. Runs the whole normal flow
+    /// against it, then boots the installed disk and reports whether it came up.
+    #[arg(long, conflicts_with_all = ["target", "agent"])]
+    pub vm: bool,
+    #[command(flatten)]
+    pub vm_options: crate::vm::VmOptions,
+    /// With --vm: leave the installed VM running at the end (its pid is printed).
+    #[arg(long, requires = "vm")]
+    pub keep_vm: bool,
 }
 
 /// The per-target state folder: `$LANDFALL_STATE_DIR/<target>`, else
@@ -331,6 +342,15 @@ pub fn state_dir(target: &str) -> PathBuf {
 
 /// Runs `landfall install`.
 pub async fn run_cli(c: InstallCli) -> anyhow::Result<()> {
+    if c.vm {
+        return crate::vm::install::run(c).await;
+    }
+    run_on_target(c, None).await
+}
+
+/// The normal flow against `--target` or `--agent`; `state` overrides the
+/// per-target state folder (the local VM keeps everything in its own folder).
+pub async fn run_on_target(c: InstallCli, state: Option<PathBuf>) -> anyhow::Result<()> {
     let key = match (&c.target, &c.agent) {
         (Some(t), _) => match c.port {
             Some(p) => format!("{t}:{p}"),
@@ -341,7 +361,7 @@ pub async fn run_cli(c: InstallCli) -> anyhow::Result<()> {
             bail!("Say where to install: --target [USER@]HOST (over SSH) or --agent HOST:PORT")
         }
     };
-    let state = state_dir(&key);
+    let state = state.unwrap_or_else(|| state_dir(&key));
     let tls = match &c.tls {
         Some(t) => t.clone(),
         None => {

@@ -14,6 +14,7 @@ mod kexec;
 mod nix;
 mod render;
 mod ssh;
+mod vm;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -78,7 +79,7 @@ enum Command {
     /// (--target), partition and format (disko), stream the system closure
     /// (install). `--phases` picks some; a re-run skips what is already done.
     /// `--agent` attaches to an agent already running instead of --target.
-    Install(install::InstallCli),
+    Install(Box<install::InstallCli>),
     /// The agent's RAM image (kernel + initrd with the agent as /init).
     #[command(subcommand)]
     Image(ImageCommand),
@@ -127,6 +128,10 @@ enum Command {
         #[arg(long)]
         unmount_only: bool,
     },
+    /// Start a throwaway local qemu "rescue" machine (Debian kernel, busybox, OpenSSH
+    /// server; 256 MiB, NVMe disk, UEFI) reachable only over SSH on a forwarded port,
+    /// to try `landfall install --target` on. `landfall install --vm` does this itself.
+    Vm(vm::VmCli),
     /// Print a running agent's log (`--follow` to keep printing new lines).
     Logs {
         #[command(flatten)]
@@ -244,7 +249,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Created a landfall session in {}", dir.display());
             println!("  the agent needs ca.pem, agent.pem, agent.key; keep ca.key and controller.key private");
         }
-        Command::Install(cli) => install::run_cli(cli).await?,
+        Command::Install(cli) => install::run_cli(*cli).await?,
         Command::Disk(DiskCommand::Plan {
             layout,
             agent,
@@ -273,6 +278,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         println!("{}", plan.plan_json);
                     } else {
                         print!("{}", plan.rendered);
+                        print!("{}", disk::identities_of(&mut c, &plan).await);
                     }
                 }
                 _ => print!("{}", disk::describe(&parsed)),
@@ -297,8 +303,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 force,
                 ..Default::default()
             };
-            let plan = disk::plan(&mut c, req.clone()).await?;
-            print!("{}", plan.rendered);
+            let plan = disk::plan_and_show(&mut c, req.clone()).await?;
             if (plan.destructive || force) && !yes {
                 disk::confirm("This destroys the data listed above.")?;
             }
@@ -349,6 +354,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Kexec(a) => kexec::run_kexec(a).await?,
+        Command::Vm(c) => vm::run_vm(c).await?,
         Command::Bootloader {
             agent,
             policy,

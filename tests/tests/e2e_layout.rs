@@ -77,6 +77,34 @@ fn seed_layout_is_applied_to_the_vms_nvme_disk_and_mounted() {
         "the evaluated and hand-written layouts plan differently"
     );
 
+    // A layout disk the machine does not have: the error names it, lists the
+    // disks there are (model, serial, size) and says how to map it.
+    let missing = landfall(&[
+        "disk",
+        "plan",
+        "--layout",
+        &fixture("two-disks-swap.json"),
+        "--agent",
+        &addr,
+        "--tls",
+        &tls,
+    ]);
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("is /dev/vda, which this machine does not have")
+            && err.contains("/dev/nvme0n1 (4.0 GiB, QEMU NVMe Ctrl, serial landfall-test-0)")
+            && err.contains("--disk"),
+        "{err}"
+    );
+    // The plan names each disk's hardware and what becomes of it.
+    assert!(
+        plan.contains(
+            "main = /dev/nvme0n1: QEMU NVMe Ctrl, serial landfall-test-0, 4.0 GiB — blank"
+        ),
+        "{plan}"
+    );
+
     // Without --yes and without a terminal, nothing is destroyed.
     let refused = landfall(&[
         "disk", "apply", "--layout", &layout, "--agent", &addr, "--tls", &tls,

@@ -18,6 +18,15 @@ pub enum ResolveError {
     OverrideSyntax(String),
     #[error("--disk {0}: the layout has no disk of that name")]
     UnknownDisk(String),
+    #[error(
+        "The layout's disk `{key}` is {path}, which this machine does not have. Its disks: {available}. \
+         Say which one to use with --disk {key}=/dev/…"
+    )]
+    Missing {
+        key: String,
+        path: PathBuf,
+        available: String,
+    },
     #[error("Cannot open {path}")]
     Open {
         path: PathBuf,
@@ -87,6 +96,28 @@ fn geometry(file: &File, path: &Path) -> Result<Geometry, ResolveError> {
     })
 }
 
+/// The machine's disks for an error message: `/dev/nvme0n1 (4.0 GiB, QEMU NVMe Ctrl, serial S)`.
+fn available_disks() -> String {
+    let disks = crate::inventory::disks::list_disks();
+    if disks.is_empty() {
+        return "none found".into();
+    }
+    disks
+        .iter()
+        .map(|d| {
+            let mut what = vec![landfall_proto::layout::human_bytes(d.size_bytes)];
+            if !d.model.is_empty() {
+                what.push(d.model.clone());
+            }
+            if !d.serial.is_empty() {
+                what.push(format!("serial {}", d.serial));
+            }
+            format!("{} ({})", d.path, what.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Open one disk read-write (or read-only for planning). An image file is
 /// attached to a loop device with `image_block_size`-byte sectors.
 pub fn open_disk(
@@ -95,9 +126,19 @@ pub fn open_disk(
     writable: bool,
     image_block_size: u32,
 ) -> Result<OpenDisk, ResolveError> {
-    let meta = std::fs::metadata(path).map_err(|source| ResolveError::Open {
-        path: path.to_path_buf(),
-        source,
+    let meta = std::fs::metadata(path).map_err(|source| {
+        if source.kind() == io::ErrorKind::NotFound && path.starts_with("/dev") {
+            ResolveError::Missing {
+                key: key.to_string(),
+                path: path.to_path_buf(),
+                available: available_disks(),
+            }
+        } else {
+            ResolveError::Open {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
     })?;
     use std::os::unix::fs::FileTypeExt;
     let ft = meta.file_type();

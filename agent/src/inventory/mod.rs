@@ -4,7 +4,7 @@
 //! One unreadable disk or NIC never fails the whole inventory: its fields stay
 //! empty and the problem is logged.
 
-mod disks;
+pub mod disks;
 mod gpt_read;
 mod nics;
 mod system;

@@ -1,8 +1,9 @@
-//! Builds landfall's test fixture, the `office` flake in
-//! `tests/fixtures/office/`, with real Nix: lays out a temporary copy of the
-//! flake with the binaries it is built from (Debian's static busybox, the
-//! cached Debian kernel, optionally the systemd-boot EFI binary) and runs
-//! `nix build`. Offline: the flake has no inputs, and the Nix settings below
+//! Builds landfall's test fixture, the `office` example flake in
+//! `examples/office/`, with real Nix: lays out a temporary copy of the flake
+//! whose `vendor` input points at a folder beside it with the binaries it is
+//! built from (Debian's static busybox, the cached Debian kernel, optionally
+//! the systemd-boot EFI binary) and runs `nix build`. [`lay_out_vendor`] alone
+//! fills the folder the committed example reads (scripts/office-vendor.sh). Offline: the flake has no inputs, and the Nix settings below
 //! turn off the sandbox and substituters.
 //!
 //! Only `std`, `serde_json` and `tempfile` are used, so other crates' tests
@@ -97,10 +98,13 @@ pub struct BuiltFixture {
     pub toplevel: String,
 }
 
-/// `<workspace>/tests/fixtures/office` (every crate sits one level below the workspace).
+/// `<workspace>/examples/office` (every crate sits one level below the workspace).
 pub fn fixture_source_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/office")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/office")
 }
+
+/// The `vendor` input's URL in the committed example's flake.nix.
+pub const EXAMPLE_VENDOR_URL: &str = "path:/var/cache/landfall/office-vendor";
 
 /// The cached Debian kernel image: `$LANDFALL_CACHE/kernel/current/boot/vmlinuz-*`
 /// (default cache `<workspace>/.cache`).
@@ -239,11 +243,10 @@ fn copy_stage1_modules(modules: &Path, wanted: &[String], dest: &Path) -> Result
     fs::write(&list, order.join("\n") + "\n").map_err(|e| FixtureError::Io(list, e))
 }
 
-/// Lays out the office flake in `dest` (created): the committed files plus
-/// `bb/busybox`, `kernel/{bzImage,version}`, optional `efi/systemd-bootx64.efi`
-/// and `fixture-options.json`.
-pub fn lay_out_office_flake(dest: &Path, opts: &FixtureOptions) -> Result<(), FixtureError> {
-    copy_tree(&fixture_source_dir(), dest)?;
+/// Fills `dest` (created) with what the office flake's `vendor` input holds:
+/// `bb/busybox`, `kernel/{bzImage,version}`, `kernel/modules/*.ko` +
+/// `load-order`, optional `efi/systemd-bootx64.efi` and `options.json`.
+pub fn lay_out_vendor(dest: &Path, opts: &FixtureOptions) -> Result<(), FixtureError> {
     if !opts.busybox.is_file() {
         return Err(FixtureError::Missing(format!(
             "{}: install the Debian package busybox-static",
@@ -282,7 +285,27 @@ pub fn lay_out_office_flake(dest: &Path, opts: &FixtureOptions) -> Result<(), Fi
         "kernelParams": opts.kernel_params,
         "bootloaderFails": opts.bootloader_fails,
     });
-    write(dest.join("fixture-options.json"), options.to_string())
+    write(dest.join("options.json"), options.to_string())
+}
+
+/// Lays out the office flake in `dest` (created): the committed files, with
+/// the `vendor` input pointing at `dest/vendor`, filled by [`lay_out_vendor`].
+pub fn lay_out_office_flake(dest: &Path, opts: &FixtureOptions) -> Result<(), FixtureError> {
+    copy_tree(&fixture_source_dir(), dest)?;
+    let _ = fs::remove_file(dest.join("flake.lock"));
+    let vendor = dest.join("vendor");
+    lay_out_vendor(&vendor, opts)?;
+    let vendor = fs::canonicalize(&vendor).map_err(|e| FixtureError::Io(vendor.clone(), e))?;
+    let flake = dest.join("flake.nix");
+    let text = fs::read_to_string(&flake).map_err(|e| FixtureError::Io(flake.clone(), e))?;
+    if !text.contains(EXAMPLE_VENDOR_URL) {
+        return Err(FixtureError::Nix(format!(
+            "{} does not name the vendor input {EXAMPLE_VENDOR_URL}",
+            flake.display()
+        )));
+    }
+    let text = text.replace(EXAMPLE_VENDOR_URL, &format!("path:{}", vendor.display()));
+    fs::write(&flake, text).map_err(|e| FixtureError::Io(flake, e))
 }
 
 /// A `nix` command with the fixture's settings.

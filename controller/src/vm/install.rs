@@ -1,0 +1,128 @@
+//! `landfall install --vm`: the whole normal flow — SSH, kexec, disko,
+//! closure, bootloader, reboot — against a throwaway local rescue VM, then the
+//! installed disk booted alone under UEFI to see the installed system come up.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use super::{boot_installed, kernel, start_rescue};
+use crate::install::{run_on_target, InstallCli, Phase};
+
+/// Runs `landfall install --vm`.
+pub async fn run(c: InstallCli) -> anyhow::Result<()> {
+    let total = Instant::now();
+    let kernel = kernel::find(c.kernel.as_deref(), c.modules.as_deref())?;
+    let dir = c
+        .vm_options
+        .dir
+        .clone()
+        .unwrap_or_else(|| crate::install::state_dir("vm"));
+    eprintln!(
+        "== vm: a throwaway rescue machine in {} (kernel {})",
+        dir.display(),
+        kernel.image.display()
+    );
+    let opts = c.vm_options.clone();
+    let k = kernel.clone();
+    let d = dir.clone();
+    let mut rescue = tokio::task::block_in_place(move || start_rescue(&opts, &k, &d))?;
+
+    // The agent's RAM image, built from the same kernel unless --image names one.
+    let image = match &c.image {
+        Some(i) => i.clone(),
+        None => {
+            let out = dir.join("image");
+            crate::image::build(crate::image::BuildArgs {
+                kernel: kernel.image.clone(),
+                modules: kernel.modules.clone(),
+                agent: None,
+                out: out.clone(),
+                extra_modules: Vec::new(),
+                tls: None,
+            })?;
+            out
+        }
+    };
+    let image_bytes = ["bzImage", "initrd"]
+        .iter()
+        .map(|f| {
+            std::fs::metadata(image.join(f))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        })
+        .sum::<u64>();
+
+    // A fresh session per VM: the VM is new, so is its trust.
+    let session = dir.join("session");
+    crate::certs::init(&session, "landfall-vm", true)?;
+    let mut ssh_options = c.ssh_options.clone();
+    ssh_options.extend(rescue.ssh_options());
+    let reboot = c.phases.contains(&Phase::Reboot);
+    let keep = c.keep_vm;
+    let inner = InstallCli {
+        target: Some("root@127.0.0.1".into()),
+        port: Some(rescue.ssh_port),
+        identity: Some(rescue.rescue.client_key.clone()),
+        ssh_options,
+        image: Some(image),
+        agent_addr: Some(rescue.agent_addr()),
+        tls: Some(session),
+        no_wait: true,
+        vm: false,
+        keep_vm: false,
+        ..c
+    };
+    if let Err(e) = run_on_target(inner, Some(dir.clone())).await {
+        eprintln!(
+            "--- the VM's last console lines ({}):\n{}",
+            rescue.vm.console.display(),
+            rescue.vm.console_tail(20)
+        );
+        return Err(e);
+    }
+    eprintln!(
+        "The agent's RAM image was {} (kernel + initrd); the VM has {} MiB of RAM",
+        crate::render::human_bytes(image_bytes),
+        rescue.spec_memory()
+    );
+    if !reboot {
+        eprintln!("The reboot phase was not asked for: the VM stays in the agent's image until this command ends.");
+        return Ok(());
+    }
+    let t = Instant::now();
+    let (vm, line) = tokio::task::block_in_place(|| {
+        boot_installed(&mut rescue, Duration::from_secs(c.wait.max(600)))
+    })?;
+    eprintln!(
+        "The installed system came up {:.1} s after the reboot: {line}",
+        t.elapsed().as_secs_f64()
+    );
+    let mut vm = vm;
+    if line.contains("LANDFALL-STAGE2:") {
+        // The example system checks its own store and says so.
+        let verdict = tokio::task::block_in_place(|| {
+            vm.wait_for(
+                &["LANDFALL-STORE-CHECK: OK"],
+                &["LANDFALL-STORE-CHECK: FAILED"],
+                Duration::from_secs(180),
+            )
+        })
+        .context("The installed system's check of its own store failed")?;
+        eprintln!("{verdict}");
+    }
+    eprintln!(
+        "Installed onto the VM and booted it in {:.1} s in all",
+        total.elapsed().as_secs_f64()
+    );
+    if keep {
+        let console = vm.console.clone();
+        let pid = vm.leave_running();
+        eprintln!(
+            "The installed VM keeps running: qemu pid {pid}, console {}, SSH forwarded to 127.0.0.1:{}",
+            console.display(),
+            rescue.ssh_port
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,284 @@
+//! `landfall vm` and `landfall install --vm`: a throwaway local qemu machine
+//! that looks like a rented server in its provider's rescue system — a Debian
+//! kernel with a busybox + OpenSSH-server initramfs, an NVMe disk, UEFI
+//! (OVMF), 256 MiB of RAM, reachable only through SSH on a forwarded port
+//! (and the agent's port, forwarded for after the kexec). `install --vm` runs
+//! the normal flow against it, then boots the installed disk and says whether
+//! the installed system came up.
+
+pub mod install;
+pub mod kernel;
+pub mod qemu;
+pub mod rescue;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use kernel::KernelPaths;
+use qemu::{Accel, Boot, RunningVm, VmSpec};
+use rescue::Rescue;
+
+/// The agent's port inside the VM (what the agent listens on after the kexec).
+pub const AGENT_PORT: u16 = 7443;
+/// The VM disk's serial number (shown in the confirmation and the inventory).
+pub const DISK_SERIAL: &str = "landfall-vm-0";
+
+/// Console lines that show an installed system came up: the example's
+/// stage 2 marker, NixOS's stage 2 banner, a login prompt.
+const CAME_UP: &[&str] = &[
+    "LANDFALL-STAGE2: /nix/store/",
+    "<<< NixOS Stage 2 >>>",
+    "Welcome to NixOS",
+    " login: ",
+];
+/// Console lines that show it did not.
+const FAILED: &[&str] = &[
+    "Kernel panic",
+    "No bootable option or device was found",
+    "LANDFALL-STAGE1: FAILED",
+    "An error occurred in stage 1",
+];
+
+/// The VM's settings (shared by `landfall vm` and `landfall install --vm`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct VmOptions {
+    /// The VM's memory in MiB (nixos-anywhere needs 1.5 GB; landfall is happy with 256).
+    #[arg(long = "vm-memory", default_value_t = 256)]
+    pub memory_mib: u32,
+    /// Size of the VM's NVMe disk (a sparse file), e.g. 4G or 10240M.
+    #[arg(long = "vm-disk-size", default_value = "4G")]
+    pub disk_size: String,
+    /// Folder for the VM's files (disk, console log, keys); default: the state folder's `vm`.
+    #[arg(long = "vm-dir")]
+    pub dir: Option<PathBuf>,
+    /// qemu accelerator: auto (KVM when it really works here, else TCG), kvm or tcg.
+    #[arg(long, value_enum, default_value_t = Accel::Auto)]
+    pub accel: Accel,
+}
+
+/// `4G`, `512M`, `1T`, or bytes.
+pub fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
+        Some('T' | 't') => (&s[..s.len() - 1], 1 << 40),
+        _ => (s, 1),
+    };
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("{s:?} is not a size (say 4G, 512M, …)"))?;
+    n.checked_mul(mult)
+        .with_context(|| format!("{s} is too large"))
+}
+
+/// The rescue VM, up and answering SSH.
+pub struct RescueVm {
+    pub vm: RunningVm,
+    pub rescue: Rescue,
+    pub disk: PathBuf,
+    pub ssh_port: u16,
+    pub agent_port: u16,
+    pub known_hosts: PathBuf,
+    spec: VmSpec,
+}
+
+impl RescueVm {
+    /// `--ssh-option` values for `landfall install --target`.
+    pub fn ssh_options(&self) -> Vec<String> {
+        vec![
+            format!("UserKnownHostsFile={}", self.known_hosts.display()),
+            "GlobalKnownHostsFile=/dev/null".into(),
+            "BatchMode=yes".into(),
+        ]
+    }
+
+    /// The agent's forwarded address after the kexec.
+    pub fn agent_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.agent_port)
+    }
+
+    /// The VM's memory in MiB.
+    pub fn spec_memory(&self) -> u32 {
+        self.spec.memory_mib
+    }
+
+    /// The `ssh` command a person types to log in.
+    pub fn ssh_command(&self) -> String {
+        format!(
+            "ssh -p {} -i {} -o UserKnownHostsFile={} root@127.0.0.1",
+            self.ssh_port,
+            self.rescue.client_key.display(),
+            self.known_hosts.display()
+        )
+    }
+}
+
+/// Builds the rescue system for `kernel` and starts it in `dir` with a new
+/// blank disk; returns once its SSH server listens.
+pub fn start_rescue(
+    opts: &VmOptions,
+    kernel: &KernelPaths,
+    dir: &Path,
+) -> anyhow::Result<RescueVm> {
+    std::fs::create_dir_all(dir).with_context(|| format!("Cannot create {}", dir.display()))?;
+    let rescue = rescue::build(&kernel.modules, dir).context("Cannot build the rescue system")?;
+    let disk = dir.join("disk.img");
+    let size = parse_size(&opts.disk_size)?;
+    let _ = std::fs::remove_file(&disk);
+    let _ = std::fs::remove_file(dir.join("ovmf-vars.fd"));
+    let f = std::fs::File::create(&disk)
+        .with_context(|| format!("Cannot create {}", disk.display()))?;
+    f.set_len(size)
+        .with_context(|| format!("Cannot size {}", disk.display()))?;
+    let ssh_port = qemu::free_port()?;
+    let mut agent_port = qemu::free_port()?;
+    while agent_port == ssh_port {
+        agent_port = qemu::free_port()?;
+    }
+    let spec = VmSpec {
+        name: "rescue".into(),
+        dir: dir.to_path_buf(),
+        disk: disk.clone(),
+        disk_serial: DISK_SERIAL.into(),
+        memory_mib: opts.memory_mib,
+        boot: Boot::Kernel {
+            kernel: kernel.image.clone(),
+            initrd: rescue.initrd.clone(),
+            append: "console=ttyS0,115200 panic=-1 loglevel=4".into(),
+        },
+        forwards: vec![(22, ssh_port), (AGENT_PORT, agent_port)],
+        accel: opts.accel,
+    };
+    let started = Instant::now();
+    let mut vm = RunningVm::start(&spec)?;
+    eprintln!(
+        "Started the rescue VM (qemu pid {}, {} MiB, {} disk); console: {}",
+        vm.pid,
+        opts.memory_mib,
+        crate::render::human_bytes(size),
+        vm.console.display()
+    );
+    vm.wait_for(
+        &[rescue::SSHD_READY],
+        &[rescue::SSHD_FAILED, "Kernel panic"],
+        Duration::from_secs(300),
+    )
+    .context("The rescue VM did not come up")?;
+    let known_hosts = dir.join("known_hosts");
+    std::fs::write(
+        &known_hosts,
+        format!("{}\n", rescue.known_hosts_line(ssh_port)),
+    )
+    .with_context(|| format!("Cannot write {}", known_hosts.display()))?;
+    eprintln!(
+        "The rescue VM answers SSH on 127.0.0.1:{ssh_port} after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(RescueVm {
+        vm,
+        rescue,
+        disk,
+        ssh_port,
+        agent_port,
+        known_hosts,
+        spec,
+    })
+}
+
+/// After the installer rebooted the rescue VM: power it off (qemu's direct
+/// kernel boot would bring the rescue system back), boot the disk alone under
+/// UEFI, and wait for the installed system. Returns the line that showed it.
+pub fn boot_installed(r: &mut RescueVm, timeout: Duration) -> anyhow::Result<(RunningVm, String)> {
+    let _ =
+        r.vm.wait_for(&["reboot: Restarting system"], &[], Duration::from_secs(60));
+    r.vm.kill();
+    let spec = VmSpec {
+        name: "installed".into(),
+        boot: Boot::Disk,
+        // 512 MiB: the installed system is a normal NixOS, not the 256 MiB-lean agent.
+        memory_mib: r.spec.memory_mib.max(512),
+        ..r.spec.clone()
+    };
+    let mut vm = RunningVm::start(&spec)?;
+    eprintln!(
+        "Booting the installed disk under UEFI (qemu pid {}); console: {}",
+        vm.pid,
+        vm.console.display()
+    );
+    let line = vm
+        .wait_for(CAME_UP, FAILED, timeout)
+        .context("The installed system did not come up")?;
+    Ok((vm, line))
+}
+
+/// `landfall vm`: start the rescue VM and keep it running until Ctrl-C.
+#[derive(clap::Args, Clone)]
+pub struct VmCli {
+    #[command(flatten)]
+    pub vm: VmOptions,
+    /// The kernel to boot (default: the cached Debian kernel from
+    /// scripts/fetch-kernel.sh, else this machine's /boot/vmlinuz-$(uname -r)).
+    #[arg(long, requires = "modules")]
+    pub kernel: Option<PathBuf>,
+    /// That kernel's lib/modules/<version> folder.
+    #[arg(long, requires = "kernel")]
+    pub modules: Option<PathBuf>,
+}
+
+/// Runs `landfall vm`: until Ctrl-C (or qemu ends), then stops qemu.
+pub async fn run_vm(c: VmCli) -> anyhow::Result<()> {
+    let kernel = kernel::find(c.kernel.as_deref(), c.modules.as_deref())?;
+    let dir =
+        c.vm.dir
+            .clone()
+            .unwrap_or_else(|| crate::install::state_dir("vm"));
+    let mut r = tokio::task::block_in_place(|| start_rescue(&c.vm, &kernel, &dir))?;
+    println!("The rescue VM is up. Log in with:");
+    println!("  {}", r.ssh_command());
+    println!("Install onto it with:");
+    println!(
+        "  landfall install --target root@127.0.0.1 -p {} -i {} --ssh-option UserKnownHostsFile={} --agent-addr {} --flake REF#NAME",
+        r.ssh_port,
+        r.rescue.client_key.display(),
+        r.known_hosts.display(),
+        r.agent_addr()
+    );
+    println!(
+        "Console: {}   Disk: {}",
+        r.vm.console.display(),
+        r.disk.display()
+    );
+    println!("Ctrl-C stops it.");
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("Stopping the rescue VM");
+                r.vm.kill();
+                return Ok(());
+            }
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                if r.vm.exited() {
+                    anyhow::bail!("qemu ended; its console: {}", r.vm.console.display());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4G").unwrap(), 4 << 30);
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert!(parse_size("four").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+}

@@ -1,0 +1,44 @@
+# The `office` example: the seed configuration (`nixosConfigurations.office`,
+# the seed's disko layout — GPT with a 1M BIOS-boot partition, a 512M ESP
+# (vfat at /boot) and an ext4 root filling the disk) — adapted so that any Nix
+# builds it offline: no nixpkgs, no disko, no GRUB. Every derivation is built
+# by a static busybox; the kernel is a distribution kernel; stage 1 is a small
+# busybox script that finds the root by its partition label; the bootloader is
+# systemd-boot (landfall writes it natively from the closure's boot.json, or
+# the closure's own switch-to-configuration installs it). Stage 2 prints
+# `LANDFALL-STAGE2: <toplevel>` and checks its own store against the build.
+#
+# The binaries it is built from come from the `vendor` input, a folder that
+# `scripts/office-vendor.sh` fills from Debian packages (busybox-static, the
+# kernel scripts/fetch-kernel.sh unpacks, systemd-boot-efi):
+#
+#   bb/busybox  kernel/{bzImage,version,modules/}  efi/systemd-bootx64.efi  options.json
+#
+#   landfall install --flake ./examples/office#office --vm --yes
+#
+# With internet access, `real/flake.nix` beside this file is the seed's real
+# flake (nixpkgs + disko + GRUB).
+{
+  description = "landfall example: the seed's office configuration, built offline without nixpkgs";
+
+  inputs.vendor = {
+    url = "path:/var/cache/landfall/office-vendor";
+    flake = false;
+  };
+
+  outputs = { self, vendor }:
+    let
+      system = "x86_64-linux";
+      options = builtins.fromJSON (builtins.readFile "${vendor}/options.json");
+      pkgs = import ./packages.nix { inherit system options vendor; };
+    in
+    {
+      packages.${system} = pkgs // { default = pkgs.toplevel; };
+      nixosConfigurations.office = {
+        config = {
+          system.build.toplevel = pkgs.toplevel;
+          disko.devices = import ./disko.nix;
+        };
+      };
+    };
+}

@@ -1,0 +1,151 @@
+//! `landfall install --flake …#office --vm --yes`, the README's first command:
+//! a throwaway local rescue VM (256 MiB, NVMe, UEFI, SSH only) is started by
+//! landfall itself, the whole normal flow runs against it (kexec over SSH with
+//! host keys checked, disko, closure, bootloader, reboot), then the installed
+//! disk boots alone and landfall reports the installed system came up. The
+//! confirmation names the VM disk's model, serial and size. `landfall vm`
+//! alone starts the rescue machine and says how to log in: the test does.
+
+#[path = "../../controller/src/nix/fixture.rs"]
+mod fixture;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use landfall_tests::bins::{agent_static_bin, landfall_bin};
+use landfall_tests::TestDir;
+
+fn vm_install_output(dir: &std::path::Path, flake: &str) -> (bool, String) {
+    let out = Command::new(landfall_bin())
+        .args(["install", "--flake", flake, "--vm", "--yes", "--vm-dir"])
+        .arg(dir.join("vm"))
+        .env("NIX_CONFIG", fixture::NIX_CONFIG)
+        .env("LANDFALL_STATE_DIR", dir.join("state"))
+        .env("LANDFALL_AGENT_BIN", agent_static_bin())
+        .output()
+        .expect("run landfall");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("$ landfall install --flake {flake} --vm --yes\n{text}");
+    (out.status.success(), text)
+}
+
+#[test]
+fn install_vm_runs_the_whole_flow_and_the_installed_system_comes_up() {
+    let tdir = TestDir::new("vm-install").unwrap();
+    let dir = tdir.path().to_path_buf();
+    let opts = fixture::FixtureOptions {
+        systemd_boot_efi: Some(fixture::DEBIAN_SYSTEMD_BOOT_EFI.into()),
+        ..fixture::FixtureOptions::default()
+    };
+    let built = fixture::build_office_fixture(&dir.join("flake"), &opts)
+        .expect("the office example builds with nix");
+    let started = Instant::now();
+    let (ok, text) = vm_install_output(&dir, &format!("{}#office", built.flake_ref));
+    assert!(ok, "landfall install --vm failed");
+    eprintln!(
+        "FIGURE vm install: {:.1} s from start to the installed system checked",
+        started.elapsed().as_secs_f64()
+    );
+    for needle in [
+        "The rescue VM answers SSH on 127.0.0.1:",
+        "main = /dev/nvme0n1: QEMU NVMe Ctrl, serial landfall-vm-0, 4.0 GiB — blank",
+        "The agent answered",
+        "Write a GPT with 3 partition(s) to /dev/nvme0n1",
+        "bootloader installed",
+        "the VM has 256 MiB of RAM",
+        "The installed system came up",
+        &format!("LANDFALL-STAGE2: {}", built.toplevel),
+        "LANDFALL-STORE-CHECK: OK",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in the output");
+    }
+    let done = text
+        .lines()
+        .find(|l| l.starts_with("Done: kexec"))
+        .expect("a phase summary");
+    eprintln!("FIGURE vm install phases: {done}");
+    // The throwaway VM is gone: no qemu is left with this test's disk.
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let disk = dir.join("vm/disk.img").display().to_string();
+    assert!(
+        !String::from_utf8_lossy(&ps.stdout).contains(&disk),
+        "a qemu with {disk} is still running"
+    );
+}
+
+#[test]
+fn landfall_vm_starts_a_rescue_machine_reachable_by_ssh() {
+    let tdir = TestDir::new("vm-only").unwrap();
+    let dir = tdir.path().to_path_buf();
+    let mut child = Command::new(landfall_bin())
+        .args(["vm", "--vm-dir"])
+        .arg(dir.join("vm"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run landfall vm");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            eprintln!("landfall vm: {line}");
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut ssh_line = None;
+    let deadline = Instant::now() + Duration::from_secs(400);
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(l) if l.trim_start().starts_with("ssh -p ") => ssh_line = Some(l.trim().to_string()),
+            Ok(l) if l.contains("Ctrl-C stops it") => break,
+            Ok(_) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(_) => break,
+        }
+    }
+    let ssh_line = ssh_line.expect("landfall vm printed how to log in");
+    // The printed command, as a person would run it (host key checked).
+    let mut words: Vec<&str> = ssh_line.split_whitespace().collect();
+    let dest = words.pop().unwrap();
+    let out = Command::new(words[0])
+        .args(&words[1..])
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+        ])
+        .arg(dest)
+        .args(["cat /proc/meminfo | head -1; ls /dev/nvme0n1"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ssh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("MemTotal") && said.contains("/dev/nvme0n1"),
+        "{said}"
+    );
+    // Ctrl-C stops landfall and its qemu.
+    let disk = dir.join("vm/disk.img").display().to_string();
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "landfall vm after Ctrl-C: {status}");
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&ps.stdout).contains(&disk),
+        "a qemu with {disk} is still running"
+    );
+}
