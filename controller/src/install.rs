@@ -253,7 +253,9 @@ pub struct InstallCli {
     #[arg(long = "ssh-option")]
     pub ssh_options: Vec<String>,
     /// The RAM image to kexec (a folder with bzImage and initrd from `landfall image build`).
-    /// Without it, one is built from --kernel and --modules into the state folder.
+    /// Without it, one is built into the state folder from --kernel and --modules, or
+    /// from a kernel found here: the Debian kernel scripts/fetch-kernel.sh unpacks
+    /// (.cache/kernel/current), else this machine's /boot/vmlinuz-$(uname -r).
     #[arg(long)]
     pub image: Option<PathBuf>,
     /// A kernel for the RAM image: your distribution's /boot/vmlinuz-*, or nixpkgs' linux bzImage.
@@ -403,13 +405,16 @@ pub async fn run_on_target(c: InstallCli, state: Option<PathBuf>) -> anyhow::Res
             eprintln!("== kexec: the agent already answers at {default_addr}; skipping");
             default_addr
         } else if c.phases.contains(&Phase::Kexec) {
-            let image = match (&c.image, &c.kernel, &c.modules) {
-                (Some(i), _, _) => i.clone(),
-                (None, Some(k), Some(m)) => {
+            let image = match &c.image {
+                Some(i) => i.clone(),
+                None => {
+                    // The kernel the user names, else one found here (see vm::kernel).
+                    let k = crate::vm::kernel::find(c.kernel.as_deref(), c.modules.as_deref())?;
+                    eprintln!("Building the agent's RAM image from {}", k.image.display());
                     let out = state.join("image");
                     crate::image::build(crate::image::BuildArgs {
-                        kernel: k.clone(),
-                        modules: m.clone(),
+                        kernel: k.image,
+                        modules: k.modules,
                         agent: None,
                         out: out.clone(),
                         extra_modules: Vec::new(),
@@ -417,11 +422,6 @@ pub async fn run_on_target(c: InstallCli, state: Option<PathBuf>) -> anyhow::Res
                     })?;
                     out
                 }
-                _ => bail!(
-                    "The kexec phase needs a RAM image: --image DIR (from `landfall image build`), or \
-                     --kernel and --modules to build one (a distribution kernel package's vmlinuz and \
-                     lib/modules/<version>, or nixpkgs' linux package)"
-                ),
             };
             eprintln!("== kexec: {key}");
             let t = Instant::now();
