@@ -52,6 +52,20 @@ pub fn append_session(
     Ok(())
 }
 
+/// Builds the RAM image for `kernel` into `out` (the workspace's or
+/// `$LANDFALL_AGENT_BIN`'s static agent, default modules); returns `out`.
+pub fn build_from(kernel: &crate::vm::kernel::KernelPaths, out: &Path) -> anyhow::Result<PathBuf> {
+    build(BuildArgs {
+        kernel: kernel.image.clone(),
+        modules: kernel.modules.clone(),
+        agent: None,
+        out: out.to_path_buf(),
+        extra_modules: Vec::new(),
+        tls: None,
+    })?;
+    Ok(out.to_path_buf())
+}
+
 pub struct BuildArgs {
     pub kernel: PathBuf,
     pub modules: PathBuf,

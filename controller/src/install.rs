@@ -411,16 +411,7 @@ pub async fn run_on_target(c: InstallCli, state: Option<PathBuf>) -> anyhow::Res
                     // The kernel the user names, else one found here (see vm::kernel).
                     let k = crate::vm::kernel::find(c.kernel.as_deref(), c.modules.as_deref())?;
                     eprintln!("Building the agent's RAM image from {}", k.image.display());
-                    let out = state.join("image");
-                    crate::image::build(crate::image::BuildArgs {
-                        kernel: k.image,
-                        modules: k.modules,
-                        agent: None,
-                        out: out.clone(),
-                        extra_modules: Vec::new(),
-                        tls: None,
-                    })?;
-                    out
+                    crate::image::build_from(&k, &state.join("image"))?
                 }
             };
             eprintln!("== kexec: {key}");

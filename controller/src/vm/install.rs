@@ -31,18 +31,7 @@ pub async fn run(c: InstallCli) -> anyhow::Result<()> {
     // The agent's RAM image, built from the same kernel unless --image names one.
     let image = match &c.image {
         Some(i) => i.clone(),
-        None => {
-            let out = dir.join("image");
-            crate::image::build(crate::image::BuildArgs {
-                kernel: kernel.image.clone(),
-                modules: kernel.modules.clone(),
-                agent: None,
-                out: out.clone(),
-                extra_modules: Vec::new(),
-                tls: None,
-            })?;
-            out
-        }
+        None => crate::image::build_from(&kernel, &dir.join("image"))?,
     };
     let image_bytes = ["bzImage", "initrd"]
         .iter()
