@@ -116,6 +116,7 @@ macro_rules! debug_as_display {
 }
 
 pub mod accel;
+pub mod agentimage;
 pub mod bins;
 pub mod console;
 pub mod disk;

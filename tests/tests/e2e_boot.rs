@@ -21,7 +21,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fixture::{build_office_fixture, FixtureOptions, DEBIAN_SYSTEMD_BOOT_EFI};
-use landfall_tests::bins::{agent_static_bin, landfall, landfall_ok};
+use landfall_tests::agentimage::{agent_image, new_session};
+use landfall_tests::bins::{landfall, landfall_ok};
 use landfall_tests::{debian_kernel, sparse_image, Disk, Nic, TestDir, Vm, VmBuilder};
 
 fn seed_layout() -> String {
@@ -54,23 +55,9 @@ fn start_agent(label: &str) -> AgentVm {
     let kernel = debian_kernel().expect("Debian kernel (scripts/fetch-kernel.sh)");
     let tdir = TestDir::new(label).unwrap();
     let dir = tdir.path().to_path_buf();
-    let tls = dir.join("session").display().to_string();
-    landfall_ok(&["certs", "init", "--dir", &tls]);
-    let image = dir.join("image");
-    landfall_ok(&[
-        "image",
-        "build",
-        "--kernel",
-        kernel.image.to_str().unwrap(),
-        "--modules",
-        kernel.modules.to_str().unwrap(),
-        "--agent",
-        agent_static_bin().to_str().unwrap(),
-        "--out",
-        image.to_str().unwrap(),
-        "--tls",
-        &tls,
-    ]);
+    let session = new_session(&dir);
+    let tls = session.display().to_string();
+    let image = agent_image(&kernel, &dir, &session);
     let disk = sparse_image(&dir.join("nvme.img"), 2 << 30).unwrap();
     let mut vm = VmBuilder::new("agent")
         .ovmf()

@@ -12,7 +12,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use landfall_tests::bins::{agent_static_bin, landfall_bin};
+use landfall_tests::agentimage::{agent_image, new_session};
+use landfall_tests::bins::landfall_bin;
 use landfall_tests::nixstore::comparable_path_info;
 use landfall_tests::{debian_kernel, sparse_image, Disk, Nic, TestDir, VmBuilder};
 
@@ -47,19 +48,9 @@ fn flake_is_partitioned_and_installed_into_the_vms_disk() {
     let built =
         fixture::build_office_fixture(&dir.join("flake"), &fixture::FixtureOptions::default())
             .expect("the office fixture builds with nix");
-    let tls = dir.join("session").display().to_string();
-    run(Command::new(landfall_bin()).args(["certs", "init", "--dir", &tls]));
-    let image = dir.join("image");
-    run(Command::new(landfall_bin())
-        .args(["image", "build", "--kernel"])
-        .arg(&kernel.image)
-        .arg("--modules")
-        .arg(&kernel.modules)
-        .arg("--agent")
-        .arg(agent_static_bin())
-        .arg("--out")
-        .arg(&image)
-        .args(["--tls", &tls]));
+    let session = new_session(&dir);
+    let tls = session.display().to_string();
+    let image = agent_image(&kernel, &dir, &session);
     let disk_path = dir.join("nvme.img");
     let disk = sparse_image(&disk_path, 4 << 30).unwrap();
     let mut vm = VmBuilder::new("agent")

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use landfall_tests::agentimage::cached_image;
 use landfall_tests::bins::{agent_static_bin, landfall_ok};
 use landfall_tests::rescue::{RescueImage, RescueNetwork, AGENT_PORT, SSHD_READY};
 use landfall_tests::{debian_kernel, sparse_image, TestDir};
@@ -87,19 +88,7 @@ fn kexec_story(net: RescueNetwork, uefi: bool, label: &str) -> String {
         "--label",
         "rescue",
     ]);
-    let image_dir = dir.join("image");
-    landfall_ok(&[
-        "image",
-        "build",
-        "--kernel",
-        kernel.image.to_str().unwrap(),
-        "--modules",
-        kernel.modules.to_str().unwrap(),
-        "--agent",
-        agent_static_bin().to_str().unwrap(),
-        "--out",
-        image_dir.to_str().unwrap(),
-    ]);
+    let image_dir = cached_image(&kernel);
     let image_bytes = std::fs::metadata(image_dir.join("bzImage")).unwrap().len()
         + std::fs::metadata(image_dir.join("initrd")).unwrap().len();
     eprintln!("FIGURE kexec_image_bytes={image_bytes}");

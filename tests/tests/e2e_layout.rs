@@ -7,7 +7,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use landfall_tests::bins::{agent_static_bin, landfall, landfall_ok};
+use landfall_tests::agentimage::{agent_image, new_session};
+use landfall_tests::bins::{landfall, landfall_ok};
 use landfall_tests::{debian_kernel, sparse_image, Disk, Nic, TestDir, VmBuilder};
 
 fn fixture(name: &str) -> String {
@@ -23,24 +24,9 @@ fn seed_layout_is_applied_to_the_vms_nvme_disk_and_mounted() {
     let kernel = debian_kernel().expect("Debian kernel (scripts/fetch-kernel.sh)");
     let tdir = TestDir::new("layout").unwrap();
     let dir = tdir.path().to_path_buf();
-    let session = dir.join("session");
+    let session = new_session(&dir);
     let tls = session.to_str().unwrap().to_string();
-    landfall_ok(&["certs", "init", "--dir", &tls]);
-    let image = dir.join("image");
-    landfall_ok(&[
-        "image",
-        "build",
-        "--kernel",
-        kernel.image.to_str().unwrap(),
-        "--modules",
-        kernel.modules.to_str().unwrap(),
-        "--agent",
-        agent_static_bin().to_str().unwrap(),
-        "--out",
-        image.to_str().unwrap(),
-        "--tls",
-        &tls,
-    ]);
+    let image = agent_image(&kernel, &dir, &session);
     let disk = sparse_image(&dir.join("nvme.img"), 4 << 30).unwrap();
     let mut vm = VmBuilder::new("agent")
         .kernel(image.join("bzImage"), "console=ttyS0 panic=-1")

@@ -13,6 +13,7 @@ mod fixture;
 use std::process::Command;
 use std::time::Duration;
 
+use landfall_tests::agentimage::cached_image;
 use landfall_tests::bins::{agent_static_bin, landfall_bin};
 use landfall_tests::rescue::{RescueImage, RescueNetwork, AGENT_PORT, SSHD_READY};
 use landfall_tests::{debian_kernel, sparse_image, Disk, TestDir, VmBuilder};
@@ -51,20 +52,7 @@ fn install_over_ssh_from_a_rescue_system() {
     };
     let built = fixture::build_office_fixture(&dir.join("flake"), &opts)
         .expect("the office fixture builds with nix");
-    let image = dir.join("image");
-    landfall(
-        &[
-            "image",
-            "build",
-            "--kernel",
-            kernel.image.to_str().unwrap(),
-            "--modules",
-            kernel.modules.to_str().unwrap(),
-            "--out",
-            image.to_str().unwrap(),
-        ],
-        &state,
-    );
+    let image = cached_image(&kernel);
     let rescue = RescueImage::build(&kernel, &dir, RescueNetwork::Static).unwrap();
     let disk = sparse_image(&dir.join("nvme.img"), 4 << 30).unwrap();
     let mut vm = rescue

@@ -12,7 +12,7 @@
   description = "office: a small NixOS server, installed with landfall";
 
   inputs = {
-    nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.05";
+    nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
     disko = {
       url = "github:nix-community/disko";
       inputs.nixpkgs.follows = "nixpkgs";
@@ -72,7 +72,7 @@
             # "ssh-ed25519 AAAA... you@laptop"
           ];
 
-          system.stateVersion = "25.05";
+          system.stateVersion = "26.05";
         })
       ];
     };
