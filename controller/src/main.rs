@@ -242,6 +242,16 @@ fn status_error(what: &str, s: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{what} failed: {} ({:?})", s.message(), s.code())
 }
 
+/// Prints a reply as pretty JSON or as the table `table` renders.
+fn show<T: serde::Serialize>(reply: &T, json: bool, table: fn(&T) -> String) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(reply)?);
+    } else {
+        print!("{}", table(reply));
+    }
+    Ok(())
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Certs(CertsCommand::Init { dir, label, force }) => {
@@ -329,29 +339,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Inventory { agent, json } => {
             let mut c = connect(&agent).await?;
-            let inv = c
-                .inventory(InventoryRequest {})
-                .await
-                .map_err(|s| status_error("Inventory", s))?
-                .into_inner();
-            if json {
-                println!("{}", serde_json::to_string_pretty(&inv)?);
-            } else {
-                print!("{}", render::inventory(&inv));
-            }
+            let inv = c.inventory(InventoryRequest {}).await;
+            let inv = inv.map_err(|s| status_error("Inventory", s))?.into_inner();
+            show(&inv, json, render::inventory)?;
         }
         Command::Status { agent, json } => {
             let mut c = connect(&agent).await?;
-            let st = c
-                .status(StatusRequest {})
-                .await
-                .map_err(|s| status_error("Status", s))?
-                .into_inner();
-            if json {
-                println!("{}", serde_json::to_string_pretty(&st)?);
-            } else {
-                print!("{}", render::status(&st));
-            }
+            let st = c.status(StatusRequest {}).await;
+            let st = st.map_err(|s| status_error("Status", s))?.into_inner();
+            show(&st, json, render::status)?;
         }
         Command::Kexec(a) => kexec::run_kexec(a).await?,
         Command::Vm(c) => vm::run_vm(c).await?,
