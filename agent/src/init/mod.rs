@@ -3,6 +3,7 @@
 //! ever dies, and reaps every zombie. PID 1 never exits.
 
 pub mod dhcp;
+pub mod inject;
 pub mod modules;
 pub mod net;
 pub mod netconfig;
