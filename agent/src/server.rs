@@ -89,9 +89,37 @@ async fn accept_loop(
     }
 }
 
+/// What prost says when a request's bytes are not the message they claim to be.
+const PROTOBUF_DECODE_FAILED: &str = "failed to decode Protobuf message";
+
+/// tonic answers a request that does not decode with INTERNAL (the gRPC
+/// convention for a parse error); for the agent, INTERNAL means its own bug, so
+/// a client's garbage becomes INVALID_ARGUMENT with our reason prefix.
+fn garbage_is_invalid_argument<B>(mut resp: http::Response<B>) -> http::Response<B> {
+    let h = resp.headers();
+    let status = h.get("grpc-status").and_then(|v| v.to_str().ok());
+    let msg = h
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .map(percent_decode)
+        .unwrap_or_default();
+    if status == Some("13") && msg.starts_with(PROTOBUF_DECODE_FAILED) {
+        let s = tonic::Status::invalid_argument(format!(
+            "{}: the request is not a valid landfall.v1 message ({msg})",
+            crate::jobs::reason::INVALID
+        ));
+        let h = resp.headers_mut();
+        h.remove("grpc-status");
+        h.remove("grpc-message");
+        let _ = s.add_header(h);
+    }
+    resp
+}
+
 /// Logs every reply that is an error right away (a malformed request is decoded
 /// before any handler runs, so only here can it be seen).
 fn log_error_replies<B>(resp: http::Response<B>) -> http::Response<B> {
+    let resp = garbage_is_invalid_argument(resp);
     if let Some(code) = resp
         .headers()
         .get("grpc-status")
@@ -307,6 +335,24 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(grpc_status(&r).0, "");
+    }
+
+    #[test]
+    fn undecodable_requests_become_invalid_argument() {
+        let r: http::Response<tonic::body::Body> =
+            tonic::Status::internal(format!("{PROTOBUF_DECODE_FAILED}: invalid wire type"))
+                .into_http();
+        let (code, msg) = grpc_status(&log_error_replies(r));
+        assert_eq!(code, "3");
+        assert!(
+            msg.starts_with("invalid-request: the request is not a valid landfall.v1 message"),
+            "{msg}"
+        );
+        assert!(msg.contains("invalid wire type"), "{msg}");
+        // The agent's own internal errors stay INTERNAL.
+        let r: http::Response<tonic::body::Body> =
+            tonic::Status::internal("internal: boom").into_http();
+        assert_eq!(grpc_status(&log_error_replies(r)).0, "13");
     }
 
     #[test]
