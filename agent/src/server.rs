@@ -170,6 +170,7 @@ pub async fn serve(opts: &ServeOptions, state: Arc<AgentState>) -> Result<(), Se
     let served_ns = crate::init::monotonic_ns().saturating_sub(state.started_mono_ns);
     if state.pid1 {
         let _ = std::fs::write(crate::init::READY_FILE, b"");
+        crate::init::pid1_log::forward_to_buffer();
     }
     state
         .boot_to_serve_ms

@@ -8,6 +8,7 @@ pub mod modules;
 pub mod net;
 pub mod netconfig;
 mod pid1;
+pub mod pid1_log;
 
 pub use pid1::run_as_pid1;
 
