@@ -273,3 +273,55 @@ pub async fn channel(addr: &str, tls: &Path) -> tonic::transport::Channel {
         .await
         .expect("connect to the agent")
 }
+
+/// `landfall image build` with the Debian kernel, the static agent, the
+/// session's agent identity and the given modules folder; returns the image folder.
+pub fn build_image(dir: &Path, session: &Path, modules: &Path) -> PathBuf {
+    let kernel = landfall_tests::debian_kernel().expect("Debian kernel (scripts/fetch-kernel.sh)");
+    let image = dir.join("image");
+    let out = Command::new(landfall_bin())
+        .args(["image", "build", "--kernel"])
+        .arg(&kernel.image)
+        .arg("--modules")
+        .arg(modules)
+        .arg("--agent")
+        .arg(agent_static_bin())
+        .arg("--out")
+        .arg(&image)
+        .arg("--tls")
+        .arg(session)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "landfall image build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    image
+}
+
+/// `landfall certs init --dir DIR`: a session as the real controller makes it.
+pub fn certs_init(dir: &Path) -> PathBuf {
+    let out = Command::new(landfall_bin())
+        .args(["certs", "init", "--dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    dir.to_path_buf()
+}
+
+/// Every log line the agent has (`Logs` without follow), as `LEVEL message`.
+pub async fn agent_logs(ch: tonic::transport::Channel) -> Vec<String> {
+    let mut c = landfall_proto::v1::agent_client::AgentClient::new(ch);
+    let mut s = c
+        .logs(landfall_proto::v1::LogsRequest { follow: false })
+        .await
+        .expect("Logs")
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(l) = s.message().await.expect("Logs stream") {
+        out.push(format!("{} {}", l.level, l.message));
+    }
+    out
+}
