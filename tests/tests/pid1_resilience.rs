@@ -37,7 +37,9 @@ const BROKEN_MODULE: &str = "nls_cp437";
 /// version magic is altered, so the kernel refuses to load it (EINVAL) while
 /// the image builder still reads its metadata.
 fn modules_with_a_broken_one(dir: &Path, modules: &Path) -> std::path::PathBuf {
-    let farm = dir.join("modules");
+    // The folder keeps the kernel release as its name (the image builder checks it).
+    let farm = dir.join("modules").join(modules.file_name().unwrap());
+    std::fs::create_dir_all(farm.parent().unwrap()).unwrap();
     let st = std::process::Command::new("cp")
         .arg("-rs")
         .arg(modules)
