@@ -85,7 +85,11 @@ fn read_only_and_in_use_disks_are_refused_before_anything_is_written() {
 
     // The inventory sees the read-only flag.
     let inv = landfall(&["inventory", "--json", wait[0], wait[1]], &addr, &session);
-    assert!(inv.status.success(), "{}", String::from_utf8_lossy(&inv.stderr));
+    assert!(
+        inv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inv.stderr)
+    );
     let inv: serde_json::Value = serde_json::from_slice(&inv.stdout).unwrap();
     let vda = inv["disks"]
         .as_array()
@@ -100,7 +104,13 @@ fn read_only_and_in_use_disks_are_refused_before_anything_is_written() {
     let layout = dir.join("main-and-ro.json");
     std::fs::write(&layout, MAIN_AND_RO).unwrap();
     let out = landfall(
-        &["disk", "apply", "--layout", layout.to_str().unwrap(), "--yes"],
+        &[
+            "disk",
+            "apply",
+            "--layout",
+            layout.to_str().unwrap(),
+            "--yes",
+        ],
         &addr,
         &session,
     );
@@ -121,7 +131,11 @@ fn read_only_and_in_use_disks_are_refused_before_anything_is_written() {
         &addr,
         &session,
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let other = dir.join("main-only.json");
     std::fs::write(&other, MAIN_ONLY).unwrap();
     let out = landfall(
@@ -162,6 +176,10 @@ fn read_only_and_in_use_disks_are_refused_before_anything_is_written() {
         &session,
     );
     let plan = String::from_utf8_lossy(&again.stdout);
-    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     assert!(plan.to_lowercase().contains("already"), "{plan}");
 }

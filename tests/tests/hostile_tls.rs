@@ -127,11 +127,7 @@ fn bad_client_certificates_are_refused_and_the_agent_keeps_serving() {
             "{}: no refusal logged",
             case.label
         );
-        let line = log
-            .lines()
-            .filter(|l| l.contains(case.agent_says))
-            .last()
-            .unwrap();
+        let line = log.lines().rfind(|l| l.contains(case.agent_says)).unwrap();
         assert!(
             line.contains("from 127.0.0.1:") && line.contains("TLS handshake failed"),
             "{line}"

@@ -161,7 +161,10 @@ fn pid1_survives_a_panicking_handler_an_oom_killed_child_and_a_broken_module() {
     for _ in 0..2 {
         let out = landfall(&["inventory", "--wait", "60"], &addr, &session);
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(!out.status.success(), "Inventory answered despite the panic");
+        assert!(
+            !out.status.success(),
+            "Inventory answered despite the panic"
+        );
         assert!(
             err.contains("internal: Inventory hit an internal error: injected fault: landfall.inject=panic:Inventory"),
             "{err}"
@@ -214,7 +217,9 @@ fn pid1_survives_a_panicking_handler_an_oom_killed_child_and_a_broken_module() {
             err.message()
         );
         assert!(
-            output.iter().any(|l| l.contains("allocating until the kernel says no")),
+            output
+                .iter()
+                .any(|l| l.contains("allocating until the kernel says no")),
             "{output:?}"
         );
 
@@ -239,7 +244,11 @@ fn pid1_survives_a_panicking_handler_an_oom_killed_child_and_a_broken_module() {
             logs.join("\n")
         );
         assert!(has("Internal error: panicked at"), "{}", logs.join("\n"));
-        assert!(has("Inventory hit an internal error"), "{}", logs.join("\n"));
+        assert!(
+            has("Inventory hit an internal error"),
+            "{}",
+            logs.join("\n")
+        );
         assert!(has("killed by signal 9"), "{}", logs.join("\n"));
     });
     vm.wait_for("Out of memory: Killed process", Duration::from_secs(10))
@@ -286,7 +295,10 @@ fn an_injected_handler_panic_on_loopback_answers_internal_and_the_agent_serves_o
             .await
             .unwrap_err();
         assert_eq!(e.code(), tonic::Code::Internal);
-        assert!(e.message().contains("QueryMissing hit an internal error"), "{e:?}");
+        assert!(
+            e.message().contains("QueryMissing hit an internal error"),
+            "{e:?}"
+        );
         let logs = agent_logs(ch).await;
         assert!(
             logs.iter()

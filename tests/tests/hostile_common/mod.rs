@@ -307,7 +307,11 @@ pub fn certs_init(dir: &Path) -> PathBuf {
         .arg(dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     dir.to_path_buf()
 }
 
