@@ -84,17 +84,24 @@ async fn raw_streaming(
     frames: Vec<Vec<u8>>,
 ) -> Status {
     let mut g = tonic::client::Grpc::new(ch).max_encoding_message_size(usize::MAX);
-    g.ready().await.unwrap();
-    let resp = g
-        .streaming(
-            tonic::Request::new(tokio_stream::iter(frames)),
-            http::uri::PathAndQuery::from_static(method),
-            RawCodec,
-        )
-        .await;
-    let mut s = match resp {
-        Ok(r) => r.into_inner(),
-        Err(e) => return e,
+    let mut tries = 0;
+    let mut s = loop {
+        g.ready().await.unwrap();
+        let resp = g
+            .streaming(
+                tonic::Request::new(tokio_stream::iter(frames.clone())),
+                http::uri::PathAndQuery::from_static(method),
+                RawCodec,
+            )
+            .await;
+        match resp {
+            Ok(r) => break r.into_inner(),
+            Err(e) if is_busy(&e) && tries < 100 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => return e,
+        }
     };
     loop {
         match s.message().await {
