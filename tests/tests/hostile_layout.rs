@@ -4,9 +4,10 @@
 //!   a writable one: the apply is refused naming the read-only disk, before
 //!   anything is written to either disk (the writable disk's image is still all
 //!   zeros);
-//! - a disk in use by the agent itself (the seed layout applied and mounted under
-//!   /mnt, then another layout for the same disk with --yes --force): refused as
-//!   in use, naming the mounts, and the mounted layout is untouched.
+//! - a disk in use by the agent itself (a layout with swap applied: its root
+//!   mounted under /mnt, its swap on, as PID 1 always does; then another layout
+//!   for the same disk with --yes --force): refused as in use, naming the mount
+//!   and the swap, and the mounted layout is untouched.
 
 mod hostile_common;
 
@@ -29,6 +30,18 @@ const MAIN_AND_RO: &str = r#"{
       "device": "/dev/vda",
       "content": { "type": "gpt", "partitions": {
         "data": { "size": "100%", "content": { "type": "filesystem", "format": "ext4", "mountpoint": "/data" } }
+      } }
+    }
+  }
+}"#;
+
+const MAIN_WITH_SWAP: &str = r#"{
+  "disk": {
+    "main": {
+      "device": "/dev/nvme0n1",
+      "content": { "type": "gpt", "partitions": {
+        "swap": { "size": "64M", "content": { "type": "swap" } },
+        "root": { "size": "100%", "content": { "type": "filesystem", "format": "ext4", "mountpoint": "/" } }
       } }
     }
   }
@@ -124,10 +137,17 @@ fn read_only_and_in_use_disks_are_refused_before_anything_is_written() {
     assert!(ends_are_zero(&main), "the writable disk was written to");
     assert!(ends_are_zero(&ro));
 
-    // 2. The seed layout applied and mounted; then another layout for the same disk.
-    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/layouts/seed.json");
+    // 2. A layout applied, mounted and its swap on; then another layout for the same disk.
+    let first = dir.join("main-with-swap.json");
+    std::fs::write(&first, MAIN_WITH_SWAP).unwrap();
     let out = landfall(
-        &["disk", "apply", "--layout", seed.to_str().unwrap(), "--yes"],
+        &[
+            "disk",
+            "apply",
+            "--layout",
+            first.to_str().unwrap(),
+            "--yes",
+        ],
         &addr,
         &session,
     );
@@ -155,11 +175,11 @@ fn read_only_and_in_use_disks_are_refused_before_anything_is_written() {
     assert!(!out.status.success(), "a mounted disk was rewritten");
     assert!(
         err.contains("/dev/nvme0n1 is in use")
-            && err.contains("/dev/nvme0n1p3 mounted on /mnt")
-            && err.contains("/dev/nvme0n1p2 mounted on /mnt/boot"),
+            && err.contains(" mounted on /mnt")
+            && err.contains(" used as swap"),
         "{err}"
     );
-    // Untouched: still mounted, and the seed layout is still applied.
+    // Untouched: still mounted, and the first layout is still applied.
     let st = landfall(&["status", "--json"], &addr, &session);
     let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
     assert!(
@@ -167,11 +187,15 @@ fn read_only_and_in_use_disks_are_refused_before_anything_is_written() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|m| m["target"] == "/mnt" && m["source"] == "/dev/nvme0n1p3"),
+            .any(|m| m["target"] == "/mnt"
+                && m["source"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("/dev/nvme0n1p")),
         "{st}"
     );
     let again = landfall(
-        &["disk", "plan", "--layout", seed.to_str().unwrap()],
+        &["disk", "plan", "--layout", first.to_str().unwrap()],
         &addr,
         &session,
     );
