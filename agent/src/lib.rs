@@ -12,6 +12,7 @@ pub mod inventory;
 pub mod jobs;
 pub mod kexec;
 pub mod logbuf;
+pub mod panic_barrier;
 pub mod probe;
 pub mod server;
 pub mod service;

@@ -22,7 +22,8 @@ pub struct LogBuffer {
 }
 
 impl LogBuffer {
-    fn push(&self, line: LogLine) {
+    /// Adds a line (also what other sources, e.g. PID 1's log, feed in).
+    pub fn push(&self, line: LogLine) {
         if let Ok(mut b) = self.backlog.lock() {
             if b.len() == BACKLOG {
                 b.pop_front();

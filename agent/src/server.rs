@@ -1,6 +1,8 @@
 //! Serving: TCP listeners (dual-stack), our own TLS accept loop so every failed
 //! handshake (a port scanner, plain HTTP, a wrong certificate) is one clear log
-//! line, and the tonic server fed from the accepted streams.
+//! line, and the tonic server fed from the accepted streams, behind the panic
+//! barrier ([`crate::panic_barrier`]); a request that does not decode is answered
+//! INVALID_ARGUMENT.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -89,9 +91,37 @@ async fn accept_loop(
     }
 }
 
+/// What prost says when a request's bytes are not the message they claim to be.
+const PROTOBUF_DECODE_FAILED: &str = "failed to decode Protobuf message";
+
+/// tonic answers a request that does not decode with INTERNAL (the gRPC
+/// convention for a parse error); for the agent, INTERNAL means its own bug, so
+/// a client's garbage becomes INVALID_ARGUMENT with our reason prefix.
+fn garbage_is_invalid_argument<B>(mut resp: http::Response<B>) -> http::Response<B> {
+    let h = resp.headers();
+    let status = h.get("grpc-status").and_then(|v| v.to_str().ok());
+    let msg = h
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .map(percent_decode)
+        .unwrap_or_default();
+    if status == Some("13") && msg.starts_with(PROTOBUF_DECODE_FAILED) {
+        let s = tonic::Status::invalid_argument(format!(
+            "{}: the request is not a valid landfall.v1 message ({msg})",
+            crate::jobs::reason::INVALID
+        ));
+        let h = resp.headers_mut();
+        h.remove("grpc-status");
+        h.remove("grpc-message");
+        let _ = s.add_header(h);
+    }
+    resp
+}
+
 /// Logs every reply that is an error right away (a malformed request is decoded
 /// before any handler runs, so only here can it be seen).
 fn log_error_replies<B>(resp: http::Response<B>) -> http::Response<B> {
+    let resp = garbage_is_invalid_argument(resp);
     if let Some(code) = resp
         .headers()
         .get("grpc-status")
@@ -110,7 +140,7 @@ fn log_error_replies<B>(resp: http::Response<B>) -> http::Response<B> {
     resp
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -142,10 +172,12 @@ pub async fn serve(opts: &ServeOptions, state: Arc<AgentState>) -> Result<(), Se
     let served_ns = crate::init::monotonic_ns().saturating_sub(state.started_mono_ns);
     if state.pid1 {
         let _ = std::fs::write(crate::init::READY_FILE, b"");
+        crate::init::pid1_log::forward_to_buffer();
     }
     state
         .boot_to_serve_ms
         .store(served_ns / 1_000_000, Ordering::Relaxed);
+    let _ = crate::init::inject::faults();
     tracing::info!(
         "Ready: {:.3} s from {} to serving",
         served_ns as f64 / 1e9,
@@ -158,7 +190,11 @@ pub async fn serve(opts: &ServeOptions, state: Arc<AgentState>) -> Result<(), Se
         // Large windows keep a high-latency link full while the closure streams.
         .initial_stream_window_size(Some(8 << 20))
         .initial_connection_window_size(Some(16 << 20))
-        .layer(tower::ServiceBuilder::new().map_response(log_error_replies))
+        .layer(
+            tower::ServiceBuilder::new()
+                .map_response(log_error_replies)
+                .layer(crate::panic_barrier::CatchPanicLayer),
+        )
         .add_service(service)
         .serve_with_incoming(ReceiverStream::new(rx).map(Ok::<_, std::io::Error>))
         .await
@@ -170,6 +206,35 @@ use tokio_stream::StreamExt as _;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn grpc_status(r: &http::Response<tonic::body::Body>) -> (String, String) {
+        let h = |n: &str| {
+            r.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(percent_decode)
+                .unwrap_or_default()
+        };
+        (h("grpc-status"), h("grpc-message"))
+    }
+
+    #[test]
+    fn undecodable_requests_become_invalid_argument() {
+        let r: http::Response<tonic::body::Body> =
+            tonic::Status::internal(format!("{PROTOBUF_DECODE_FAILED}: invalid wire type"))
+                .into_http();
+        let (code, msg) = grpc_status(&log_error_replies(r));
+        assert_eq!(code, "3");
+        assert!(
+            msg.starts_with("invalid-request: the request is not a valid landfall.v1 message"),
+            "{msg}"
+        );
+        assert!(msg.contains("invalid wire type"), "{msg}");
+        // The agent's own internal errors stay INTERNAL.
+        let r: http::Response<tonic::body::Body> =
+            tonic::Status::internal("internal: boom").into_http();
+        assert_eq!(grpc_status(&log_error_replies(r)).0, "13");
+    }
 
     #[test]
     fn percent_decoding_of_grpc_messages() {

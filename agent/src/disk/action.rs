@@ -232,7 +232,7 @@ impl Action {
         match self {
             Action::Wipe { disk } => {
                 let (d, o) = cx.disk(disk)?;
-                refuse_busy(o)?;
+                super::refuse::refuse_unwritable(o)?;
                 let ss = u64::from(d.geometry.logical_sector_size);
                 wipe::wipe_range(&o.file, 0, d.geometry.size_bytes).map_err(DiskError::Wipe)?;
                 for p in &d.partitions {
@@ -244,7 +244,7 @@ impl Action {
             }
             Action::WriteTable { disk } => {
                 let (d, o) = cx.disk(disk)?;
-                refuse_busy(o)?;
+                super::refuse::refuse_unwritable(o)?;
                 table::write_table(&o.file, d).map_err(DiskError::Table)?;
                 Ok(())
             }
@@ -298,19 +298,6 @@ impl Action {
                 Ok(())
             }
         }
-    }
-}
-
-/// A disk whose partitions are mounted or swapped on must not be rewritten.
-fn refuse_busy(o: &OpenDisk) -> Result<(), DiskError> {
-    let busy = kernel::busy_partitions(&o.path).map_err(DiskError::Kernel)?;
-    if busy.is_empty() {
-        Ok(())
-    } else {
-        Err(DiskError::Busy {
-            disk: o.path.display().to_string(),
-            users: busy.join(", "),
-        })
     }
 }
 

@@ -46,6 +46,8 @@ pub enum DiskError {
     NoNode { disk: String, number: u32 },
     #[error("{disk} is in use ({users}); unmount and swapoff first")]
     Busy { disk: String, users: String },
+    #[error("{disk} is read-only (the kernel's ro flag): the layout cannot be written to it; nothing was written to any disk")]
+    ReadOnly { disk: String },
     #[error("The layout is not applied on disk {0}; run apply first")]
     NotApplied(String),
 }
@@ -162,6 +164,18 @@ fn run(
         formatted: Vec::new(),
     };
     let total = steps.len();
+    // Every disk the plan rewrites must be writable and unused before the first
+    // step touches any disk.
+    for step in &steps {
+        if let Action::Wipe { disk } | Action::WriteTable { disk } = step {
+            if step.is_done(&cx)?.is_none() {
+                let o = disks
+                    .get(disk)
+                    .ok_or_else(|| DiskError::UnknownDisk(disk.clone()))?;
+                super::refuse::refuse_unwritable(o)?;
+            }
+        }
+    }
     let (mut executed, mut skipped) = (0, 0);
     for (index, step) in steps.iter().enumerate() {
         let description = step.description(plan);

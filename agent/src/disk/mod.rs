@@ -14,6 +14,7 @@ pub mod format;
 pub mod kernel;
 pub mod mounting;
 pub mod probe;
+pub mod refuse;
 pub mod resolve;
 pub mod signatures;
 pub mod table;

@@ -3,10 +3,12 @@
 //! ever dies, and reaps every zombie. PID 1 never exits.
 
 pub mod dhcp;
+pub mod inject;
 pub mod modules;
 pub mod net;
 pub mod netconfig;
 mod pid1;
+pub mod pid1_log;
 
 pub use pid1::run_as_pid1;
 

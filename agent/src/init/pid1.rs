@@ -126,7 +126,12 @@ pub fn run_as_pid1() -> ! {
     let setup = std::panic::catch_unwind(|| {
         early_mounts();
         console();
-        crate::logbuf::init();
+        super::pid1_log::init_pid1_logging();
+        // A panic anywhere in PID 1 is logged (console and log buffer) with where
+        // it happened; the reaping loop below goes on regardless.
+        std::panic::set_hook(Box::new(|info| {
+            tracing::error!("PID 1 internal error (it keeps supervising): {info}")
+        }));
         let _ = nix::unistd::sethostname("landfall");
         tracing::info!(
             "landfall-agent {} starting as PID 1",

@@ -18,7 +18,9 @@ fn disk_status(e: DiskError) -> Status {
             Status::invalid_argument(format!("{}: {chain}", reason::INVALID_LAYOUT))
         }
         DiskError::Resolve(_) => Status::not_found(format!("{}: {chain}", reason::DISK)),
-        DiskError::Busy { .. } => Status::failed_precondition(format!("{}: {chain}", reason::DISK)),
+        DiskError::Busy { .. } | DiskError::ReadOnly { .. } => {
+            Status::failed_precondition(format!("{}: {chain}", reason::DISK))
+        }
         _ => Status::internal(format!("{}: {chain}", reason::DISK)),
     }
 }

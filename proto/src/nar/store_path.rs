@@ -141,4 +141,82 @@ mod tests {
             assert!(StorePath::parse(bad).is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn rejects_every_kind_of_invalid_name() {
+        let h = "0mdqa9w1p6cmli6976v4wi0sw9r4p5pr";
+        let long = |n: usize| format!("/nix/store/{h}-{}", "a".repeat(n));
+        // Nix's limit: 211 bytes of name.
+        assert!(StorePath::parse(&long(211)).is_ok());
+        let e = StorePath::parse(&long(212)).unwrap_err();
+        assert_eq!(e.reason, "name longer than 211 bytes");
+        for (bad, reason) in [
+            // nix32 has no e, o, u, t and no upper case.
+            (
+                "/nix/store/0mdqa9w1p6cmli6976v4wi0sw9r4p5pt-x",
+                "hash is not nix32",
+            ),
+            (
+                "/nix/store/0MDQA9W1P6CMLI6976V4WI0SW9R4P5PR-x",
+                "hash is not nix32",
+            ),
+            (
+                "/nix/store/0mdqa9w1p6cmli6976v4wi0sw9r4p5p-x",
+                "no <32-char hash>-<name>",
+            ),
+            (
+                "/nix/store/0mdqa9w1p6cmli6976v4wi0sw9r4p5prx-x",
+                "no <32-char hash>-<name>",
+            ),
+            (
+                "/nix/store/é0mdqa9w1p6cmli6976v4wi0sw9r4p5p-x",
+                "no <32-char hash>-<name>",
+            ),
+            (
+                "/nix/store/0mdqa9w1p6cmli6976v4wi0sw9r4p5pr-.",
+                "name starts with a dot",
+            ),
+            (
+                "/nix/store/0mdqa9w1p6cmli6976v4wi0sw9r4p5pr-..",
+                "name starts with a dot",
+            ),
+            (
+                "/nix/store/0mdqa9w1p6cmli6976v4wi0sw9r4p5pr-a\0b",
+                "name has a character Nix does not allow",
+            ),
+            (
+                "/nix/store/0mdqa9w1p6cmli6976v4wi0sw9r4p5pr-a b",
+                "name has a character Nix does not allow",
+            ),
+            (
+                "/nix/store/0mdqa9w1p6cmli6976v4wi0sw9r4p5pr-naïve",
+                "name has a character Nix does not allow",
+            ),
+            (
+                "/nix/store/0mdqa9w1p6cmli6976v4wi0sw9r4p5pr-x/",
+                "name has a character Nix does not allow",
+            ),
+            (
+                "/nix/store//0mdqa9w1p6cmli6976v4wi0sw9r4p5pr-x",
+                "no <32-char hash>-<name>",
+            ),
+            (
+                "/gnu/store/0mdqa9w1p6cmli6976v4wi0sw9r4p5pr-x",
+                "not in /nix/store",
+            ),
+            (
+                "nix/store/0mdqa9w1p6cmli6976v4wi0sw9r4p5pr-x",
+                "not in /nix/store",
+            ),
+            // 32 bytes of hash with a two-byte character in it.
+            (
+                "/nix/store/é0mdqa9w1p6cmli6976v4wi0sw9r4p5-x",
+                "hash is not nix32",
+            ),
+            ("/nix/store", "not in /nix/store"),
+        ] {
+            let e = StorePath::parse(bad).expect_err(bad);
+            assert_eq!(e.reason, reason, "{bad:?}");
+        }
+    }
 }
