@@ -13,6 +13,7 @@ mod install;
 mod kexec;
 mod nix;
 mod render;
+mod retry;
 mod ssh;
 mod vm;
 
