@@ -224,7 +224,9 @@ mod tests {
         // An open connection dies with the cut.
         let mut open = TcpStream::connect(proxy.addr()).unwrap();
         open.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        assert!(crate::wait_until(Duration::from_secs(5), || proxy.connections() == 2));
+        assert!(crate::wait_until(Duration::from_secs(5), || proxy
+            .connections()
+            == 2));
         assert_eq!(proxy.cut(Duration::from_millis(1500)), 1);
         let mut b = [0u8; 1];
         assert!(matches!(open.read(&mut b), Ok(0) | Err(_)));

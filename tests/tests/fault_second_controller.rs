@@ -42,7 +42,10 @@ fn second_controller_is_refused_as_busy_and_the_first_finishes() {
     let second = install(&agent.addr, &agent.tls, &top);
     let second_err = String::from_utf8_lossy(&second.stderr).into_owned();
     eprintln!("second controller:\n{second_err}");
-    assert!(!second.status.success(), "the second controller was not refused");
+    assert!(
+        !second.status.success(),
+        "the second controller was not refused"
+    );
     assert!(
         second_err.contains("busy: a closure transfer is still running on the agent"),
         "not the busy message: {second_err}"

@@ -42,7 +42,7 @@ pub enum SpaceError {
     },
     /// A write failed with ENOSPC/EDQUOT.
     #[error(
-        "The disk filled up while writing {path}: {} free on {}{}",
+        "The disk filled up while writing {path}: {} free on {} once its partial files were removed{}",
         Bytes(.free.bytes),
         .free.mount.display(),
         match .still_to_come { Some(n) => format!(", {} of the closure still to come", Bytes(*n)), None => String::new() }
