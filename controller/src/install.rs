@@ -149,6 +149,7 @@ pub async fn run(
     let mut phases = a.phases.clone();
     phases.sort();
     phases.dedup();
+    crate::remount::ensure_root_mounted(client, &a, ev.layout_json.as_deref(), &phases).await?;
     for phase in phases {
         let t = Instant::now();
         match phase {

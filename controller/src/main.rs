@@ -12,6 +12,7 @@ mod image;
 mod install;
 mod kexec;
 mod nix;
+mod remount;
 mod render;
 mod retry;
 mod ssh;
