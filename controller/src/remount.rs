@@ -102,8 +102,8 @@ pub async fn ensure_root_mounted(
         );
     }
     eprintln!("The disks already hold the layout: mounting it again, nothing is formatted");
-    let summary = disk::apply(client, req).await?;
-    eprintln!("{summary}");
+    // The job's events, its summary included, are printed as they come.
+    disk::apply(client, req).await?;
     Ok(RootState::Remounted)
 }
 

@@ -1,6 +1,8 @@
 //! The agent restarted between phases: the agent image boots in a UEFI VM
-//! (OVMF + direct kernel boot, NVMe disk, reboots allowed); `landfall install
-//! --phases disko` lays out and mounts the disk; then the machine is reset
+//! (OVMF + direct kernel boot, NVMe disk, reboots allowed). On the fresh
+//! agent, `--phases install` alone is refused (nothing mounted, no layout on
+//! the disk: the closure must never land in the RAM image's /mnt); `landfall
+//! install --phases disko` lays out and mounts the disk; then the machine is reset
 //! through QMP (`system_reset`: no unmount, no sync, as a power cut or a
 //! crash-reboot would) and comes back as a fresh agent with nothing mounted.
 //! `landfall install --phases install,bootloader,reboot` must notice the root
@@ -111,6 +113,36 @@ fn agent_restarted_after_disko_remounts_without_formatting_and_the_install_boots
         .unwrap();
     let addr = vm.forwarded_addr(7443).unwrap().to_string();
     vm.wait_for("DHCP lease", Duration::from_secs(240)).unwrap();
+
+    // A fresh agent with nothing mounted: the install phase alone must not write
+    // the closure into the RAM image's /mnt.
+    let out = install(&[
+        "--agent",
+        &addr,
+        "--tls",
+        &tls,
+        "--system",
+        &built.toplevel,
+        "--phases",
+        "install",
+        "--wait",
+        "60",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "installed into an unmounted root");
+    assert!(
+        err.contains("The agent's root /mnt is not mounted: run the disko phase"),
+        "{err}"
+    );
+    let out = install(&[
+        "--agent", &addr, "--tls", &tls, "--flake", &flake, "--phases", "install", "--wait", "60",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "installed onto a disk without the layout"
+    );
+    assert!(err.contains("its disks do not hold the layout"), "{err}");
 
     // Phase disko only.
     let out = install(&[
