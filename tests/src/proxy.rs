@@ -3,7 +3,8 @@
 //! [`CutProxy::cut`] closes every open connection (both sides see the
 //! connection die, as when a link drops and a NAT forgets its state) and
 //! refuses new ones (accepted and closed at once) for a while, then forwards
-//! again; [`CutProxy::set_rate`] slows it down. Plain `std` threads, no
+//! again; [`CutProxy::blackhole`] drops the link silently instead (open
+//! connections stop forwarding but are never closed); [`CutProxy::set_rate`] slows it down. Plain `std` threads, no
 //! async runtime.
 
 use std::io::{self, Read, Write};
@@ -27,6 +28,8 @@ struct Shared {
     cuts: AtomicU64,
     /// Bytes per second each way per connection; 0 = as fast as it goes.
     rate: AtomicU64,
+    /// Connections that silently stopped forwarding (kept open, never closed).
+    silenced: Mutex<Vec<u64>>,
 }
 
 /// The proxy; stops (and closes every connection) when dropped.
@@ -61,6 +64,25 @@ impl CutProxy {
         }
         self.shared.cuts.fetch_add(1, Ordering::Relaxed);
         close_all(&self.shared)
+    }
+
+    /// A silent drop, as when a link dies without a reset: every open
+    /// connection stops forwarding but stays open (neither side is told), and
+    /// new connections are refused for `refuse_for`. Only keepalives can
+    /// notice. Returns how many connections went silent.
+    pub fn blackhole(&self, refuse_for: Duration) -> usize {
+        if let Ok(mut r) = self.shared.refuse_until.lock() {
+            *r = Some(Instant::now() + refuse_for);
+        }
+        self.shared.cuts.fetch_add(1, Ordering::Relaxed);
+        let ids: Vec<u64> = match self.shared.open.lock() {
+            Ok(o) => o.iter().map(|(id, _, _)| *id).collect(),
+            Err(_) => return 0,
+        };
+        if let Ok(mut s) = self.shared.silenced.lock() {
+            s.extend(&ids);
+        }
+        ids.len()
     }
 
     /// Limits each direction of each connection to `bytes_per_sec` (0 = no limit),
@@ -161,6 +183,14 @@ fn accept_loop(listener: TcpListener, upstream: SocketAddr, shared: Arc<Shared>)
     }
 }
 
+fn is_silenced(shared: &Shared, id: u64) -> bool {
+    shared
+        .silenced
+        .lock()
+        .map(|s| s.contains(&id))
+        .unwrap_or(false)
+}
+
 /// Copies `from` → `to` until either side ends, then closes both.
 fn pump(mut from: TcpStream, mut to: TcpStream, count: &AtomicU64, shared: &Shared, id: u64) {
     let mut buf = vec![0u8; 64 << 10];
@@ -168,6 +198,13 @@ fn pump(mut from: TcpStream, mut to: TcpStream, count: &AtomicU64, shared: &Shar
         match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                if is_silenced(shared, id) {
+                    // Swallow everything; never close (the peer must find out by itself).
+                    if shared.stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    continue;
+                }
                 if to.write_all(&buf[..n]).is_err() {
                     break;
                 }
@@ -237,6 +274,29 @@ mod tests {
 
         // Then it forwards again.
         thread::sleep(Duration::from_millis(1600));
+        assert_eq!(roundtrip(proxy.addr()).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn a_blackhole_keeps_connections_open_and_silent() {
+        let proxy = CutProxy::start(echo_server()).unwrap();
+        let mut c = TcpStream::connect(proxy.addr()).unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(800)))
+            .unwrap();
+        c.write_all(b"one").unwrap();
+        let mut got = [0u8; 3];
+        c.read_exact(&mut got).unwrap();
+        assert_eq!(proxy.blackhole(Duration::from_millis(500)), 1);
+        c.write_all(b"two").unwrap();
+        let e = c.read(&mut got).unwrap_err();
+        assert!(
+            matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ),
+            "the connection was closed or answered: {e}"
+        );
+        thread::sleep(Duration::from_millis(600));
         assert_eq!(roundtrip(proxy.addr()).unwrap(), b"hello");
     }
 }

@@ -105,3 +105,67 @@ fn cut_network_reconnects_and_resumes_with_only_the_missing_paths() {
     verify(&root);
     assert_same_closure(&root, &top);
 }
+
+/// The link dies silently (no reset: the proxy stops forwarding but keeps both
+/// connections open, and refuses new ones for 10 s). Only HTTP/2 keepalives
+/// (20 s interval, 20 s timeout on both sides) can notice: the controller must
+/// give up on the dead connection, and the agent must end the broken transfer
+/// and free its job slot, so the reconnect (answered "busy" until then) resumes.
+#[test]
+fn silent_link_drop_is_noticed_by_keepalives_and_resumes() {
+    let tdir = TestDir::new("fault-blackhole").unwrap();
+    let dir = tdir.path();
+    let top = build_synthetic(dir, 40);
+    let total_paths = closure_len(&top);
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let agent = start_agent(dir, &root);
+    let proxy = CutProxy::start(agent.addr.parse().unwrap()).unwrap();
+    proxy.set_rate(16 << 20);
+    let percent = Rng::from_env("fault_network_cut (silent)").range(10, 70);
+
+    let started = std::time::Instant::now();
+    let mut run = spawn_install(
+        &proxy.addr().to_string(),
+        &agent.tls,
+        &top,
+        &dir.join("controller.stderr"),
+    );
+    let mut seen = Vec::new();
+    let hit = run.read_until(&mut seen, |v| {
+        is_finished(v)
+            && v["bytes"].as_u64().unwrap_or(0) * 100
+                >= v["bytes_total"].as_u64().unwrap_or(0) * percent
+    });
+    assert!(
+        hit.is_some(),
+        "the transfer ended early: {}",
+        run.stderr_text()
+    );
+    let silenced = proxy.blackhole(Duration::from_secs(10));
+    let dropped_at = started.elapsed();
+    assert!(silenced >= 1);
+    let finished_before = seen.iter().filter(|v| is_finished(v)).count();
+    run.read_until(&mut seen, |_| false);
+    let status = run.child.wait().unwrap();
+    let stderr = run.stderr_text();
+    assert!(status.success(), "the install failed: {stderr}");
+    assert!(
+        stderr.contains("connection to the agent lost ("),
+        "no reconnect message: {stderr}"
+    );
+    let sent = seen.last().unwrap()["closure"]["sent_paths"]
+        .as_u64()
+        .unwrap();
+    assert!(sent as usize + finished_before <= total_paths as usize);
+    let transfers = agent.transfers();
+    assert_eq!(transfers.len(), 2, "{transfers:?}");
+    assert_eq!(transfers, vec![total_paths, sent]);
+    eprintln!(
+        "silent drop at {percent}% ({:.1} s in); finished {:.1} s in; transfers {transfers:?}; stderr:\n{stderr}",
+        dropped_at.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    verify(&root);
+    assert_same_closure(&root, &top);
+}
