@@ -4,7 +4,9 @@
 //! end of the install: the controller waits with a growing delay, asks the
 //! agent again which paths it lacks (the agent kept every path it verified) and
 //! sends only those, for up to [`RetryPolicy::budget`]. An answer from the
-//! agent itself (a rejected path, a full disk, another job running) is final.
+//! agent itself (a rejected path, a full disk, another job running) is final,
+//! and so is an agent that came back restarted with its root unmounted (the
+//! transfer would land in its RAM; see remount.rs).
 //!
 //! The tonic channel reconnects by itself on the next request, so the same
 //! client is reused.
@@ -156,7 +158,29 @@ pub async fn put_closure_resuming(
             );
         }
         tokio::time::sleep(delay).await;
+        if let Some(root) = restarted_without_root(client).await {
+            return Err(e.context(format!(
+                "The agent came back restarted, with its root {root} no longer mounted: the \
+                 transfer cannot resume into the RAM image; run `landfall install … --phases \
+                 install` again (it mounts the layout already on the disks)"
+            )));
+        }
     }
+}
+
+/// After a loss: the agent's root when it answers as a restarted PID 1 whose
+/// root is no longer mounted (resuming would write into its RAM). None when it
+/// does not answer yet (the next attempt tells) or all is well.
+async fn restarted_without_root(client: &mut AgentClient<Channel>) -> Option<String> {
+    let status = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.status(landfall_proto::v1::StatusRequest {}),
+    )
+    .await
+    .ok()?
+    .ok()?
+    .into_inner();
+    (status.pid1 && !crate::remount::root_is_mounted(&status)).then_some(status.root)
 }
 
 #[cfg(test)]

@@ -8,15 +8,19 @@
 //! `landfall install --phases install,bootloader,reboot` must notice the root
 //! is not mounted, mount the layout already on the disk again without
 //! formatting it (the root filesystem's UUID is the same before and after),
-//! then send the closure, install the bootloader and reboot. The disk then
+//! then send the closure. The machine is reset once more mid-transfer: the
+//! controller reconnects, sees the agent came back with nothing mounted, and
+//! stops with that said instead of resuming into RAM. The next run mounts
+//! again, sends the closure, installs the bootloader and reboots. The disk then
 //! boots by itself under OVMF into the installed system, which checks its own
 //! store.
 
 #[path = "../../controller/src/nix/fixture.rs"]
 mod fixture;
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use landfall_tests::bins::{agent_static_bin, landfall_bin, landfall_ok};
@@ -164,7 +168,57 @@ fn agent_restarted_after_disko_remounts_without_formatting_and_the_install_boots
         "the restarted agent still has mounts: {status}"
     );
 
-    // The remaining phases: the controller notices and mounts again.
+    // The remaining phases, and the machine resets again in the middle of the
+    // transfer: the controller loses the connection, reconnects, finds the
+    // agent restarted with its root unmounted, and stops rather than resume
+    // into the RAM image (nothing claimed done).
+    let remaining = [
+        "install",
+        "--agent",
+        &addr,
+        "--tls",
+        &tls,
+        "--flake",
+        &flake,
+        "--phases",
+        "install,bootloader,reboot",
+        "--yes",
+        "--json",
+        "--wait",
+        "60",
+    ];
+    let stderr_path = dir.join("interrupted.stderr");
+    let mut child = Command::new(landfall_bin())
+        .args(remaining)
+        .env("NIX_CONFIG", TEST_NIX_CONFIG)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("\"state\":2"));
+    assert!(first.is_some(), "no path was verified before the reset");
+    vm.system_reset().unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let interrupted = child.wait().unwrap();
+    let err = std::fs::read_to_string(&stderr_path).unwrap();
+    eprintln!("interrupted by a reset:\n{err}");
+    assert!(!interrupted.success(), "the install claims success: {err}");
+    assert!(err.contains("connection to the agent lost ("), "{err}");
+    assert!(
+        err.contains("The agent came back restarted, with its root /mnt no longer mounted"),
+        "{err}"
+    );
+    assert!(
+        !rest.iter().any(|l| l.contains("\"phases\"")),
+        "a summary was printed: {rest:?}"
+    );
+    vm.wait_for("DHCP lease", Duration::from_secs(240)).unwrap();
+
+    // Run again: the controller notices and mounts again.
     let out = install(&[
         "--agent",
         &addr,
