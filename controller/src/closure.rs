@@ -154,7 +154,7 @@ pub async fn put_closure(
             root: root.to_string(),
         })
         .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))
+        .map_err(crate::retry::AgentStatus::from)
         .context("The agent could not say which store paths it lacks")?
         .into_inner()
         .missing;
@@ -219,11 +219,11 @@ pub async fn put_closure(
     let mut events = client
         .put_closure(ReceiverStream::new(rx))
         .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))
+        .map_err(crate::retry::AgentStatus::from)
         .context("The agent refused the closure")?
         .into_inner();
     let mut summary = String::new();
-    let mut failure: Option<String> = None;
+    let mut failure: Option<tonic::Status> = None;
     loop {
         match events.message().await {
             Ok(Some(e)) => {
@@ -237,7 +237,7 @@ pub async fn put_closure(
             }
             Ok(None) => break,
             Err(s) => {
-                failure = Some(s.message().to_string());
+                failure = Some(s);
                 break;
             }
         }
@@ -245,7 +245,7 @@ pub async fn put_closure(
     bar.finish_and_clear();
     let produced = producer.await;
     if let Some(f) = failure {
-        bail!("The closure transfer failed: {f}");
+        return Err(crate::retry::AgentStatus::from(f)).context("The closure transfer failed");
     }
     match produced {
         Ok(Ok(())) => {}
@@ -253,7 +253,7 @@ pub async fn put_closure(
         Err(e) => bail!("The closure encoder crashed: {e}"),
     }
     if summary.is_empty() {
-        bail!("The agent's stream ended before the closure was registered");
+        return Err(crate::retry::StreamEndedEarly.into());
     }
     Ok(TransferSummary {
         closure_paths: all.len(),

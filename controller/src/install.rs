@@ -15,7 +15,7 @@ use landfall_proto::v1::agent_client::AgentClient;
 use landfall_proto::v1::LayoutRequest;
 use tonic::transport::Channel;
 
-use crate::closure::{put_closure, Progress};
+use crate::closure::Progress;
 use crate::disk;
 use crate::nix::{ClosureSource, FlakeTarget, Nix};
 
@@ -149,6 +149,7 @@ pub async fn run(
     let mut phases = a.phases.clone();
     phases.sort();
     phases.dedup();
+    crate::remount::ensure_root_mounted(client, &a, ev.layout_json.as_deref(), &phases).await?;
     for phase in phases {
         let t = Instant::now();
         match phase {
@@ -168,7 +169,15 @@ pub async fn run(
                 } else {
                     Progress::Bar
                 };
-                let s = put_closure(client, closure, Some(&top), "", progress).await?;
+                let s = crate::retry::put_closure_resuming(
+                    client,
+                    closure,
+                    Some(&top),
+                    "",
+                    progress,
+                    Default::default(),
+                )
+                .await?;
                 eprintln!(
                     "Sent {} of {} paths ({:.1} MiB of NAR as {:.1} MiB zstd) in {:.1} s. Agent: {}",
                     s.sent_paths,

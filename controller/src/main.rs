@@ -12,7 +12,9 @@ mod image;
 mod install;
 mod kexec;
 mod nix;
+mod remount;
 mod render;
+mod retry;
 mod ssh;
 mod vm;
 

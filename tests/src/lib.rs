@@ -126,6 +126,7 @@ pub mod initramfs;
 pub mod net;
 pub mod nixstore;
 pub mod process;
+pub mod proxy;
 pub mod qmp;
 pub mod rescue;
 pub mod running;

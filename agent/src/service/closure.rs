@@ -45,6 +45,11 @@ fn store_status(what: &str, e: impl std::error::Error) -> Status {
     Status::internal(format!("store-failed: {what}: {}", error_chain(&e)))
 }
 
+/// A store that does not fit: RESOURCE_EXHAUSTED "no-space: …" (final, not retried).
+fn no_space(e: crate::store::space::SpaceError) -> Status {
+    Status::resource_exhausted(format!("no-space: {}", error_chain(&e)))
+}
+
 impl AgentService {
     fn closure_root(&self, root: &str) -> PathBuf {
         if root.is_empty() {
@@ -141,6 +146,7 @@ fn receive_closure(
         begin.nar_bytes >> 20,
         root.display()
     );
+    crate::store::space::check_room(&root, begin.nar_bytes, begin.paths).map_err(no_space)?;
     let mut installer =
         StoreInstaller::open(&root).map_err(|e| store_status("cannot open the store", e))?;
     let start = Instant::now();
@@ -310,6 +316,10 @@ fn receive_path(
                 Ok(Kind::PathEnd(_)) => ended.set(true),
                 Ok(_) | Err(_) => break,
             }
+        }
+        if crate::store::space::is_out_of_space(&e) {
+            let full = crate::store::space::disk_full(installer.root(), &info.path, None);
+            return Err(no_space(full));
         }
         return Err(Status::data_loss(format!(
             "rejected: {}: {}",

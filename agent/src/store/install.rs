@@ -63,6 +63,11 @@ impl StoreInstaller {
         Ok(done)
     }
 
+    /// The root the store is written under.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Paths unpacked but not yet registered.
     pub fn pending(&self) -> &[PathInfo] {
         &self.pending

@@ -14,6 +14,7 @@ mod fsat;
 pub mod install;
 pub mod missing;
 pub mod profile;
+pub mod space;
 pub mod unpack;
 
 pub use chunk_reader::ChunkReader;
