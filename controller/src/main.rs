@@ -241,7 +241,7 @@ async fn connect(
 }
 
 fn status_error(what: &str, s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{what} failed: {} ({:?})", s.message(), s.code())
+    anyhow::anyhow!("{what} failed: {}", client::explain(&s))
 }
 
 /// Prints a reply as pretty JSON or as the table `table` renders.

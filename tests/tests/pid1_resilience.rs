@@ -212,7 +212,8 @@ fn pid1_survives_a_panicking_handler_an_oom_killed_child_and_a_broken_module() {
         };
         eprintln!("InstallBootloader: {:?}: {}", err.code(), err.message());
         assert!(
-            err.message().contains("killed by signal 9"),
+            err.message()
+                .contains("killed by signal 9 by the kernel's out-of-memory killer"),
             "{}\n{output:?}",
             err.message()
         );

@@ -91,10 +91,25 @@ pub fn programs(
     Ok(v)
 }
 
-fn describe_status(st: &ExitStatus) -> String {
+/// The kernel's count of out-of-memory kills (`oom_kill` in /proc/vmstat).
+fn oom_kills() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/vmstat").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// `exit status 1`, `killed by signal 9`; a SIGKILL while the kernel's OOM
+/// kill count rose since `oom_before` is named as running out of memory.
+fn describe_status(st: &ExitStatus, oom_before: Option<u64>) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (st.code(), st.signal()) {
         (Some(c), _) => format!("exit status {c}"),
+        (None, Some(9)) if matches!((oom_before, oom_kills()), (Some(a), Some(b)) if b > a) => {
+            "killed by signal 9 by the kernel's out-of-memory killer: the machine ran out of RAM \
+             (see `landfall logs`)"
+                .into()
+        }
         (None, Some(s)) => format!("killed by signal {s}"),
         _ => "unknown status".into(),
     }
@@ -112,6 +127,7 @@ pub fn install_with_closure(
     let programs: Vec<Program> = steps.iter().map(|(_, p)| p.clone()).collect();
     let mut tail = VecDeque::<String>::new();
     let mut started = Instant::now();
+    let oom_before = oom_kills();
     on_event(BootEvent::Step(StepEvent::Started {
         index: 0,
         total,
@@ -134,7 +150,7 @@ pub fn install_with_closure(
                     index: i,
                     total,
                     description,
-                    reason: describe_status(&st),
+                    reason: describe_status(&st, oom_before),
                 }));
                 return;
             }
@@ -143,7 +159,7 @@ pub fn install_with_closure(
                 on_event(BootEvent::Output(format!(
                     "({} ended with {}; going on, as nixos-enter does)",
                     steps[i].1.path.display(),
-                    describe_status(&st)
+                    describe_status(&st, oom_before)
                 )));
             }
             on_event(BootEvent::Step(StepEvent::Finished {
@@ -170,7 +186,7 @@ pub fn install_with_closure(
     match statuses.get(last) {
         Some(st) if st.success() => Ok(()),
         Some(st) => Err(ClosureInstallError::Failed {
-            status: describe_status(st),
+            status: describe_status(st, oom_before),
             output: tail.into_iter().collect::<Vec<_>>().join("\n"),
         }),
         None => Err(ClosureInstallError::Failed {
