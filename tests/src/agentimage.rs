@@ -106,3 +106,33 @@ pub fn agent_image(kernel: &DebianKernel, dir: &Path, session: &Path) -> PathBuf
     std::fs::write(image.join("initrd"), initrd).unwrap();
     image
 }
+
+/// Boots an installed disk by itself under OVMF (512 MiB, NVMe with `serial`)
+/// and asserts the office example came up: stage 2 prints its toplevel, then
+/// the verdict of checking its own store must be OK.
+pub fn assert_installed_disk_boots(
+    tdir: crate::TestDir,
+    disk: &Path,
+    serial: &str,
+    toplevel: &str,
+) -> crate::Vm {
+    let mut vm = crate::VmBuilder::new("installed")
+        .ovmf()
+        .memory_mib(512)
+        .disk(crate::Disk::nvme(disk.to_path_buf()).serial(serial))
+        .start_in(tdir)
+        .unwrap();
+    vm.wait_for(
+        format!("LANDFALL-STAGE2: {toplevel}").as_str(),
+        std::time::Duration::from_secs(400),
+    )
+    .unwrap();
+    let verdict = vm
+        .wait_for_any(
+            ["LANDFALL-STORE-CHECK: OK", "LANDFALL-STORE-CHECK: FAILED"],
+            std::time::Duration::from_secs(120),
+        )
+        .unwrap();
+    assert_eq!(verdict.text, "LANDFALL-STORE-CHECK: OK");
+    vm
+}

@@ -13,10 +13,10 @@ mod fixture;
 use std::process::Command;
 use std::time::Duration;
 
-use landfall_tests::agentimage::cached_image;
+use landfall_tests::agentimage::{assert_installed_disk_boots, cached_image};
 use landfall_tests::bins::{agent_static_bin, landfall_bin};
 use landfall_tests::rescue::{RescueImage, RescueNetwork, AGENT_PORT, SSHD_READY};
-use landfall_tests::{debian_kernel, sparse_image, Disk, TestDir, VmBuilder};
+use landfall_tests::{debian_kernel, sparse_image, TestDir};
 
 const NIX_CONFIG: &str =
     "experimental-features = nix-command flakes\nbuild-users-group =\nsandbox = false\nsubstituters =";
@@ -142,22 +142,10 @@ fn install_over_ssh_from_a_rescue_system() {
     let tdir = vm.into_test_dir();
 
     // The installed disk boots by itself under OVMF.
-    let mut vm = VmBuilder::new("installed")
-        .ovmf()
-        .memory_mib(512)
-        .disk(Disk::nvme(dir.join("nvme.img")).serial("landfall-test-0"))
-        .start_in(tdir)
-        .unwrap();
-    vm.wait_for(
-        format!("LANDFALL-STAGE2: {}", built.toplevel).as_str(),
-        Duration::from_secs(400),
-    )
-    .unwrap();
-    let verdict = vm
-        .wait_for_any(
-            ["LANDFALL-STORE-CHECK: OK", "LANDFALL-STORE-CHECK: FAILED"],
-            Duration::from_secs(120),
-        )
-        .unwrap();
-    assert_eq!(verdict.text, "LANDFALL-STORE-CHECK: OK");
+    assert_installed_disk_boots(
+        tdir,
+        &dir.join("nvme.img"),
+        "landfall-test-0",
+        &built.toplevel,
+    );
 }

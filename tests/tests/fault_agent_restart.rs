@@ -23,7 +23,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use landfall_tests::bins::{agent_static_bin, landfall_bin, landfall_ok};
+use landfall_tests::agentimage::{agent_image, assert_installed_disk_boots, new_session};
+use landfall_tests::bins::{landfall_bin, landfall_ok};
 use landfall_tests::nixstore::TEST_NIX_CONFIG;
 use landfall_tests::{debian_kernel, sparse_image, Disk, Nic, TestDir, VmBuilder};
 
@@ -87,23 +88,9 @@ fn agent_restarted_after_disko_remounts_without_formatting_and_the_install_boots
     let built = fixture::build_office_fixture(&dir.join("flake"), &opts)
         .expect("the office fixture builds with nix");
     let flake = format!("{}#office", built.flake_ref);
-    let tls = dir.join("session").display().to_string();
-    landfall_ok(&["certs", "init", "--dir", &tls]);
-    let image = dir.join("image");
-    landfall_ok(&[
-        "image",
-        "build",
-        "--kernel",
-        kernel.image.to_str().unwrap(),
-        "--modules",
-        kernel.modules.to_str().unwrap(),
-        "--agent",
-        agent_static_bin().to_str().unwrap(),
-        "--out",
-        image.to_str().unwrap(),
-        "--tls",
-        &tls,
-    ]);
+    let session = new_session(&dir);
+    let tls = session.display().to_string();
+    let image = agent_image(&kernel, &dir, &session);
     let disk = sparse_image(&dir.join("nvme.img"), 2 << 30).unwrap();
     let mut vm = VmBuilder::new("agent")
         .ovmf()
@@ -270,22 +257,5 @@ fn agent_restarted_after_disko_remounts_without_formatting_and_the_install_boots
     );
 
     // The installed disk boots by itself.
-    let mut vm = VmBuilder::new("installed")
-        .ovmf()
-        .memory_mib(512)
-        .disk(Disk::nvme(disk.clone()).serial("landfall-test-0"))
-        .start_in(tdir)
-        .unwrap();
-    vm.wait_for(
-        format!("LANDFALL-STAGE2: {}", built.toplevel).as_str(),
-        Duration::from_secs(400),
-    )
-    .unwrap();
-    let verdict = vm
-        .wait_for_any(
-            ["LANDFALL-STORE-CHECK: OK", "LANDFALL-STORE-CHECK: FAILED"],
-            Duration::from_secs(120),
-        )
-        .unwrap();
-    assert_eq!(verdict.text, "LANDFALL-STORE-CHECK: OK");
+    assert_installed_disk_boots(tdir, &disk, "landfall-test-0", &built.toplevel);
 }
