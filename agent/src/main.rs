@@ -150,6 +150,11 @@ fn run_kexec(opts: landfall_agent::kexec::KexecOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// musl's malloc returns freed pages to the kernel eagerly: receiving a
+/// closure then page-faults fresh memory for every message (bench/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     if std::process::id() == 1 {
         init::run_as_pid1();

@@ -148,8 +148,8 @@ fn receive_closure(
     );
     let mut installer =
         StoreInstaller::open(&root).map_err(|e| store_status("cannot open the store", e))?;
-    let mut blocks = BlockDecompressor::new()
-        .map_err(|e| Status::internal(format!("internal: zstd: {e}")))?;
+    let mut blocks =
+        BlockDecompressor::new().map_err(|e| Status::internal(format!("internal: zstd: {e}")))?;
     let start = Instant::now();
     let (mut done, mut bytes, mut since_commit_paths, mut since_commit_bytes) =
         (0u32, 0u64, 0usize, 0u64);
