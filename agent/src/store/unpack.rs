@@ -28,7 +28,9 @@ use super::fsat;
 /// Prefix of the temporary name a path is written under.
 pub const TMP_PREFIX: &str = ".landfall-tmp-";
 
-const READ_BUFFER: usize = 256 * 1024;
+/// Below the decoder's 64 KiB data reads, so file contents bypass this
+/// buffer (one copy less); it only gathers the small tag and length reads.
+const READ_BUFFER: usize = 16 * 1024;
 /// Directory nesting the unpacker accepts (one open fd per level).
 const MAX_DEPTH: usize = 256;
 
