@@ -315,3 +315,62 @@ fn handle_event(bar: &ProgressBar, e: &JobEvent, total: usize) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Incompressible bytes (xorshift64*), without a rand dependency.
+    fn noise(len: usize) -> Vec<u8> {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        (0..len)
+            .map(|_| {
+                x ^= x >> 12;
+                x ^= x << 25;
+                x ^= x >> 27;
+                (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+            })
+            .collect()
+    }
+
+    fn blocks_of(data: &[u8]) -> Vec<Block> {
+        let (tx, rx) = std_mpsc::sync_channel(1024);
+        let mut zstd = zstd::bulk::Compressor::new(ZSTD_LEVEL).unwrap();
+        let mut sink = BlockSink {
+            tx,
+            zstd: &mut zstd,
+            buf: Vec::with_capacity(NAR_BLOCK),
+        };
+        sink.write_all(data).unwrap();
+        sink.flush().unwrap();
+        drop(sink);
+        rx.into_iter().map(|b| b.unwrap()).collect()
+    }
+
+    fn unpack(blocks: &[Block]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for b in blocks {
+            match b {
+                Block::Raw(d) => out.extend_from_slice(d),
+                Block::Zstd(d) => out.extend(zstd::bulk::decompress(d, NAR_BLOCK).unwrap()),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn random_bytes_go_raw_and_text_goes_compressed() {
+        let random = noise(NAR_BLOCK * 2 + 100);
+        let blocks = blocks_of(&random);
+        assert_eq!(blocks.len(), 3);
+        assert!(blocks.iter().all(|b| matches!(b, Block::Raw(_))));
+        assert!(blocks[..2].iter().all(|b| b.len() == NAR_BLOCK));
+        assert_eq!(unpack(&blocks), random);
+
+        let text = b"store path text, quite repetitive. ".repeat(5000);
+        let blocks = blocks_of(&text);
+        assert!(blocks.iter().all(|b| matches!(b, Block::Zstd(_))));
+        assert!(blocks.iter().map(Block::len).sum::<usize>() < text.len() / 10);
+        assert_eq!(unpack(&blocks), text);
+    }
+}

@@ -459,6 +459,80 @@ mod tests {
         assert!(!missing(root.path(), H1));
     }
 
+    /// The block format: the NAR cut in pieces, alternately raw and zstd frames.
+    fn block_msgs(info: StorePathInfo, nar: &[u8]) -> Vec<Option<Result<ClosureChunk, Status>>> {
+        let mut v = vec![m(Kind::Path(info))];
+        for (i, c) in nar.chunks(300).enumerate() {
+            v.push(m(if i % 2 == 0 {
+                Kind::Raw(c.to_vec())
+            } else {
+                Kind::ZstdBlock(zstd::bulk::compress(c, 3).unwrap())
+            }));
+        }
+        v.push(m(Kind::PathEnd(PathEnd {})));
+        v
+    }
+
+    #[test]
+    fn paths_in_the_block_format_are_unpacked_and_registered() {
+        let root = tempfile::tempdir().unwrap();
+        let first = nar_of(&vec![b'a'; 5000]);
+        let second = nar_of(b"second");
+        let mut msgs = vec![begin(2)];
+        msgs.extend(block_msgs(info(H1, &first), &first));
+        msgs.extend(block_msgs(info(H2, &second), &second));
+        msgs.push(m(Kind::End(ClosureEnd {
+            toplevel: String::new(),
+        })));
+        let (r, _) = run(msgs, root.path());
+        assert!(r.unwrap().starts_with("2 path(s)"));
+        assert!(!missing(root.path(), H1));
+        assert!(!missing(root.path(), H2));
+        assert_eq!(
+            std::fs::read(root.path().join(&H1[1..])).unwrap(),
+            vec![b'a'; 5000]
+        );
+    }
+
+    #[test]
+    fn a_tampered_raw_block_is_rejected() {
+        let root = tempfile::tempdir().unwrap();
+        let nar = nar_of(&vec![b'a'; 5000]);
+        let mut msgs = block_msgs(info(H1, &nar), &nar);
+        if let Some(Some(Ok(ClosureChunk {
+            kind: Some(Kind::Raw(d)),
+        }))) = msgs.get_mut(3)
+        {
+            d[10] ^= 1;
+        } else {
+            panic!("expected a raw block");
+        }
+        let mut all = vec![begin(1)];
+        all.extend(msgs);
+        let (r, _) = run(all, root.path());
+        assert_eq!(r.unwrap_err().code(), tonic::Code::DataLoss);
+        assert!(missing(root.path(), H1));
+        assert!(!root.path().join(&H1[1..]).exists());
+    }
+
+    #[test]
+    fn a_path_mixing_stream_data_and_blocks_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let nar = nar_of(&vec![b'a'; 5000]);
+        let packed = zstd::encode_all(&nar[..], 3).unwrap();
+        let (a, b) = packed.split_at(packed.len() / 2);
+        let msgs = vec![
+            begin(1),
+            m(Kind::Path(info(H1, &nar))),
+            m(Kind::Data(a.to_vec())),
+            m(Kind::Raw(b.to_vec())),
+            m(Kind::PathEnd(PathEnd {})),
+        ];
+        let (r, _) = run(msgs, root.path());
+        assert_eq!(r.unwrap_err().code(), tonic::Code::InvalidArgument);
+        assert!(missing(root.path(), H1));
+    }
+
     #[test]
     fn a_byte_tampered_in_flight_is_rejected_and_earlier_paths_are_kept() {
         let root = tempfile::tempdir().unwrap();
