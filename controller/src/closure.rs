@@ -1,7 +1,8 @@
-//! Streaming a closure to the agent: ask which paths it lacks, NAR-encode and
-//! zstd-compress the missing ones on several threads (so a high-latency link
-//! stays full), and send them references-first over one PutClosure stream,
-//! showing bytes, paths, rate and ETA.
+//! Streaming a closure to the agent: ask which paths it lacks, NAR-encode the
+//! missing ones on several threads (so a high-latency link stays full), cut
+//! each NAR into blocks sent zstd-compressed where that pays and raw where it
+//! does not (`landfall_proto::nar::block`), and send them references-first
+//! over one PutClosure stream, showing bytes, paths, rate and ETA.
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
+use landfall_proto::nar::block::{worth_compressing, NAR_BLOCK, PROBE};
 use landfall_proto::nar::{PathInfo, StorePath};
 use landfall_proto::v1::agent_client::AgentClient;
 use landfall_proto::v1::closure_chunk::Kind;
@@ -23,12 +25,10 @@ use tonic::transport::Channel;
 
 use crate::nix::ClosureSource;
 
-/// Compressed bytes per message.
-const CHUNK: usize = 256 << 10;
 /// Paths encoded ahead of the one being sent.
 const ENCODERS: usize = 3;
-/// Chunks buffered per path being encoded.
-const CHUNKS_AHEAD: usize = 8;
+/// Blocks buffered per path being encoded.
+const BLOCKS_AHEAD: usize = 16;
 const ZSTD_LEVEL: i32 = 3;
 
 /// What a transfer did.
@@ -49,41 +49,85 @@ pub enum Progress {
     Json,
 }
 
-/// Writes zstd output into a channel in CHUNK-sized messages.
-struct ChunkSink {
-    tx: std_mpsc::SyncSender<Vec<u8>>,
+/// One block of a path's NAR, ready to send.
+enum Block {
+    Raw(Vec<u8>),
+    Zstd(Vec<u8>),
+}
+
+impl Block {
+    fn len(&self) -> usize {
+        match self {
+            Block::Raw(b) | Block::Zstd(b) => b.len(),
+        }
+    }
+    fn into_kind(self) -> Kind {
+        match self {
+            Block::Raw(b) => Kind::Raw(b),
+            Block::Zstd(b) => Kind::ZstdBlock(b),
+        }
+    }
+}
+
+type BlockResult = Result<Block, String>;
+
+/// Cuts a NAR stream into NAR_BLOCK-sized blocks and sends each compressed
+/// when that saves at least 5 %, raw otherwise. Whether to try is decided on
+/// the block's first PROBE bytes, so random or already-compressed data costs
+/// almost no zstd time on this side and none on the agent's.
+struct BlockSink<'c> {
+    tx: std_mpsc::SyncSender<BlockResult>,
+    zstd: &'c mut zstd::bulk::Compressor<'static>,
     buf: Vec<u8>,
 }
 
-impl Write for ChunkSink {
+impl BlockSink<'_> {
+    fn block(&mut self) -> io::Result<Block> {
+        let raw = std::mem::replace(&mut self.buf, Vec::with_capacity(NAR_BLOCK));
+        let probe = &raw[..raw.len().min(PROBE)];
+        if !worth_compressing(probe.len(), self.zstd.compress(probe)?.len()) {
+            return Ok(Block::Raw(raw));
+        }
+        let packed = self.zstd.compress(&raw)?;
+        Ok(if worth_compressing(raw.len(), packed.len()) {
+            Block::Zstd(packed)
+        } else {
+            Block::Raw(raw)
+        })
+    }
+}
+
+impl Write for BlockSink<'_> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
+        let n = data.len().min(NAR_BLOCK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == NAR_BLOCK {
             self.flush()?;
         }
-        Ok(data.len())
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
-            let b = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+            let block = self.block()?;
             self.tx
-                .send(b)
+                .send(Ok(block))
                 .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "sender gone"))?;
         }
         Ok(())
     }
 }
 
-/// Encodes `paths` on ENCODERS threads; each path's compressed chunks arrive on
-/// its own bounded channel, consumed in order by `send`.
+/// Encodes `paths` on ENCODERS threads (each with one zstd context for all
+/// its paths); each path's blocks arrive on its own bounded channel, consumed
+/// in order by `send`.
 fn spawn_encoders(
     closure: Arc<ClosureSource>,
     paths: Vec<PathInfo>,
-) -> Vec<std_mpsc::Receiver<Result<Vec<u8>, String>>> {
+) -> Vec<std_mpsc::Receiver<BlockResult>> {
     let mut senders = Vec::new();
     let mut receivers = Vec::new();
     for _ in &paths {
-        let (tx, rx) = std_mpsc::sync_channel::<Result<Vec<u8>, String>>(CHUNKS_AHEAD);
+        let (tx, rx) = std_mpsc::sync_channel::<BlockResult>(BLOCKS_AHEAD);
         senders.push(Some(tx));
         receivers.push(rx);
     }
@@ -92,33 +136,29 @@ fn spawn_encoders(
     for worker in 0..ENCODERS {
         let (closure, paths, senders) = (closure.clone(), paths.clone(), senders.clone());
         std::thread::spawn(move || {
+            let mut zstd = match zstd::bulk::Compressor::new(ZSTD_LEVEL) {
+                Ok(z) => z,
+                Err(e) => {
+                    if let Some(tx) = senders.lock().ok().and_then(|mut s| s[worker].take()) {
+                        let _ = tx.send(Err(format!("zstd: {e}")));
+                    }
+                    return;
+                }
+            };
             for i in (worker..paths.len()).step_by(ENCODERS) {
                 let Some(tx) = senders.lock().ok().and_then(|mut s| s[i].take()) else {
                     return;
                 };
-                let (chunk_tx, chunk_rx) = std_mpsc::sync_channel::<Vec<u8>>(CHUNKS_AHEAD);
-                let forward = {
-                    let tx = tx.clone();
-                    std::thread::spawn(move || {
-                        for c in chunk_rx {
-                            if tx.send(Ok(c)).is_err() {
-                                break;
-                            }
-                        }
-                    })
-                };
                 let result = (|| -> anyhow::Result<()> {
-                    let sink = ChunkSink {
-                        tx: chunk_tx,
-                        buf: Vec::with_capacity(CHUNK),
+                    let mut sink = BlockSink {
+                        tx: tx.clone(),
+                        zstd: &mut zstd,
+                        buf: Vec::with_capacity(NAR_BLOCK),
                     };
-                    let mut enc = zstd::stream::write::Encoder::new(sink, ZSTD_LEVEL)?;
-                    closure.encode_to(&paths[i], &mut enc)?;
-                    let mut sink = enc.finish()?;
+                    closure.encode_to(&paths[i], &mut sink)?;
                     sink.flush()?;
                     Ok(())
                 })();
-                let _ = forward.join();
                 if let Err(e) = result {
                     let _ = tx.send(Err(format!("{e:#}")));
                     return;
@@ -196,10 +236,10 @@ pub async fn put_closure(
             let receivers = spawn_encoders(closure, to_send.clone());
             for (info, rx) in to_send.iter().zip(receivers) {
                 send(Kind::Path(StorePathInfo::from(info)))?;
-                for chunk in rx {
-                    let chunk = chunk.map_err(|e| anyhow::anyhow!("{e}"))?;
-                    wire.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                    send(Kind::Data(chunk))?;
+                for block in rx {
+                    let block = block.map_err(|e| anyhow::anyhow!("{e}"))?;
+                    wire.fetch_add(block.len() as u64, Ordering::Relaxed);
+                    send(block.into_kind())?;
                 }
                 send(Kind::PathEnd(PathEnd {}))?;
             }
@@ -273,5 +313,64 @@ fn handle_event(bar: &ProgressBar, e: &JobEvent, total: usize) {
         }
         StepState::Failed => bar.println(format!("rejected {}: {}", e.description, e.reason)),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Incompressible bytes (xorshift64*), without a rand dependency.
+    fn noise(len: usize) -> Vec<u8> {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        (0..len)
+            .map(|_| {
+                x ^= x >> 12;
+                x ^= x << 25;
+                x ^= x >> 27;
+                (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+            })
+            .collect()
+    }
+
+    fn blocks_of(data: &[u8]) -> Vec<Block> {
+        let (tx, rx) = std_mpsc::sync_channel(1024);
+        let mut zstd = zstd::bulk::Compressor::new(ZSTD_LEVEL).unwrap();
+        let mut sink = BlockSink {
+            tx,
+            zstd: &mut zstd,
+            buf: Vec::with_capacity(NAR_BLOCK),
+        };
+        sink.write_all(data).unwrap();
+        sink.flush().unwrap();
+        drop(sink);
+        rx.into_iter().map(|b| b.unwrap()).collect()
+    }
+
+    fn unpack(blocks: &[Block]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for b in blocks {
+            match b {
+                Block::Raw(d) => out.extend_from_slice(d),
+                Block::Zstd(d) => out.extend(zstd::bulk::decompress(d, NAR_BLOCK).unwrap()),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn random_bytes_go_raw_and_text_goes_compressed() {
+        let random = noise(NAR_BLOCK * 2 + 100);
+        let blocks = blocks_of(&random);
+        assert_eq!(blocks.len(), 3);
+        assert!(blocks.iter().all(|b| matches!(b, Block::Raw(_))));
+        assert!(blocks[..2].iter().all(|b| b.len() == NAR_BLOCK));
+        assert_eq!(unpack(&blocks), random);
+
+        let text = b"store path text, quite repetitive. ".repeat(5000);
+        let blocks = blocks_of(&text);
+        assert!(blocks.iter().all(|b| matches!(b, Block::Zstd(_))));
+        assert!(blocks.iter().map(Block::len).sum::<usize>() < text.len() / 10);
+        assert_eq!(unpack(&blocks), text);
     }
 }

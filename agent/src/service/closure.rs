@@ -1,11 +1,16 @@
 //! QueryMissing and PutClosure: the store engine behind gRPC.
 //!
 //! The inbound stream is forwarded by an async task into a small bounded
-//! channel; a blocking thread pulls from it, decompresses each path's zstd
-//! stream (never more than its announced narSize + 1 bytes, so a compression
-//! bomb cannot expand past what the unpacker will reject anyway), unpacks and
-//! verifies it, and commits registrations in batches. Memory stays bounded by
+//! channel; a blocking thread pulls from it, decompresses, unpacks and
+//! verifies each path, and commits registrations in batches on the installer's
+//! registration thread (unpacking goes on meanwhile). Memory stays bounded by
 //! the channel, whatever the closure's size.
+//!
+//! A path's data arrives as blocks (`raw`/`zstd_block`, each decompressed on
+//! its own into a buffer of at most 1 MiB) or, in the first format, as `data`
+//! pieces of one zstd stream (then never more than its announced narSize + 1
+//! bytes are decompressed, so a compression bomb cannot expand past what the
+//! unpacker will reject anyway).
 
 use std::cell::Cell;
 use std::io::{self, Read};
@@ -23,7 +28,7 @@ use tonic::{Status, Streaming};
 use super::AgentService;
 use crate::disk::error_chain;
 use crate::jobs::{reason, run_blocking, stream_job, Emit};
-use crate::store::{ChunkReader, StoreInstaller};
+use crate::store::{Block, BlockDecompressor, BlockReader, ChunkReader, StoreInstaller};
 
 /// Commit registrations after this many paths or bytes, so an interrupted
 /// transfer keeps what it verified.
@@ -149,6 +154,8 @@ fn receive_closure(
     crate::store::space::check_room(&root, begin.nar_bytes, begin.paths).map_err(no_space)?;
     let mut installer =
         StoreInstaller::open(&root).map_err(|e| store_status("cannot open the store", e))?;
+    let mut blocks =
+        BlockDecompressor::new().map_err(|e| Status::internal(format!("internal: zstd: {e}")))?;
     let start = Instant::now();
     let (mut done, mut bytes, mut since_commit_paths, mut since_commit_bytes) =
         (0u32, 0u64, 0usize, 0u64);
@@ -178,7 +185,7 @@ fn receive_closure(
                     bytes_total: begin.nar_bytes,
                     ..Default::default()
                 });
-                if let Err(e) = receive_path(next, &mut installer, &info) {
+                if let Err(e) = receive_path(next, &mut installer, &info, &mut blocks) {
                     emit(JobEvent {
                         index: done,
                         total: begin.paths,
@@ -196,7 +203,7 @@ fn receive_closure(
                 if since_commit_paths >= COMMIT_EVERY_PATHS
                     || since_commit_bytes >= COMMIT_EVERY_BYTES
                 {
-                    if let Err(e) = installer.commit() {
+                    if let Err(e) = installer.commit_in_background() {
                         break Err(store_status("cannot register paths", e));
                     }
                     since_commit_paths = 0;
@@ -250,7 +257,11 @@ fn receive_closure(
                         )
                     });
             }
-            Kind::Begin(_) | Kind::Data(_) | Kind::PathEnd(_) => {
+            Kind::Begin(_)
+            | Kind::Data(_)
+            | Kind::Raw(_)
+            | Kind::ZstdBlock(_)
+            | Kind::PathEnd(_) => {
                 break Err(Status::invalid_argument(
                     "invalid-request: closure data outside a path",
                 ))
@@ -270,40 +281,67 @@ fn receive_closure(
     result
 }
 
-/// Receives one path's data chunks up to PathEnd and installs them.
+/// Receives one path's data up to PathEnd and installs it. The first data
+/// message says the path's format: `data` (one zstd stream) or blocks
+/// (`raw`/`zstd_block`, decompressed with `blocks`, reused across paths).
 fn receive_path(
     next: Next<'_>,
     installer: &mut StoreInstaller,
     info: &PathInfo,
+    blocks: &mut BlockDecompressor,
 ) -> Result<(), Status> {
     let ended = Cell::new(false);
     let broken: Cell<Option<Status>> = Cell::new(None);
+    let mut first = Some(kind(next())?);
+    let stream_format = matches!(first, Some(Kind::Data(_)));
     let result = {
-        let chunks = ChunkReader::new(|| {
+        let mut pull = || -> Option<io::Result<Block>> {
             if ended.get() {
                 return None;
             }
-            match kind(next()) {
-                Ok(Kind::Data(d)) => Some(Ok(d)),
+            let k = match first.take() {
+                Some(k) => Ok(k),
+                None => kind(next()),
+            };
+            let protocol = |what: &str| {
+                broken.set(Some(Status::invalid_argument(format!(
+                    "invalid-request: {what}"
+                ))));
+                Some(Err(io::Error::other("protocol error")))
+            };
+            match k {
+                Ok(Kind::Data(d)) if stream_format => Some(Ok(Block::Raw(d))),
+                Ok(Kind::Raw(d)) if !stream_format => Some(Ok(Block::Raw(d))),
+                Ok(Kind::ZstdBlock(d)) if !stream_format => Some(Ok(Block::Zstd(d))),
                 Ok(Kind::PathEnd(_)) => {
                     ended.set(true);
                     None
                 }
-                Ok(_) => {
-                    broken.set(Some(Status::invalid_argument(
-                        "invalid-request: a new message before the path's end",
-                    )));
-                    Some(Err(io::Error::other("protocol error")))
+                Ok(Kind::Data(_) | Kind::Raw(_) | Kind::ZstdBlock(_)) => {
+                    protocol("a path mixes `data` with blocks")
                 }
+                Ok(_) => protocol("a new message before the path's end"),
                 Err(s) => {
                     broken.set(Some(s));
                     Some(Err(io::Error::other("stream ended")))
                 }
             }
-        });
-        let decoder = zstd::stream::read::Decoder::new(chunks)
-            .map_err(|e| Status::internal(format!("internal: zstd: {e}")))?;
-        installer.add(info, decoder.take(info.nar_size.saturating_add(1)))
+        };
+        let limit = info.nar_size.saturating_add(1);
+        if stream_format {
+            let chunks = ChunkReader::new(|| {
+                pull().map(|r| {
+                    r.map(|b| match b {
+                        Block::Raw(v) | Block::Zstd(v) => v,
+                    })
+                })
+            });
+            let decoder = zstd::stream::read::Decoder::new(chunks)
+                .map_err(|e| Status::internal(format!("internal: zstd: {e}")))?;
+            installer.add(info, decoder.take(limit))
+        } else {
+            installer.add(info, BlockReader::new(blocks, pull).take(limit))
+        }
     };
     if let Some(s) = broken.take() {
         return Err(s);
@@ -312,7 +350,7 @@ fn receive_path(
         // Skip the rest of this path's data so the stream stays in step (a re-run resends it).
         while !ended.get() {
             match kind(next()) {
-                Ok(Kind::Data(_)) => {}
+                Ok(Kind::Data(_) | Kind::Raw(_) | Kind::ZstdBlock(_)) => {}
                 Ok(Kind::PathEnd(_)) => ended.set(true),
                 Ok(_) | Err(_) => break,
             }
@@ -330,7 +368,7 @@ fn receive_path(
     // Anything after the NAR's end inside this path's stream is a protocol error.
     while !ended.get() {
         match kind(next())? {
-            Kind::Data(d) if d.is_empty() => {}
+            Kind::Data(d) | Kind::Raw(d) if d.is_empty() => {}
             Kind::PathEnd(_) => ended.set(true),
             _ => {
                 return Err(Status::invalid_argument(format!(
@@ -429,6 +467,80 @@ mod tests {
         assert!(r.unwrap().starts_with("1 path(s)"));
         assert!(events.iter().any(|e| e.state == StepState::Finished as i32));
         assert!(!missing(root.path(), H1));
+    }
+
+    /// The block format: the NAR cut in pieces, alternately raw and zstd frames.
+    fn block_msgs(info: StorePathInfo, nar: &[u8]) -> Vec<Option<Result<ClosureChunk, Status>>> {
+        let mut v = vec![m(Kind::Path(info))];
+        for (i, c) in nar.chunks(300).enumerate() {
+            v.push(m(if i % 2 == 0 {
+                Kind::Raw(c.to_vec())
+            } else {
+                Kind::ZstdBlock(zstd::bulk::compress(c, 3).unwrap())
+            }));
+        }
+        v.push(m(Kind::PathEnd(PathEnd {})));
+        v
+    }
+
+    #[test]
+    fn paths_in_the_block_format_are_unpacked_and_registered() {
+        let root = tempfile::tempdir().unwrap();
+        let first = nar_of(&vec![b'a'; 5000]);
+        let second = nar_of(b"second");
+        let mut msgs = vec![begin(2)];
+        msgs.extend(block_msgs(info(H1, &first), &first));
+        msgs.extend(block_msgs(info(H2, &second), &second));
+        msgs.push(m(Kind::End(ClosureEnd {
+            toplevel: String::new(),
+        })));
+        let (r, _) = run(msgs, root.path());
+        assert!(r.unwrap().starts_with("2 path(s)"));
+        assert!(!missing(root.path(), H1));
+        assert!(!missing(root.path(), H2));
+        assert_eq!(
+            std::fs::read(root.path().join(&H1[1..])).unwrap(),
+            vec![b'a'; 5000]
+        );
+    }
+
+    #[test]
+    fn a_tampered_raw_block_is_rejected() {
+        let root = tempfile::tempdir().unwrap();
+        let nar = nar_of(&vec![b'a'; 5000]);
+        let mut msgs = block_msgs(info(H1, &nar), &nar);
+        if let Some(Some(Ok(ClosureChunk {
+            kind: Some(Kind::Raw(d)),
+        }))) = msgs.get_mut(3)
+        {
+            d[10] ^= 1;
+        } else {
+            panic!("expected a raw block");
+        }
+        let mut all = vec![begin(1)];
+        all.extend(msgs);
+        let (r, _) = run(all, root.path());
+        assert_eq!(r.unwrap_err().code(), tonic::Code::DataLoss);
+        assert!(missing(root.path(), H1));
+        assert!(!root.path().join(&H1[1..]).exists());
+    }
+
+    #[test]
+    fn a_path_mixing_stream_data_and_blocks_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let nar = nar_of(&vec![b'a'; 5000]);
+        let packed = zstd::encode_all(&nar[..], 3).unwrap();
+        let (a, b) = packed.split_at(packed.len() / 2);
+        let msgs = vec![
+            begin(1),
+            m(Kind::Path(info(H1, &nar))),
+            m(Kind::Data(a.to_vec())),
+            m(Kind::Raw(b.to_vec())),
+            m(Kind::PathEnd(PathEnd {})),
+        ];
+        let (r, _) = run(msgs, root.path());
+        assert_eq!(r.unwrap_err().code(), tonic::Code::InvalidArgument);
+        assert!(missing(root.path(), H1));
     }
 
     #[test]

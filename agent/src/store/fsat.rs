@@ -47,24 +47,31 @@ pub fn create_dir_at(dir: impl AsFd, name: &[u8]) -> io::Result<OwnedFd> {
     open_dir_at(dir, name)
 }
 
-/// Creates the regular file `name` (mode 0600 while it is being filled); fails
-/// if anything, including a symlink, already has that name.
-pub fn create_file_at(dir: impl AsFd, name: &[u8]) -> io::Result<File> {
+/// Creates the regular file `name` with `mode` (less the umask; the
+/// returned descriptor is writable whatever the mode); fails if anything,
+/// including a symlink, already has that name.
+pub fn create_file_at(dir: impl AsFd, name: &[u8], mode: u32) -> io::Result<File> {
     let fd = nix::fcntl::openat(
         dir,
         os(name),
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::S_IRUSR | Mode::S_IWUSR,
+        Mode::from_bits_truncate(mode),
     )
     .map_err(io)?;
     Ok(File::from(fd))
 }
 
-/// Creates the symlink `name` → `target` with canonical owner and times.
-pub fn create_symlink_at(dir: impl AsFd, name: &[u8], target: &[u8]) -> io::Result<()> {
+/// Creates the symlink `name` → `target` with canonical owner and times;
+/// `chown`: whether its owner must still be set to root.
+pub fn create_symlink_at(
+    dir: impl AsFd,
+    name: &[u8],
+    target: &[u8],
+    chown: bool,
+) -> io::Result<()> {
     let dir = dir.as_fd();
     nix::unistd::symlinkat(os(target), dir, os(name)).map_err(io)?;
-    if Uid::effective().is_root() {
+    if chown && Uid::effective().is_root() {
         fchownat(
             dir,
             os(name),
@@ -87,13 +94,32 @@ pub fn create_symlink_at(dir: impl AsFd, name: &[u8], target: &[u8]) -> io::Resu
 /// Gives an open file or directory its canonical metadata: `mode`, owner
 /// root (when we are root; an unprivileged caller keeps its own ids) and
 /// atime = mtime = 1.
-pub fn canonicalise(fd: impl AsFd, mode: u32) -> io::Result<()> {
+/// Skips what the caller knows is right already: the mode when `mode` is
+/// `None`, the owner when `chown` is false.
+pub fn canonicalise_with(fd: impl AsFd, mode: Option<u32>, chown: bool) -> io::Result<()> {
     let fd = fd.as_fd();
-    fchmod(fd, Mode::from_bits_truncate(mode)).map_err(io)?;
-    if Uid::effective().is_root() {
+    if let Some(mode) = mode {
+        fchmod(fd, Mode::from_bits_truncate(mode)).map_err(io)?;
+    }
+    if chown && Uid::effective().is_root() {
         fchown(fd, Some(Uid::from_raw(0)), Some(Gid::from_raw(0))).map_err(io)?;
     }
     futimens(fd, &STORE_TIME, &STORE_TIME).map_err(io)
+}
+
+/// Whether what this process creates in a directory it made itself (mode
+/// 0700: not setgid) is owned by root:root already.
+pub fn creates_root_owned() -> bool {
+    Uid::effective().is_root() && Gid::effective().as_raw() == 0
+}
+
+/// The process umask, read from `/proc/self/status` (reading it with
+/// umask(2) would change it for a moment under other threads); `None` when
+/// that cannot be read.
+pub fn current_umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(line.trim(), 8).ok()
 }
 
 /// What kind of node `name` under `dir` is, without following it; `None` when absent.

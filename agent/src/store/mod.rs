@@ -8,6 +8,7 @@
 //! Underneath: [`query_missing`], [`NarUnpacker::unpack`], [`NarUnpacker::sync`],
 //! [`NixDb::register`], [`install_system_profile`].
 
+pub mod block_reader;
 pub mod chunk_reader;
 pub mod db;
 mod fsat;
@@ -17,6 +18,7 @@ pub mod profile;
 pub mod space;
 pub mod unpack;
 
+pub use block_reader::{Block, BlockDecompressor, BlockReader};
 pub use chunk_reader::ChunkReader;
 pub use db::{DbError, NixDb};
 pub use install::{InstallError, StoreInstaller};

@@ -28,7 +28,9 @@ use super::fsat;
 /// Prefix of the temporary name a path is written under.
 pub const TMP_PREFIX: &str = ".landfall-tmp-";
 
-const READ_BUFFER: usize = 256 * 1024;
+/// Below the decoder's 64 KiB data reads, so file contents bypass this
+/// buffer (one copy less); it only gathers the small tag and length reads.
+const READ_BUFFER: usize = 16 * 1024;
 /// Directory nesting the unpacker accepts (one open fd per level).
 const MAX_DEPTH: usize = 256;
 
@@ -125,6 +127,12 @@ pub struct UnpackedPath {
 pub struct NarUnpacker {
     store_dir: PathBuf,
     store: OwnedFd,
+    /// Files get their final mode at creation (the umask keeps 0555's bits),
+    /// so no fchmod per file.
+    modes_at_create: bool,
+    /// Nodes inside the path's own directories are root-owned at creation,
+    /// so no fchown per node (the top node is always chowned).
+    root_owned: bool,
 }
 
 impl NarUnpacker {
@@ -143,7 +151,12 @@ impl NarUnpacker {
         store_file
             .set_permissions(fs::Permissions::from_mode(0o1775))
             .map_err(err)?;
-        Ok(Self { store_dir, store })
+        Ok(Self {
+            store_dir,
+            store,
+            modes_at_create: fsat::current_umask().is_some_and(|m| m & 0o555 == 0),
+            root_owned: fsat::creates_root_owned(),
+        })
     }
 
     /// `<root>/nix/store`.
@@ -221,7 +234,7 @@ impl NarUnpacker {
         let mut dec = NarDecoder::with_limits(&mut reader, limits);
         let mut dirs: Vec<OwnedFd> = Vec::new();
         let mut name: Vec<u8> = tmp.to_vec();
-        let mut file: Option<(File, bool)> = None;
+        let mut file: Option<(File, bool, bool)> = None;
         let (mut files, mut file_bytes) = (0u64, 0u64);
         loop {
             let event = match dec.next_event() {
@@ -247,6 +260,8 @@ impl NarUnpacker {
                 Some(fd) => fd.as_fd(),
                 None => self.store.as_fd(),
             };
+            // Only the top node's parent is the store directory, which we did not make.
+            let chown = !self.root_owned || dirs.is_empty();
             match event {
                 NarEvent::Directory => {
                     let fd =
@@ -258,29 +273,41 @@ impl NarUnpacker {
                     name.extend_from_slice(n);
                 }
                 NarEvent::File { executable, .. } => {
-                    let f = fsat::create_file_at(parent, &name).map_err(werr("create a file"))?;
-                    file = Some((f, executable));
+                    let mode = if !self.modes_at_create {
+                        0o600
+                    } else if executable {
+                        0o555
+                    } else {
+                        0o444
+                    };
+                    let f =
+                        fsat::create_file_at(parent, &name, mode).map_err(werr("create a file"))?;
+                    file = Some((f, executable, chown));
                     files += 1;
                 }
                 NarEvent::Data(d) => {
-                    if let Some((f, _)) = file.as_mut() {
+                    if let Some((f, _, _)) = file.as_mut() {
                         f.write_all(d).map_err(werr("write a file"))?;
                         file_bytes += d.len() as u64;
                     }
                 }
                 NarEvent::FileEnd => {
-                    if let Some((f, executable)) = file.take() {
+                    if let Some((f, executable, chown)) = file.take() {
                         let mode = if executable { 0o555 } else { 0o444 };
-                        fsat::canonicalise(&f, mode).map_err(werr("set file metadata"))?;
+                        let mode = (!self.modes_at_create).then_some(mode);
+                        fsat::canonicalise_with(&f, mode, chown)
+                            .map_err(werr("set file metadata"))?;
                     }
                 }
                 NarEvent::Symlink { target } => {
-                    fsat::create_symlink_at(parent, &name, target)
+                    fsat::create_symlink_at(parent, &name, target, chown)
                         .map_err(werr("create a symlink"))?;
                 }
                 NarEvent::DirectoryEnd => {
                     if let Some(fd) = dirs.pop() {
-                        fsat::canonicalise(&fd, 0o555).map_err(werr("set directory metadata"))?;
+                        let chown = !self.root_owned || dirs.is_empty();
+                        fsat::canonicalise_with(&fd, Some(0o555), chown)
+                            .map_err(werr("set directory metadata"))?;
                     }
                 }
             }

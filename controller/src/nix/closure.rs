@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use landfall_proto::nar::{NarEncoder, NarHash, NarSummary, PathInfo, StorePath, STORE_DIR};
+use landfall_proto::nar::{NarEncoder, PathInfo, StorePath, STORE_DIR};
 
 /// Why a closure cannot be sent.
 #[derive(Debug, thiserror::Error)]
@@ -37,17 +37,13 @@ pub enum ClosureError {
         source: io::Error,
     },
     /// The local store's contents do not match what Nix recorded.
-    #[error("Local store corruption: {path} hashes to {actual} ({actual_size} bytes), Nix recorded {expected} ({expected_size} bytes)")]
+    #[error("Local store corruption: {path} encodes to {actual_size} bytes of NAR, Nix recorded {expected_size}")]
     LocalMismatch {
         /// The path.
         path: StorePath,
-        /// Recorded hash.
-        expected: NarHash,
         /// Recorded size.
         expected_size: u64,
-        /// Computed hash.
-        actual: NarHash,
-        /// Computed size.
+        /// Encoded size.
         actual_size: u64,
     },
 }
@@ -149,42 +145,38 @@ impl ClosureSource {
 
     /// A streaming NAR encoder (`impl Read`) of one path.
     pub fn encoder(&self, info: &PathInfo) -> NarEncoder {
-        NarEncoder::new(self.store_dir.join(info.path.base_name()))
+        NarEncoder::unhashed(self.store_dir.join(info.path.base_name()))
     }
 
-    /// Encodes one path into `sink` and checks it against the recorded
-    /// narHash and narSize (the error comes after the bytes were written:
-    /// the receiver must verify too, as the agent does).
-    pub fn encode_to(
-        &self,
-        info: &PathInfo,
-        mut sink: impl Write,
-    ) -> Result<NarSummary, ClosureError> {
+    /// Encodes one path into `sink` and checks its size against the recorded
+    /// narSize; returns the size. The hash is not computed here: the receiver
+    /// verifies it (the agent does, before it registers anything), and a
+    /// check here could only come after the bytes were sent anyway.
+    pub fn encode_to(&self, info: &PathInfo, mut sink: impl Write) -> Result<u64, ClosureError> {
         let err = |source| ClosureError::Encode {
             path: info.path.clone(),
             source,
         };
         let mut enc = self.encoder(info);
         io::copy(&mut enc, &mut sink).map_err(err)?;
-        let summary = enc
-            .summary()
+        let size = enc
+            .nar_size()
             .ok_or_else(|| err(io::Error::other("encoder stopped early")))?;
-        if summary.nar_hash != info.nar_hash || summary.nar_size != info.nar_size {
+        if size != info.nar_size {
             return Err(ClosureError::LocalMismatch {
                 path: info.path.clone(),
-                expected: info.nar_hash,
                 expected_size: info.nar_size,
-                actual: summary.nar_hash,
-                actual_size: summary.nar_size,
+                actual_size: size,
             });
         }
-        Ok(summary)
+        Ok(size)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use landfall_proto::nar::NarHash;
 
     fn sp(c: char) -> StorePath {
         StorePath::parse(&format!(

@@ -76,8 +76,12 @@ pub struct NarEncoder {
     out: Vec<u8>,
     pos: usize,
     hasher: NarHasher,
+    /// Whether to SHA-256 the output (else only count it).
+    hashing: bool,
+    counted: u64,
     done: bool,
     summary: Option<NarSummary>,
+    size: Option<u64>,
 }
 
 impl NarEncoder {
@@ -89,14 +93,33 @@ impl NarEncoder {
             out: Vec::with_capacity(CHUNK + 1024),
             pos: 0,
             hasher: NarHasher::new(),
+            hashing: true,
+            counted: 0,
             done: false,
             summary: None,
+            size: None,
         }
     }
 
-    /// Hash and size, once the stream has been read to its end.
+    /// An encoder for `path` that only counts its output: [`Self::summary`]
+    /// stays `None`, [`Self::nar_size`] gives the size. For a sender whose
+    /// receiver verifies the hash anyway: it saves a SHA-256 pass per byte.
+    pub fn unhashed(path: impl Into<PathBuf>) -> Self {
+        Self {
+            hashing: false,
+            ..Self::new(path)
+        }
+    }
+
+    /// Hash and size, once the stream has been read to its end (never for
+    /// an [`Self::unhashed`] encoder).
     pub fn summary(&self) -> Option<NarSummary> {
         self.summary
+    }
+
+    /// Size, once the stream has been read to its end.
+    pub fn nar_size(&self) -> Option<u64> {
+        self.size
     }
 
     fn begin_node(&mut self, path: PathBuf) -> Result<(), EncodeError> {
@@ -226,17 +249,25 @@ impl Read for NarEncoder {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.out.len() {
             if self.done {
-                if self.summary.is_none() {
-                    let (nar_hash, nar_size) = std::mem::take(&mut self.hasher).finish();
-                    self.summary = Some(NarSummary { nar_hash, nar_size });
+                if self.size.is_none() {
+                    if self.hashing {
+                        let (nar_hash, nar_size) = std::mem::take(&mut self.hasher).finish();
+                        self.summary = Some(NarSummary { nar_hash, nar_size });
+                        self.size = Some(nar_size);
+                    } else {
+                        self.size = Some(self.counted);
+                    }
                 }
                 return Ok(0);
             }
             self.out.clear();
             self.pos = 0;
             self.step()?;
-            let fresh = &self.out[..];
-            self.hasher.update(fresh);
+            if self.hashing {
+                self.hasher.update(&self.out);
+            } else {
+                self.counted += self.out.len() as u64;
+            }
         }
         let n = buf.len().min(self.out.len() - self.pos);
         buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);

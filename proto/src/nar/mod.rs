@@ -11,6 +11,7 @@
 //! sorted by name bytes.
 
 pub mod base32;
+pub mod block;
 pub mod decode;
 pub mod encode;
 pub mod hash;

@@ -230,6 +230,23 @@ fn encoder_reads_in_small_pieces_identically() {
     }
     assert!(pieces == whole);
     assert_eq!(enc.summary().unwrap().nar_size, whole.len() as u64);
+    assert_eq!(enc.nar_size(), Some(whole.len() as u64));
+}
+
+#[test]
+fn an_unhashed_encoder_writes_the_same_bytes_and_counts_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    make_tree(&root);
+    let mut whole = Vec::new();
+    dump_path(&root, &mut whole).unwrap();
+    let mut enc = NarEncoder::unhashed(&root);
+    let mut out = Vec::new();
+    assert_eq!(enc.nar_size(), None);
+    enc.read_to_end(&mut out).unwrap();
+    assert!(out == whole);
+    assert_eq!(enc.nar_size(), Some(whole.len() as u64));
+    assert_eq!(enc.summary(), None);
 }
 
 // ------------------------------------------------------------ hostile input
