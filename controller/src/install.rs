@@ -179,7 +179,7 @@ pub async fn run(
                 )
                 .await?;
                 eprintln!(
-                    "Sent {} of {} paths ({:.1} MiB of NAR as {:.1} MiB zstd) in {:.1} s. Agent: {}",
+                    "Sent {} of {} paths ({:.1} MiB of NAR as {:.1} MiB on the wire) in {:.1} s. Agent: {}",
                     s.sent_paths,
                     s.closure_paths,
                     s.nar_bytes as f64 / 1048576.0,
