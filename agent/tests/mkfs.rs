@@ -169,7 +169,17 @@ impl Mounted {
     }
 
     fn unmount(mut self) {
-        let out = run(Command::new("umount").arg(&self.dir));
+        // "target is busy" can be transient: another process on the host that
+        // forked or entered a mount namespace at the wrong moment holds a
+        // reference for a little while. Retry briefly before failing.
+        let mut out = run(Command::new("umount").arg(&self.dir));
+        for _ in 0..20 {
+            if out.status.success() || !text(&out).contains("busy") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+            out = run(Command::new("umount").arg(&self.dir));
+        }
         assert!(out.status.success(), "umount: {}", text(&out));
         self.mounted = false;
     }
