@@ -14,7 +14,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok((entries, end)) = read_archive_prefix(data) else {
         return;
     };
-    assert!(end <= data.len(), "prefix end {end} past the input ({})", data.len());
+    assert!(
+        end <= data.len(),
+        "prefix end {end} past the input ({})",
+        data.len()
+    );
     let mut w = NewcWriter::new(Vec::new());
     for e in &entries {
         if w.write_entry(e).is_err() {

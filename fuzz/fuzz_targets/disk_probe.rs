@@ -63,7 +63,11 @@ fuzz_target!(|data: &[u8]| {
         };
         let found = existing(dev, geo).expect("probing an image never fails");
         for p in &found.partitions {
-            assert!(p.first_lba <= p.last_lba, "partition {} ends before it starts", p.number);
+            assert!(
+                p.first_lba <= p.last_lba,
+                "partition {} ends before it starts",
+                p.number
+            );
         }
         for p in &found.partitions {
             let start = p.first_lba.saturating_mul(u64::from(ss));

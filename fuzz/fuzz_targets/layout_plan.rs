@@ -26,7 +26,11 @@ const GEOMETRIES: [(u64, u32); 5] = [
     (8 << 30, 520),
 ];
 
-fn facts(layout: &Layout, geo: Geometry, existing: impl Fn(&str) -> ExistingDisk) -> BTreeMap<String, DiskFacts> {
+fn facts(
+    layout: &Layout,
+    geo: Geometry,
+    existing: impl Fn(&str) -> ExistingDisk,
+) -> BTreeMap<String, DiskFacts> {
     layout
         .disks
         .iter()
@@ -93,8 +97,11 @@ fuzz_target!(|data: &[u8]| {
         };
         let _ = render(&p, "/mnt");
         for d in &p.disks {
-            let mut ranges: Vec<(u64, u64)> =
-                d.partitions.iter().map(|p| (p.first_lba, p.last_lba)).collect();
+            let mut ranges: Vec<(u64, u64)> = d
+                .partitions
+                .iter()
+                .map(|p| (p.first_lba, p.last_lba))
+                .collect();
             ranges.sort();
             for (a, b) in ranges.iter().zip(ranges.iter().skip(1)) {
                 assert!(a.1 < b.0, "partitions overlap: {a:?} {b:?}");
@@ -102,7 +109,10 @@ fuzz_target!(|data: &[u8]| {
             for &(first, last) in &ranges {
                 assert!(first <= last, "empty range {first}-{last}");
                 assert!(first >= geo.first_usable(), "starts in the table: {first}");
-                assert!(Some(last) <= geo.last_usable(), "ends in the backup table: {last}");
+                assert!(
+                    Some(last) <= geo.last_usable(),
+                    "ends in the backup table: {last}"
+                );
             }
         }
         let json = serde_json::to_string(&p).expect("a plan serialises");
@@ -111,7 +121,11 @@ fuzz_target!(|data: &[u8]| {
         let again = plan(&layout, &facts(&layout, geo, |k| as_found(&p, k)))
             .expect("re-planning over the applied layout");
         for d in &again.disks {
-            assert!(d.already_applied, "disk {} not seen as already applied", d.key);
+            assert!(
+                d.already_applied,
+                "disk {} not seen as already applied",
+                d.key
+            );
         }
     }
 });

@@ -42,7 +42,12 @@ fn fixture() -> &'static Fixture {
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
         .expect("list a directory")
-        .map(|e| e.expect("a directory entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("a directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     v.sort();
     v
@@ -54,8 +59,16 @@ fuzz_target!(|data: &[u8]| {
     h.update(data);
     let (hash, size) = h.finish();
     let result = f.unpacker.unpack(&f.path, &hash, size, data);
-    assert_eq!(names(f.root.path()), ["nix"], "something written outside the store");
-    assert_eq!(names(&f.root.path().join("nix")), ["store"], "something written outside the store");
+    assert_eq!(
+        names(f.root.path()),
+        ["nix"],
+        "something written outside the store"
+    );
+    assert_eq!(
+        names(&f.root.path().join("nix")),
+        ["store"],
+        "something written outside the store"
+    );
     let store = f.unpacker.store_dir();
     match result {
         Ok(done) => {
@@ -63,9 +76,18 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(done.nar_size, size);
             let mut again = Vec::new();
             dump_path(&store.join(f.path.base_name()), &mut again).expect("dump the unpacked path");
-            assert!(again == data, "unpacked tree does not dump back to the input");
-            f.unpacker.remove(&f.path).expect("remove the unpacked path");
+            assert!(
+                again == data,
+                "unpacked tree does not dump back to the input"
+            );
+            f.unpacker
+                .remove(&f.path)
+                .expect("remove the unpacked path");
         }
-        Err(_) => assert!(names(store).is_empty(), "a rejected NAR left {:?}", names(store)),
+        Err(_) => assert!(
+            names(store).is_empty(),
+            "a rejected NAR left {:?}",
+            names(store)
+        ),
     }
 });
