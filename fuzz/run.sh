@@ -12,5 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"
 [ -d "corpus/$target" ] || ./seed.sh >/dev/null
 mkdir -p "work/$target"
+dict=()
+[ -f "dict/$target.dict" ] && dict=(-dict="dict/$target.dict")
 cargo +nightly fuzz run -O --target-dir "${CARGO_TARGET_DIR:-$here/target}" "$target" "work/$target" "corpus/$target" -- \
-    -max_total_time="$secs" -print_final_stats=1 "$@" 2>&1 | tee "work/$target.log"
+    -max_total_time="$secs" -print_final_stats=1 "${dict[@]}" "$@" 2>&1 | tee "work/$target.log"
