@@ -113,7 +113,9 @@ pub fn read_table(dev: &File, ss: u32) -> io::Result<Option<(String, Vec<Existin
             let parts = g
                 .partitions()
                 .iter()
-                .filter(|(_, p)| p.is_used())
+                // Like the kernel's GPT parser, skip entries that cannot be a
+                // partition: an end before the start (found by fuzzing).
+                .filter(|(_, p)| p.is_used() && p.first_lba <= p.last_lba)
                 .map(|(n, p)| ExistingPartition {
                     number: *n,
                     first_lba: p.first_lba,
@@ -142,5 +144,46 @@ pub fn read_table(dev: &File, ss: u32) -> io::Result<Option<(String, Vec<Existin
                 Ok(None)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by `fuzz/run.sh disk_probe`: a GPT entry whose last LBA is before
+    /// its first was reported as an existing partition.
+    #[test]
+    fn an_entry_ending_before_it_starts_is_not_a_partition() {
+        let f = tempfile::tempfile().unwrap();
+        f.set_len(1 << 20).unwrap();
+        let linux = Type {
+            guid: guid("0FC63DAF-8483-4772-8E79-3D69D8477DE4").unwrap(),
+            os: OperatingSystem::None,
+        };
+        let part = |first_lba, last_lba, name: &str| GptPartition {
+            part_type_guid: linux.clone(),
+            part_guid: uuid::Uuid::new_v4(),
+            first_lba,
+            last_lba,
+            flags: 0,
+            name: name.into(),
+        };
+        let mut gdisk = GptConfig::new()
+            .writable(true)
+            .logical_block_size(LogicalBlockSize::Lb512)
+            .create_from_device(f.try_clone().unwrap(), None)
+            .unwrap();
+        gdisk
+            .update_partitions(BTreeMap::from([
+                (1, part(2048, 4095, "good")),
+                (2, part(1500, 100, "inverted")),
+            ]))
+            .unwrap();
+        gdisk.write().unwrap();
+        let (table, parts) = read_table(&f, 512).unwrap().unwrap();
+        assert_eq!(table, "gpt");
+        let labels: Vec<_> = parts.iter().map(|p| p.label.as_str()).collect();
+        assert_eq!(labels, ["good"]);
     }
 }
