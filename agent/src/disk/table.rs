@@ -104,11 +104,16 @@ pub fn write_table(dev: &File, disk: &DiskPlan) -> Result<BTreeMap<u32, String>,
 pub fn read_table(dev: &File, ss: u32) -> io::Result<Option<(String, Vec<ExistingPartition>)>> {
     let Ok(lb) = lb_size(ss) else { return Ok(None) };
     let handle = dev.try_clone()?;
-    match GptConfig::new()
-        .writable(false)
-        .logical_block_size(lb)
-        .open_from_device(handle)
-    {
+    // The `gpt` crate asserts (panics) on entry sizes other than 128, which
+    // the UEFI spec allows (found by fuzzing): such a table is one it cannot
+    // read, like a table with a bad CRC.
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        GptConfig::new()
+            .writable(false)
+            .logical_block_size(lb)
+            .open_from_device(handle)
+    }));
+    match opened.unwrap_or_else(|_| Err(io::Error::other("unreadable GPT").into())) {
         Ok(g) => {
             let parts = g
                 .partitions()
@@ -185,5 +190,92 @@ mod tests {
         assert_eq!(table, "gpt");
         let labels: Vec<_> = parts.iter().map(|p| p.label.as_str()).collect();
         assert_eq!(labels, ["good"]);
+    }
+
+    fn gpt_image(parts: &[(u64, u64)]) -> File {
+        let f = tempfile::tempfile().unwrap();
+        f.set_len(1 << 20).unwrap();
+        let linux = Type {
+            guid: guid("0FC63DAF-8483-4772-8E79-3D69D8477DE4").unwrap(),
+            os: OperatingSystem::None,
+        };
+        let mut gdisk = GptConfig::new()
+            .writable(true)
+            .logical_block_size(LogicalBlockSize::Lb512)
+            .create_from_device(f.try_clone().unwrap(), None)
+            .unwrap();
+        let map = parts
+            .iter()
+            .enumerate()
+            .map(|(i, &(first_lba, last_lba))| {
+                let p = GptPartition {
+                    part_type_guid: linux.clone(),
+                    part_guid: uuid::Uuid::new_v4(),
+                    first_lba,
+                    last_lba,
+                    flags: 0,
+                    name: format!("p{}", i + 1),
+                };
+                (i as u32 + 1, p)
+            })
+            .collect();
+        gdisk.update_partitions(map).unwrap();
+        gdisk.write().unwrap();
+        f
+    }
+
+    /// Found by `fuzz/run.sh disk_probe`: partitions reaching past any device
+    /// made the probe fail (pread EINVAL) or overflow; the disk must still be
+    /// probed, so that it can be planned and wiped.
+    #[test]
+    fn partitions_beyond_the_device_are_probed_without_error() {
+        let f = gpt_image(&[
+            (2048, 4095),
+            (1 << 62, u64::MAX),
+            (u64::MAX / 512, u64::MAX / 512 + 8),
+        ]);
+        let geo = landfall_proto::layout::Geometry {
+            size_bytes: 1 << 20,
+            logical_sector_size: 512,
+        };
+        let found = crate::disk::probe::existing(&f, geo).unwrap();
+        assert_eq!(found.table.as_deref(), Some("gpt"));
+        assert_eq!(found.partitions.len(), 3);
+        assert!(found.partitions.iter().all(|p| p.fs_type.is_none()));
+        assert_eq!(read_at(&f, u64::MAX - 2, 8).unwrap(), [0; 8]);
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    /// Found by `fuzz/run.sh disk_probe`: the `gpt` crate panics on a valid
+    /// header whose entries are 256 bytes; reading the table must not.
+    #[test]
+    fn a_gpt_with_256_byte_entries_does_not_panic() {
+        use std::os::unix::fs::FileExt;
+        let f = gpt_image(&[(2048, 4095)]);
+        let mut hdr = read_at(&f, 512, 92).unwrap();
+        hdr[80..84].copy_from_slice(&64u32.to_le_bytes());
+        hdr[84..88].copy_from_slice(&256u32.to_le_bytes());
+        let entries = read_at(&f, 1024, 64 * 256).unwrap();
+        hdr[88..92].copy_from_slice(&crc32(&entries).to_le_bytes());
+        hdr[16..20].fill(0);
+        let crc = crc32(&hdr);
+        hdr[16..20].copy_from_slice(&crc.to_le_bytes());
+        f.write_all_at(&hdr, 512).unwrap();
+        let found = read_table(&f, 512).unwrap();
+        assert_ne!(found.map(|(t, _)| t).as_deref(), Some("gpt"));
     }
 }
