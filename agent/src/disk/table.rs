@@ -103,17 +103,30 @@ pub fn write_table(dev: &File, disk: &DiskPlan) -> Result<BTreeMap<u32, String>,
 /// The table found on a disk: `("gpt", partitions)`, `("mbr", [])`, or `None`.
 pub fn read_table(dev: &File, ss: u32) -> io::Result<Option<(String, Vec<ExistingPartition>)>> {
     let Ok(lb) = lb_size(ss) else { return Ok(None) };
-    let handle = dev.try_clone()?;
+    let mut handle = dev.try_clone()?;
     // The `gpt` crate asserts (panics) on entry sizes other than 128, which
     // the UEFI spec allows (found by fuzzing): such a table is one it cannot
-    // read, like a table with a bad CRC.
-    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        GptConfig::new()
-            .writable(false)
-            .logical_block_size(lb)
-            .open_from_device(handle)
-    }));
-    match opened.unwrap_or_else(|_| Err(io::Error::other("unreadable GPT").into())) {
+    // read, like a table with a bad CRC. Check both headers first; a panic
+    // from anything else in the crate is caught the same way.
+    let last = handle.seek(SeekFrom::End(0))?.saturating_sub(u64::from(ss));
+    let mut entry_size_ok = true;
+    for at in [u64::from(ss), last] {
+        let h = read_at(dev, at, 88)?;
+        entry_size_ok &= &h[..8] != b"EFI PART" || h[84..88] == 128u32.to_le_bytes();
+    }
+    let unreadable = || Err(io::Error::other("unreadable GPT").into());
+    let opened = if entry_size_ok {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            GptConfig::new()
+                .writable(false)
+                .logical_block_size(lb)
+                .open_from_device(handle)
+        }))
+        .unwrap_or_else(|_| unreadable())
+    } else {
+        unreadable()
+    };
+    match opened {
         Ok(g) => {
             let parts = g
                 .partitions()
