@@ -40,10 +40,16 @@ pub fn existing(dev: &std::fs::File, geo: Geometry) -> io::Result<ExistingDisk> 
     let mut out = ExistingDisk::default();
     if let Some((table, mut parts)) = read_table(dev, geo.logical_sector_size)? {
         for p in &mut parts {
+            // A corrupt table may point anywhere (found by fuzzing): look only
+            // at the part of each range that lies on the device.
             let start = p.first_lba.saturating_mul(ss);
-            let len = (p.last_lba + 1)
+            let len = (p.last_lba.saturating_add(1))
                 .saturating_sub(p.first_lba)
-                .saturating_mul(ss);
+                .saturating_mul(ss)
+                .min(geo.size_bytes.saturating_sub(start));
+            if len == 0 {
+                continue;
+            }
             if let Some(sig) = filesystem_at(dev, start, len, ss)? {
                 p.fs_type = Some(sig.kind.to_string());
                 p.fs_label = sig.label;

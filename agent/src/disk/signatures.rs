@@ -17,12 +17,19 @@ pub struct Signature {
     pub uuid: Option<String>,
 }
 
-/// Read `len` bytes at `offset`; short reads past the end give zeros.
+/// Read `len` bytes at `offset`; short reads past the end give zeros, and so
+/// do offsets no device reaches (beyond `i64::MAX`, where `pread` says EINVAL).
 pub fn read_at(dev: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
     let mut done = 0;
     while done < len {
-        match dev.read_at(&mut buf[done..], offset + done as u64) {
+        let Some(at) = offset
+            .checked_add(done as u64)
+            .filter(|&at| at <= i64::MAX as u64)
+        else {
+            break;
+        };
+        match dev.read_at(&mut buf[done..], at) {
             Ok(0) => break,
             Ok(n) => done += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -195,14 +202,18 @@ pub fn detect(dev: &File, start: u64, len: u64, sector: u64) -> io::Result<Vec<S
     let md_end_10 = (len.saturating_sub(8192)) & !0xFFF;
     let md_hit = le32(&head, 0) == md_magic
         || le32(&head, 4096) == md_magic
-        || (len >= 0x20000 && le32(&read_at(dev, start + md_end_090, 4)?, 0) == md_magic)
-        || (len >= 0x3000 && le32(&read_at(dev, start + md_end_10, 4)?, 0) == md_magic);
+        || (len >= 0x20000
+            && le32(&read_at(dev, start.saturating_add(md_end_090), 4)?, 0) == md_magic)
+        || (len >= 0x3000
+            && le32(&read_at(dev, start.saturating_add(md_end_10), 4)?, 0) == md_magic);
     if md_hit {
         out.push(plain("linux_raid_member"));
     }
-    if len >= 2 * sector && read_at(dev, start + sector, 8)? == b"EFI PART" {
+    if len >= 2 * sector && read_at(dev, start.saturating_add(sector), 8)? == b"EFI PART" {
         out.push(plain("gpt"));
-    } else if len >= sector * 2 && read_at(dev, start + len - sector, 8)? == b"EFI PART" {
+    } else if len >= sector * 2
+        && read_at(dev, start.saturating_add(len - sector), 8)? == b"EFI PART"
+    {
         out.push(plain("gpt (backup header)"));
     } else if mbr(&head) && !out.iter().any(|s| s.kind == "vfat") {
         out.push(plain("dos"));

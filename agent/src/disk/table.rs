@@ -103,17 +103,37 @@ pub fn write_table(dev: &File, disk: &DiskPlan) -> Result<BTreeMap<u32, String>,
 /// The table found on a disk: `("gpt", partitions)`, `("mbr", [])`, or `None`.
 pub fn read_table(dev: &File, ss: u32) -> io::Result<Option<(String, Vec<ExistingPartition>)>> {
     let Ok(lb) = lb_size(ss) else { return Ok(None) };
-    let handle = dev.try_clone()?;
-    match GptConfig::new()
-        .writable(false)
-        .logical_block_size(lb)
-        .open_from_device(handle)
-    {
+    let mut handle = dev.try_clone()?;
+    // The `gpt` crate asserts (panics) on entry sizes other than 128, which
+    // the UEFI spec allows (found by fuzzing): such a table is one it cannot
+    // read, like a table with a bad CRC. Check both headers first; a panic
+    // from anything else in the crate is caught the same way.
+    let last = handle.seek(SeekFrom::End(0))?.saturating_sub(u64::from(ss));
+    let mut entry_size_ok = true;
+    for at in [u64::from(ss), last] {
+        let h = read_at(dev, at, 88)?;
+        entry_size_ok &= &h[..8] != b"EFI PART" || h[84..88] == 128u32.to_le_bytes();
+    }
+    let unreadable = || Err(io::Error::other("unreadable GPT").into());
+    let opened = if entry_size_ok {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            GptConfig::new()
+                .writable(false)
+                .logical_block_size(lb)
+                .open_from_device(handle)
+        }))
+        .unwrap_or_else(|_| unreadable())
+    } else {
+        unreadable()
+    };
+    match opened {
         Ok(g) => {
             let parts = g
                 .partitions()
                 .iter()
-                .filter(|(_, p)| p.is_used())
+                // Like the kernel's GPT parser, skip entries that cannot be a
+                // partition: an end before the start (found by fuzzing).
+                .filter(|(_, p)| p.is_used() && p.first_lba <= p.last_lba)
                 .map(|(n, p)| ExistingPartition {
                     number: *n,
                     first_lba: p.first_lba,
@@ -142,5 +162,133 @@ pub fn read_table(dev: &File, ss: u32) -> io::Result<Option<(String, Vec<Existin
                 Ok(None)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by `fuzz/run.sh disk_probe`: a GPT entry whose last LBA is before
+    /// its first was reported as an existing partition.
+    #[test]
+    fn an_entry_ending_before_it_starts_is_not_a_partition() {
+        let f = tempfile::tempfile().unwrap();
+        f.set_len(1 << 20).unwrap();
+        let linux = Type {
+            guid: guid("0FC63DAF-8483-4772-8E79-3D69D8477DE4").unwrap(),
+            os: OperatingSystem::None,
+        };
+        let part = |first_lba, last_lba, name: &str| GptPartition {
+            part_type_guid: linux.clone(),
+            part_guid: uuid::Uuid::new_v4(),
+            first_lba,
+            last_lba,
+            flags: 0,
+            name: name.into(),
+        };
+        let mut gdisk = GptConfig::new()
+            .writable(true)
+            .logical_block_size(LogicalBlockSize::Lb512)
+            .create_from_device(f.try_clone().unwrap(), None)
+            .unwrap();
+        gdisk
+            .update_partitions(BTreeMap::from([
+                (1, part(2048, 4095, "good")),
+                (2, part(1500, 100, "inverted")),
+            ]))
+            .unwrap();
+        gdisk.write().unwrap();
+        let (table, parts) = read_table(&f, 512).unwrap().unwrap();
+        assert_eq!(table, "gpt");
+        let labels: Vec<_> = parts.iter().map(|p| p.label.as_str()).collect();
+        assert_eq!(labels, ["good"]);
+    }
+
+    fn gpt_image(parts: &[(u64, u64)]) -> File {
+        let f = tempfile::tempfile().unwrap();
+        f.set_len(1 << 20).unwrap();
+        let linux = Type {
+            guid: guid("0FC63DAF-8483-4772-8E79-3D69D8477DE4").unwrap(),
+            os: OperatingSystem::None,
+        };
+        let mut gdisk = GptConfig::new()
+            .writable(true)
+            .logical_block_size(LogicalBlockSize::Lb512)
+            .create_from_device(f.try_clone().unwrap(), None)
+            .unwrap();
+        let map = parts
+            .iter()
+            .enumerate()
+            .map(|(i, &(first_lba, last_lba))| {
+                let p = GptPartition {
+                    part_type_guid: linux.clone(),
+                    part_guid: uuid::Uuid::new_v4(),
+                    first_lba,
+                    last_lba,
+                    flags: 0,
+                    name: format!("p{}", i + 1),
+                };
+                (i as u32 + 1, p)
+            })
+            .collect();
+        gdisk.update_partitions(map).unwrap();
+        gdisk.write().unwrap();
+        f
+    }
+
+    /// Found by `fuzz/run.sh disk_probe`: partitions reaching past any device
+    /// made the probe fail (pread EINVAL) or overflow; the disk must still be
+    /// probed, so that it can be planned and wiped.
+    #[test]
+    fn partitions_beyond_the_device_are_probed_without_error() {
+        let f = gpt_image(&[
+            (2048, 4095),
+            (1 << 62, u64::MAX),
+            (u64::MAX / 512, u64::MAX / 512 + 8),
+        ]);
+        let geo = landfall_proto::layout::Geometry {
+            size_bytes: 1 << 20,
+            logical_sector_size: 512,
+        };
+        let found = crate::disk::probe::existing(&f, geo).unwrap();
+        assert_eq!(found.table.as_deref(), Some("gpt"));
+        assert_eq!(found.partitions.len(), 3);
+        assert!(found.partitions.iter().all(|p| p.fs_type.is_none()));
+        assert_eq!(read_at(&f, u64::MAX - 2, 8).unwrap(), [0; 8]);
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    /// Found by `fuzz/run.sh disk_probe`: the `gpt` crate panics on a valid
+    /// header whose entries are 256 bytes; reading the table must not.
+    #[test]
+    fn a_gpt_with_256_byte_entries_does_not_panic() {
+        use std::os::unix::fs::FileExt;
+        let f = gpt_image(&[(2048, 4095)]);
+        let mut hdr = read_at(&f, 512, 92).unwrap();
+        hdr[80..84].copy_from_slice(&64u32.to_le_bytes());
+        hdr[84..88].copy_from_slice(&256u32.to_le_bytes());
+        let entries = read_at(&f, 1024, 64 * 256).unwrap();
+        hdr[88..92].copy_from_slice(&crc32(&entries).to_le_bytes());
+        hdr[16..20].fill(0);
+        let crc = crc32(&hdr);
+        hdr[16..20].copy_from_slice(&crc.to_le_bytes());
+        f.write_all_at(&hdr, 512).unwrap();
+        let found = read_table(&f, 512).unwrap();
+        assert_ne!(found.map(|(t, _)| t).as_deref(), Some("gpt"));
     }
 }

@@ -174,8 +174,9 @@ fn sector_error(e: SectorError, disk: &str, p: &Partition, geo: Geometry) -> Lay
             format!(
                 "\"{}\" does not fit: sectors {start}-{end} ({}) but the free space from {start} ends at {free_until} ({} available; disk {})",
                 if end_field == "size" { p.size.as_str() } else { &p.end },
-                human_bytes((end - start + 1) * ss),
-                human_bytes((free_until + 1).saturating_sub(start) * ss),
+                // `end` may be far beyond any disk ("30E"): saturate, never overflow.
+                human_bytes(end.saturating_sub(start).saturating_add(1).saturating_mul(ss)),
+                human_bytes(free_until.saturating_add(1).saturating_sub(start).saturating_mul(ss)),
                 human_bytes(geo.size_bytes),
             ),
         ),

@@ -51,7 +51,7 @@ pub fn render(plan: &Plan, root: &str) -> String {
                     e.first_lba,
                     e.last_lba,
                     human_bytes(
-                        (e.last_lba + 1)
+                        (e.last_lba.saturating_add(1))
                             .saturating_sub(e.first_lba)
                             .saturating_mul(ss)
                     ),

@@ -322,3 +322,42 @@ fn plan_serialises() {
     let back: Plan = serde_json::from_str(&json).unwrap();
     assert_eq!(p, back);
 }
+
+/// Found by `fuzz/run.sh layout_plan`: an end far beyond the disk ("30E")
+/// overflowed the size in the "does not fit" message.
+#[test]
+fn an_end_beyond_any_disk_is_an_error_not_an_overflow() {
+    let l = Layout::from_json(
+        r#"{"disk":{"main":{"device":"/dev/sda","content":{"type":"gpt","partitions":{"first":{"start":"1M","end":"30E","content":{"type":"filesystem","format":"ext4"}}}}}}}"#,
+    )
+    .unwrap();
+    for (size, ss) in [(16 << 30, 512), (u64::MAX, 512), (1 << 40, 4096)] {
+        let e = one_disk(&l, size, ss).unwrap_err();
+        assert_eq!(e.path, "disk.main.content.partitions.first.end", "{e}");
+        assert!(e.message.contains("does not fit"), "{e}");
+    }
+}
+
+/// A corrupt GPT on the target may list a partition ending at the last
+/// possible LBA; the plan text must still render.
+#[test]
+fn render_survives_an_existing_partition_at_the_last_lba() {
+    let l = Layout::from_json(SEED_HAND).unwrap();
+    let mut f = facts(2 << 30, 512);
+    f.existing.table = Some("gpt".into());
+    f.existing.partitions.push(ExistingPartition {
+        number: 1,
+        first_lba: 0,
+        last_lba: u64::MAX,
+        type_guid: "0FC63DAF-8483-4772-8E79-3D69D8477DE4".into(),
+        label: "x".into(),
+        part_uuid: "00000000-0000-0000-0000-000000000001".into(),
+        fs_type: None,
+        fs_label: None,
+        fs_uuid: None,
+    });
+    let mut m = BTreeMap::new();
+    m.insert(l.disks[0].key.clone(), f);
+    let p = plan(&l, &m).unwrap();
+    assert!(render(&p, "/mnt").contains("WILL BE DESTROYED"));
+}
