@@ -2,7 +2,7 @@
 //! free TCP ports, sparse disk images.
 //!
 //! A missing tool is an error naming the Debian package (or script) that
-//! provides it: tests fail loudly instead of skipping.
+//! provides it: a test without its tools fails loudly, it never passes unchecked.
 
 use std::collections::HashSet;
 use std::fs::OpenOptions;
