@@ -36,11 +36,7 @@ fn controller_killed_at_ten_random_points_resumes_and_verifies() {
 
         let mut run = spawn_install(&agent.addr, &agent.tls, &top, &tri.join("first.stderr"));
         let mut seen = Vec::new();
-        let hit = run.read_until(&mut seen, |v| {
-            is_finished(v)
-                && v["bytes"].as_u64().unwrap_or(0) * 100
-                    >= v["bytes_total"].as_u64().unwrap_or(0) * percent
-        });
+        let hit = run.read_until_percent(&mut seen, percent);
         assert!(
             hit.is_some(),
             "trial {trial}: the transfer ended before {percent}%: {}",

@@ -132,11 +132,7 @@ fn silent_link_drop_is_noticed_by_keepalives_and_resumes() {
         &dir.join("controller.stderr"),
     );
     let mut seen = Vec::new();
-    let hit = run.read_until(&mut seen, |v| {
-        is_finished(v)
-            && v["bytes"].as_u64().unwrap_or(0) * 100
-                >= v["bytes_total"].as_u64().unwrap_or(0) * percent
-    });
+    let hit = run.read_until_percent(&mut seen, percent);
     assert!(
         hit.is_some(),
         "the transfer ended early: {}",

@@ -103,13 +103,11 @@ async fn raw_streaming(
             Err(e) => return e,
         }
     };
-    loop {
-        match s.message().await {
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("the agent finished a hostile stream without an error"),
-            Err(e) => return e,
-        }
-    }
+    drain_to_error(
+        &mut s,
+        "the agent finished a hostile stream without an error",
+    )
+    .await
 }
 
 fn encode(m: &impl prost::Message) -> Vec<u8> {
@@ -235,13 +233,7 @@ async fn put_closure_err(ch: tonic::transport::Channel, msgs: Vec<ClosureChunk>)
             Err(e) => return e,
         }
     };
-    loop {
-        match s.message().await {
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("PutClosure accepted a hostile stream"),
-            Err(e) => return e,
-        }
-    }
+    drain_to_error(&mut s, "PutClosure accepted a hostile stream").await
 }
 
 /// QueryMissing, retrying while the agent is still winding the last job down.
@@ -799,4 +791,19 @@ async fn a_zstd_bomb_is_cut_at_the_declared_size_with_little_memory() {
     assert!(du < 1 << 20, "{du} bytes written by a refused bomb");
     assert_eq!(missing(ch.clone(), &[P2]).await, vec![P2.to_string()]);
     assert_serving(&addr, &tls);
+}
+
+/// Reads a job's events until the agent's error, which it returns; a stream
+/// that ends without one fails the test with `accepted`.
+async fn drain_to_error<T>(
+    s: &mut tonic::Streaming<T>,
+    accepted: &str,
+) -> tonic::Status {
+    loop {
+        match s.message().await {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("{accepted}"),
+            Err(e) => return e,
+        }
+    }
 }

@@ -170,6 +170,19 @@ impl Running {
         None
     }
 
+    /// Reads until a path-finished event shows `percent` % of the NAR bytes verified.
+    pub fn read_until_percent(
+        &mut self,
+        seen: &mut Vec<serde_json::Value>,
+        percent: u64,
+    ) -> Option<serde_json::Value> {
+        self.read_until(seen, |v| {
+            is_finished(v)
+                && v["bytes"].as_u64().unwrap_or(0) * 100
+                    >= v["bytes_total"].as_u64().unwrap_or(0) * percent
+        })
+    }
+
     pub fn stderr_text(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
