@@ -795,10 +795,7 @@ async fn a_zstd_bomb_is_cut_at_the_declared_size_with_little_memory() {
 
 /// Reads a job's events until the agent's error, which it returns; a stream
 /// that ends without one fails the test with `accepted`.
-async fn drain_to_error<T>(
-    s: &mut tonic::Streaming<T>,
-    accepted: &str,
-) -> tonic::Status {
+async fn drain_to_error<T>(s: &mut tonic::Streaming<T>, accepted: &str) -> tonic::Status {
     loop {
         match s.message().await {
             Ok(Some(_)) => {}
