@@ -49,11 +49,20 @@ fn image_unpacks_with_zstd_and_cpio() {
         "btrfs dependency included"
     );
 
+    // The initrd is one zstd frame, then up to 3 NULs so that appended
+    // archives start 4-aligned (the kernel skips NULs between archives; the
+    // zstd CLI does not, so it gets the frame alone).
+    let frame_len = zstd::zstd_safe::find_frame_compressed_size(&initrd).expect("one zstd frame");
+    let padding = &initrd[frame_len..];
+    assert!(
+        padding.len() < 4 && padding.iter().all(|&b| b == 0),
+        "after the frame only NUL padding, found {padding:?}"
+    );
+    let frame_path = work.path().join("initrd.zst");
+    fs::write(&frame_path, &initrd[..frame_len]).unwrap();
+
     // Independent unpacking: zstd CLI, then GNU cpio.
-    let cpio = run(Command::new("zstd")
-        .args(["-d", "-c"])
-        .arg(out.join("initrd")))
-    .stdout;
+    let cpio = run(Command::new("zstd").args(["-d", "-c"]).arg(&frame_path)).stdout;
     assert_eq!(cpio.len() as u64, report.initrd_uncompressed_size);
     let root = work.path().join("root");
     fs::create_dir(&root).unwrap();
