@@ -16,16 +16,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use landfall_agent::store::StoreInstaller;
+use landfall_proto::nar::wire::put_str as put;
 use landfall_proto::nar::{NarHasher, PathInfo, StorePath};
 
 const TOTAL_FILES: u64 = 32_000;
 const CHUNK: u64 = 64 * 1024;
-
-fn put(out: &mut Vec<u8>, s: &[u8]) {
-    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
-    out.extend_from_slice(s);
-    out.resize(out.len() + (8 - s.len() % 8) % 8, 0);
-}
 
 /// A NAR of a synthetic tree, produced piece by piece.
 struct SyntheticNar {

@@ -93,17 +93,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn grpc_status(r: &http::Response<tonic::body::Body>) -> (String, String) {
-        let h = |n: &str| {
-            r.headers()
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .map(crate::server::percent_decode)
-                .unwrap_or_default()
-        };
-        (h("grpc-status"), h("grpc-message"))
-    }
+    use crate::server::tests::grpc_status;
 
     #[tokio::test]
     async fn a_panicking_handler_becomes_internal_and_the_service_goes_on() {

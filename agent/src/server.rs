@@ -204,10 +204,11 @@ pub async fn serve(opts: &ServeOptions, state: Arc<AgentState>) -> Result<(), Se
 use tokio_stream::StreamExt as _;
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn grpc_status(r: &http::Response<tonic::body::Body>) -> (String, String) {
+    /// The `grpc-status` and (percent-decoded) `grpc-message` of a reply.
+    pub(crate) fn grpc_status(r: &http::Response<tonic::body::Body>) -> (String, String) {
         let h = |n: &str| {
             r.headers()
                 .get(n)

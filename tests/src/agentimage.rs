@@ -107,6 +107,99 @@ pub fn agent_image(kernel: &DebianKernel, dir: &Path, session: &Path) -> PathBuf
     image
 }
 
+/// How [`start_agent_vm`] boots the agent: its folder's label, the NVMe disk's
+/// size and serial, the RAM, UEFI or direct boot, and whether a guest reboot
+/// restarts the VM (default: it ends qemu).
+pub struct AgentVmSpec {
+    label: String,
+    serial: String,
+    disk_bytes: u64,
+    memory_mib: u32,
+    ovmf: bool,
+    allow_reboot: bool,
+}
+
+impl AgentVmSpec {
+    /// 256 MiB, a 2 GiB NVMe disk with serial `landfall-test-0`, direct boot.
+    pub fn new(label: &str) -> AgentVmSpec {
+        AgentVmSpec {
+            label: label.into(),
+            serial: "landfall-test-0".into(),
+            disk_bytes: 2 << 30,
+            memory_mib: 256,
+            ovmf: false,
+            allow_reboot: false,
+        }
+    }
+    pub fn serial(mut self, serial: &str) -> AgentVmSpec {
+        self.serial = serial.into();
+        self
+    }
+    pub fn disk_bytes(mut self, bytes: u64) -> AgentVmSpec {
+        self.disk_bytes = bytes;
+        self
+    }
+    pub fn memory_mib(mut self, mib: u32) -> AgentVmSpec {
+        self.memory_mib = mib;
+        self
+    }
+    /// UEFI (OVMF) with the agent's kernel booted directly.
+    pub fn ovmf(mut self) -> AgentVmSpec {
+        self.ovmf = true;
+        self
+    }
+    pub fn allow_reboot(mut self) -> AgentVmSpec {
+        self.allow_reboot = true;
+        self
+    }
+}
+
+/// A running agent VM: the test's folder, the agent's forwarded address, the
+/// session folder for `--tls`, and the disk image.
+pub struct AgentVm {
+    pub vm: crate::Vm,
+    pub dir: PathBuf,
+    pub addr: String,
+    pub tls: String,
+    pub disk: PathBuf,
+}
+
+/// A session, the agent image with it, the disk, and the VM with the agent's
+/// port 7443 forwarded; returns once the agent has its DHCP lease.
+pub fn start_agent_vm(spec: AgentVmSpec) -> AgentVm {
+    let kernel = crate::debian_kernel().expect("Debian kernel (scripts/fetch-kernel.sh)");
+    let tdir = crate::TestDir::new(&spec.label).unwrap();
+    let dir = tdir.path().to_path_buf();
+    let session = new_session(&dir);
+    let image = agent_image(&kernel, &dir, &session);
+    let disk = crate::sparse_image(&dir.join("nvme.img"), spec.disk_bytes).unwrap();
+    let mut builder = crate::VmBuilder::new("agent");
+    if spec.ovmf {
+        builder = builder.ovmf();
+    }
+    if spec.allow_reboot {
+        builder = builder.allow_reboot();
+    }
+    let mut vm = builder
+        .kernel(image.join("bzImage"), "console=ttyS0 panic=-1")
+        .initrd(image.join("initrd"))
+        .memory_mib(spec.memory_mib)
+        .disk(crate::Disk::nvme(disk.clone()).serial(&spec.serial))
+        .nic(crate::Nic::user().forward(7443))
+        .start_in(tdir)
+        .unwrap();
+    let addr = vm.forwarded_addr(7443).unwrap().to_string();
+    vm.wait_for("DHCP lease", std::time::Duration::from_secs(240))
+        .unwrap();
+    AgentVm {
+        vm,
+        dir,
+        addr,
+        tls: session.display().to_string(),
+        disk,
+    }
+}
+
 /// Boots an installed disk by itself under OVMF (512 MiB, NVMe with `serial`)
 /// and asserts the office example came up: stage 2 prints its toplevel, then
 /// the verdict of checking its own store must be OK.

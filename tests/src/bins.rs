@@ -48,12 +48,19 @@ pub fn agent_static_bin() -> PathBuf {
 }
 
 /// Runs the controller with `args` as a user would, echoing the command and
-/// its output to stderr (libtest shows it for a failing test).
-pub fn landfall(args: &[&str]) -> std::process::Output {
-    let out = std::process::Command::new(landfall_bin())
-        .args(args)
-        .output()
-        .expect("run landfall");
+/// its output to stderr (libtest shows it for a failing test). Without a
+/// `NIX_CONFIG` of the test's own, Nix gets [`TEST_NIX_CONFIG`] (flakes,
+/// no sandbox, no substituters), so flake evaluation works offline.
+///
+/// [`TEST_NIX_CONFIG`]: crate::nixstore::TEST_NIX_CONFIG
+pub fn landfall<S: AsRef<str>>(args: &[S]) -> std::process::Output {
+    let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
+    let mut command = std::process::Command::new(landfall_bin());
+    command.args(&args);
+    if std::env::var_os("NIX_CONFIG").is_none() {
+        command.env("NIX_CONFIG", crate::nixstore::TEST_NIX_CONFIG);
+    }
+    let out = command.output().expect("run landfall");
     eprintln!(
         "$ landfall {}\n{}{}",
         args.join(" "),

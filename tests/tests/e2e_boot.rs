@@ -16,14 +16,14 @@
 #[path = "../../controller/src/nix/fixture.rs"]
 mod fixture;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fixture::{build_office_fixture, FixtureOptions, DEBIAN_SYSTEMD_BOOT_EFI};
-use landfall_tests::agentimage::{agent_image, new_session};
+use landfall_tests::agentimage::{start_agent_vm, AgentVm, AgentVmSpec};
 use landfall_tests::bins::{landfall, landfall_ok};
-use landfall_tests::{debian_kernel, sparse_image, Disk, Nic, TestDir, Vm, VmBuilder};
+use landfall_tests::{Disk, TestDir, VmBuilder};
 
 fn seed_layout() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -43,53 +43,29 @@ fn build_fixture(dir: &Path, name: &str, bootloader_fails: bool) -> String {
         .toplevel
 }
 
-/// The session, the agent image and the disk, then the agent VM (OVMF + kernel).
-struct AgentVm {
-    vm: Vm,
-    addr: String,
-    tls: String,
-    disk: PathBuf,
-}
-
+/// The agent VM (OVMF + kernel, 512 MiB) with the seed's layout applied.
 fn start_agent(label: &str) -> AgentVm {
-    let kernel = debian_kernel().expect("Debian kernel (scripts/fetch-kernel.sh)");
-    let tdir = TestDir::new(label).unwrap();
-    let dir = tdir.path().to_path_buf();
-    let session = new_session(&dir);
-    let tls = session.display().to_string();
-    let image = agent_image(&kernel, &dir, &session);
-    let disk = sparse_image(&dir.join("nvme.img"), 2 << 30).unwrap();
-    let mut vm = VmBuilder::new("agent")
-        .ovmf()
-        .kernel(image.join("bzImage"), "console=ttyS0 panic=-1")
-        .initrd(image.join("initrd"))
-        .memory_mib(512)
-        .disk(Disk::nvme(disk.clone()).serial("landfall-boot-0"))
-        .nic(Nic::user().forward(7443))
-        .start_in(tdir)
-        .unwrap();
-    let addr = vm.forwarded_addr(7443).unwrap().to_string();
-    vm.wait_for("DHCP lease", Duration::from_secs(240)).unwrap();
+    let a = start_agent_vm(
+        AgentVmSpec::new(label)
+            .ovmf()
+            .memory_mib(512)
+            .serial("landfall-boot-0"),
+    );
     let applied = landfall(&[
         "disk",
         "apply",
         "--layout",
         &seed_layout(),
         "--agent",
-        &addr,
+        &a.addr,
         "--tls",
-        &tls,
+        &a.tls,
         "--wait",
         "60",
         "--yes",
     ]);
     assert!(applied.status.success(), "disk apply failed");
-    AgentVm {
-        vm,
-        addr,
-        tls,
-        disk,
-    }
+    a
 }
 
 fn install_closure(a: &AgentVm, toplevel: &str) {

@@ -12,10 +12,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use landfall_tests::agentimage::{agent_image, new_session};
+use landfall_tests::agentimage::{start_agent_vm, AgentVm, AgentVmSpec};
 use landfall_tests::bins::landfall_bin;
 use landfall_tests::nixstore::comparable_path_info;
-use landfall_tests::{debian_kernel, sparse_image, Disk, Nic, TestDir, VmBuilder};
 
 const NIX_CONFIG: &str =
     "experimental-features = nix-command flakes\nbuild-users-group =\nsandbox = false\nsubstituters =";
@@ -42,27 +41,16 @@ fn partition(image: &Path, n: u32) -> (u64, u64) {
 
 #[test]
 fn flake_is_partitioned_and_installed_into_the_vms_disk() {
-    let kernel = debian_kernel().expect("Debian kernel (scripts/fetch-kernel.sh)");
-    let tdir = TestDir::new("install").unwrap();
-    let dir = tdir.path().to_path_buf();
+    let AgentVm {
+        mut vm,
+        dir,
+        addr,
+        tls,
+        disk: disk_path,
+    } = start_agent_vm(AgentVmSpec::new("install").disk_bytes(4 << 30));
     let built =
         fixture::build_office_fixture(&dir.join("flake"), &fixture::FixtureOptions::default())
             .expect("the office fixture builds with nix");
-    let session = new_session(&dir);
-    let tls = session.display().to_string();
-    let image = agent_image(&kernel, &dir, &session);
-    let disk_path = dir.join("nvme.img");
-    let disk = sparse_image(&disk_path, 4 << 30).unwrap();
-    let mut vm = VmBuilder::new("agent")
-        .kernel(image.join("bzImage"), "console=ttyS0 panic=-1")
-        .initrd(image.join("initrd"))
-        .memory_mib(256)
-        .disk(Disk::nvme(disk).serial("landfall-test-0"))
-        .nic(Nic::user().forward(7443))
-        .start_in(tdir)
-        .unwrap();
-    let addr = vm.forwarded_addr(7443).unwrap().to_string();
-    vm.wait_for("DHCP lease", Duration::from_secs(120)).unwrap();
 
     let flake = format!("{}#office", built.flake_ref);
     let out = run(Command::new(landfall_bin()).args([

@@ -9,27 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use landfall_tests::bins::{agent_static_bin, landfall_bin};
+use landfall_tests::bins::{agent_static_bin, landfall};
 use landfall_tests::rescue::{
     keygen, RescueImage, RescueNetwork, AGENT_PORT, PLAIN_USER, SSHD_READY,
 };
 use landfall_tests::{
     debian_kernel, free_port, sparse_image, BusyboxInitramfs, TestDir, INIT_STARTED,
 };
-
-fn landfall(args: &[String]) -> Output {
-    let out = Command::new(landfall_bin())
-        .args(args)
-        .output()
-        .expect("run landfall");
-    eprintln!(
-        "$ landfall {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 fn ok(args: &[&str]) {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();

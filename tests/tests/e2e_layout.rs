@@ -7,9 +7,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use landfall_tests::agentimage::{agent_image, new_session};
+use landfall_tests::agentimage::{start_agent_vm, AgentVm, AgentVmSpec};
 use landfall_tests::bins::{landfall, landfall_ok};
-use landfall_tests::{debian_kernel, sparse_image, Disk, Nic, TestDir, VmBuilder};
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -21,23 +20,9 @@ fn fixture(name: &str) -> String {
 
 #[test]
 fn seed_layout_is_applied_to_the_vms_nvme_disk_and_mounted() {
-    let kernel = debian_kernel().expect("Debian kernel (scripts/fetch-kernel.sh)");
-    let tdir = TestDir::new("layout").unwrap();
-    let dir = tdir.path().to_path_buf();
-    let session = new_session(&dir);
-    let tls = session.to_str().unwrap().to_string();
-    let image = agent_image(&kernel, &dir, &session);
-    let disk = sparse_image(&dir.join("nvme.img"), 4 << 30).unwrap();
-    let mut vm = VmBuilder::new("agent")
-        .kernel(image.join("bzImage"), "console=ttyS0 panic=-1")
-        .initrd(image.join("initrd"))
-        .memory_mib(256)
-        .disk(Disk::nvme(disk).serial("landfall-test-0"))
-        .nic(Nic::user().forward(7443))
-        .start_in(tdir)
-        .unwrap();
-    let addr = vm.forwarded_addr(7443).unwrap().to_string();
-    vm.wait_for("DHCP lease", Duration::from_secs(120)).unwrap();
+    let AgentVm {
+        mut vm, addr, tls, ..
+    } = start_agent_vm(AgentVmSpec::new("layout").disk_bytes(4 << 30));
 
     // Both input forms plan the same partitions on the real disk.
     let layout = fixture("seed.evaluated.json");

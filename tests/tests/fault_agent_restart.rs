@@ -23,10 +23,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use landfall_tests::agentimage::{agent_image, assert_installed_disk_boots, new_session};
-use landfall_tests::bins::{landfall_bin, landfall_ok};
+use landfall_tests::agentimage::{
+    assert_installed_disk_boots, start_agent_vm, AgentVm, AgentVmSpec,
+};
+use landfall_tests::bins::{landfall, landfall_bin, landfall_ok};
 use landfall_tests::nixstore::TEST_NIX_CONFIG;
-use landfall_tests::{debian_kernel, sparse_image, Disk, Nic, TestDir, VmBuilder};
 
 /// Byte offset of partition `n` of a GPT image (util-linux's partx).
 fn partition_offset(image: &Path, n: u32) -> u64 {
@@ -61,26 +62,23 @@ fn fs_uuid(image: &Path, n: u32) -> String {
 }
 
 fn install(args: &[&str]) -> std::process::Output {
-    let out = Command::new(landfall_bin())
-        .arg("install")
-        .args(args)
-        .env("NIX_CONFIG", TEST_NIX_CONFIG)
-        .output()
-        .expect("run landfall");
-    eprintln!(
-        "$ landfall install {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    landfall(&[&["install"], args].concat())
 }
 
 #[test]
 fn agent_restarted_after_disko_remounts_without_formatting_and_the_install_boots() {
-    let kernel = debian_kernel().expect("Debian kernel (scripts/fetch-kernel.sh)");
-    let tdir = TestDir::new("fault-restart").unwrap();
-    let dir = tdir.path().to_path_buf();
+    let AgentVm {
+        mut vm,
+        dir,
+        addr,
+        tls,
+        disk,
+    } = start_agent_vm(
+        AgentVmSpec::new("fault-restart")
+            .ovmf()
+            .memory_mib(512)
+            .allow_reboot(),
+    );
     let opts = fixture::FixtureOptions {
         systemd_boot_efi: Some(fixture::DEBIAN_SYSTEMD_BOOT_EFI.into()),
         ..fixture::FixtureOptions::default()
@@ -88,22 +86,6 @@ fn agent_restarted_after_disko_remounts_without_formatting_and_the_install_boots
     let built = fixture::build_office_fixture(&dir.join("flake"), &opts)
         .expect("the office fixture builds with nix");
     let flake = format!("{}#office", built.flake_ref);
-    let session = new_session(&dir);
-    let tls = session.display().to_string();
-    let image = agent_image(&kernel, &dir, &session);
-    let disk = sparse_image(&dir.join("nvme.img"), 2 << 30).unwrap();
-    let mut vm = VmBuilder::new("agent")
-        .ovmf()
-        .kernel(image.join("bzImage"), "console=ttyS0 panic=-1")
-        .initrd(image.join("initrd"))
-        .memory_mib(512)
-        .allow_reboot()
-        .disk(Disk::nvme(disk.clone()).serial("landfall-test-0"))
-        .nic(Nic::user().forward(7443))
-        .start_in(tdir)
-        .unwrap();
-    let addr = vm.forwarded_addr(7443).unwrap().to_string();
-    vm.wait_for("DHCP lease", Duration::from_secs(240)).unwrap();
 
     // A fresh agent with nothing mounted: the install phase alone must not write
     // the closure into the RAM image's /mnt.

@@ -12,6 +12,7 @@ use std::path::Path;
 
 use bytes::{Buf, BufMut};
 use hostile_common::{assert_serving, channel, Agent, Session};
+use landfall_proto::nar::wire::{put_len, RawNar as Nar};
 use landfall_proto::nar::NarHash;
 use landfall_proto::v1::agent_client::AgentClient;
 use landfall_proto::v1::closure_chunk::Kind;
@@ -115,48 +116,6 @@ fn encode(m: &impl prost::Message) -> Vec<u8> {
 }
 
 // ------------------------------------------------------------ NARs
-
-/// A hand-built NAR (the wire format: length-prefixed, 8-byte padded strings).
-struct Nar(Vec<u8>);
-
-fn put_len(v: &mut Vec<u8>, n: u64) {
-    v.extend_from_slice(&n.to_le_bytes());
-}
-
-fn put_str(v: &mut Vec<u8>, s: &[u8]) {
-    put_len(v, s.len() as u64);
-    v.extend_from_slice(s);
-    v.resize(v.len().div_ceil(8) * 8, 0);
-}
-
-impl Nar {
-    fn new() -> Self {
-        let mut v = Vec::new();
-        put_str(&mut v, b"nix-archive-1");
-        Nar(v)
-    }
-    fn s(mut self, tokens: &[&[u8]]) -> Self {
-        for t in tokens {
-            put_str(&mut self.0, t);
-        }
-        self
-    }
-    fn dir(self) -> Self {
-        self.s(&[b"(", b"type", b"directory"])
-    }
-    fn entry(self, name: &[u8]) -> Self {
-        self.s(&[b"entry", b"(", b"name", name, b"node"])
-    }
-    fn file(self, data: &[u8]) -> Self {
-        self.s(&[b"(", b"type", b"regular", b"contents", data, b")"])
-    }
-    fn link(self, target: &[u8]) -> Self {
-        self.s(&[b"(", b"type", b"symlink", b"target", target, b")"])
-    }
-    fn close(self) -> Self {
-        self.s(&[b")"])
-    }
-}
 
 fn good_nar() -> Vec<u8> {
     Nar::new()

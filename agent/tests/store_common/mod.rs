@@ -20,21 +20,9 @@ pub fn entries(dir: &Path) -> Vec<Vec<u8>> {
     v
 }
 
-/// One NAR string.
-pub fn put(out: &mut Vec<u8>, s: &[u8]) {
-    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
-    out.extend_from_slice(s);
-    out.resize(out.len() + (8 - s.len() % 8) % 8, 0);
-}
-
 /// A NAR from tokens (after the magic).
 pub fn nar(tokens: &[&[u8]]) -> Vec<u8> {
-    let mut v = Vec::new();
-    put(&mut v, b"nix-archive-1");
-    for t in tokens {
-        put(&mut v, t);
-    }
-    v
+    landfall_proto::nar::wire::RawNar::new().s(tokens).0
 }
 
 /// Checks every node under `path` has canonical store metadata.

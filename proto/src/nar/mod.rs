@@ -17,7 +17,7 @@ pub mod encode;
 pub mod hash;
 pub mod path_info_json;
 pub mod store_path;
-mod wire;
+pub mod wire;
 
 pub use decode::{DecodeError, Limits, NarDecoder, NarEvent};
 pub use encode::{dump_path, hash_path, EncodeError, NarEncoder, NarSummary};

@@ -9,7 +9,7 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
-use super::wire::{put_len, put_str, MAGIC};
+use super::wire::{put_len, put_str, RawNar as Nar};
 use super::*;
 
 /// What a person would compare: every node by relative path.
@@ -251,40 +251,8 @@ fn an_unhashed_encoder_writes_the_same_bytes_and_counts_them() {
 
 // ------------------------------------------------------------ hostile input
 
-/// A hand-built NAR for hostile cases.
-struct Nar(Vec<u8>);
-
-impl Nar {
-    fn new() -> Self {
-        let mut v = Vec::new();
-        put_str(&mut v, MAGIC);
-        Nar(v)
-    }
-    fn s(mut self, tokens: &[&[u8]]) -> Self {
-        for t in tokens {
-            put_str(&mut self.0, t);
-        }
-        self
-    }
-    fn dir_open(self) -> Self {
-        self.s(&[b"(", b"type", b"directory"])
-    }
-    fn entry(self, name: &[u8]) -> Self {
-        self.s(&[b"entry", b"(", b"name", name, b"node"])
-    }
-    fn file(self, data: &[u8]) -> Self {
-        self.s(&[b"(", b"type", b"regular", b"contents", data, b")"])
-    }
-    fn link(self, target: &[u8]) -> Self {
-        self.s(&[b"(", b"type", b"symlink", b"target", target, b")"])
-    }
-    fn close(self) -> Self {
-        self.s(&[b")"])
-    }
-}
-
 fn dir_with(names: &[&[u8]]) -> Vec<u8> {
-    let mut n = Nar::new().dir_open();
+    let mut n = Nar::new().dir();
     for name in names {
         n = n.entry(name).file(b"x").close();
     }
@@ -366,12 +334,12 @@ fn rejects_duplicate_entries() {
 fn rejects_directory_under_a_name_used_by_a_symlink() {
     // "a" -> /etc, then "a" again as a directory holding "passwd".
     let nar = Nar::new()
-        .dir_open()
+        .dir()
         .entry(b"a")
         .link(b"/etc")
         .close()
         .entry(b"a")
-        .dir_open()
+        .dir()
         .entry(b"passwd")
         .file(b"root::0:0::/:/bin/sh")
         .close()
@@ -400,7 +368,7 @@ fn rejects_children_inside_a_symlink_node() {
 
 #[test]
 fn rejects_absurd_name_length() {
-    let mut v = Nar::new().dir_open().s(&[b"entry", b"(", b"name"]).0;
+    let mut v = Nar::new().dir().s(&[b"entry", b"(", b"name"]).0;
     put_len(&mut v, u64::MAX);
     assert!(matches!(
         decode_all(&v),
@@ -432,7 +400,7 @@ fn rejects_absurd_tag_length() {
 fn rejects_too_deep_nesting() {
     let mut n = Nar::new();
     for _ in 0..20 {
-        n = n.dir_open().entry(b"d");
+        n = n.dir().entry(b"d");
     }
     let mut dec = NarDecoder::with_limits(
         Cursor::new(n.0),
