@@ -181,7 +181,10 @@ pub fn start_agent_vm(spec: AgentVmSpec) -> AgentVm {
         builder = builder.allow_reboot();
     }
     let mut vm = builder
-        .kernel(image.join("bzImage"), "console=ttyS0 panic=-1")
+        .kernel(
+            image.join("bzImage"),
+            &format!("console=ttyS0 panic=-1 {}", crate::NVME_TIMEOUT_APPEND),
+        )
         .initrd(image.join("initrd"))
         .memory_mib(spec.memory_mib)
         .disk(crate::Disk::nvme(disk.clone()).serial(&spec.serial))

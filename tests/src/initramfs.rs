@@ -32,6 +32,14 @@ pub const INSMOD_FAILED: &str = "landfall-harness: insmod failed:";
 /// first serial port, reboot (hence qemu exit with `-no-reboot`) on panic.
 pub const KERNEL_APPEND: &str = "console=ttyS0 panic=-1 loglevel=4";
 
+/// Kernel parameters for VMs whose emulated NVMe disk the agent writes to. Under
+/// TCG on a loaded host, qemu's writes can stall in the host's dirty-page
+/// throttling for longer than the guest driver's default 30 s I/O timeout, after
+/// which Linux aborts, resets and finally disables the controller (seen in CI as
+/// "I/O … QID 1 timeout, aborting" and then EIO). Cloud images raise the same
+/// timeout for network-backed disks; the agent's image carries it over on kexec.
+pub const NVME_TIMEOUT_APPEND: &str = "nvme_core.io_timeout=600";
+
 /// Shell lines giving `eth0` qemu user networking's usual address (what its
 /// DHCP server would hand out) without running a DHCP client.
 pub const STATIC_NET_SCRIPT: &str =

@@ -142,7 +142,8 @@ pub use fixtures::{
     sparse_image, workspace_root, DebianKernel, FixtureError, OvmfFiles,
 };
 pub use initramfs::{
-    BusyboxInitramfs, InitramfsError, INIT_DONE, INIT_STARTED, KERNEL_APPEND, STATIC_NET_SCRIPT,
+    BusyboxInitramfs, InitramfsError, INIT_DONE, INIT_STARTED, KERNEL_APPEND, NVME_TIMEOUT_APPEND,
+    STATIC_NET_SCRIPT,
 };
 pub use net::{Nic, NicModel};
 pub use process::{SpawnError, Spawned};

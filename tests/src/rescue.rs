@@ -291,7 +291,10 @@ impl RescueImage {
     /// forwarded, and reboots allowed (a kexec must not end qemu).
     pub fn vm_builder(&self, kernel: &DebianKernel, disk: &Path) -> VmBuilder {
         VmBuilder::new("rescue")
-            .kernel(&kernel.image, crate::KERNEL_APPEND)
+            .kernel(
+                &kernel.image,
+                &format!("{} {}", crate::KERNEL_APPEND, crate::NVME_TIMEOUT_APPEND),
+            )
             .initrd(self.initrd.clone())
             .memory_mib(256)
             .disk(Disk::nvme(disk.to_path_buf()).serial("landfall-test-0"))

@@ -10,7 +10,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use landfall_tests::bins::{agent_static_bin, landfall, landfall_ok};
-use landfall_tests::{debian_kernel, sparse_image, Disk, Nic, TestDir, VmBuilder};
+use landfall_tests::{
+    debian_kernel, sparse_image, Disk, Nic, TestDir, VmBuilder, NVME_TIMEOUT_APPEND,
+};
 
 const AGENT_PORT: u16 = 7443;
 
@@ -84,7 +86,10 @@ fn agent_image_boots_and_serves_inventory_over_mtls() {
 
     let disk = sparse_image(&dir.join("nvme.img"), 2 << 30).unwrap();
     let mut vm = VmBuilder::new("agent")
-        .kernel(image.join("bzImage"), "console=ttyS0 panic=-1")
+        .kernel(
+            image.join("bzImage"),
+            &format!("console=ttyS0 panic=-1 {NVME_TIMEOUT_APPEND}"),
+        )
         .initrd(image.join("initrd"))
         .memory_mib(256)
         .disk(Disk::nvme(disk).serial("landfall-test-0"))
@@ -99,6 +104,12 @@ fn agent_image_boots_and_serves_inventory_over_mtls() {
     // The agent reports its address once DHCP is done.
     vm.wait_for("DHCP lease 10.0.2.15", Duration::from_secs(90))
         .unwrap();
+    // Module parameters on the command line reach the modules the agent loads, as with modprobe.
+    let console = vm.console().output();
+    assert!(
+        console.contains("Loaded module nvme_core with io_timeout=600"),
+        "nvme_core did not get its command-line parameter:\n{console}"
+    );
 
     let tls = session.to_str().unwrap();
     let json = landfall_ok(&[

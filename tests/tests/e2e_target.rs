@@ -109,6 +109,12 @@ fn install_over_ssh_from_a_rescue_system() {
     assert!(summary["closure"]["sent_paths"].as_u64().unwrap() >= 5);
     vm.wait_for("starting as PID 1", Duration::from_secs(5))
         .unwrap();
+    // The kexec carried the rescue system's NVMe timeout over to the agent's kernel.
+    let console = vm.console().output();
+    assert!(
+        console.contains("Loaded module nvme_core with io_timeout=600"),
+        "the agent's nvme_core lacks the rescue system's io_timeout:\n{console}"
+    );
     // The session lives in the target's state folder.
     let sessions: Vec<_> = std::fs::read_dir(&state).unwrap().collect();
     assert_eq!(sessions.len(), 1, "one state folder per target");

@@ -16,7 +16,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use hostile_common::{build_image, certs_init, landfall};
-use landfall_tests::{debian_kernel, sparse_image, Disk, Nic, TestDir, VmBuilder};
+use landfall_tests::{
+    debian_kernel, sparse_image, Disk, Nic, TestDir, VmBuilder, NVME_TIMEOUT_APPEND,
+};
 
 const MAIN_AND_RO: &str = r#"{
   "disk": {
@@ -84,7 +86,10 @@ fn read_only_and_in_use_disks_are_refused_before_anything_is_written() {
     let main = sparse_image(&dir.join("main.img"), 2 << 30).unwrap();
     let ro = sparse_image(&dir.join("ro.img"), 256 << 20).unwrap();
     let mut vm = VmBuilder::new("layout")
-        .kernel(image.join("bzImage"), "console=ttyS0 panic=-1")
+        .kernel(
+            image.join("bzImage"),
+            &format!("console=ttyS0 panic=-1 {NVME_TIMEOUT_APPEND}"),
+        )
         .initrd(image.join("initrd"))
         .memory_mib(256)
         .disk(Disk::nvme(main.clone()).serial("landfall-test-0"))

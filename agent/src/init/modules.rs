@@ -2,7 +2,9 @@
 //! against `modules.alias`, and matching modules are loaded with finit_module(2),
 //! dependencies first from `modules.dep`. Also loads the filesystem modules later
 //! steps need. A missing index or a module that fails to load is logged and
-//! skipped — the agent must come up regardless.
+//! skipped — the agent must come up regardless. As modprobe does, a module gets
+//! the `module.param=value` words of the kernel command line that name it
+//! (`nvme_core.io_timeout=4294967295`, which cloud images set for network disks).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::{self, File};
@@ -233,6 +235,58 @@ pub struct ModuleLoader {
     index: ModuleIndex,
     tried: HashSet<String>,
     builtin: HashSet<String>,
+    /// Normalised module name → its parameters from the kernel command line.
+    params: HashMap<String, String>,
+}
+
+/// The `module.param=value` words of a kernel command line, per normalised
+/// module name, as modprobe collects them: `param=value` joined by spaces in
+/// command-line order. Quoted values (`mod.p="a b"`) keep their quotes, which
+/// the kernel's own parameter parser understands. Words without a dot before
+/// the first `=` are the kernel's own and are left out.
+pub fn cmdline_params(cmdline: &str) -> HashMap<String, String> {
+    let mut out: HashMap<String, String> = HashMap::new();
+    for word in split_cmdline(cmdline) {
+        let key = word.split('=').next().unwrap_or("");
+        let Some((module, param)) = key.split_once('.') else {
+            continue;
+        };
+        if module.is_empty() || param.is_empty() {
+            continue;
+        }
+        let setting = &word[module.len() + 1..];
+        let e = out.entry(normalise(module)).or_default();
+        if !e.is_empty() {
+            e.push(' ');
+        }
+        e.push_str(setting);
+    }
+    out
+}
+
+/// Splits a command line into words; double quotes group spaces, as the kernel's parser does.
+fn split_cmdline(s: &str) -> Vec<&str> {
+    let mut words = Vec::new();
+    let mut start = None;
+    let mut quoted = false;
+    for (i, c) in s.char_indices() {
+        match (c, start) {
+            ('"', _) => {
+                quoted = !quoted;
+                start.get_or_insert(i);
+            }
+            (c, Some(st)) if c.is_whitespace() && !quoted => {
+                words.push(&s[st..i]);
+                start = None;
+            }
+            (c, None) if !c.is_whitespace() => start = Some(i),
+            _ => {}
+        }
+    }
+    if let Some(st) = start {
+        words.push(&s[st..]);
+    }
+    words
 }
 
 impl ModuleLoader {
@@ -246,7 +300,14 @@ impl ModuleLoader {
             index,
             tried: HashSet::new(),
             builtin,
+            params: HashMap::new(),
         }
+    }
+
+    /// Gives modules the parameters `cmdline` names for them (see [`cmdline_params`]).
+    pub fn with_cmdline(mut self, cmdline: &str) -> Self {
+        self.params = cmdline_params(cmdline);
+        self
     }
 
     /// Loads `name` with its dependencies; returns how many modules were newly loaded.
@@ -260,9 +321,23 @@ impl ModuleLoader {
                 tracing::debug!("Module {m} is not in this image");
                 continue;
             };
-            match finit(&path) {
+            let mut params = self.params.get(&m).map(String::as_str).unwrap_or("");
+            let mut result = finit(&path, params);
+            if result == Err(nix::errno::Errno::EINVAL) && !params.is_empty() {
+                // A bad value must not cost the machine its disk driver.
+                tracing::warn!(
+                    "Module {m} refused the command line's parameters {params}; loading it without them"
+                );
+                params = "";
+                result = finit(&path, params);
+            }
+            match result {
                 Ok(()) => {
-                    tracing::debug!("Loaded module {m}");
+                    if params.is_empty() {
+                        tracing::debug!("Loaded module {m}");
+                    } else {
+                        tracing::info!("Loaded module {m} with {params}");
+                    }
                     loaded += 1;
                 }
                 Err(nix::errno::Errno::EEXIST) => {}
@@ -296,10 +371,11 @@ impl ModuleLoader {
     }
 }
 
-fn finit(path: &Path) -> nix::Result<()> {
+fn finit(path: &Path, params: &str) -> nix::Result<()> {
     let f = File::open(path)
         .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-    nix::kmod::finit_module(&f, c"", nix::kmod::ModuleInitFlags::empty())
+    let params = std::ffi::CString::new(params).map_err(|_| nix::errno::Errno::EINVAL)?;
+    nix::kmod::finit_module(&f, &params, nix::kmod::ModuleInitFlags::empty())
 }
 
 /// Loads hardware drivers and filesystem modules for the running kernel.
@@ -316,7 +392,8 @@ pub fn load_all() {
             return;
         }
     };
-    let mut loader = ModuleLoader::new(index);
+    let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let mut loader = ModuleLoader::new(index).with_cmdline(&cmdline);
     let hw = loader.load_for_hardware();
     let fs: usize = FILESYSTEM_MODULES.iter().map(|m| loader.load(m)).sum();
     tracing::info!("Loaded {hw} hardware and {fs} filesystem modules");
@@ -325,6 +402,19 @@ pub fn load_all() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_line_parameters_per_module() {
+        let p = cmdline_params(
+            "BOOT_IMAGE=/vmlinuz console=ttyS0 nvme_core.io_timeout=600 nvme-core.max_retries=9 \
+             panic=10 foo.bar=\"a b\" nvme.poll_queues=2 .x=1 y.=2 landfall.debug",
+        );
+        assert_eq!(p["nvme_core"], "io_timeout=600 max_retries=9");
+        assert_eq!(p["foo"], "bar=\"a b\"");
+        assert_eq!(p["nvme"], "poll_queues=2");
+        assert_eq!(p["landfall"], "debug");
+        assert_eq!(p.len(), 4, "{p:?}");
+    }
 
     #[test]
     fn globs_as_modules_alias_uses_them() {

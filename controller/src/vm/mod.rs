@@ -148,7 +148,10 @@ pub fn start_rescue(
         boot: Boot::Kernel {
             kernel: kernel.image.clone(),
             initrd: rescue.initrd.clone(),
-            append: "console=ttyS0,115200 panic=-1 loglevel=4".into(),
+            // An emulated NVMe disk can stall past the driver's 30 s I/O timeout
+            // when qemu's writes wait on a busy host; the agent's image inherits
+            // this setting through the kexec, as it would a cloud image's.
+            append: "console=ttyS0,115200 panic=-1 loglevel=4 nvme_core.io_timeout=600".into(),
         },
         forwards: vec![(22, ssh_port), (AGENT_PORT, agent_port)],
         accel: opts.accel,
