@@ -30,15 +30,26 @@
     let
       system = "x86_64-linux";
       options = builtins.fromJSON (builtins.readFile "${vendor}/options.json");
-      pkgs = import ./packages.nix { inherit system options vendor; };
-    in
-    {
-      packages.${system} = pkgs // { default = pkgs.toplevel; };
-      nixosConfigurations.office = {
-        config = {
+      # One system per evaluated disko layout: the packages and the
+      # `config` attributes landfall reads.
+      systemOf = name: devicesFile: rec {
+        pkgs = import ./packages.nix {
+          inherit system options vendor name;
+          fstab = import ./fstab.nix (builtins.fromJSON (builtins.readFile devicesFile));
+        };
+        configuration.config = {
           system.build.toplevel = pkgs.toplevel;
-          disko.devices = import ./disko.nix;
+          disko.devices = import ./disko.nix devicesFile;
         };
       };
+      office = systemOf "office" ./disko-devices.json;
+      office-btrfs = systemOf "office-btrfs" ./disko-devices-btrfs.json;
+    in
+    {
+      packages.${system} = office.pkgs // { default = office.pkgs.toplevel; };
+      nixosConfigurations.office = office.configuration;
+      # The seed's disk with its root as btrfs subvolumes (/, /nix, /home) and
+      # a swapfile in a /swap subvolume; stage 1 loads btrfs and mounts subvol=.
+      nixosConfigurations.office-btrfs = office-btrfs.configuration;
     };
 }

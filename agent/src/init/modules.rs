@@ -378,8 +378,9 @@ fn finit(path: &Path, params: &str) -> nix::Result<()> {
     nix::kmod::finit_module(&f, &params, nix::kmod::ModuleInitFlags::empty())
 }
 
-/// Loads hardware drivers and filesystem modules for the running kernel.
-pub fn load_all() {
+/// A loader for the running kernel's modules (`/lib/modules/$(uname -r)`),
+/// with the command line's module parameters; `None` (logged) without an index.
+fn running_kernel_loader() -> Option<ModuleLoader> {
     let release = crate::inventory::kernel_release();
     let dir = Path::new("/lib/modules").join(&release);
     let index = match ModuleIndex::load(&dir) {
@@ -389,11 +390,34 @@ pub fn load_all() {
                 "No module index in {} ({e}): loading no modules",
                 dir.display()
             );
-            return;
+            return None;
         }
     };
     let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    let mut loader = ModuleLoader::new(index).with_cmdline(&cmdline);
+    Some(ModuleLoader::new(index).with_cmdline(&cmdline))
+}
+
+/// Loads `names` and their dependencies for a step that needs them now (btrfs
+/// for a layout with btrfs content): the image carries such modules, and the
+/// agent loads them only when a layout asks. Modules already loaded or built
+/// in count as nothing; a missing one is logged — the step's own syscall then
+/// fails with a clear error. Returns how many modules were newly loaded.
+pub fn load_on_demand(names: &[&str]) -> usize {
+    let Some(mut loader) = running_kernel_loader() else {
+        return 0;
+    };
+    let n = names.iter().map(|m| loader.load(m)).sum();
+    if n > 0 {
+        tracing::info!("Loaded {n} modules for {}", names.join(", "));
+    }
+    n
+}
+
+/// Loads hardware drivers and filesystem modules for the running kernel.
+pub fn load_all() {
+    let Some(mut loader) = running_kernel_loader() else {
+        return;
+    };
     let hw = loader.load_for_hardware();
     let fs: usize = FILESYSTEM_MODULES.iter().map(|m| loader.load(m)).sum();
     tracing::info!("Loaded {hw} hardware and {fs} filesystem modules");

@@ -44,6 +44,9 @@ pub struct FixtureOptions {
     /// Modules stage 1 loads (with their dependencies, in order) to find and
     /// mount the root: NVMe, ext4 and the crc32c ext4's checksums ask for.
     pub stage1_modules: Vec<String>,
+    /// Modules a btrfs root adds (`office-btrfs`'s stage 1), with the
+    /// dependencies `stage1_modules` do not already bring: `kernel/modules-btrfs`.
+    pub btrfs_modules: Vec<String>,
 }
 
 impl Default for FixtureOptions {
@@ -60,6 +63,7 @@ impl Default for FixtureOptions {
             bootloader_fails: false,
             modules: None,
             stage1_modules: vec!["nvme".into(), "ext4".into(), "crc32c_generic".into()],
+            btrfs_modules: vec!["btrfs".into()],
         }
     }
 }
@@ -206,12 +210,20 @@ fn module_depends(ko: &[u8]) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Copies `wanted` and their dependencies to `dest/<name>.ko`, and writes
-/// `dest/load-order` (dependencies first) for stage 1's insmod.
-fn copy_stage1_modules(modules: &Path, wanted: &[String], dest: &Path) -> Result<(), FixtureError> {
+/// Copies `wanted` and their dependencies, except those in `loaded` (already
+/// in another folder stage 1 loads first), to `dest/<name>.ko`, and writes
+/// `dest/load-order` (dependencies first) for stage 1's insmod. Returns
+/// `loaded` with the modules copied here appended.
+fn copy_stage1_modules(
+    modules: &Path,
+    wanted: &[String],
+    loaded: Vec<String>,
+    dest: &Path,
+) -> Result<Vec<String>, FixtureError> {
     let mut index = std::collections::BTreeMap::new();
     index_modules(&modules.join("kernel"), &mut index);
-    let mut order: Vec<String> = Vec::new();
+    let first_new = loaded.len();
+    let mut order = loaded;
     fn visit(
         name: &str,
         index: &std::collections::BTreeMap<String, PathBuf>,
@@ -240,12 +252,14 @@ fn copy_stage1_modules(modules: &Path, wanted: &[String], dest: &Path) -> Result
         visit(w, &index, &mut order, dest, 0)?;
     }
     let list = dest.join("load-order");
-    fs::write(&list, order.join("\n") + "\n").map_err(|e| FixtureError::Io(list, e))
+    fs::write(&list, order[first_new..].join("\n") + "\n")
+        .map_err(|e| FixtureError::Io(list, e))?;
+    Ok(order)
 }
 
 /// Fills `dest` (created) with what the office flake's `vendor` input holds:
 /// `bb/busybox`, `kernel/{bzImage,version}`, `kernel/modules/*.ko` +
-/// `load-order`, optional `efi/systemd-bootx64.efi` and `options.json`.
+/// `load-order`, `kernel/modules-btrfs/` (the same for a btrfs root), optional `efi/systemd-bootx64.efi` and `options.json`.
 pub fn lay_out_vendor(dest: &Path, opts: &FixtureOptions) -> Result<(), FixtureError> {
     if !opts.busybox.is_file() {
         return Err(FixtureError::Missing(format!(
@@ -269,7 +283,18 @@ pub fn lay_out_vendor(dest: &Path, opts: &FixtureOptions) -> Result<(), FixtureE
         Some(m) => m.clone(),
         None => find_modules(&kernel)?,
     };
-    copy_stage1_modules(&modules, &opts.stage1_modules, &dest.join("kernel/modules"))?;
+    let loaded = copy_stage1_modules(
+        &modules,
+        &opts.stage1_modules,
+        Vec::new(),
+        &dest.join("kernel/modules"),
+    )?;
+    copy_stage1_modules(
+        &modules,
+        &opts.btrfs_modules,
+        loaded,
+        &dest.join("kernel/modules-btrfs"),
+    )?;
     let write = |p: PathBuf, data: String| fs::write(&p, data).map_err(|e| FixtureError::Io(p, e));
     write(dest.join("kernel/version"), format!("{version}\n"))?;
     if let Some(efi) = &opts.systemd_boot_efi {

@@ -38,6 +38,9 @@ pub const DEFAULT_MODULES: &[&str] = &[
     // Filesystems and what they need.
     "ext4",
     "vfat",
+    // btrfs (and, through its dependencies, xor, raid6_pq, zstd, libcrc32c):
+    // the agent loads it only when a layout has btrfs content.
+    "btrfs",
     "nls_cp437",
     "nls_ascii",
     "nls_iso8859-1",
