@@ -437,7 +437,7 @@ fn csum_dump_name(c: BtrfsCsum) -> &'static str {
         BtrfsCsum::Crc32c => "crc32c",
         BtrfsCsum::Xxhash => "xxhash64",
         BtrfsCsum::Sha256 => "sha256",
-        BtrfsCsum::Blake2 => "blake2b",
+        BtrfsCsum::Blake2 => "blake2",
     }
 }
 

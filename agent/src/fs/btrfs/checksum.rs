@@ -38,7 +38,7 @@ impl BtrfsCsum {
             BtrfsCsum::Crc32c => "crc32c",
             BtrfsCsum::Xxhash => "xxhash64",
             BtrfsCsum::Sha256 => "sha256",
-            BtrfsCsum::Blake2 => "blake2b",
+            BtrfsCsum::Blake2 => "blake2",
         }
     }
 
