@@ -205,31 +205,38 @@ impl Drop for Loop {
     }
 }
 
-/// A btrfs mount of an image through its own loop device; unmounted on drop.
+/// A read-write btrfs mount, unmounted on drop. An image file is put on a loop
+/// device of its own, detached after unmounting.
 struct Mounted {
     dir: PathBuf,
     mounted: bool,
-    _loop: Loop,
+    _loop: Option<Loop>,
 }
 
 impl Mounted {
     fn new(image: &Path, dir: &Path) -> Mounted {
-        std::fs::create_dir_all(dir).unwrap();
         let lo = Loop::attach(image);
+        let mut m = Mounted::device(&lo.0, dir);
+        m._loop = Some(lo);
+        m
+    }
+
+    fn device(dev: &Path, dir: &Path) -> Mounted {
+        std::fs::create_dir_all(dir).unwrap();
         let out = run(tool("mount", "mount")
             .args(["-t", "btrfs", "-o", "rw"])
-            .arg(&lo.0)
+            .arg(dev)
             .arg(dir));
         assert!(
             out.status.success(),
             "mount {}: {}",
-            image.display(),
+            dev.display(),
             text(&out)
         );
         Mounted {
             dir: dir.to_owned(),
             mounted: true,
-            _loop: lo,
+            _loop: None,
         }
     }
 
@@ -561,4 +568,34 @@ fn cli_makes_btrfs_with_options() {
         .read_exact_at(&mut head, 0)
         .unwrap();
     assert!(head.iter().all(|&b| b == 0));
+}
+
+#[test]
+fn format_a_loop_block_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = sparse_image(dir.path(), "blk.img", GIB);
+    // Old contents the device path (BLKDISCARD, zeroed ends) must get rid of.
+    let out = run(tool("mkfs.ext4", "e2fsprogs").args(["-q", "-F"]).arg(&img));
+    assert!(out.status.success(), "mkfs.ext4: {}", text(&out));
+    let lo = Loop::attach(&img);
+    let r = format_btrfs(&open_rw(&lo.0), &default_opts("blockdev")).unwrap();
+    assert_eq!(r.size_bytes, GIB);
+    assert_check_clean(&lo.0);
+    let tags = blkid(&lo.0);
+    assert_eq!(
+        blkid_value(&tags, "TYPE").as_deref(),
+        Some("btrfs"),
+        "{tags:?}"
+    );
+    assert_eq!(blkid_value(&tags, "LABEL").as_deref(), Some("blockdev"));
+    assert_eq!(blkid_value(&tags, "UUID").as_deref(), Some(UUID_STR));
+    let mnt = dir.path().join("mnt");
+    let m = Mounted::device(&lo.0, &mnt);
+    assert_eq!(std::fs::read_dir(&mnt).unwrap().count(), 0, "no ext4 left");
+    write_files(&mnt);
+    m.unmount();
+    let m = Mounted::device(&lo.0, &mnt);
+    check_files(&mnt);
+    m.unmount();
+    assert_check_clean(&lo.0);
 }
