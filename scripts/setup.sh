@@ -9,6 +9,7 @@ packages=(
     qemu-system-x86 ovmf          # the VMs (TCG works; KVM used when it really works)
     musl-tools                    # C compiler for the static agent (ring, zstd)
     e2fsprogs dosfstools mtools gdisk fdisk util-linux   # the tools that check our disks
+    btrfs-progs                   # checks our btrfs (btrfs check, dump-super) and the reference mkfs.btrfs
     nix-bin                       # real Nix: builds the test closure, verifies stores
     busybox-static cpio zstd xz-utils kmod   # test initramfs pieces and independent readers
     openssh-client openssh-server # the SSH bootstrap

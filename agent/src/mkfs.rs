@@ -1,15 +1,19 @@
-//! `landfall-agent mkfs ext4|vfat|swap PATH [--label L] [--uuid U]`: the
-//! native filesystem writers from the command line.
+//! `landfall-agent mkfs ext4|btrfs|vfat|swap PATH [--label L] [--uuid U]`
+//! (btrfs also `--csum`, `--metadata`, `--data`): the native filesystem
+//! writers from the command line.
 
 use std::fs::OpenOptions;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use landfall_agent::fs::{self, Ext4Options, SwapOptions, VfatOptions};
+use landfall_agent::fs::{
+    self, BtrfsCsum, BtrfsOptions, BtrfsProfile, Ext4Options, SwapOptions, VfatOptions,
+};
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum FsType {
     Ext4,
+    Btrfs,
     Vfat,
     Swap,
 }
@@ -21,12 +25,55 @@ pub struct MkfsArgs {
     fs_type: FsType,
     /// Block device or image file (must exist).
     path: PathBuf,
-    /// Filesystem label (ext4/swap: 16 bytes, vfat: 11 characters).
+    /// Filesystem label (ext4/swap: 16 bytes, btrfs: 255 bytes, vfat: 11 characters).
     #[arg(long, short = 'L')]
     label: Option<String>,
-    /// UUID (ext4/swap: xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx; vfat: XXXX-XXXX volume id).
+    /// UUID (ext4/btrfs/swap: xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx; vfat: XXXX-XXXX volume id).
     #[arg(long, short = 'U')]
     uuid: Option<String>,
+    /// btrfs only: checksum algorithm.
+    #[arg(long, value_enum)]
+    csum: Option<CsumArg>,
+    /// btrfs only: metadata profile (default dup).
+    #[arg(long, short = 'm', value_enum)]
+    metadata: Option<ProfileArg>,
+    /// btrfs only: data profile (default single).
+    #[arg(long, short = 'd', value_enum)]
+    data: Option<ProfileArg>,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum CsumArg {
+    Crc32c,
+    Xxhash,
+    Sha256,
+    Blake2,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ProfileArg {
+    Single,
+    Dup,
+}
+
+impl From<CsumArg> for BtrfsCsum {
+    fn from(c: CsumArg) -> BtrfsCsum {
+        match c {
+            CsumArg::Crc32c => BtrfsCsum::Crc32c,
+            CsumArg::Xxhash => BtrfsCsum::Xxhash,
+            CsumArg::Sha256 => BtrfsCsum::Sha256,
+            CsumArg::Blake2 => BtrfsCsum::Blake2,
+        }
+    }
+}
+
+impl From<ProfileArg> for BtrfsProfile {
+    fn from(p: ProfileArg) -> BtrfsProfile {
+        match p {
+            ProfileArg::Single => BtrfsProfile::Single,
+            ProfileArg::Dup => BtrfsProfile::Dup,
+        }
+    }
 }
 
 fn parse_uuid(s: &str) -> anyhow::Result<[u8; 16]> {
@@ -47,6 +94,10 @@ pub fn run(args: &MkfsArgs) -> anyhow::Result<()> {
     if !args.path.exists() {
         bail!("{} does not exist", args.path.display());
     }
+    let btrfs_only = args.csum.is_some() || args.metadata.is_some() || args.data.is_some();
+    if btrfs_only && !matches!(args.fs_type, FsType::Btrfs) {
+        bail!("--csum, --metadata and --data are for btrfs only");
+    }
     let dev = OpenOptions::new()
         .read(true)
         .write(true)
@@ -60,6 +111,19 @@ pub fn run(args: &MkfsArgs) -> anyhow::Result<()> {
                 &Ext4Options {
                     label: args.label.clone(),
                     uuid,
+                },
+            )
+        }
+        FsType::Btrfs => {
+            let uuid = args.uuid.as_deref().map(parse_uuid).transpose()?;
+            fs::format_btrfs(
+                &dev,
+                &BtrfsOptions {
+                    label: args.label.clone(),
+                    uuid,
+                    csum: args.csum.map(BtrfsCsum::from).unwrap_or_default(),
+                    metadata: args.metadata.map(BtrfsProfile::from),
+                    data: args.data.map(BtrfsProfile::from),
                 },
             )
         }

@@ -1,7 +1,8 @@
-//! Native filesystem writers: ext4 (our own code), vfat (the `fatfs` crate's
+//! Native filesystem writers: ext4 and btrfs (our own code), vfat (the `fatfs` crate's
 //! formatter) and swap (the v1 SWAPSPACE2 header). Each takes an open
 //! read-write block device or image file and returns what it made.
 
+pub mod btrfs;
 pub mod device;
 pub mod ext4;
 pub mod swap;
@@ -9,6 +10,7 @@ pub mod vfat;
 
 use std::fs::File;
 
+pub use self::btrfs::BtrfsError;
 pub use self::ext4::Ext4Error;
 pub use self::swap::SwapError;
 pub use self::vfat::VfatError;
@@ -20,6 +22,37 @@ pub struct Ext4Options {
     pub label: Option<String>,
     /// Random when `None`.
     pub uuid: Option<[u8; 16]>,
+}
+
+/// Checksum of a btrfs filesystem (`mkfs.btrfs --csum`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BtrfsCsum {
+    #[default]
+    Crc32c,
+    Xxhash,
+    Sha256,
+    Blake2,
+}
+
+/// Block group profile of btrfs metadata or data on a single device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BtrfsProfile {
+    Single,
+    Dup,
+}
+
+/// Options of [`format_btrfs`].
+#[derive(Debug, Clone, Default)]
+pub struct BtrfsOptions {
+    /// Up to 255 bytes.
+    pub label: Option<String>,
+    /// The filesystem UUID (fsid); random when `None`.
+    pub uuid: Option<[u8; 16]>,
+    pub csum: BtrfsCsum,
+    /// `None`: mkfs.btrfs's default for one device, DUP.
+    pub metadata: Option<BtrfsProfile>,
+    /// `None`: mkfs.btrfs's default for one device, single.
+    pub data: Option<BtrfsProfile>,
 }
 
 /// Options of [`format_vfat`].
@@ -56,6 +89,8 @@ pub struct FormatReport {
 pub enum FsError {
     #[error("Cannot format ext4")]
     Ext4(#[from] Ext4Error),
+    #[error("Cannot format btrfs")]
+    Btrfs(#[from] BtrfsError),
     #[error("Cannot format vfat")]
     Vfat(#[from] VfatError),
     #[error("Cannot format swap")]
@@ -67,6 +102,11 @@ pub enum FsError {
 /// Format `dev` as ext4 (see [`ext4`]).
 pub fn format_ext4(dev: &File, opts: &Ext4Options) -> Result<FormatReport, FsError> {
     Ok(ext4::format(dev, opts)?)
+}
+
+/// Format `dev` as btrfs (see [`btrfs`]).
+pub fn format_btrfs(dev: &File, opts: &BtrfsOptions) -> Result<FormatReport, FsError> {
+    Ok(btrfs::format(dev, opts)?)
 }
 
 /// Format `dev` as vfat (see [`vfat`]).
