@@ -16,7 +16,6 @@ packages=(
     hyperfine                     # benchmarks
     curl                          # an independent TLS client in the tests
     systemd-boot-efi              # the systemd-boot EFI binary for boot tests
-    btrfs-progs                   # btrfs check/subvolume list/map-swapfile verify btrfs layouts
 )
 missing=()
 for p in "${packages[@]}"; do

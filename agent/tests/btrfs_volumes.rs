@@ -218,6 +218,51 @@ fn mountinfo(target: &Path) -> Option<(String, String, String)> {
     })
 }
 
+/// The subvolumes of `btrfs-root.json` mounted under `root` with their
+/// options (as /proc/self/mountinfo shows them) and its swapfile active with
+/// priority 5.
+fn check_mounted(root: &Path) {
+    for (mp, subvol, opt) in [
+        ("", "/root", "compress=zstd"),
+        ("home", "/home", ""),
+        ("nix", "/nix", "compress=zstd"),
+        ("swap", "/swap", ""),
+    ] {
+        let (ty, mount_opts, super_opts) =
+            mountinfo(&root.join(mp)).unwrap_or_else(|| panic!("{mp} not mounted"));
+        assert_eq!(ty, "btrfs");
+        assert!(
+            super_opts
+                .split(',')
+                .any(|o| o == format!("subvol={subvol}")),
+            "{mp}: {super_opts}"
+        );
+        if !opt.is_empty() {
+            assert!(
+                super_opts.split(',').any(|o| o.starts_with(opt)),
+                "{mp}: {super_opts}"
+            );
+        }
+        if mp == "nix" {
+            assert!(
+                mount_opts.split(',').any(|o| o == "noatime"),
+                "{mount_opts}"
+            );
+        }
+    }
+    let swaps = std::fs::read_to_string("/proc/swaps").unwrap();
+    let sf = root.join("swap/swapfile");
+    let line = swaps
+        .lines()
+        .find(|l| l.starts_with(sf.to_str().unwrap()))
+        .unwrap_or_else(|| panic!("swapfile not active: {swaps}"));
+    assert!(
+        line.split_whitespace().any(|w| w == "5"),
+        "priority 5: {line}"
+    );
+    check_swapfile(&sf, 64 << 20);
+}
+
 #[test]
 fn apply_mounts_subvolumes_with_their_options_and_a_rerun_adds_only_the_missing() {
     let img = Image::new(1 << 30);
@@ -249,45 +294,7 @@ fn apply_mounts_subvolumes_with_their_options_and_a_rerun_adds_only_the_missing(
                 "swapfile swap/swapfile",
             ]
         );
-        for (mp, subvol, opt) in [
-            ("", "/root", "compress=zstd"),
-            ("home", "/home", ""),
-            ("nix", "/nix", "compress=zstd"),
-            ("swap", "/swap", ""),
-        ] {
-            let (ty, mount_opts, super_opts) =
-                mountinfo(&root.join(mp)).unwrap_or_else(|| panic!("{mp} not mounted"));
-            assert_eq!(ty, "btrfs");
-            assert!(
-                super_opts
-                    .split(',')
-                    .any(|o| o == format!("subvol={subvol}")),
-                "{mp}: {super_opts}"
-            );
-            if !opt.is_empty() {
-                assert!(
-                    super_opts.split(',').any(|o| o.starts_with(opt)),
-                    "{mp}: {super_opts}"
-                );
-            }
-            if mp == "nix" {
-                assert!(
-                    mount_opts.split(',').any(|o| o == "noatime"),
-                    "{mount_opts}"
-                );
-            }
-        }
-        let swaps = std::fs::read_to_string("/proc/swaps").unwrap();
-        let sf = root.join("swap/swapfile");
-        let line = swaps
-            .lines()
-            .find(|l| l.starts_with(sf.to_str().unwrap()))
-            .unwrap_or_else(|| panic!("swapfile not active: {swaps}"));
-        assert!(
-            line.split_whitespace().any(|w| w == "5"),
-            "priority 5: {line}"
-        );
-        check_swapfile(&sf, 64 << 20);
+        check_mounted(root);
     });
     unmount_all(root);
     if let Err(p) = result {
@@ -410,4 +417,57 @@ fn bad_btrfs_layouts_are_refused_and_leave_the_disk_untouched() {
         assert!(err.contains(&field) && err.contains(msg), "{json}:\n{err}");
         assert_eq!(img.sha256(), before, "{json} changed the disk");
     }
+}
+
+/// A blank disk: the native mkfs.btrfs formats it (label from `-L`), then the
+/// subvolumes, mounts and swapfile as above; `btrfs check` clean after use.
+#[test]
+fn apply_on_a_blank_disk_formats_natively_then_lays_out_subvolumes() {
+    let img = Image::new(1 << 30);
+    let lo = Loop::attach(&img.path, 512);
+    let root_dir = tempfile::tempdir().unwrap();
+    let root = root_dir.path();
+    let r = apply_btrfs_root(&lo, root);
+    let result = std::panic::catch_unwind(|| {
+        assert!(!r.already_applied);
+        let kinds: Vec<(u32, &str, Option<&str>)> = r
+            .formatted
+            .iter()
+            .map(|(_, n, f)| (*n, f.fs_type, f.label.as_deref()))
+            .collect();
+        assert_eq!(kinds, vec![(1, "btrfs", Some("nixos"))]);
+        assert_eq!(r.created.len(), 7, "{:?}", r.created);
+        check_mounted(root);
+        std::fs::write(root.join("home/file"), b"home data").unwrap();
+    });
+    unmount_all(root);
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+    // The agent added the partition node (BLKPG) on this loop device.
+    let blk = blkid(&lo.part(1), true);
+    assert_eq!(
+        blk.get("LABEL").map(String::as_str),
+        Some("nixos"),
+        "{blk:?}"
+    );
+    assert_eq!(
+        subvolume_list(&lo.part(1)),
+        vec![
+            "@snapshots/daily",
+            "home",
+            "home/user",
+            "nix",
+            "root",
+            "swap"
+        ]
+    );
+    {
+        let top = TopMount::new(&lo.part(1));
+        assert_eq!(
+            std::fs::read(top.path.join("home/file")).unwrap(),
+            b"home data"
+        );
+    }
+    btrfs_check_clean(&lo.part(1));
 }

@@ -4,9 +4,9 @@
 use std::fs::{File, OpenOptions};
 use std::path::Path;
 
-use landfall_proto::layout::{Btrfs, Content, FsFormat};
+use landfall_proto::layout::{Btrfs, BtrfsCsum, BtrfsProfile, Content, FsFormat};
 
-use crate::fs::{self, Ext4Options, FormatReport, FsError, SwapOptions, VfatOptions};
+use crate::fs::{self, BtrfsOptions, Ext4Options, FormatReport, FsError, SwapOptions, VfatOptions};
 
 use super::signatures::Signature;
 
@@ -77,10 +77,29 @@ pub fn matches(content: &Content, found: &Signature) -> bool {
     label_ok && uuid_ok
 }
 
-/// The native mkfs.btrfs is written on the `btrfs-mkfs` branch; until it is
-/// merged, a btrfs layout is refused at this step.
-fn format_btrfs(_dev: &File, _fs: &Btrfs) -> Result<FormatReport, FsError> {
-    Err(FsError::Unsupported("btrfs"))
+/// The native mkfs.btrfs with what the layout's `extraArgs` ask for.
+fn format_btrfs(dev: &File, fs: &Btrfs) -> Result<FormatReport, FsError> {
+    let profile = |p: Option<BtrfsProfile>| {
+        p.map(|p| match p {
+            BtrfsProfile::Single => fs::BtrfsProfile::Single,
+            BtrfsProfile::Dup => fs::BtrfsProfile::Dup,
+        })
+    };
+    fs::format_btrfs(
+        dev,
+        &BtrfsOptions {
+            label: fs.label.clone(),
+            uuid: None,
+            csum: match fs.csum {
+                None | Some(BtrfsCsum::Crc32c) => fs::BtrfsCsum::Crc32c,
+                Some(BtrfsCsum::Xxhash) => fs::BtrfsCsum::Xxhash,
+                Some(BtrfsCsum::Sha256) => fs::BtrfsCsum::Sha256,
+                Some(BtrfsCsum::Blake2) => fs::BtrfsCsum::Blake2,
+            },
+            metadata: profile(fs.metadata),
+            data: profile(fs.data),
+        },
+    )
 }
 
 /// Format the partition at `node` with the content's filesystem.

@@ -95,8 +95,6 @@ pub enum FsError {
     Vfat(#[from] VfatError),
     #[error("Cannot format swap")]
     Swap(#[from] SwapError),
-    #[error("No native writer for {0} in this build")]
-    Unsupported(&'static str),
 }
 
 /// Format `dev` as ext4 (see [`ext4`]).

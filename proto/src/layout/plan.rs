@@ -208,9 +208,28 @@ fn sector_error(e: SectorError, disk: &str, p: &Partition, geo: Geometry) -> Lay
 /// area (ten 4 KiB pages), checked before anything is written.
 pub const MIN_EXT4_BYTES: u64 = 8 << 20;
 pub const MIN_SWAP_BYTES: u64 = 10 * 4096;
+/// The smallest device mkfs.btrfs 6.2 formats (its "minimum size for each
+/// btrfs device"); the native writer needs less, so this bound is the one
+/// checked before anything is written.
+pub const MIN_BTRFS_BYTES: u64 = 114_294_784;
 
 fn check_content_size(disk: &str, p: &Partition, bytes: u64) -> Result<(), LayoutError> {
     if let Some(Content::Btrfs(b)) = &p.content {
+        if bytes < MIN_BTRFS_BYTES {
+            let field = if p.end == p.size.default_end() {
+                "size"
+            } else {
+                "end"
+            };
+            return Err(LayoutError::new(
+                format!("{}.{field}", part_path(disk, p)),
+                format!(
+                    "{} is too small for btrfs (at least {}, as mkfs.btrfs requires)",
+                    human_bytes(bytes),
+                    human_bytes(MIN_BTRFS_BYTES)
+                ),
+            ));
+        }
         let mut total: u64 = 0;
         for (s, f) in b.swapfiles() {
             total = total.saturating_add(f.size_bytes);

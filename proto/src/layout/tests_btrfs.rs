@@ -376,17 +376,21 @@ fn invalid_btrfs_names_the_field() {
 #[test]
 fn a_swapfile_bigger_than_the_partition_is_refused_when_planning() {
     let l = Layout::from_json(&one(
-        r#""mountpoint":"/","swap":{"a":{"size":"40M"}},"subvolumes":{"s":{"mountpoint":"/s","swap":{"b":{"size":"30M"}}}}"#,
+        r#""mountpoint":"/","swap":{"a":{"size":"150M"}},"subvolumes":{"s":{"mountpoint":"/s","swap":{"b":{"size":"120M"}}}}"#,
     ))
     .unwrap();
-    // 64 MiB disk: the partition holds a little under 63 MiB; 40M fits, 40M+30M does not.
-    let e = plan_on(&l, 64 << 20).unwrap_err();
+    // 256 MiB disk: the partition holds a little under 255 MiB; 150M fits, 150M+120M does not.
+    let e = plan_on(&l, 256 << 20).unwrap_err();
     assert_eq!(
         e.path,
         "disk.main.content.partitions.root.content.subvolumes.s.swap.b.size"
     );
     assert!(e.message.contains("does not fit"), "{e}");
-    assert!(plan_on(&l, 256 << 20).is_ok());
+    assert!(plan_on(&l, 512 << 20).is_ok());
+    // Below mkfs.btrfs's minimum device size the partition itself is refused.
+    let e = plan_on(&l, 100 << 20).unwrap_err();
+    assert_eq!(e.path, "disk.main.content.partitions.root.size");
+    assert!(e.message.contains("too small for btrfs"), "{e}");
 }
 
 #[test]
