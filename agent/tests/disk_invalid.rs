@@ -53,7 +53,16 @@ fn invalid_layouts_are_refused_and_the_disk_is_untouched() {
         ),
         (gpt(r#""pv":{"size":"4M","content":{"type":"lvm_pv","vg":"v"}}"#), "disk.main.content.partitions.pv.content.type", "\"lvm_pv\""),
         (gpt(r#""r":{"size":"4M","content":{"type":"mdraid","name":"md"}}"#), "disk.main.content.partitions.r.content.type", "\"mdraid\""),
-        (gpt(r#""b":{"size":"4M","content":{"type":"btrfs"}}"#), "disk.main.content.partitions.b.content.type", "\"btrfs\""),
+        (
+            gpt(r#""b":{"size":"4M","content":{"type":"btrfs","extraArgs":["-O","quota"]}}"#),
+            "disk.main.content.partitions.b.content.extraArgs.0",
+            "unsupported mkfs.btrfs argument \"-O\"",
+        ),
+        (
+            gpt(r#""b":{"size":"4M","content":{"type":"btrfs","subvolumes":{"/a/../b":{}}}}"#),
+            "disk.main.content.partitions.b.content.subvolumes./a/../b",
+            "must not contain . or ..",
+        ),
         (gpt(r#""z":{"size":"4M","content":{"type":"zfs","pool":"tank"}}"#), "disk.main.content.partitions.z.content.type", "\"zfs\""),
         (r#"{"disk":{"main":{"device":"/dev/x","content":{"type":"table","format":"gpt","partitions":[]}}}}"#.into(), "disk.main.content.type", "legacy"),
         (

@@ -38,6 +38,25 @@ pub fn describe(layout: &Layout) -> String {
                     f.mountpoint.as_deref().unwrap_or("(not mounted)")
                 ),
                 Some(Content::Swap(_)) => "swap".to_string(),
+                Some(Content::Btrfs(b)) => {
+                    let subs: Vec<String> = b
+                        .subvolumes
+                        .iter()
+                        .map(|s| match &s.mountpoint {
+                            Some(m) => format!("{}→{m}", s.name),
+                            None => s.name.clone(),
+                        })
+                        .collect();
+                    format!(
+                        "btrfs {}{}",
+                        b.mountpoint.as_deref().unwrap_or("(top level not mounted)"),
+                        if subs.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" [{}]", subs.join(", "))
+                        }
+                    )
+                }
                 None => "(no filesystem)".to_string(),
             };
             s += &format!(

@@ -5,10 +5,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use landfall_proto::layout::{matches_existing, Content, DiskPlan, MountPlan, MountSource, Plan};
+use landfall_proto::layout::{
+    matches_existing, Btrfs, Content, DiskPlan, MountPlan, MountSource, Plan, SwapfilePlan,
+};
 use serde::{Deserialize, Serialize};
 
 use super::apply::{ApplyOptions, DiskError};
+use super::btrfs_volumes;
 use super::format::{self, expected_type};
 use super::kernel::{self, WantedPartition};
 use super::mounting;
@@ -30,10 +33,14 @@ pub enum Action {
     Reread { disk: String },
     /// Make the partition's filesystem (or swap).
     Format { disk: String, number: u32 },
+    /// Create the missing subvolumes and swapfiles of a btrfs partition.
+    BtrfsVolumes { disk: String, number: u32 },
     /// Mount `plan.mounts[index]` under the root.
     Mount { index: usize },
     /// Activate a swap partition.
     Swapon { disk: String, number: u32 },
+    /// Activate `plan.swapfiles[index]` (its subvolume mounted under the root).
+    SwapFile { index: usize },
 }
 
 /// What the steps share while an apply runs.
@@ -44,6 +51,8 @@ pub(crate) struct Context<'a> {
     /// Device node of each partition, filled by `Reread`.
     pub nodes: BTreeMap<(String, u32), PathBuf>,
     pub formatted: Vec<(String, u32, FormatReport)>,
+    /// Subvolumes and swapfiles made by `BtrfsVolumes` (`subvolume nix`).
+    pub created: Vec<String>,
 }
 
 impl<'a> Context<'a> {
@@ -57,6 +66,13 @@ impl<'a> Context<'a> {
 
     fn mount(&self, index: usize) -> Result<&'a MountPlan, DiskError> {
         self.plan.mounts.get(index).ok_or(DiskError::NoMount(index))
+    }
+
+    fn swapfile(&self, index: usize) -> Result<&'a SwapfilePlan, DiskError> {
+        self.plan
+            .swapfiles
+            .get(index)
+            .ok_or(DiskError::NoSwapfile(index))
     }
 
     fn node(&self, disk: &str, number: u32) -> Result<PathBuf, DiskError> {
@@ -80,6 +96,13 @@ fn wanted(d: &DiskPlan) -> Vec<WantedPartition> {
             length: p.sectors() * ss,
         })
         .collect()
+}
+
+fn btrfs_content(d: &DiskPlan, number: u32) -> Option<&Btrfs> {
+    match content(d, number) {
+        Some(Content::Btrfs(b)) => Some(b),
+        _ => None,
+    }
 }
 
 fn content(d: &DiskPlan, number: u32) -> Option<&Content> {
@@ -149,6 +172,23 @@ impl Action {
                 None => format!("Mount #{index}"),
             },
             Action::Swapon { disk, number } => format!("Activate swap on {}", label(disk, *number)),
+            Action::BtrfsVolumes { disk, number } => {
+                let b = plan
+                    .disks
+                    .iter()
+                    .find(|d| &d.key == disk)
+                    .and_then(|d| btrfs_content(d, *number));
+                format!(
+                    "Create the {} subvolume(s) and {} swapfile(s) of partition {number} ({}) where missing",
+                    b.map_or(0, |b| b.subvolumes.len()),
+                    b.map_or(0, |b| b.swapfiles().count()),
+                    label(disk, *number)
+                )
+            }
+            Action::SwapFile { index } => match plan.swapfiles.get(*index) {
+                Some(f) => format!("Activate swapfile {}", f.location),
+                None => format!("Activate swapfile #{index}"),
+            },
         }
     }
 
@@ -224,6 +264,26 @@ impl Action {
                 let done = mounting::is_swap_active(&node).map_err(DiskError::Mount)?;
                 Ok(done.then(|| "already active".into()))
             }
+            Action::BtrfsVolumes { disk, number } => {
+                let (d, _) = cx.disk(disk)?;
+                let Some(b) = btrfs_content(d, *number) else {
+                    return Ok(Some("not btrfs".into()));
+                };
+                if b.subvolumes.is_empty() && b.swap.is_empty() {
+                    return Ok(Some("no subvolumes or swapfiles".into()));
+                }
+                let node = cx.node(disk, *number)?;
+                let missing = btrfs_volumes::missing(&node, b).map_err(DiskError::Btrfs)?;
+                Ok(missing
+                    .is_empty()
+                    .then(|| "every subvolume and swapfile is there".into()))
+            }
+            Action::SwapFile { index } => {
+                let f = cx.swapfile(*index)?;
+                let path = mounting::target(&cx.opts.root, &f.location);
+                let done = mounting::is_swap_active(&path).map_err(DiskError::Mount)?;
+                Ok(done.then(|| "already active".into()))
+            }
         }
     }
 
@@ -294,6 +354,24 @@ impl Action {
                     swap.and_then(|s| s.discard_policy.as_deref()),
                 );
                 sysmount::swapon(&node, flags)
+                    .map_err(|e| DiskError::Mount(mounting::MountStepError::Mount(e)))?;
+                Ok(())
+            }
+            Action::BtrfsVolumes { disk, number } => {
+                let (d, _) = cx.disk(disk)?;
+                let Some(b) = btrfs_content(d, *number) else {
+                    return Ok(());
+                };
+                let node = cx.node(disk, *number)?;
+                let made = btrfs_volumes::ensure(&node, b).map_err(DiskError::Btrfs)?;
+                cx.created.extend(made.iter().map(|m| m.to_string()));
+                Ok(())
+            }
+            Action::SwapFile { index } => {
+                let f = cx.swapfile(*index)?;
+                let path = mounting::target(&cx.opts.root, &f.location);
+                let flags = sysmount::swap_flags(f.priority, None);
+                sysmount::swapon(&path, flags)
                     .map_err(|e| DiskError::Mount(mounting::MountStepError::Mount(e)))?;
                 Ok(())
             }

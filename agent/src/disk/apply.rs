@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use landfall_proto::layout::{plan, Layout, LayoutError, Plan};
+use landfall_proto::layout::{plan, Content, Layout, LayoutError, Plan};
 use serde::{Deserialize, Serialize};
 
 use super::action::{Action, Context};
+use super::btrfs_volumes::BtrfsVolumeError;
 use super::events::StepEvent;
 use super::format::FormatError;
 use super::kernel::KernelError;
@@ -38,6 +39,10 @@ pub enum DiskError {
     Format(#[source] FormatError),
     #[error("Mount step failed")]
     Mount(#[source] MountStepError),
+    #[error("Cannot lay out btrfs subvolumes and swapfiles")]
+    Btrfs(#[source] BtrfsVolumeError),
+    #[error("The plan has no swapfile #{0}")]
+    NoSwapfile(usize),
     #[error("The plan has no disk {0}")]
     UnknownDisk(String),
     #[error("The plan has no mount #{0}")]
@@ -95,6 +100,8 @@ pub struct ApplyReport {
     pub partitions: Vec<PartitionNode>,
     /// `(disk, number, report)` of each filesystem made.
     pub formatted: Vec<(String, u32, FormatReport)>,
+    /// btrfs subvolumes and swapfiles created (`subvolume home`, `swapfile swap/swapfile`).
+    pub created: Vec<String>,
 }
 
 /// Probe the open disks and plan the layout on them.
@@ -130,6 +137,17 @@ pub fn actions(plan: &Plan, opts: &ApplyOptions) -> Vec<Action> {
             });
         }
     }
+    for d in &plan.disks {
+        for p in &d.partitions {
+            if matches!(&p.content, Some(Content::Btrfs(b)) if !b.subvolumes.is_empty() || !b.swap.is_empty())
+            {
+                out.push(Action::BtrfsVolumes {
+                    disk: d.key.clone(),
+                    number: p.number,
+                });
+            }
+        }
+    }
     out.extend(mount_actions(plan, opts));
     out
 }
@@ -144,6 +162,10 @@ fn mount_actions(plan: &Plan, opts: &ApplyOptions) -> Vec<Action> {
             disk: s.disk.clone(),
             number: s.number,
         }));
+        // A swapfile is found through its subvolume's mount.
+        if opts.mount {
+            out.extend((0..plan.swapfiles.len()).map(|index| Action::SwapFile { index }));
+        }
     }
     out
 }
@@ -162,6 +184,7 @@ fn run(
         opts,
         nodes: BTreeMap::new(),
         formatted: Vec::new(),
+        created: Vec::new(),
     };
     let total = steps.len();
     // Every disk the plan rewrites must be writable and unused before the first
@@ -252,6 +275,7 @@ fn run(
         skipped,
         partitions,
         formatted: cx.formatted,
+        created: cx.created,
     })
 }
 
@@ -309,10 +333,22 @@ pub fn unmount_layout(plan: &Plan, root: &Path) -> Result<usize, DiskError> {
     Ok(n)
 }
 
-/// Deactivate the plan's active swap partitions; returns how many (what PID 1
-/// does before reboot).
-pub fn swapoff_layout(plan: &Plan, disks: &BTreeMap<String, OpenDisk>) -> Result<usize, DiskError> {
+/// Deactivate the plan's active swapfiles (under `root`) and swap partitions;
+/// returns how many (what PID 1 does before reboot).
+pub fn swapoff_layout(
+    plan: &Plan,
+    disks: &BTreeMap<String, OpenDisk>,
+    root: &Path,
+) -> Result<usize, DiskError> {
     let mut n = 0;
+    for f in &plan.swapfiles {
+        let path = mounting::target(root, &f.location);
+        if mounting::is_swap_active(&path).map_err(DiskError::Mount)? {
+            crate::sys::mount::swapoff(&path)
+                .map_err(|e| DiskError::Mount(MountStepError::Mount(e)))?;
+            n += 1;
+        }
+    }
     for s in &plan.swaps {
         let disk = disks
             .get(&s.disk)

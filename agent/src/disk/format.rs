@@ -4,9 +4,9 @@
 use std::fs::{File, OpenOptions};
 use std::path::Path;
 
-use landfall_proto::layout::{Content, FsFormat};
+use landfall_proto::layout::{Btrfs, BtrfsCsum, BtrfsProfile, Content, FsFormat};
 
-use crate::fs::{self, Ext4Options, FormatReport, FsError, SwapOptions, VfatOptions};
+use crate::fs::{self, BtrfsOptions, Ext4Options, FormatReport, FsError, SwapOptions, VfatOptions};
 
 use super::signatures::Signature;
 
@@ -48,6 +48,7 @@ pub fn expected_type(content: &Content) -> &'static str {
     match content {
         Content::Filesystem(f) => f.format.as_str(),
         Content::Swap(_) => "swap",
+        Content::Btrfs(_) => "btrfs",
     }
 }
 
@@ -59,6 +60,7 @@ pub fn matches(content: &Content, found: &Signature) -> bool {
     let (label, uuid) = match content {
         Content::Filesystem(f) => (f.label.as_deref(), f.uuid.as_deref()),
         Content::Swap(s) => (s.label.as_deref(), s.uuid.as_deref()),
+        Content::Btrfs(b) => (b.label.as_deref(), None),
     };
     let label_ok = label.is_none_or(|l| {
         found
@@ -73,6 +75,31 @@ pub fn matches(content: &Content, found: &Signature) -> bool {
             .is_some_and(|f| f.replace('-', "").eq_ignore_ascii_case(&u.replace('-', "")))
     });
     label_ok && uuid_ok
+}
+
+/// The native mkfs.btrfs with what the layout's `extraArgs` ask for.
+fn format_btrfs(dev: &File, fs: &Btrfs) -> Result<FormatReport, FsError> {
+    let profile = |p: Option<BtrfsProfile>| {
+        p.map(|p| match p {
+            BtrfsProfile::Single => fs::BtrfsProfile::Single,
+            BtrfsProfile::Dup => fs::BtrfsProfile::Dup,
+        })
+    };
+    fs::format_btrfs(
+        dev,
+        &BtrfsOptions {
+            label: fs.label.clone(),
+            uuid: None,
+            csum: match fs.csum {
+                None | Some(BtrfsCsum::Crc32c) => fs::BtrfsCsum::Crc32c,
+                Some(BtrfsCsum::Xxhash) => fs::BtrfsCsum::Xxhash,
+                Some(BtrfsCsum::Sha256) => fs::BtrfsCsum::Sha256,
+                Some(BtrfsCsum::Blake2) => fs::BtrfsCsum::Blake2,
+            },
+            metadata: profile(fs.metadata),
+            data: profile(fs.data),
+        },
+    )
 }
 
 /// Format the partition at `node` with the content's filesystem.
@@ -90,6 +117,7 @@ pub fn format_partition(node: &Path, content: &Content) -> Result<FormatReport, 
         source,
     };
     let report = match content {
+        Content::Btrfs(b) => format_btrfs(&dev, b).map_err(fmt_err)?,
         Content::Filesystem(f) => match f.format {
             FsFormat::Ext4 => {
                 let uuid = f.uuid.as_deref().map(uuid_bytes).transpose()?;

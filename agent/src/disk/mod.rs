@@ -9,6 +9,7 @@
 
 mod action;
 mod apply;
+pub mod btrfs_volumes;
 mod events;
 pub mod format;
 pub mod kernel;

@@ -4,6 +4,7 @@
 
 pub mod blk;
 pub mod blkpg;
+pub mod btrfs;
 pub mod kexec;
 pub mod loopdev;
 pub mod mount;

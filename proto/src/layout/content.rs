@@ -1,4 +1,5 @@
-//! The contents landfall supports — `filesystem` (ext4, vfat), `swap` — and
+//! The contents landfall supports — `filesystem` (ext4, vfat), `swap`, `btrfs`
+//! (in [`super::btrfs`]) — and
 //! `nodev` entries (tmpfs), with their mountpoints, mount options and the
 //! `extraArgs` our formatters understand (`-L`/`-U` for ext4 and swap,
 //! `-n`/`-i` for vfat); everything else is an error naming the field.
@@ -14,10 +15,10 @@ use super::typecode;
 
 /// Content types disko knows that landfall does not create.
 const UNSUPPORTED_CONTENT: &[&str] = &[
-    "luks", "lvm_pv", "mdraid", "btrfs", "zfs", "bcachefs", "bcache", "verity", "table", "gpt",
+    "luks", "lvm_pv", "mdraid", "zfs", "bcachefs", "bcache", "verity", "table", "gpt",
 ];
 
-fn check_mountpoint(mp: &str, path: &str) -> Result<(), LayoutError> {
+pub(super) fn check_mountpoint(mp: &str, path: &str) -> Result<(), LayoutError> {
     if !mp.starts_with('/') {
         return Err(err(path, format!("\"{mp}\" does not start with /")));
     }
@@ -30,7 +31,7 @@ fn check_mountpoint(mp: &str, path: &str) -> Result<(), LayoutError> {
     Ok(())
 }
 
-fn mount_options(o: &Obj, path: &str) -> Result<Vec<String>, LayoutError> {
+pub(super) fn mount_options(o: &Obj, path: &str) -> Result<Vec<String>, LayoutError> {
     let opts = str_list(o, "mountOptions", path)?.unwrap_or_else(|| vec!["defaults".to_string()]);
     if let Some(i) = opts.iter().position(|s| s.is_empty() || s.contains(',')) {
         return Err(err(
@@ -48,10 +49,11 @@ pub(super) fn parse_content(v: &Value, path: &str) -> Result<Content, LayoutErro
     match t {
         "filesystem" => parse_filesystem(o, path).map(Content::Filesystem),
         "swap" => parse_swap(o, path).map(Content::Swap),
+        "btrfs" => super::btrfs::parse_btrfs(o, path).map(Content::Btrfs),
         t if UNSUPPORTED_CONTENT.contains(&t) => Err(err(
             &join(path, "type"),
             format!(
-                "content type \"{t}\" is not supported by landfall (supported: filesystem, swap)"
+                "content type \"{t}\" is not supported by landfall (supported: filesystem, swap, btrfs)"
             ),
         )),
         t => Err(err(

@@ -6,6 +6,7 @@
 //! No I/O here: the agent supplies what it found on each disk
 //! ([`DiskFacts`]); the controller uses the same code to show a plan.
 
+mod btrfs;
 mod content;
 mod error;
 mod json;
@@ -18,11 +19,14 @@ pub mod typecode;
 mod units;
 
 pub use error::LayoutError;
-pub use model::{Content, Disk, Filesystem, FsFormat, Layout, Nodev, Partition, Swap};
+pub use model::{
+    Btrfs, BtrfsCsum, BtrfsProfile, Content, Disk, Filesystem, FsFormat, Layout, Nodev, Partition,
+    Subvolume, Swap, Swapfile,
+};
 pub use parse::default_label;
 pub use plan::{
     matches_existing, partition_ranges, plan, DiskFacts, DiskPlan, ExistingDisk, ExistingPartition,
-    MountPlan, MountSource, PartitionPlan, Plan, SwapPlan,
+    MountPlan, MountSource, PartitionPlan, Plan, SwapPlan, SwapfilePlan,
 };
 pub use render::render;
 pub use sectors::Geometry;
@@ -30,3 +34,5 @@ pub use units::{human_bytes, Position, Sign, Size};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_btrfs;

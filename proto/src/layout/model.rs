@@ -72,6 +72,7 @@ pub struct Partition {
 pub enum Content {
     Filesystem(Filesystem),
     Swap(Swap),
+    Btrfs(Btrfs),
 }
 
 /// Filesystems the agent formats itself.
@@ -115,6 +116,88 @@ pub struct Swap {
     /// swapon priority.
     pub priority: Option<i64>,
     pub random_encryption: bool,
+}
+
+/// `content.type = "btrfs"` on one device: the filesystem, its top-level
+/// mount, its subvolumes (parents before children) and its swapfiles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Btrfs {
+    /// From `extraArgs` `-L`/`--label`.
+    pub label: Option<String>,
+    /// From `extraArgs` `--csum`/`--checksum`; `None` is mkfs.btrfs's default (crc32c).
+    pub csum: Option<BtrfsCsum>,
+    /// From `extraArgs` `-m`/`--metadata`; `None` is mkfs.btrfs's default.
+    pub metadata: Option<BtrfsProfile>,
+    /// From `extraArgs` `-d`/`--data`; `None` is mkfs.btrfs's default.
+    pub data: Option<BtrfsProfile>,
+    /// Where the top level (subvolume id 5) is mounted, without `subvol=`.
+    pub mountpoint: Option<String>,
+    pub mount_options: Vec<String>,
+    /// Sorted so that every subvolume comes after the subvolumes its path lies in.
+    pub subvolumes: Vec<Subvolume>,
+    /// Swapfiles in the top level (`swap`), by attribute name.
+    pub swap: Vec<Swapfile>,
+}
+
+/// Checksum algorithms of `mkfs.btrfs --csum`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BtrfsCsum {
+    Crc32c,
+    Xxhash,
+    Sha256,
+    Blake2,
+}
+
+/// Block group profiles possible on one device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BtrfsProfile {
+    Single,
+    Dup,
+}
+
+/// `subvolumes.<key>`: a subvolume of the top level.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subvolume {
+    /// The attribute name.
+    pub key: String,
+    /// disko's `name` as written (`/home/user`, `@nix`); what `subvol=` gets.
+    pub name: String,
+    /// `name` relative to the top level: no leading `/`, no empty, `.` or
+    /// `..` component, each component at most 255 bytes.
+    pub path: String,
+    pub mountpoint: Option<String>,
+    pub mount_options: Vec<String>,
+    /// Swapfiles inside this subvolume, by attribute name.
+    pub swap: Vec<Swapfile>,
+}
+
+/// `swap.<key>`: a swapfile as `btrfs filesystem mkswapfile` makes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Swapfile {
+    /// The attribute name.
+    pub key: String,
+    /// A file name in the subvolume (or top level) that holds it.
+    pub path: String,
+    /// As written (`20M`).
+    pub size: String,
+    /// `size` in bytes, a whole number of 4 KiB pages.
+    pub size_bytes: u64,
+    /// swapon priority (0-32767); `None` lets the kernel choose.
+    pub priority: Option<i64>,
+    pub options: Vec<String>,
+}
+
+impl Btrfs {
+    /// Every swapfile with the subvolume that holds it (`None`: the top level).
+    pub fn swapfiles(&self) -> impl Iterator<Item = (Option<&Subvolume>, &Swapfile)> {
+        self.swap.iter().map(|f| (None, f)).chain(
+            self.subvolumes
+                .iter()
+                .flat_map(|s| s.swap.iter().map(move |f| (Some(s), f))),
+        )
+    }
 }
 
 /// A `nodev` entry: a filesystem without a device (tmpfs).

@@ -336,15 +336,34 @@ fn check_unique(layout: &Layout) -> Result<(), LayoutError> {
                     format!("duplicate label \"{}\" (also {other})", p.label),
                 ));
             }
-            if let Some(Content::Filesystem(fs)) = &p.content {
-                if let Some(mp) = &fs.mountpoint {
-                    let mpath = format!("{ppath}.content.mountpoint");
-                    if let Some(other) = mounts.insert(mp, mpath.clone()) {
-                        return Err(err(
-                            &mpath,
-                            format!("duplicate mountpoint \"{mp}\" (also {other})"),
-                        ));
+            let mut here: Vec<(&str, String)> = Vec::new();
+            match &p.content {
+                Some(Content::Filesystem(fs)) => {
+                    if let Some(mp) = &fs.mountpoint {
+                        here.push((mp, format!("{ppath}.content.mountpoint")));
                     }
+                }
+                Some(Content::Btrfs(b)) => {
+                    if let Some(mp) = &b.mountpoint {
+                        here.push((mp, format!("{ppath}.content.mountpoint")));
+                    }
+                    for s in &b.subvolumes {
+                        if let Some(mp) = &s.mountpoint {
+                            here.push((
+                                mp,
+                                format!("{ppath}.content.subvolumes.{}.mountpoint", s.key),
+                            ));
+                        }
+                    }
+                }
+                _ => {}
+            }
+            for (mp, mpath) in here {
+                if let Some(other) = mounts.insert(mp, mpath.clone()) {
+                    return Err(err(
+                        &mpath,
+                        format!("duplicate mountpoint \"{mp}\" (also {other})"),
+                    ));
                 }
             }
         }

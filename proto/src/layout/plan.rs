@@ -53,6 +53,9 @@ pub struct Plan {
     /// In mount order (by mountpoint, byte order: parents first).
     pub mounts: Vec<MountPlan>,
     pub swaps: Vec<SwapPlan>,
+    /// Swapfiles on btrfs, activated after the mounts.
+    #[serde(default)]
+    pub swapfiles: Vec<SwapfilePlan>,
 }
 
 /// What happens to one disk.
@@ -97,6 +100,7 @@ impl PartitionPlan {
         match &self.content {
             Some(Content::Filesystem(fs)) => Some(fs.format.as_str()),
             Some(Content::Swap(s)) if !s.random_encryption => Some("swap"),
+            Some(Content::Btrfs(_)) => Some("btrfs"),
             _ => None,
         }
     }
@@ -132,6 +136,23 @@ pub struct SwapPlan {
     pub label: String,
     pub priority: Option<i64>,
     pub discard_policy: Option<String>,
+}
+
+/// One btrfs swapfile: made in its subvolume by the format steps, activated
+/// at `location` under the root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwapfilePlan {
+    pub disk: String,
+    pub number: u32,
+    pub label: String,
+    /// The subvolume path holding it (`swap`); `None`: the top level.
+    pub subvolume: Option<String>,
+    /// The file name in that subvolume.
+    pub file: String,
+    /// Where NixOS finds it: the subvolume's mountpoint joined with `file`.
+    pub location: String,
+    pub size_bytes: u64,
+    pub priority: Option<i64>,
 }
 
 impl Plan {
@@ -187,8 +208,49 @@ fn sector_error(e: SectorError, disk: &str, p: &Partition, geo: Geometry) -> Lay
 /// area (ten 4 KiB pages), checked before anything is written.
 pub const MIN_EXT4_BYTES: u64 = 8 << 20;
 pub const MIN_SWAP_BYTES: u64 = 10 * 4096;
+/// The smallest device mkfs.btrfs 6.2 formats (its "minimum size for each
+/// btrfs device"); the native writer needs less, so this bound is the one
+/// checked before anything is written.
+pub const MIN_BTRFS_BYTES: u64 = 114_294_784;
 
 fn check_content_size(disk: &str, p: &Partition, bytes: u64) -> Result<(), LayoutError> {
+    if let Some(Content::Btrfs(b)) = &p.content {
+        if bytes < MIN_BTRFS_BYTES {
+            let field = if p.end == p.size.default_end() {
+                "size"
+            } else {
+                "end"
+            };
+            return Err(LayoutError::new(
+                format!("{}.{field}", part_path(disk, p)),
+                format!(
+                    "{} is too small for btrfs (at least {}, as mkfs.btrfs requires)",
+                    human_bytes(bytes),
+                    human_bytes(MIN_BTRFS_BYTES)
+                ),
+            ));
+        }
+        let mut total: u64 = 0;
+        for (s, f) in b.swapfiles() {
+            total = total.saturating_add(f.size_bytes);
+            if total > bytes {
+                let at = match s {
+                    Some(s) => format!("subvolumes.{}.swap.{}", s.key, f.key),
+                    None => format!("swap.{}", f.key),
+                };
+                return Err(LayoutError::new(
+                    format!("{}.content.{at}.size", part_path(disk, p)),
+                    format!(
+                        "swapfile of {} does not fit: the btrfs partition holds {} ({} of swapfiles with this one)",
+                        human_bytes(f.size_bytes),
+                        human_bytes(bytes),
+                        human_bytes(total)
+                    ),
+                ));
+            }
+        }
+        return Ok(());
+    }
     let (min, what) = match &p.content {
         Some(Content::Filesystem(fs)) if fs.format == super::model::FsFormat::Ext4 => {
             (MIN_EXT4_BYTES, "ext4")
@@ -264,6 +326,7 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
     let mut disks = Vec::new();
     let mut mounts = Vec::new();
     let mut swaps = Vec::new();
+    let mut swapfiles = Vec::new();
     let mut paths: BTreeMap<&str, &str> = BTreeMap::new();
     for d in &layout.disks {
         let f = facts.get(&d.key).ok_or_else(|| {
@@ -312,6 +375,51 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
                             },
                             fs_type: fs.format.as_str().to_string(),
                             options: fs.mount_options.clone(),
+                        });
+                    }
+                }
+                Some(Content::Btrfs(b)) => {
+                    let source = || MountSource::Partition {
+                        disk: d.key.clone(),
+                        number: p.number,
+                        label: p.label.clone(),
+                    };
+                    if let Some(mp) = &b.mountpoint {
+                        mounts.push(MountPlan {
+                            mountpoint: mp.clone(),
+                            source: source(),
+                            fs_type: "btrfs".to_string(),
+                            options: b.mount_options.clone(),
+                        });
+                    }
+                    for s in &b.subvolumes {
+                        if let Some(mp) = &s.mountpoint {
+                            let mut options = s.mount_options.clone();
+                            options.push(format!("subvol={}", s.name));
+                            mounts.push(MountPlan {
+                                mountpoint: mp.clone(),
+                                source: source(),
+                                fs_type: "btrfs".to_string(),
+                                options,
+                            });
+                        }
+                    }
+                    for (s, f) in b.swapfiles() {
+                        // Parse refuses swapfiles without a mountpoint.
+                        let mp = match s {
+                            Some(s) => s.mountpoint.as_deref(),
+                            None => b.mountpoint.as_deref(),
+                        }
+                        .unwrap_or("/");
+                        swapfiles.push(SwapfilePlan {
+                            disk: d.key.clone(),
+                            number: p.number,
+                            label: p.label.clone(),
+                            subvolume: s.map(|s| s.path.clone()),
+                            file: f.path.clone(),
+                            location: format!("{}/{}", mp.trim_end_matches('/'), f.path),
+                            size_bytes: f.size_bytes,
+                            priority: f.priority,
                         });
                     }
                 }
@@ -364,6 +472,7 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
         disks,
         mounts,
         swaps,
+        swapfiles,
     })
 }
 

@@ -94,6 +94,21 @@ pub fn render(plan: &Plan, root: &str) -> String {
                         .unwrap_or_default()
                 ),
                 Some(Content::Swap(_)) => "swap".to_string(),
+                Some(Content::Btrfs(b)) => {
+                    let names: Vec<&str> = b.subvolumes.iter().map(|s| s.path.as_str()).collect();
+                    format!(
+                        "btrfs{}{}",
+                        b.mountpoint
+                            .as_ref()
+                            .map(|m| format!(" at {m}"))
+                            .unwrap_or_default(),
+                        if names.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", subvolumes {}", names.join(" "))
+                        }
+                    )
+                }
                 None => "-".to_string(),
             };
             let _ = writeln!(
@@ -128,6 +143,15 @@ pub fn render(plan: &Plan, root: &str) -> String {
     }
     for w in &plan.swaps {
         let _ = writeln!(s, "swap: /dev/disk/by-partlabel/{}", w.label);
+    }
+    for w in &plan.swapfiles {
+        let _ = writeln!(
+            s,
+            "swapfile: {root}{} ({}, on /dev/disk/by-partlabel/{})",
+            w.location,
+            human_bytes(w.size_bytes),
+            w.label
+        );
     }
     s
 }

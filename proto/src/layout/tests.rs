@@ -193,7 +193,7 @@ fn invalid_layouts_name_the_field() {
         (r#"{"mdadm":{"r":{"type":"mdadm"}}}"#.into(), "mdadm", "mdadm arrays"),
         (r#"{"lvm_vg":{"pool":{"type":"lvm_vg"}}}"#.into(), "lvm_vg", "LVM volume groups"),
         (r#"{"nodev":{"/":{"fsType":"proc"}}}"#.into(), "nodev./.fsType", "\"proc\" is not supported"),
-        (gpt(r#""a":{"size":"1M","content":{"type":"btrfs"}}"#), "disk.main.content.partitions.a.content.type", "\"btrfs\" is not supported"),
+        (gpt(r#""a":{"size":"1M","content":{"type":"zfs","pool":"z"}}"#), "disk.main.content.partitions.a.content.type", "\"zfs\" is not supported"),
         (gpt(r#""a":{"size":"1M","content":{"type":"mdraid","name":"r"}}"#), "disk.main.content.partitions.a.content.type", "\"mdraid\" is not supported"),
         (gpt(r#""a":{"size":"1M","content":{"type":"lvm_pv","vg":"v"}}"#), "disk.main.content.partitions.a.content.type", "\"lvm_pv\" is not supported"),
         ("[1,2]".into(), "", "expected an attribute set"),
