@@ -223,11 +223,14 @@ fn same_as_real_lvm(sizes: &[u64], vg: &str, lvs: &[LvRequest]) -> BTreeMap<Stri
         "vg_name,vg_extent_size,vg_extent_count,vg_free_count,lv_count,pv_count",
     );
     assert_eq!(our_vg, their_vg);
+    // Rows sorted by content: the two sets' loop numbers may sort differently.
     let field = "pv_size,pe_start,pv_pe_count,pv_pe_alloc_count,vg_name,pv_mda_size,dev_size";
-    assert_eq!(
-        report(&ours.names(), "pvs", "pv", field),
-        report(&theirs.names(), "pvs", "pv", field)
-    );
+    let pvs = |d: &Devices| {
+        let mut rows = report(&d.names(), "pvs", "pv", field);
+        rows.sort();
+        rows
+    };
+    assert_eq!(pvs(&ours), pvs(&theirs));
     let table = lv_table(&ours.names());
     assert_eq!(table, lv_table(&theirs.names()));
     checks_clean(&ours.names(), vg);
@@ -504,4 +507,62 @@ fn bad_input_leaves_the_device_byte_identical() {
     ));
     // The untouched VG is still lvm's.
     checks_clean(&names, "other");
+}
+
+#[test]
+fn commits_wrap_around_a_small_metadata_area_as_lvm_expects() {
+    // A PV with lvm's smallest metadata area, 32 KiB (pvcreate --metadatasize
+    // 32k --dataalignment 4k): one LV added per run, lvm checks every commit,
+    // and the ring wraps.
+    let d = Devices::new(&[64 * MIB]);
+    let names = d.names();
+    let dev = names[0];
+    lvm_ok(
+        &names,
+        &[
+            "pvcreate",
+            "-q",
+            "--metadatasize",
+            "32k",
+            "--dataalignment",
+            "4k",
+            dev,
+        ],
+    );
+    lvm_ok(&names, &["vgcreate", "-q", "small", dev]);
+    let mda = report(&names, "pvs", "pv", "pv_mda_size")[0]["pv_mda_size"].clone();
+    assert_eq!(mda, "32768");
+
+    let mut lvs = Vec::new();
+    let mut last_offset = 0;
+    let mut wraps = 0;
+    for n in 0..14 {
+        lvs.push(lv(&format!("volume{n}"), "4M"));
+        let applied = apply_vg(&VgLayout {
+            name: "small".into(),
+            pvs: d.paths(),
+            lvs: lvs.clone(),
+        })
+        .unwrap();
+        assert_eq!(
+            applied.outcome,
+            Outcome::Extended {
+                added: vec![format!("volume{n}")]
+            }
+        );
+        let pv = read_pv(&d.paths()[0]).unwrap().unwrap();
+        let committed = pv.mda.unwrap().committed.unwrap();
+        if committed.offset < last_offset {
+            wraps += 1;
+        }
+        last_offset = committed.offset;
+        let vg = report(&names, "vgs", "vg", "vg_seqno,lv_count");
+        assert_eq!(vg[0]["vg_seqno"], (n + 2).to_string());
+        assert_eq!(vg[0]["lv_count"], (n + 1).to_string());
+        checks_clean(&names, "small");
+    }
+    assert!(wraps >= 1, "the metadata ring never wrapped");
+    // And lvm itself commits after our last wrap.
+    lvm_ok(&names, &["lvremove", "-q", "--yes", "small/volume0"]);
+    checks_clean(&names, "small");
 }
