@@ -214,23 +214,34 @@ fn same_as_real_lvm(sizes: &[u64], vg: &str, lvs: &[LvRequest]) -> BTreeMap<Stri
         &ours.names(),
         "vgs",
         "vg",
-        "vg_name,vg_extent_size,vg_extent_count,vg_free_count,lv_count,pv_count",
+        "vg_name,vg_attr,vg_extent_size,vg_extent_count,vg_free_count,lv_count,pv_count,max_lv,max_pv",
     );
     let their_vg = report(
         &theirs.names(),
         "vgs",
         "vg",
-        "vg_name,vg_extent_size,vg_extent_count,vg_free_count,lv_count,pv_count",
+        "vg_name,vg_attr,vg_extent_size,vg_extent_count,vg_free_count,lv_count,pv_count,max_lv,max_pv",
     );
     assert_eq!(our_vg, their_vg);
     // Rows sorted by content: the two sets' loop numbers may sort differently.
-    let field = "pv_size,pe_start,pv_pe_count,pv_pe_alloc_count,vg_name,pv_mda_size,dev_size";
+    let field = "pv_attr,pv_size,pe_start,pv_pe_count,pv_pe_alloc_count,vg_name,pv_mda_size,pv_mda_count,dev_size,pv_ext_vsn";
     let pvs = |d: &Devices| {
         let mut rows = report(&d.names(), "pvs", "pv", field);
         rows.sort();
         rows
     };
     assert_eq!(pvs(&ours), pvs(&theirs));
+    let attrs = |d: &Devices| {
+        let mut rows = report(
+            &d.names(),
+            "lvs",
+            "lv",
+            "lv_name,lv_attr,segtype,lv_layout,seg_count",
+        );
+        rows.sort();
+        rows
+    };
+    assert_eq!(attrs(&ours), attrs(&theirs));
     let table = lv_table(&ours.names());
     assert_eq!(table, lv_table(&theirs.names()));
     checks_clean(&ours.names(), vg);
