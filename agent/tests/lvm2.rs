@@ -17,7 +17,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use common::{Image, Loop};
-use landfall_agent::dm::lvm2::{apply_vg, read_pv, LvRequest, LvmError, Outcome, VgLayout};
+use landfall_agent::dm::lvm2::{
+    apply_vg, disko_order, read_pv, LvRequest, LvmError, Outcome, VgLayout,
+};
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -187,15 +189,24 @@ impl Devices {
     }
 }
 
-/// lvm-sizes-sort.json's `pool` in disko's order: priority 1000 by name, then
-/// `home` (100%FREE, priority 1251).
+/// lvm-sizes-sort.json's `pool`: (attribute, priority, size) as disko
+/// evaluates them, put in disko's creation order.
 fn sizes_sort() -> Vec<LvRequest> {
-    vec![
-        lv("aaa", "1M"),
-        lv("root", "100M"),
-        lv("zzz", "1M"),
-        lv("home", "100%FREE"),
-    ]
+    disko_order(vec![
+        ("aaa".into(), 1000, lv("aaa", "1M")),
+        ("home".into(), 1251, lv("home", "100%FREE")),
+        ("root".into(), 1000, lv("root", "100M")),
+        ("zzz".into(), 1000, lv("zzz", "1M")),
+    ])
+}
+
+/// luks-lvm.json's `pool` (inside the LUKS container).
+fn luks_lvm() -> Vec<LvRequest> {
+    disko_order(vec![
+        ("home".into(), 1000, lv("home", "10M")),
+        ("raw".into(), 1000, lv("raw", "10M")),
+        ("root".into(), 1251, lv("root", "100%")),
+    ])
 }
 
 fn same_as_real_lvm(sizes: &[u64], vg: &str, lvs: &[LvRequest]) -> BTreeMap<String, (u64, String)> {
@@ -264,6 +275,16 @@ fn lvm_sizes_sort_matches_real_lvm_and_disko() {
         ])
     );
     assert_eq!(table["home"].1, "pv0:27-510");
+}
+
+#[test]
+fn luks_lvm_matches_real_lvm() {
+    // The 2G image's `luks` partition (2 GiB - 501 MiB - GPT tail) less the
+    // 16 MiB LUKS2 header: about 1530 MiB for the PV.
+    let table = same_as_real_lvm(&[1530 * MIB], "pool", &luks_lvm());
+    assert_eq!(table["home"], (12 * MIB, "pv0:0-2".into()));
+    assert_eq!(table["raw"], (12 * MIB, "pv0:3-5".into()));
+    assert_eq!(table["root"], ((382 - 6) * 4 * MIB, "pv0:6-381".into()));
 }
 
 #[test]
