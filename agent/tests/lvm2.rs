@@ -7,8 +7,9 @@
 //!
 //! This host has no device-mapper, so lvm runs with `--driverloaded n` (no dm
 //! at all; `lvcreate -an -Zn` then works), a device filter naming only this
-//! test's loop devices, and udev off. Activation (`vgchange -ay`) is checked
-//! in the VM tests, where the kernel has dm.
+//! test's loop devices, udev off, and backups/archives off so nothing is left
+//! in /etc/lvm. Activation (`vgchange -ay`) needs a kernel with dm and is not
+//! checked here.
 
 mod common;
 
@@ -32,7 +33,7 @@ fn lvm(devs: &[&str], args: &[&str]) -> (bool, String, String) {
         .chain(["\"r|.*|\"".to_string()])
         .collect();
     let config = format!(
-        "devices {{ scan = [ \"/dev\" ] filter = [ {} ] obtain_device_list_from_udev = 0 use_devicesfile = 0 }} activation {{ udev_sync = 0 udev_rules = 0 }}",
+        "devices {{ scan = [ \"/dev\" ] filter = [ {} ] obtain_device_list_from_udev = 0 use_devicesfile = 0 }} activation {{ udev_sync = 0 udev_rules = 0 }} backup {{ backup = 0 archive = 0 }}",
         filter.join(", ")
     );
     let (cmd, rest) = args.split_first().unwrap();
