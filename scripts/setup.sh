@@ -16,6 +16,7 @@ packages=(
     hyperfine                     # benchmarks
     curl                          # an independent TLS client in the tests
     systemd-boot-efi              # the systemd-boot EFI binary for boot tests
+    lvm2                          # judges the native LVM2 writer (pvs/vgs/lvs/vgck/pvck)
 )
 missing=()
 for p in "${packages[@]}"; do
