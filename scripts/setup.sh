@@ -15,6 +15,7 @@ packages=(
     hyperfine                     # benchmarks
     curl                          # an independent TLS client in the tests
     systemd-boot-efi              # the systemd-boot EFI binary for boot tests
+    cryptsetup-bin                # judges our LUKS2 headers (luksDump, open --test-passphrase)
 )
 missing=()
 for p in "${packages[@]}"; do
