@@ -25,7 +25,6 @@
 use std::time::{Duration, Instant};
 
 use argon2::{Algorithm, Argon2, Params, Version};
-use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use super::error::Luks2Error;
@@ -182,7 +181,7 @@ pub fn measure_argon2(memory_limit: u32, lanes: u32) -> Result<f64, Luks2Error> 
 
 /// pbkdf2-hmac-sha256.
 pub fn pbkdf2_sha256(password: &[u8], salt: &[u8], iterations: u32, out: &mut [u8]) {
-    pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, iterations, out);
+    super::pbkdf2_sha256::derive(password, salt, iterations, out);
 }
 
 /// pbkdf2-sha256 iterations for ~`ms` on this machine, at least `min`.

@@ -19,6 +19,7 @@ pub mod header;
 pub mod kdf;
 pub mod keyslot;
 pub mod metadata;
+pub mod pbkdf2_sha256;
 pub mod read;
 pub mod unlock;
 pub mod volume_key;
