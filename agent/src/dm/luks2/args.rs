@@ -10,6 +10,7 @@
 
 use super::error::Luks2Error;
 use super::kdf::{PbkdfRequest, MIN_TIME};
+use super::unlock::OpenOptions;
 
 /// What the extra arguments ask for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,6 +34,17 @@ impl ExtraArgs {
         req.memory_kib = self.pbkdf_memory_kib;
         req.force_time = self.force_iterations;
         req
+    }
+
+    /// The dm-crypt options for opening: these arguments together with
+    /// disko's `settings.allowDiscards` and `bypassWorkqueues` (which, as in
+    /// disko's `cryptsetup open` line, means both `--perf-no_*_workqueue`).
+    pub fn open_options(&self, allow_discards: bool, bypass_workqueues: bool) -> OpenOptions {
+        OpenOptions {
+            allow_discards: allow_discards || self.allow_discards,
+            no_read_workqueue: bypass_workqueues || self.no_read_workqueue,
+            no_write_workqueue: bypass_workqueues || self.no_write_workqueue,
+        }
     }
 }
 
@@ -128,6 +140,23 @@ mod tests {
         assert_eq!(parse_extra_args::<&str>(&[]).unwrap(), ExtraArgs::default());
         let b = parse_extra_args(&["-i", "500", "--pbkdf-force-iterations", "5"]).unwrap();
         assert_eq!((b.iter_time_ms, b.force_iterations), (Some(500), Some(5)));
+    }
+
+    #[test]
+    fn open_options_merge_settings_and_arguments() {
+        let none = parse_extra_args::<&str>(&[]).unwrap();
+        assert_eq!(none.open_options(false, false), OpenOptions::default());
+        let all = none.open_options(true, true);
+        assert!(all.allow_discards && all.no_read_workqueue && all.no_write_workqueue);
+        let arg = parse_extra_args(&["--allow-discards", "--perf-no_write_workqueue"]).unwrap();
+        assert_eq!(
+            arg.open_options(false, false),
+            OpenOptions {
+                allow_discards: true,
+                no_read_workqueue: false,
+                no_write_workqueue: true
+            }
+        );
     }
 
     #[test]
