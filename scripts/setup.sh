@@ -17,6 +17,7 @@ packages=(
     curl                          # an independent TLS client in the tests
     systemd-boot-efi              # the systemd-boot EFI binary for boot tests
     lvm2                          # judges the native LVM2 writer (pvs/vgs/lvs/vgck/pvck)
+    cryptsetup-bin                # judges our LUKS2 headers (luksDump, open --test-passphrase)
 )
 missing=()
 for p in "${packages[@]}"; do
