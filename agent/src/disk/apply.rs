@@ -177,6 +177,7 @@ fn run(
     steps: Vec<Action>,
     on_event: &mut dyn FnMut(&StepEvent),
 ) -> Result<ApplyReport, DiskError> {
+    load_modules_for(plan);
     let already_applied = plan.already_applied() && !opts.force;
     let mut cx = Context {
         plan,
@@ -289,6 +290,21 @@ pub fn apply(
     on_event: &mut dyn FnMut(&StepEvent),
 ) -> Result<ApplyReport, DiskError> {
     run(plan, disks, opts, actions(plan, opts), on_event)
+}
+
+/// The kernel modules a plan's content needs beyond what the agent loads at
+/// boot (btrfs), loaded before any step mounts it. Only in the RAM image,
+/// which carries them but has no modprobe for the kernel to call; on a normal
+/// system the kernel loads a filesystem's module itself at mount time.
+fn load_modules_for(plan: &Plan) {
+    let btrfs = plan
+        .disks
+        .iter()
+        .flat_map(|d| &d.partitions)
+        .any(|p| matches!(p.content, Some(Content::Btrfs(_))));
+    if btrfs && crate::init::in_ram_image() {
+        crate::init::modules::load_on_demand(&["btrfs"]);
+    }
 }
 
 /// Mount an already applied layout (disko's "mount" mode): re-read, mounts, swap.

@@ -23,6 +23,13 @@ pub fn monotonic_ns() -> u64 {
 /// Environment variable through which PID 1 hands its start time to the service.
 pub const START_ENV: &str = "LANDFALL_PID1_START_NS";
 
+/// Whether this process is the agent of the RAM image: PID 1, or the service
+/// PID 1 started (which it hands [`START_ENV`]). There, unlike on a normal
+/// system, no modprobe loads a filesystem's module when it is first mounted.
+pub fn in_ram_image() -> bool {
+    std::process::id() == 1 || std::env::var_os(START_ENV).is_some()
+}
+
 /// The service creates this file once it listens; PID 1 waits for it (briefly)
 /// before loading modules, so driver probing does not delay serving.
 pub const READY_FILE: &str = "/run/landfall-agent.ready";
