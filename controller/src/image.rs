@@ -54,7 +54,7 @@ pub fn append_session(
 
 /// Builds the RAM image for `kernel` into `out` (the workspace's or
 /// `$LANDFALL_AGENT_BIN`'s static agent, default modules); returns `out`.
-pub fn build_from(kernel: &crate::vm::kernel::KernelPaths, out: &Path) -> anyhow::Result<PathBuf> {
+pub fn build_from(kernel: &crate::kernel::KernelPaths, out: &Path) -> anyhow::Result<PathBuf> {
     build(BuildArgs {
         kernel: kernel.image.clone(),
         modules: kernel.modules.clone(),
