@@ -103,6 +103,12 @@ pub async fn kexec_and_wait(a: &KexecArgs) -> anyhow::Result<String> {
     let t = target.clone();
     let p = plan.clone();
     let report = tokio::task::spawn_blocking(move || t.prepare_kexec(&p)).await??;
+    for (dir, why) in &report.refused_dirs {
+        println!("  not reused: {dir} ({why})");
+    }
+    if report.reused_dir {
+        println!("  reusing {} (root's, mode 0700)", report.upload_dir);
+    }
     for u in &report.uploaded {
         println!(
             "  {} {} ({} bytes)",
