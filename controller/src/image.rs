@@ -48,7 +48,9 @@ pub fn append_session(
     let mut data =
         std::fs::read(initrd).with_context(|| format!("Cannot read {}", initrd.display()))?;
     append_archive(&mut data, &archive);
-    std::fs::write(initrd, data).with_context(|| format!("Cannot write {}", initrd.display()))?;
+    // It now holds the agent's key: 0600 from its creation on.
+    crate::secret_file::write_atomic(initrd, &data, 0o600)
+        .with_context(|| format!("Cannot write {}", initrd.display()))?;
     Ok(())
 }
 

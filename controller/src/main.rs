@@ -17,6 +17,7 @@ mod kexec;
 mod nix;
 mod render;
 mod retry;
+mod secret_file;
 mod ssh;
 mod state;
 mod vm;
