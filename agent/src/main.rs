@@ -65,10 +65,17 @@ enum Command {
         /// Further kernel parameters (the running system's console= are kept unless given here).
         #[arg(long)]
         append: Option<String>,
-        /// Folder with the session's ca.pem, agent.pem and agent.key, added to the
-        /// image; they are removed from this folder once in memory (not with --dry-run).
+        /// The kernel's expected SHA-256 (hex); refused when it differs.
         #[arg(long)]
-        session: Option<PathBuf>,
+        kernel_sha256: Option<String>,
+        /// The initrd's expected SHA-256 (hex); refused when it differs.
+        #[arg(long)]
+        initrd_sha256: Option<String>,
+        /// Read the session's ca.pem, agent.pem and agent.key from stdin (the
+        /// controller's session stream) and add them to the image; they never
+        /// touch this machine's disk.
+        #[arg(long)]
+        session_stdin: bool,
         /// Do everything but the load and the reboot; print the captured network configuration.
         #[arg(long)]
         dry_run: bool,
@@ -117,6 +124,41 @@ fn run_serve(
         std::thread::sleep(Duration::from_secs(5));
         tracing::info!("Trying to serve again");
     }
+}
+
+/// `landfall-agent kexec`'s options: the hashes parsed, the session read from stdin.
+#[allow(clippy::too_many_arguments)]
+fn kexec_options(
+    kernel: PathBuf,
+    initrd: PathBuf,
+    kernel_sha256: Option<String>,
+    initrd_sha256: Option<String>,
+    append: Option<String>,
+    session_stdin: bool,
+    dry_run: bool,
+    detach: bool,
+) -> anyhow::Result<landfall_agent::kexec::KexecOptions> {
+    use landfall_agent::kexec::inputs::parse_sha256;
+    Ok(landfall_agent::kexec::KexecOptions {
+        kernel,
+        initrd,
+        kernel_sha256: kernel_sha256
+            .map(|h| parse_sha256("kernel-sha256", &h))
+            .transpose()?,
+        initrd_sha256: initrd_sha256
+            .map(|h| parse_sha256("initrd-sha256", &h))
+            .transpose()?,
+        append,
+        session: if session_stdin {
+            Some(landfall_agent::kexec::read_session(
+                std::io::stdin().lock(),
+            )?)
+        } else {
+            None
+        },
+        dry_run,
+        detach,
+    })
 }
 
 fn run_kexec(opts: landfall_agent::kexec::KexecOptions) -> anyhow::Result<()> {
@@ -192,18 +234,29 @@ fn main() -> anyhow::Result<()> {
         Command::Kexec {
             kernel,
             initrd,
+            kernel_sha256,
+            initrd_sha256,
             append,
-            session,
+            session_stdin,
             dry_run,
             detach,
-        } => run_kexec(landfall_agent::kexec::KexecOptions {
+        } => match kexec_options(
             kernel,
             initrd,
+            kernel_sha256,
+            initrd_sha256,
             append,
-            session,
+            session_stdin,
             dry_run,
             detach,
-        }),
+        ) {
+            Ok(opts) => run_kexec(opts),
+            Err(e) => {
+                // The controller reads the agent's message from this prefix.
+                eprintln!("landfall-agent kexec: {e:#}");
+                std::process::exit(1);
+            }
+        },
         Command::Inventory => {
             let inv = landfall_agent::inventory::collect();
             println!("{}", serde_json::to_string_pretty(&inv)?);

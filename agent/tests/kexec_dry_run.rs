@@ -1,34 +1,63 @@
 //! `landfall-agent kexec --dry-run` on this host: it reads the real network
-//! state through netlink, prints it as the image's network.json, reports the
-//! archive it would append, and leaves the session files in place.
+//! state through netlink, prints it as the image's network.json and reports
+//! the archive it would append, the session read from stdin. Its inputs are
+//! refused when they are links, writable by others, owned by another user,
+//! or differ from the SHA-256 given on the command line.
 
-use std::process::Command;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use landfall_proto::session_stream;
+use sha2::{Digest, Sha256};
+
+/// `landfall-agent kexec ARGS --dry-run` with `stdin` on its stdin.
+fn kexec(args: &[&std::ffi::OsStr], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_landfall-agent"))
+        .arg("kexec")
+        .args(args)
+        .arg("--dry-run")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    child.wait_with_output().unwrap()
+}
+
+fn sha256_hex(p: &Path) -> String {
+    hex_of(&Sha256::digest(std::fs::read(p).unwrap()))
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
 
 #[test]
-fn dry_run_prints_the_captured_network_and_keeps_the_session() {
+fn dry_run_prints_the_captured_network_and_reads_the_session_from_stdin() {
     let d = tempfile::tempdir().unwrap();
-    let session = d.path().join("session");
-    std::fs::create_dir(&session).unwrap();
-    for (name, data) in [
-        ("ca.pem", "CA"),
-        ("agent.pem", "CERT"),
-        ("agent.key", "KEY"),
-    ] {
-        std::fs::write(session.join(name), data).unwrap();
-    }
     let initrd = d.path().join("initrd");
     std::fs::write(&initrd, b"12345").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_landfall-agent"))
-        .arg("kexec")
-        .arg("--kernel")
-        .arg(&initrd)
-        .arg("--initrd")
-        .arg(&initrd)
-        .arg("--session")
-        .arg(&session)
-        .args(["--append", "landfall.test=1", "--dry-run"])
-        .output()
-        .unwrap();
+    let sha = sha256_hex(&initrd);
+    let stream = session_stream::encode([b"CA", b"CERT", b"KEY"]);
+    let out = kexec(
+        &[
+            "--kernel".as_ref(),
+            initrd.as_os_str(),
+            "--kernel-sha256".as_ref(),
+            sha.as_ref(),
+            "--initrd".as_ref(),
+            initrd.as_os_str(),
+            "--initrd-sha256".as_ref(),
+            sha.as_ref(),
+            "--session-stdin".as_ref(),
+            "--append".as_ref(),
+            "landfall.test=1".as_ref(),
+        ],
+        &stream,
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}{stderr}");
@@ -56,32 +85,95 @@ fn dry_run_prints_the_captured_network_and_keeps_the_session() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no initrd size in {stderr}"));
     assert!(bytes > 8 + 110 && bytes.is_multiple_of(4), "{bytes}");
+}
+
+#[test]
+fn a_malformed_session_stream_is_a_clear_error() {
+    let d = tempfile::tempdir().unwrap();
+    let initrd = d.path().join("initrd");
+    std::fs::write(&initrd, b"x").unwrap();
+    let out = kexec(
+        &[
+            "--kernel".as_ref(),
+            initrd.as_os_str(),
+            "--initrd".as_ref(),
+            initrd.as_os_str(),
+            "--session-stdin".as_ref(),
+        ],
+        b"ca.pem 10\nshort",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        session.join("agent.key").exists(),
-        "a dry run removed the session"
+        stderr.contains("landfall-agent kexec: The session on stdin is not valid")
+            && stderr.contains("ends before ca.pem"),
+        "{stderr}"
     );
 }
 
 #[test]
-fn a_missing_session_file_is_a_clear_error() {
+fn links_open_modes_other_owners_and_changed_files_are_refused() {
     let d = tempfile::tempdir().unwrap();
+    let kernel = d.path().join("bzImage");
+    std::fs::write(&kernel, b"kernel").unwrap();
     let initrd = d.path().join("initrd");
-    std::fs::write(&initrd, b"x").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_landfall-agent"))
-        .arg("kexec")
-        .arg("--kernel")
-        .arg(&initrd)
-        .arg("--initrd")
-        .arg(&initrd)
-        .arg("--session")
-        .arg(d.path())
-        .arg("--dry-run")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    std::fs::write(&initrd, b"initrd").unwrap();
+    let (ksha, isha) = (sha256_hex(&kernel), sha256_hex(&initrd));
+    let run = |k: &Path, i: &Path, isha: &str| -> (Option<i32>, String) {
+        let out = kexec(
+            &[
+                "--kernel".as_ref(),
+                k.as_os_str(),
+                "--kernel-sha256".as_ref(),
+                ksha.as_ref(),
+                "--initrd".as_ref(),
+                i.as_os_str(),
+                "--initrd-sha256".as_ref(),
+                isha.as_ref(),
+            ],
+            b"",
+        );
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // As uploaded: accepted.
+    let (code, err) = run(&kernel, &initrd, &isha);
+    assert_eq!(code, Some(0), "{err}");
+
+    // The initrd changed after the upload (the hash the controller sent is the old one).
+    std::fs::write(&initrd, b"initrd, swapped").unwrap();
+    let (code, err) = run(&kernel, &initrd, &isha);
+    assert_eq!(code, Some(1), "{err}");
     assert!(
-        stderr.contains("Cannot read the session file") && stderr.contains("ca.pem"),
-        "{stderr}"
+        err.contains("The initrd was refused") && err.contains("changed after the upload"),
+        "{err}"
     );
+    std::fs::write(&initrd, b"initrd").unwrap();
+
+    // A symbolic link to the very same bytes.
+    let link = d.path().join("initrd-link");
+    std::os::unix::fs::symlink(&initrd, &link).unwrap();
+    let (code, err) = run(&kernel, &link, &isha);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("is a symbolic link"), "{err}");
+
+    // Writable by others.
+    std::fs::set_permissions(&kernel, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (code, err) = run(&kernel, &initrd, &isha);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("The kernel was refused")
+            && err.contains("writable by group or others (mode 666)"),
+        "{err}"
+    );
+    std::fs::set_permissions(&kernel, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    // Owned by another user (the agent's tests run as root, as the kexec does).
+    std::os::unix::fs::chown(&initrd, Some(1000), Some(1000))
+        .expect("chown: run the agent's tests as root");
+    let (code, err) = run(&kernel, &initrd, &isha);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("is owned by uid 1000, not by root"), "{err}");
 }

@@ -41,19 +41,32 @@ fn params(cn: &str, sans: Vec<String>) -> Result<CertificateParams, rcgen::Error
     Ok(p)
 }
 
+/// Writes a session file with its final mode from the start (0600 for a
+/// secret, else 0644), atomically (see [`crate::secret_file`]).
 fn write(path: &Path, data: &str, secret: bool) -> Result<(), CertError> {
+    let mode = if secret { 0o600 } else { 0o644 };
+    crate::secret_file::write_atomic(path, data.as_bytes(), mode).map_err(|source| {
+        CertError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+/// Creates `dir` (and missing parents) mode 0700, and tightens it to 0700
+/// when it exists already.
+fn private_dir(dir: &Path) -> Result<(), CertError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let err = |source| CertError::Write {
-        path: path.to_path_buf(),
+        path: dir.to_path_buf(),
         source,
     };
-    fs::write(path, data).map_err(err)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = if secret { 0o600 } else { 0o644 };
-        fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(err)?;
-    }
-    Ok(())
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(err)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(err)
 }
 
 /// Whether `dir` already holds a complete session.
@@ -74,10 +87,7 @@ pub fn init(dir: &Path, label: &str, force: bool) -> Result<(), CertError> {
     if exists(dir) && !force {
         return Err(CertError::Exists(dir.to_path_buf()));
     }
-    fs::create_dir_all(dir).map_err(|source| CertError::Write {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    private_dir(dir)?;
 
     let ca_key = KeyPair::generate()?;
     let mut ca_params = params(&format!("landfall CA for {label}"), vec![])?;
@@ -135,7 +145,17 @@ mod tests {
             init(d.path(), "test", false),
             Err(CertError::Exists(_))
         ));
+        // Someone holding the old key open never sees the new one.
+        let mut old_key = fs::File::open(d.path().join(AGENT_KEY)).unwrap();
+        let old_text = fs::read_to_string(d.path().join(AGENT_KEY)).unwrap();
         init(d.path(), "test", true).unwrap();
+        let mut seen = String::new();
+        std::io::Read::read_to_string(&mut old_key, &mut seen).unwrap();
+        assert_eq!(seen, old_text);
+        assert_ne!(
+            old_text,
+            fs::read_to_string(d.path().join(AGENT_KEY)).unwrap()
+        );
         assert_ne!(
             agent,
             fs::read_to_string(d.path().join(AGENT_CERT)).unwrap()
@@ -149,5 +169,33 @@ mod tests {
                 .mode();
             assert_eq!(m & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn session_folders_are_private_from_the_start() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let session = d.path().join("state/target/session");
+        init(&session, "test", false).unwrap();
+        for dir in [&session, &d.path().join("state/target")] {
+            let m = fs::metadata(dir).unwrap().permissions().mode();
+            assert_eq!(m & 0o777, 0o700, "{}", dir.display());
+        }
+        for (f, mode) in [(CA_KEY, 0o600), (CONTROLLER_KEY, 0o600), (CA_CERT, 0o644)] {
+            let m = fs::metadata(session.join(f)).unwrap().permissions().mode();
+            assert_eq!(m & 0o777, mode, "{f}");
+        }
+        // An existing folder open to others is tightened.
+        let open = d.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
+        init(&open, "test", false).unwrap();
+        let m = fs::metadata(&open).unwrap().permissions().mode();
+        assert_eq!(m & 0o777, 0o700);
+        assert!(fs::read_dir(&open).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".tmp-")));
     }
 }

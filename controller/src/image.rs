@@ -48,13 +48,15 @@ pub fn append_session(
     let mut data =
         std::fs::read(initrd).with_context(|| format!("Cannot read {}", initrd.display()))?;
     append_archive(&mut data, &archive);
-    std::fs::write(initrd, data).with_context(|| format!("Cannot write {}", initrd.display()))?;
+    // It now holds the agent's key: 0600 from its creation on.
+    crate::secret_file::write_atomic(initrd, &data, 0o600)
+        .with_context(|| format!("Cannot write {}", initrd.display()))?;
     Ok(())
 }
 
 /// Builds the RAM image for `kernel` into `out` (the workspace's or
 /// `$LANDFALL_AGENT_BIN`'s static agent, default modules); returns `out`.
-pub fn build_from(kernel: &crate::vm::kernel::KernelPaths, out: &Path) -> anyhow::Result<PathBuf> {
+pub fn build_from(kernel: &crate::kernel::KernelPaths, out: &Path) -> anyhow::Result<PathBuf> {
     build(BuildArgs {
         kernel: kernel.image.clone(),
         modules: kernel.modules.clone(),

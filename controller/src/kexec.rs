@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use landfall_proto::v1::StatusRequest;
 
 use crate::{client, image, ssh};
 
@@ -104,6 +103,12 @@ pub async fn kexec_and_wait(a: &KexecArgs) -> anyhow::Result<String> {
     let t = target.clone();
     let p = plan.clone();
     let report = tokio::task::spawn_blocking(move || t.prepare_kexec(&p)).await??;
+    for (dir, why) in &report.refused_dirs {
+        println!("  not reused: {dir} ({why})");
+    }
+    if report.reused_dir {
+        println!("  reusing {} (root's, mode 0700)", report.upload_dir);
+    }
     for u in &report.uploaded {
         println!(
             "  {} {} ({} bytes)",
@@ -131,13 +136,7 @@ pub async fn kexec_and_wait(a: &KexecArgs) -> anyhow::Result<String> {
     let answered = async {
         let mut c = client::connect_with_retry(&addr, &a.tls, Duration::from_secs(a.wait)).await?;
         let left = Duration::from_secs(a.wait).saturating_sub(kexec_at.elapsed());
-        tokio::time::timeout(
-            left.max(Duration::from_secs(10)),
-            c.status(StatusRequest {}),
-        )
-        .await
-        .map_err(|_| anyhow::anyhow!("no Status answer"))?
-        .map_err(|s| anyhow::anyhow!("Status failed: {}", s.message()))?;
+        crate::agent_status::ask(&mut c, left.max(Duration::from_secs(10))).await?;
         anyhow::Ok(())
     };
     // connect_with_retry's own clock starts late and a half-open forward can

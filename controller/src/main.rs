@@ -3,19 +3,23 @@
 //! This binary is the laptop half: it makes session certificates, builds the
 //! agent's RAM image, and drives the agent over gRPC with mutual TLS.
 
+mod agent_status;
 mod boot;
 mod certs;
 mod client;
 mod closure;
 mod disk;
+mod flow;
 mod image;
 mod install;
+mod kernel;
 mod kexec;
 mod nix;
-mod remount;
 mod render;
 mod retry;
+mod secret_file;
 mod ssh;
+mod state;
 mod vm;
 
 use std::path::PathBuf;
@@ -23,7 +27,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use landfall_proto::v1::{InventoryRequest, LayoutRequest, LogsRequest, StatusRequest};
+use landfall_proto::v1::{InventoryRequest, LayoutRequest, LogsRequest};
 
 #[derive(Parser)]
 #[command(
@@ -347,8 +351,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Status { agent, json } => {
             let mut c = connect(&agent).await?;
-            let st = c.status(StatusRequest {}).await;
-            let st = st.map_err(|s| status_error("Status", s))?.into_inner();
+            let st = match agent_status::ask(&mut c, Duration::from_secs(60)).await {
+                Ok(st) => st,
+                Err(agent_status::StatusError::Refused(s)) => {
+                    return Err(status_error("Status", s))
+                }
+                Err(e) => return Err(e.into()),
+            };
             show(&st, json, render::status)?;
         }
         Command::Kexec(a) => kexec::run_kexec(a).await?,

@@ -6,7 +6,7 @@
 //! sends only those, for up to [`RetryPolicy::budget`]. An answer from the
 //! agent itself (a rejected path, a full disk, another job running) is final,
 //! and so is an agent that came back restarted with its root unmounted (the
-//! transfer would land in its RAM; see remount.rs).
+//! transfer would land in its RAM; see flow/remount.rs).
 //!
 //! The tonic channel reconnects by itself on the next request, so the same
 //! client is reused.
@@ -172,15 +172,10 @@ pub async fn put_closure_resuming(
 /// root is no longer mounted (resuming would write into its RAM). None when it
 /// does not answer yet (the next attempt tells) or all is well.
 async fn restarted_without_root(client: &mut AgentClient<Channel>) -> Option<String> {
-    let status = tokio::time::timeout(
-        Duration::from_secs(10),
-        client.status(landfall_proto::v1::StatusRequest {}),
-    )
-    .await
-    .ok()?
-    .ok()?
-    .into_inner();
-    (status.pid1 && !crate::remount::root_is_mounted(&status)).then_some(status.root)
+    let status = crate::agent_status::ask(client, Duration::from_secs(10))
+        .await
+        .ok()?;
+    (status.pid1 && !crate::agent_status::root_is_mounted(&status)).then_some(status.root)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 pub mod closure;
 pub mod layout;
 pub mod nar;
+pub mod session_stream;
 pub mod tlsnames;
 
 /// Generated protobuf messages and the tonic client/server for `landfall.v1`.

@@ -4,6 +4,13 @@
 //! a non-root user (no CAP_SYS_BOOT), kexec disabled by the kernel (and a
 //! second run finding the upload already there), and an image whose agent
 //! never answers (the timeout message says what to check).
+//!
+//! Issue 14 ("trust and flow"), on the same VM: a broken flake, a failing
+//! build and a configuration without `disko.devices` stop `landfall install`
+//! before any SSH connection (sshd logs none); upload folders planted by
+//! another user (theirs, or a symbolic link) are not used and their planted
+//! agent never runs; a file changed after the upload, or given as a link, is
+//! refused by `landfall-agent kexec` itself.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -16,6 +23,58 @@ use landfall_tests::rescue::{
 use landfall_tests::{
     debian_kernel, free_port, sparse_image, BusyboxInitramfs, TestDir, INIT_STARTED,
 };
+
+/// `landfall install` as a user runs it, with a state folder of the test's own.
+fn install(args: &[String], state: &Path) -> (bool, String) {
+    let out = Command::new(landfall_tests::bins::landfall_bin())
+        .args(args)
+        .env("NIX_CONFIG", landfall_tests::nixstore::TEST_NIX_CONFIG)
+        .env("LANDFALL_STATE_DIR", state)
+        .env("LANDFALL_AGENT_BIN", agent_static_bin())
+        .output()
+        .expect("run landfall");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("$ landfall {}\n{text}", args.join(" "));
+    (out.status.success(), text)
+}
+
+/// SHA-256 (hex) of a local file, with coreutils' sha256sum.
+fn sha256(p: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(p)
+        .output()
+        .expect("sha256sum (coreutils)");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Flakes without nixpkgs that fail before the target is needed.
+const BROKEN_FLAKES: &[(&str, &str, &str)] = &[
+    (
+        "syntax",
+        "{ outputs = { self }: { nixosConfigurations.x = ; }; }",
+        "Evaluating the disk layout failed",
+    ),
+    (
+        "no-disko",
+        "{ outputs = { self }: { nixosConfigurations.x.config.system.build.toplevel = null; }; }",
+        "Evaluating the disk layout failed",
+    ),
+    (
+        "build-fails",
+        "{ outputs = { self }: { nixosConfigurations.x.config = { disko.devices = { }; \
+         system.build.toplevel = derivation { name = \"landfall-fails\"; system = \"x86_64-linux\"; \
+         builder = \"/bin/sh\"; args = [ \"-c\" \"exit 1\" ]; }; }; }; }",
+        "Building the system failed",
+    ),
+];
 
 fn ok(args: &[&str]) {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -235,7 +294,63 @@ fn unreachable_changed_key_non_root_refused() {
         "{err}"
     );
 
-    // kexec disabled by the kernel: uploaded, then refused with the agent's reason.
+    // A broken flake, a configuration without disko.devices, a failing build:
+    // `landfall install` stops before any SSH connection (sshd logs none).
+    let connections = |vm: &mut landfall_tests::Vm| {
+        std::thread::sleep(Duration::from_secs(1));
+        vm.console()
+            .output()
+            .matches("sshd: Connection from")
+            .count()
+    };
+    let before = connections(&mut vm);
+    assert!(before > 0, "sshd logs its connections on the console");
+    for (name, flake, error) in BROKEN_FLAKES {
+        let flake_dir = dir.join(format!("flake-{name}"));
+        std::fs::create_dir_all(&flake_dir).unwrap();
+        std::fs::write(flake_dir.join("flake.nix"), flake).unwrap();
+        let args: Vec<String> = [
+            "install",
+            "--target",
+            "root@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-i",
+            rescue.client_key.to_str().unwrap(),
+            "--ssh-option",
+            &format!("UserKnownHostsFile={}", known_hosts.display()),
+            "--image",
+            image.to_str().unwrap(),
+            "--agent-addr",
+            &agent,
+            "--flake",
+            &format!("path:{}#x", flake_dir.display()),
+            "--phases",
+            "kexec,disko,install",
+            "--yes",
+            "--wait",
+            "5",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (success, text) = install(&args, &dir.join("state"));
+        assert!(!success, "{name}: {text}");
+        assert!(text.contains(error), "{name}: {text}");
+        assert!(!text.contains("== kexec"), "{name}: {text}");
+        assert_eq!(
+            connections(&mut vm),
+            before,
+            "{name}: the controller connected to the target before the flake was built"
+        );
+    }
+    let out = ssh(&rescue, "root", port, &known_hosts, "ls /run /tmp", None);
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("landfall"),
+        "something was uploaded"
+    );
+
+    // kexec disabled by the kernel (so a mistake below cannot reboot the VM).
     let out = ssh(
         &rescue,
         "root",
@@ -245,16 +360,39 @@ fn unreachable_changed_key_non_root_refused() {
         None,
     );
     assert!(out.status.success());
+
+    // Another user plants upload folders: their own (with an "agent" that
+    // would leave a mark if root ran it) and a symbolic link to it.
+    let planted = dir.join("planted-agent");
+    std::fs::write(&planted, "#!/bin/sh\ntouch /tmp/PLANTED-RAN-$(id -u)\n").unwrap();
+    let out = ssh(
+        &rescue,
+        PLAIN_USER,
+        port,
+        &known_hosts,
+        "mkdir /tmp/landfall.evil01 && cat > /tmp/landfall.evil01/landfall-agent && \
+         chmod 777 /tmp/landfall.evil01 /tmp/landfall.evil01/landfall-agent && \
+         ln -s /tmp/landfall.evil01 /tmp/landfall.link01",
+        Some(&planted),
+    );
+    assert!(out.status.success());
+    // Uploaded into a fresh folder of root's, then refused by the kernel with the agent's reason.
     let (success, text) = run("root", known_hosts.clone()).run();
     assert!(!success);
     assert!(
         text.contains("The target refused the kexec") && text.contains("kexec_load_disabled"),
         "{text}"
     );
-    // A second run finds the same files there and sends nothing again; the session files are gone.
-    let (_, text) = run("root", known_hosts.clone()).run();
     assert!(
-        text.contains("already there: landfall-agent") && text.contains("already there: initrd"),
+        text.contains(
+            "not reused: /tmp/landfall.evil01 (/tmp/landfall.evil01 is owned by uid 1000, not root)"
+        ) && text.contains(
+            "not reused: /tmp/landfall.link01 (/tmp/landfall.link01 is a symbolic link, not a directory)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("uploaded landfall-agent") && text.contains(" in /run/landfall."),
         "{text}"
     );
     let out = ssh(
@@ -262,13 +400,101 @@ fn unreachable_changed_key_non_root_refused() {
         "root",
         port,
         &known_hosts,
-        "ls -la /run/landfall",
+        "ls /tmp; stat -c '%F|%u|%a|%n' /run/landfall.*",
         None,
     );
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(
-        listing.contains("initrd") && !listing.contains("session"),
+        !listing.contains("PLANTED-RAN"),
+        "the planted agent ran: {listing}"
+    );
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("directory|0|700|/run/landfall.")),
         "{listing}"
+    );
+
+    // A second run reuses root's checked folder and sends nothing again; no session file is there.
+    let (_, text) = run("root", known_hosts.clone()).run();
+    assert!(
+        text.contains("reusing /run/landfall.")
+            && text.contains("already there: landfall-agent")
+            && text.contains("already there: initrd"),
+        "{text}"
+    );
+    let out = ssh(
+        &rescue,
+        "root",
+        port,
+        &known_hosts,
+        "ls -la /run/landfall.*/",
+        None,
+    );
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listing.contains("initrd") && !listing.contains("session") && !listing.contains(".pem"),
+        "{listing}"
+    );
+
+    // A file changed after the upload, or given as a link: `landfall-agent
+    // kexec` refuses it before the kernel is asked (exit 1, not 3).
+    let (ksha, isha) = (
+        sha256(&image.join("bzImage")),
+        sha256(&image.join("initrd")),
+    );
+    let agent_kexec = |initrd: &str| {
+        format!(
+            "d=$(echo /run/landfall.*); $d/landfall-agent kexec --kernel $d/bzImage --kernel-sha256 {ksha} \
+             --initrd {initrd} --initrd-sha256 {isha}"
+        )
+    };
+    let out = ssh(
+        &rescue,
+        "root",
+        port,
+        &known_hosts,
+        &agent_kexec("$d/initrd"),
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "as uploaded, only the kernel refuses"
+    );
+    let out = ssh(
+        &rescue,
+        "root",
+        port,
+        &known_hosts,
+        &format!(
+            "d=$(echo /run/landfall.*); echo swapped >> $d/initrd; {}",
+            agent_kexec("$d/initrd")
+        ),
+        None,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("changed after the upload"), "{err}");
+    let out = ssh(
+        &rescue,
+        "root",
+        port,
+        &known_hosts,
+        &format!(
+            "d=$(echo /run/landfall.*); ln -s $d/initrd /run/initrd-link; {}",
+            agent_kexec("/run/initrd-link")
+        ),
+        None,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("is a symbolic link"), "{err}");
+    // The next run sees the changed initrd and sends it again.
+    let (_, text) = run("root", known_hosts.clone()).run();
+    assert!(
+        text.contains("already there: landfall-agent") && text.contains("uploaded initrd"),
+        "{text}"
     );
     vm.quit(Duration::from_secs(10)).unwrap();
 }

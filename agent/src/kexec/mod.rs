@@ -7,22 +7,30 @@
 //! reboot(LINUX_REBOOT_CMD_KEXEC). When the syscall route fails and the target
 //! has kexec-tools, `kexec -l` is tried before giving up.
 //!
-//! The session files given with `--session` are removed from the target's disk
-//! once they are in the in-memory initrd (not with `--dry-run`): the key then
-//! exists only in RAM, which the kexec replaces.
+//! The session files (CA certificate, agent certificate and key) come on
+//! stdin (`--session-stdin`, see `landfall_proto::session_stream`): they never
+//! touch the target's filesystem, only the in-memory initrd, which the kexec
+//! replaces.
+//!
+//! The kernel and the initrd are opened without following links and must be
+//! owned by root (or the caller) and writable by nobody else; with
+//! `--kernel-sha256`/`--initrd-sha256` (the controller always passes them)
+//! their SHA-256, computed over the open files, must match (see [`inputs`]).
 
 pub mod cmdline;
 pub mod fallback;
+pub mod inputs;
 pub mod netcapture;
 pub mod netdump;
 pub mod newc;
 pub mod refusal;
 
 use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
 
-use landfall_proto::tlsnames::{AGENT_CERT, AGENT_KEY, CA_CERT, IMAGE_TLS_DIR};
+use landfall_proto::session_stream::{self, SessionStreamError, MAX_STREAM_BYTES};
+use landfall_proto::tlsnames::{AGENT_KEY, IMAGE_TLS_DIR};
 
 use crate::init::netconfig::{NetworkConfig, IMAGE_NETWORK_CONFIG};
 use crate::sys::kexec as sys;
@@ -34,8 +42,12 @@ pub use refusal::LoadRefusal;
 pub struct KexecOptions {
     pub kernel: PathBuf,
     pub initrd: PathBuf,
+    /// The expected SHA-256 of the kernel and the initrd.
+    pub kernel_sha256: Option<[u8; 32]>,
+    pub initrd_sha256: Option<[u8; 32]>,
     pub append: Option<String>,
-    pub session: Option<PathBuf>,
+    /// The session stream (`landfall_proto::session_stream`), read from stdin.
+    pub session: Option<Vec<u8>>,
     pub dry_run: bool,
     /// After the load, return at once and reboot into the image from a
     /// detached child a second later, so a caller over SSH sees the result.
@@ -45,12 +57,16 @@ pub struct KexecOptions {
 /// Why the kexec did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum KexecError {
-    #[error("Cannot open the kernel {0}")]
-    OpenKernel(PathBuf, #[source] std::io::Error),
-    #[error("Cannot read the initrd {0}")]
-    ReadInitrd(PathBuf, #[source] std::io::Error),
-    #[error("Cannot read the session file {0}")]
-    ReadSession(PathBuf, #[source] std::io::Error),
+    #[error("The kernel was refused")]
+    Kernel(#[source] inputs::InputError),
+    #[error("The initrd was refused")]
+    Initrd(#[source] inputs::InputError),
+    #[error("Cannot read the session from stdin")]
+    ReadSession(#[source] std::io::Error),
+    #[error("The session on stdin is more than {MAX_STREAM_BYTES} bytes")]
+    SessionTooLarge,
+    #[error("The session on stdin is not valid")]
+    Session(#[source] SessionStreamError),
     #[error("Cannot read the network configuration")]
     CaptureNetwork(#[source] netdump::NetDumpError),
     #[error("Cannot write the session archive")]
@@ -100,40 +116,44 @@ pub fn capture_network() -> Result<NetworkConfig, KexecError> {
     Ok(netcapture::network_config(&state, &resolv))
 }
 
-fn session_files(dir: &Path) -> Result<Vec<ArchiveFile>, KexecError> {
-    [(CA_CERT, 0o644), (AGENT_CERT, 0o644), (AGENT_KEY, 0o600)]
-        .into_iter()
-        .map(|(name, perm)| {
-            let p = dir.join(name);
-            let data = std::fs::read(&p).map_err(|e| KexecError::ReadSession(p, e))?;
-            Ok(ArchiveFile {
-                path: format!("{IMAGE_TLS_DIR}/{name}"),
-                perm,
-                data,
-            })
-        })
-        .collect()
+/// Reads the session stream from `r` (stdin), at most [`MAX_STREAM_BYTES`].
+pub fn read_session(r: impl Read) -> Result<Vec<u8>, KexecError> {
+    let mut buf = Vec::new();
+    r.take(MAX_STREAM_BYTES as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(KexecError::ReadSession)?;
+    if buf.len() > MAX_STREAM_BYTES {
+        return Err(KexecError::SessionTooLarge);
+    }
+    Ok(buf)
 }
 
-fn remove_session(dir: &Path) {
-    for name in [CA_CERT, AGENT_CERT, AGENT_KEY] {
-        let _ = std::fs::remove_file(dir.join(name));
-    }
-    let _ = std::fs::remove_dir(dir);
+/// The session stream's files, as the image's TLS files.
+fn session_files(stream: &[u8]) -> Result<Vec<ArchiveFile>, KexecError> {
+    Ok(session_stream::decode(stream)
+        .map_err(KexecError::Session)?
+        .into_iter()
+        .map(|(name, data)| ArchiveFile {
+            path: format!("{IMAGE_TLS_DIR}/{name}"),
+            perm: if name == AGENT_KEY { 0o600 } else { 0o644 },
+            data,
+        })
+        .collect())
 }
 
 /// Everything up to the load: the network capture, the command line and the
 /// in-memory initrd.
 pub fn prepare(opts: &KexecOptions) -> Result<Prepared, KexecError> {
-    let kernel =
-        File::open(&opts.kernel).map_err(|e| KexecError::OpenKernel(opts.kernel.clone(), e))?;
+    let kernel = inputs::open_verified(&opts.kernel, opts.kernel_sha256.as_ref())
+        .map_err(KexecError::Kernel)?;
+    let mut src = inputs::open_checked(&opts.initrd).map_err(KexecError::Initrd)?;
     let network = capture_network()?;
     let current = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let cmdline = cmdline::compose(&current, opts.append.as_deref());
     sys::cmdline_buffer(&cmdline).map_err(KexecError::Cmdline)?;
 
     let mut files = match &opts.session {
-        Some(dir) => session_files(dir)?,
+        Some(stream) => session_files(stream)?,
         None => Vec::new(),
     };
     let json = serde_json::to_vec_pretty(&network).unwrap_or_default();
@@ -144,11 +164,13 @@ pub fn prepare(opts: &KexecOptions) -> Result<Prepared, KexecError> {
     });
     let archive = newc::archive(&files).map_err(KexecError::Archive)?;
 
-    let mut src =
-        File::open(&opts.initrd).map_err(|e| KexecError::ReadInitrd(opts.initrd.clone(), e))?;
     let mut initrd = sys::memfd("landfall-initrd").map_err(|e| KexecError::Memfd(e.into()))?;
-    let copied = std::io::copy(&mut src, &mut initrd)
-        .map_err(|e| KexecError::ReadInitrd(opts.initrd.clone(), e))?;
+    // Hashed while copied: what is loaded is exactly what was checked.
+    let (copied, found) =
+        inputs::copy_hashing(&opts.initrd, &mut src, &mut initrd).map_err(KexecError::Initrd)?;
+    if let Some(expected) = &opts.initrd_sha256 {
+        inputs::check_sha256(&opts.initrd, expected, &found).map_err(KexecError::Initrd)?;
+    }
     let mut tail = Vec::new();
     let pad = (4 - copied % 4) % 4;
     tail.resize(pad as usize, 0u8);
@@ -166,7 +188,7 @@ pub fn prepare(opts: &KexecOptions) -> Result<Prepared, KexecError> {
 }
 
 /// Loads the prepared image: kexec_file_load, else kexec-tools.
-pub fn load(p: &Prepared, kernel_path: &Path) -> Result<(), KexecError> {
+pub fn load(p: &Prepared) -> Result<(), KexecError> {
     let (c, _) = sys::cmdline_buffer(&p.cmdline).map_err(KexecError::Cmdline)?;
     let errno = match sys::kexec_file_load(&p.kernel, &p.initrd, &c) {
         Ok(()) => return Ok(()),
@@ -180,13 +202,12 @@ pub fn load(p: &Prepared, kernel_path: &Path) -> Result<(), KexecError> {
     let fallback = match fallback::find_kexec_tool().filter(|_| worth_fallback) {
         Some(tool) => {
             use std::os::fd::AsRawFd;
-            let initrd_path = PathBuf::from(format!(
-                "/proc/{}/fd/{}",
-                std::process::id(),
-                p.initrd.as_raw_fd()
-            ));
+            // The files already opened and checked, not the paths again.
+            let fd_path = |fd: i32| PathBuf::from(format!("/proc/{}/fd/{fd}", std::process::id()));
+            let kernel_path = fd_path(p.kernel.as_raw_fd());
+            let initrd_path = fd_path(p.initrd.as_raw_fd());
             tracing::info!("Trying {}", tool.display());
-            match fallback::load_with_tool(&tool, kernel_path, &initrd_path, &p.cmdline) {
+            match fallback::load_with_tool(&tool, &kernel_path, &initrd_path, &p.cmdline) {
                 Ok(()) => return Ok(()),
                 Err(e) => Some(e.to_string()),
             }
@@ -203,10 +224,7 @@ pub fn run(opts: &KexecOptions) -> Result<Prepared, KexecError> {
     if opts.dry_run {
         return Ok(p);
     }
-    if let Some(dir) = &opts.session {
-        remove_session(dir);
-    }
-    load(&p, &opts.kernel)?;
+    load(&p)?;
     eprintln!("{LOADED_MARKER}, rebooting into it (kexec)");
     if opts.detach {
         return match sys::reboot_kexec_detached(std::time::Duration::from_secs(1)) {

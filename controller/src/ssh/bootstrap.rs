@@ -1,21 +1,22 @@
 //! The SSH bootstrap: check the target, upload agent + kernel + initrd (when
-//! changed) and the session's agent files, and run `landfall-agent kexec` there.
+//! changed) into a checked upload folder (see [`super::upload_dir`]), and run
+//! `landfall-agent kexec` there with the kernel's and initrd's SHA-256 on its
+//! command line.
 //!
-//! The session files (CA certificate, agent certificate and key) go into
-//! `<upload dir>/session` (mode 0700, files 0600). The agent reads them into
-//! the in-memory initrd and deletes them before the load; the remote command
-//! also removes the folder when the kexec fails. /run is a tmpfs on most
-//! systems, so the key normally never reaches the target's disk; with the
-//! /tmp fallback it may, until the old disk is wiped by the install.
+//! The session files (CA certificate, agent certificate and key) go on the
+//! SSH channel's stdin (`--session-stdin`, `landfall_proto::session_stream`):
+//! the agent puts them into the in-memory initrd, and they never touch the
+//! target's filesystem.
 
 use std::path::{Path, PathBuf};
 
-use landfall_proto::tlsnames::{AGENT_CERT, AGENT_KEY, CA_CERT};
+use landfall_proto::session_stream::{self, SESSION_FILES};
 
 use super::error::SshError;
 use super::facts::{self, FactsError, TargetFacts};
 use super::target::{shell_quote, Target};
 use super::upload::{Upload, UploadError, Uploaded};
+use super::upload_dir::UnsafeDir;
 
 /// The marker `landfall-agent kexec` prints once the image is loaded.
 pub const LOADED_MARKER: &str = "landfall-agent: image loaded";
@@ -53,6 +54,10 @@ impl KexecPlan {
 pub struct KexecReport {
     pub facts: TargetFacts,
     pub upload_dir: String,
+    /// True when `upload_dir` is an earlier run's folder that passed the checks.
+    pub reused_dir: bool,
+    /// Earlier runs' folders not used, with why.
+    pub refused_dirs: Vec<(String, UnsafeDir)>,
     pub uploaded: Vec<Uploaded>,
     /// Kernel + initrd bytes.
     pub image_bytes: u64,
@@ -89,21 +94,33 @@ pub fn agent_message(stderr: &str) -> String {
         .unwrap_or_else(|| super::error::tail(stderr))
 }
 
-/// The remote command that runs the kexec (as root or through `sudo -n`).
-pub fn kexec_command(dir: &str, sudo: bool, append: Option<&str>) -> String {
+/// What the remote kexec command needs besides the folder.
+#[derive(Debug, Clone, Default)]
+pub struct KexecCommand<'a> {
+    pub sudo: bool,
+    pub append: Option<&'a str>,
+    /// SHA-256 (hex) of the uploaded bzImage and initrd.
+    pub kernel_sha256: &'a str,
+    pub initrd_sha256: &'a str,
+}
+
+/// The remote command that runs the kexec (as root or through `sudo -n`); the
+/// session stream comes on its stdin.
+pub fn kexec_command(dir: &str, k: &KexecCommand) -> String {
     let q = |name: &str| shell_quote(&format!("{dir}/{name}"));
     let mut cmd = format!(
-        "{}{} kexec --kernel {} --initrd {} --session {} --detach",
-        if sudo { "sudo -n " } else { "" },
+        "{}{} kexec --kernel {} --kernel-sha256 {} --initrd {} --initrd-sha256 {} --session-stdin --detach",
+        if k.sudo { "sudo -n " } else { "" },
         q("landfall-agent"),
         q("bzImage"),
+        shell_quote(k.kernel_sha256),
         q("initrd"),
-        q("session"),
+        shell_quote(k.initrd_sha256),
     );
-    if let Some(a) = append {
+    if let Some(a) = k.append {
         cmd.push_str(&format!(" --append {}", shell_quote(a)));
     }
-    format!("{cmd}; rc=$?; rm -rf {}; exit $rc", q("session"))
+    cmd
 }
 
 fn size(p: &Path) -> Result<u64, KexecError> {
@@ -132,13 +149,25 @@ impl Target {
         Ok(report)
     }
 
-    /// Checks the target and uploads agent, kernel and initrd (when changed).
+    /// Checks the target, finds or makes a checked upload folder, and uploads
+    /// agent, kernel and initrd (when changed).
     pub fn prepare_kexec(&self, plan: &KexecPlan) -> Result<KexecReport, KexecError> {
         let facts = self.check()?;
+        let sudo = !facts.root;
         let image_bytes = size(&plan.kernel)? + size(&plan.initrd)?;
         let agent_bytes = size(&plan.agent)?;
         facts.check_ram(image_bytes)?;
-        let dir = facts.upload_dir(image_bytes + agent_bytes)?;
+        let base = facts.upload_base(image_bytes + agent_bytes)?;
+        let earlier = self.earlier_upload_dirs(sudo).map_err(KexecError::Upload)?;
+        let refused_dirs = earlier.refused;
+        let (dir, reused_dir) = match earlier.usable.into_iter().next() {
+            Some(d) => (d, true),
+            None => (
+                self.make_upload_dir(base, sudo)
+                    .map_err(KexecError::Upload)?,
+                false,
+            ),
+        };
         let files = [
             Upload {
                 local: plan.agent.clone(),
@@ -156,40 +185,53 @@ impl Target {
                 mode: 0o644,
             },
         ];
+        self.check_upload_dir(&dir, sudo)
+            .map_err(KexecError::Upload)?;
         let uploaded = self
-            .upload_if_changed(&dir, &files, facts.has_sha256sum)
+            .upload_if_changed(&dir, &files, facts.has_sha256sum, sudo)
             .map_err(KexecError::Upload)?;
         Ok(KexecReport {
             facts,
             upload_dir: dir,
+            reused_dir,
+            refused_dirs,
             uploaded,
             image_bytes,
         })
     }
 
-    /// Sends the session's agent files and runs `landfall-agent kexec` in the
-    /// folder [`Target::prepare_kexec`] filled.
+    /// Checks the folder [`Target::prepare_kexec`] filled again and runs
+    /// `landfall-agent kexec` in it, the session's agent files on its stdin.
     pub fn start_kexec(&self, report: &KexecReport, plan: &KexecPlan) -> Result<(), KexecError> {
         let dir = &report.upload_dir;
-        let session: Vec<Upload> = [CA_CERT, AGENT_CERT, AGENT_KEY]
-            .iter()
-            .map(|n| Upload {
-                local: plan.session.join(n),
-                name: format!("session/{n}"),
-                mode: 0o600,
-            })
-            .collect();
-        for s in &session {
-            size(&s.local)?;
+        let mut session = Vec::new();
+        for name in SESSION_FILES {
+            let p = plan.session.join(name);
+            session.push(std::fs::read(&p).map_err(|e| KexecError::Local(p, e))?);
         }
-        let qs = shell_quote(&format!("{dir}/session"));
-        self.run(&format!("rm -rf {qs}; umask 077; mkdir -p {qs}"), None)?;
-        self.upload_if_changed(dir, &session, false)
+        let stream = session_stream::encode([&session[0][..], &session[1][..], &session[2][..]]);
+        let sha = |name: &str| {
+            report
+                .uploaded
+                .iter()
+                .find(|u| u.name == name)
+                .map(|u| u.sha256.clone())
+                .unwrap_or_default()
+        };
+        let (kernel_sha256, initrd_sha256) = (sha("bzImage"), sha("initrd"));
+        let sudo = !report.facts.root;
+        self.check_upload_dir(dir, sudo)
             .map_err(KexecError::Upload)?;
-        let out = self.run(
-            &kexec_command(dir, !report.facts.root, plan.append.as_deref()),
-            None,
-        )?;
+        let cmd = kexec_command(
+            dir,
+            &KexecCommand {
+                sudo,
+                append: plan.append.as_deref(),
+                kernel_sha256: &kernel_sha256,
+                initrd_sha256: &initrd_sha256,
+            },
+        );
+        let out = self.run_with_input(&cmd, &stream)?;
         match out.status {
             0 if out.stderr.contains(LOADED_MARKER) => Ok(()),
             3 => Err(KexecError::Refused(agent_message(&out.stderr))),
@@ -207,17 +249,33 @@ mod tests {
 
     #[test]
     fn command_as_root_and_with_sudo() {
+        let h = "a".repeat(64);
+        let k = KexecCommand {
+            kernel_sha256: &h,
+            initrd_sha256: &h,
+            ..Default::default()
+        };
         assert_eq!(
-            kexec_command("/run/landfall", false, None),
-            "/run/landfall/landfall-agent kexec --kernel /run/landfall/bzImage --initrd /run/landfall/initrd \
-             --session /run/landfall/session --detach; rc=$?; rm -rf /run/landfall/session; exit $rc"
+            kexec_command("/run/landfall.Ab12Cd", &k),
+            format!(
+                "/run/landfall.Ab12Cd/landfall-agent kexec --kernel /run/landfall.Ab12Cd/bzImage \
+                 --kernel-sha256 {h} --initrd /run/landfall.Ab12Cd/initrd --initrd-sha256 {h} \
+                 --session-stdin --detach"
+            )
         );
-        let c = kexec_command("/tmp/landfall", true, Some("console=ttyS1 debug"));
+        let c = kexec_command(
+            "/tmp/landfall.Ab12Cd",
+            &KexecCommand {
+                sudo: true,
+                append: Some("console=ttyS1 debug"),
+                ..k
+            },
+        );
         assert!(
-            c.starts_with("sudo -n /tmp/landfall/landfall-agent kexec"),
+            c.starts_with("sudo -n /tmp/landfall.Ab12Cd/landfall-agent kexec"),
             "{c}"
         );
-        assert!(c.contains("--append 'console=ttyS1 debug'"), "{c}");
+        assert!(c.ends_with("--append 'console=ttyS1 debug'"), "{c}");
     }
 
     #[test]

@@ -137,20 +137,20 @@ impl TargetFacts {
         Ok(())
     }
 
-    /// The folder to upload into: `/run/landfall` when /run has room (a tmpfs
-    /// on most systems, so nothing reaches the disk), else `/tmp/landfall`.
-    pub fn upload_dir(&self, upload_bytes: u64) -> Result<String, FactsError> {
+    /// Where to make the upload folder: `/run` when it has room (a tmpfs on
+    /// most systems, so nothing reaches the disk), else `/tmp`.
+    pub fn upload_base(&self, upload_bytes: u64) -> Result<&'static str, FactsError> {
         let need = upload_bytes + (8 << 20);
         for dir in ["/run", "/tmp"] {
             if let Some((_, free)) = self.free_space.iter().find(|(d, _)| d == dir) {
                 if *free >= need {
-                    return Ok(format!("{dir}/landfall"));
+                    return Ok(dir);
                 }
             }
         }
         if self.free_space.is_empty() {
             // df missing: try /tmp and let the upload report a full disk.
-            return Ok("/tmp/landfall".into());
+            return Ok("/tmp");
         }
         Err(FactsError::NoSpace {
             need_mib: need.div_ceil(1 << 20),
@@ -187,9 +187,9 @@ sha256sum=yes
         assert_eq!(f.free_space[0], ("/run".to_string(), 115628 * 1024));
         f.check_platform().unwrap();
         f.check_ram(40 << 20).unwrap();
-        assert_eq!(f.upload_dir(50 << 20).unwrap(), "/run/landfall");
+        assert_eq!(f.upload_base(50 << 20).unwrap(), "/run");
         let small_run = parse(&BUSYBOX_ROOT.replace("115640 12 115628", "4000 0 4000")).unwrap();
-        assert_eq!(small_run.upload_dir(50 << 20).unwrap(), "/tmp/landfall");
+        assert_eq!(small_run.upload_base(50 << 20).unwrap(), "/tmp");
     }
 
     #[test]
@@ -213,7 +213,7 @@ sha256sum=yes
             f.check_ram(100 << 20),
             Err(FactsError::NotEnoughRam { .. })
         ));
-        let e = f.upload_dir(200 << 20).unwrap_err();
+        let e = f.upload_base(200 << 20).unwrap_err();
         assert!(e.to_string().contains("/run: 112 MiB"), "{e}");
         assert!(matches!(
             parse("Welcome!\n"),

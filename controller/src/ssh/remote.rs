@@ -59,6 +59,45 @@ impl Target {
         Ok(r)
     }
 
+    /// Runs `script` with `input` on its stdin (written from a thread, so a
+    /// large output cannot stall it); as [`Target::run`] otherwise. The bytes
+    /// travel only through the SSH channel.
+    pub fn run_with_input(&self, script: &str, input: &[u8]) -> Result<RemoteOutput, SshError> {
+        use std::io::Write;
+        let mut child = Command::new(ssh_binary())
+            .args(self.ssh_args(script))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| SshError::NoClient(format!("{}: {e}", ssh_binary())))?;
+        let mut stdin = child.stdin.take();
+        let data = input.to_vec();
+        // A remote command that exits without reading is seen in its status.
+        let writer = std::thread::spawn(move || {
+            if let Some(s) = stdin.as_mut() {
+                let _ = s.write_all(&data);
+            }
+        });
+        let out = child
+            .wait_with_output()
+            .map_err(|e| SshError::NoClient(format!("{}: {e}", ssh_binary())))?;
+        let _ = writer.join();
+        let r = RemoteOutput {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        if r.status == 255 {
+            return Err(classify(
+                &self.destination(),
+                &self.known_hosts_name(),
+                &r.stderr,
+            ));
+        }
+        Ok(r)
+    }
+
     /// The address ssh really connects to (`ssh -G`: `Host` aliases and
     /// `HostName` in the user's ssh_config applied), for reaching the agent
     /// at the same machine after the kexec. Falls back to the given host.

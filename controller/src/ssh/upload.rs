@@ -1,6 +1,8 @@
-//! Uploading the agent, kernel and initrd only when the target does not
-//! already hold the same bytes (compared by SHA-256 with the target's
-//! `sha256sum`; without it, everything is uploaded).
+//! Uploading the agent, kernel and initrd into a checked upload folder (see
+//! [`super::upload_dir`]), only when that folder does not already hold the
+//! same bytes (compared by SHA-256 with the target's `sha256sum`; without it,
+//! everything is uploaded). Every remote command runs as the user who runs
+//! the kexec: root, or root through `sudo -n`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -9,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::SshError;
 use super::target::{shell_quote, Target};
+use super::upload_dir::{self, UnsafeDir};
 
 /// A file to place on the target.
 #[derive(Debug, Clone)]
@@ -27,6 +30,8 @@ pub struct Uploaded {
     pub bytes: u64,
     /// False when the target already had the same bytes.
     pub sent: bool,
+    /// The file's SHA-256 (hex), for `landfall-agent kexec` to check.
+    pub sha256: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +42,28 @@ pub enum UploadError {
     Ssh(#[from] SshError),
     #[error("Cannot write {path} on the target: {detail}")]
     Remote { path: String, detail: String },
+    #[error("Cannot make an upload folder in {base} on the target: {detail}")]
+    MakeDir { base: String, detail: String },
+    #[error("The upload folder is not safe to use: {0}")]
+    UnsafeDir(#[source] UnsafeDir),
+}
+
+/// Upload folders left by earlier runs.
+#[derive(Debug, Default)]
+pub struct EarlierDirs {
+    /// Those that passed the checks.
+    pub usable: Vec<String>,
+    /// The others, with why they are not used.
+    pub refused: Vec<(String, UnsafeDir)>,
+}
+
+/// `script` as the user who runs the kexec: itself for root, else through `sudo -n`.
+pub fn as_root(script: &str, sudo: bool) -> String {
+    if sudo {
+        format!("sudo -n sh -c {}", shell_quote(script))
+    } else {
+        script.to_string()
+    }
 }
 
 /// SHA-256 of a local file, hex.
@@ -69,23 +96,61 @@ pub fn parse_sha256sum(out: &str) -> Vec<(String, String)> {
 }
 
 impl Target {
-    /// Uploads `files` into `dir` (created, mode 0700) unless the target has them already.
+    /// Makes a fresh upload folder in `base` (/run or /tmp) and checks it.
+    pub fn make_upload_dir(&self, base: &str, sudo: bool) -> Result<String, UploadError> {
+        let out = self.run(&as_root(&upload_dir::mktemp_script(base), sudo), None)?;
+        let dir = out.stdout.trim();
+        if out.status != 0 || !upload_dir::is_fresh_dir(base, dir) {
+            return Err(UploadError::MakeDir {
+                base: base.into(),
+                detail: super::error::tail(&format!("{}{}", out.stdout, out.stderr)),
+            });
+        }
+        self.check_upload_dir(dir, sudo)?;
+        Ok(dir.to_string())
+    }
+
+    /// Checks `dir` before a use (see [`upload_dir::check`]).
+    pub fn check_upload_dir(&self, dir: &str, sudo: bool) -> Result<(), UploadError> {
+        let out = self.run(&as_root(&upload_dir::stat_script(dir), sudo), None)?;
+        match upload_dir::check_pairs(&out.stdout).into_iter().next() {
+            Some((_, verdict)) => verdict.map_err(UploadError::UnsafeDir),
+            None => Err(UploadError::UnsafeDir(UnsafeDir::Unparsable(
+                super::error::tail(&format!("{}{}", out.stdout, out.stderr)),
+            ))),
+        }
+    }
+
+    /// Folders left by earlier runs (`/run/landfall.*`, `/tmp/landfall.*`):
+    /// those that pass the checks, and the others with why they are not used.
+    pub fn earlier_upload_dirs(&self, sudo: bool) -> Result<EarlierDirs, UploadError> {
+        let out = self.run(&as_root(&upload_dir::candidates_script(), sudo), None)?;
+        let mut found = EarlierDirs::default();
+        for (dir, verdict) in upload_dir::check_pairs(&out.stdout) {
+            match verdict {
+                Ok(()) => found.usable.push(dir),
+                Err(e) => found.refused.push((dir, e)),
+            }
+        }
+        Ok(found)
+    }
+
+    /// Uploads `files` into `dir` (a checked upload folder) unless it holds them already.
     pub fn upload_if_changed(
         &self,
         dir: &str,
         files: &[Upload],
         has_sha256sum: bool,
+        sudo: bool,
     ) -> Result<Vec<Uploaded>, UploadError> {
         let qdir = shell_quote(dir);
         let names: Vec<String> = files.iter().map(|f| shell_quote(&f.name)).collect();
         let remote: Vec<(String, String)> = if has_sha256sum {
-            let out = self.run(
-                &format!(
-                    "umask 077; mkdir -p {qdir} && cd {qdir} && sha256sum {} 2>/dev/null; true",
-                    names.join(" ")
-                ),
-                None,
-            )?;
+            let script = format!(
+                "cd {qdir} && sha256sum {} 2>/dev/null; true",
+                names.join(" ")
+            );
+            let out = self.run(&as_root(&script, sudo), None)?;
             parse_sha256sum(&out.stdout)
         } else {
             Vec::new()
@@ -99,13 +164,12 @@ impl Target {
             let same = remote.iter().any(|(n, h)| *n == f.name && *h == local);
             if !same {
                 let path = format!("{dir}/{}", f.name);
-                let part = shell_quote(&format!("{path}.part"));
                 let script = format!(
-                    "umask 077; mkdir -p {qdir} && cat > {part} && chmod {:o} {part} && mv -f {part} {}",
+                    "umask 077; p={}; cat > \"$p.part\" && chmod {:o} \"$p.part\" && mv -f \"$p.part\" \"$p\"",
+                    shell_quote(&path),
                     f.mode,
-                    shell_quote(&path)
                 );
-                let out = self.run(&script, Some(&f.local))?;
+                let out = self.run(&as_root(&script, sudo), Some(&f.local))?;
                 if out.status != 0 {
                     return Err(UploadError::Remote {
                         path,
@@ -117,6 +181,7 @@ impl Target {
                 name: f.name.clone(),
                 bytes,
                 sent: !same,
+                sha256: local,
             });
         }
         Ok(report)
@@ -139,6 +204,15 @@ mod tests {
                 ("landfall-agent".to_string(), h.clone()),
                 ("initrd".to_string(), h)
             ]
+        );
+    }
+
+    #[test]
+    fn sudo_wraps_the_whole_script() {
+        assert_eq!(as_root("cd /x && ls", false), "cd /x && ls");
+        assert_eq!(
+            as_root("cd '/x' && ls", true),
+            "sudo -n sh -c 'cd '\\''/x'\\'' && ls'"
         );
     }
 

@@ -6,18 +6,23 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::{boot_installed, kernel, start_rescue};
-use crate::install::{run_on_target, InstallCli, Phase};
+use super::{boot_installed, start_rescue};
+use crate::flow::{self, Phase};
+use crate::install::InstallCli;
+use crate::kernel;
 
 /// Runs `landfall install --vm`.
 pub async fn run(c: InstallCli) -> anyhow::Result<()> {
     let total = Instant::now();
+    // The flake first: a broken one stops before a VM is even started.
+    let evaluated =
+        tokio::task::block_in_place(|| flow::evaluate(&flow::install::sources_of(&c), &c.phases))?;
     let kernel = kernel::find(c.kernel.as_deref(), c.modules.as_deref())?;
     let dir = c
         .vm_options
         .dir
         .clone()
-        .unwrap_or_else(|| crate::install::state_dir("vm"));
+        .unwrap_or_else(|| crate::state::state_dir("vm"));
     eprintln!(
         "== vm: a throwaway rescue machine in {} (kernel {})",
         dir.display(),
@@ -62,7 +67,7 @@ pub async fn run(c: InstallCli) -> anyhow::Result<()> {
         keep_vm: false,
         ..c
     };
-    if let Err(e) = run_on_target(inner, Some(dir.clone())).await {
+    if let Err(e) = flow::install::run_on_target(inner, Some(dir.clone()), Some(evaluated)).await {
         eprintln!(
             "--- the VM's last console lines ({}):\n{}",
             rescue.vm.console.display(),

@@ -7,7 +7,6 @@
 //! the installed system came up.
 
 pub mod install;
-pub mod kernel;
 pub mod qemu;
 pub mod rescue;
 
@@ -16,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use kernel::KernelPaths;
+use crate::kernel::{self, KernelPaths};
 use qemu::{Accel, Boot, RunningVm, VmSpec};
 use rescue::Rescue;
 
@@ -238,7 +237,7 @@ pub async fn run_vm(c: VmCli) -> anyhow::Result<()> {
     let dir =
         c.vm.dir
             .clone()
-            .unwrap_or_else(|| crate::install::state_dir("vm"));
+            .unwrap_or_else(|| crate::state::state_dir("vm"));
     let mut r = tokio::task::block_in_place(|| start_rescue(&c.vm, &kernel, &dir))?;
     println!("The rescue VM is up. Log in with:");
     println!("  {}", r.ssh_command());

@@ -1,0 +1,238 @@
+//! `landfall install` against a real target (`--target` over SSH, or
+//! `--agent` already running): the command line turned into plain values and
+//! the [`Steps`] that [`drive`] runs in order. `install --vm` calls
+//! [`run_on_target`] with the VM it started; nothing here calls `vm`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use landfall_proto::v1::agent_client::AgentClient;
+use landfall_proto::v1::BootloaderPolicy;
+use tonic::transport::Channel;
+
+use super::bootstrap::{bootstrap, Bootstrap};
+use super::evaluate::{evaluate, Evaluated, Sources};
+use super::phase::Phase;
+use super::run::{drive, Steps};
+use super::{phases, remount};
+use crate::closure::TransferSummary;
+use crate::install::InstallCli;
+use crate::kexec::SshArgs;
+
+/// The real steps: this laptop's nix, the target over SSH, the agent over TLS.
+pub struct TargetSteps {
+    sources: Sources,
+    phases: Vec<Phase>,
+    /// Already evaluated (by `install --vm`, before it started its VM).
+    evaluated: Option<Evaluated>,
+    /// None with `--agent` (no SSH, no kexec).
+    bootstrap: Option<Bootstrap>,
+    agent_addr: String,
+    tls: PathBuf,
+    wait: u64,
+    disks: Vec<String>,
+    yes: bool,
+    json: bool,
+    bootloader: BootloaderPolicy,
+    bootloader_name: String,
+    wait_ssh: Option<String>,
+    client: Option<AgentClient<Channel>>,
+}
+
+impl TargetSteps {
+    fn client(&mut self) -> anyhow::Result<&mut AgentClient<Channel>> {
+        self.client
+            .as_mut()
+            .context("the flow asked for the agent before connecting")
+    }
+}
+
+impl Steps for TargetSteps {
+    fn evaluate(&mut self) -> anyhow::Result<Evaluated> {
+        match self.evaluated.take() {
+            Some(ev) => Ok(ev),
+            None => tokio::task::block_in_place(|| evaluate(&self.sources, &self.phases)),
+        }
+    }
+
+    async fn bootstrap(&mut self) -> anyhow::Result<Option<f64>> {
+        let Some(b) = &self.bootstrap else {
+            return Ok(None);
+        };
+        let (addr, secs) = bootstrap(b).await?;
+        self.agent_addr = addr;
+        Ok(secs)
+    }
+
+    async fn connect(&mut self) -> anyhow::Result<()> {
+        self.client = Some(
+            crate::client::connect_with_retry(
+                &self.agent_addr,
+                &self.tls,
+                Duration::from_secs(self.wait),
+            )
+            .await?,
+        );
+        Ok(())
+    }
+
+    async fn ensure_root(&mut self, ev: &Evaluated, phases: &[Phase]) -> anyhow::Result<()> {
+        let flake = self.sources.flake.clone();
+        let disks = self.disks.clone();
+        let client = self.client()?;
+        remount::ensure_root_mounted(
+            client,
+            phases,
+            ev.layout_json.as_deref(),
+            flake.as_deref(),
+            &disks,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn phase(
+        &mut self,
+        phase: Phase,
+        ev: &Evaluated,
+    ) -> anyhow::Result<Option<TransferSummary>> {
+        let (disks, yes, json) = (self.disks.clone(), self.yes, self.json);
+        let (policy, policy_name) = (self.bootloader, self.bootloader_name.clone());
+        let (wait_ssh, wait) = (self.wait_ssh.clone(), Duration::from_secs(self.wait));
+        let client = self.client()?;
+        match phase {
+            Phase::Kexec => {}
+            Phase::Disko => {
+                let layout = ev.layout_json.clone().unwrap_or_default();
+                phases::disko(client, layout, &disks, yes).await?;
+            }
+            Phase::Install => {
+                let top = ev.toplevel.as_ref().context("no system to install")?;
+                return Ok(Some(phases::install(client, top, json).await?));
+            }
+            Phase::Bootloader => {
+                phases::bootloader(client, policy, &policy_name, ev.toplevel.as_ref()).await?;
+            }
+            Phase::Reboot => phases::reboot(client, wait_ssh.as_deref(), wait).await?,
+        }
+        Ok(None)
+    }
+}
+
+/// The flow's inputs from `landfall install`'s command line, evaluated
+/// nothing yet.
+pub fn sources_of(c: &InstallCli) -> Sources {
+    Sources {
+        flake: c.flake.clone(),
+        system: c.system.clone(),
+        layout: c.layout.clone(),
+    }
+}
+
+/// The normal flow against `--target` or `--agent`; `state` overrides the
+/// per-target state folder (the local VM keeps everything in its own
+/// folder); `evaluated` is the evaluation already done by the caller.
+pub async fn run_on_target(
+    c: InstallCli,
+    state: Option<PathBuf>,
+    evaluated: Option<Evaluated>,
+) -> anyhow::Result<()> {
+    let key = match (&c.target, &c.agent) {
+        (Some(t), _) => match c.port {
+            Some(p) => format!("{t}:{p}"),
+            None => t.clone(),
+        },
+        (None, Some(a)) => a.clone(),
+        (None, None) => {
+            bail!("Say where to install: --target [USER@]HOST (over SSH) or --agent HOST:PORT")
+        }
+    };
+    let bootloader = crate::boot::parse_policy(&c.bootloader)?;
+    let state = state.unwrap_or_else(|| crate::state::state_dir(&key));
+    let total = Instant::now();
+    // Laptop only: a new session's certificates (nothing reaches the target).
+    let tls = match &c.tls {
+        Some(t) => t.clone(),
+        None => {
+            let t = state.join("session");
+            if !crate::certs::exists(&t) {
+                crate::certs::init(&t, &key, false)?;
+                eprintln!("New session for {key} in {}", t.display());
+            }
+            t
+        }
+    };
+    let (boot, agent_addr) = match &c.target {
+        Some(target) => {
+            let ssh = SshArgs {
+                target: target.clone(),
+                port: c.port,
+                identity: c.identity.clone(),
+                ssh_options: c.ssh_options.clone(),
+            };
+            let addr = c
+                .agent_addr
+                .clone()
+                .unwrap_or_else(|| crate::kexec::default_agent_addr_of(&ssh));
+            let b = Bootstrap {
+                ssh,
+                agent_addr: addr.clone(),
+                tls: tls.clone(),
+                kexec: c.phases.contains(&Phase::Kexec),
+                image: c.image.clone(),
+                kernel: c.kernel.clone(),
+                modules: c.modules.clone(),
+                image_out: state.join("image"),
+                wait: c.wait,
+            };
+            (Some(b), addr)
+        }
+        None => (None, c.agent.clone().unwrap_or_default()),
+    };
+    let wait_ssh = match (&c.target, c.no_wait) {
+        (Some(t), false) => {
+            let host = crate::kexec::default_agent_addr_of(&SshArgs {
+                target: t.clone(),
+                port: None,
+                identity: None,
+                ssh_options: c.ssh_options.clone(),
+            });
+            let host = host
+                .rsplit_once(':')
+                .map(|(h, _)| h.to_string())
+                .unwrap_or(host);
+            Some(format!("{host}:{}", c.port.unwrap_or(22)))
+        }
+        _ => None,
+    };
+    let mut steps = TargetSteps {
+        sources: sources_of(&c),
+        phases: c.phases.clone(),
+        evaluated,
+        bootstrap: boot,
+        agent_addr,
+        tls,
+        wait: c.wait,
+        disks: c.disks.clone(),
+        yes: c.yes,
+        json: c.json,
+        bootloader,
+        bootloader_name: c.bootloader.clone(),
+        wait_ssh,
+        client: None,
+    };
+    let report = drive(&mut steps, &c.phases).await?;
+    if c.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        let split: Vec<String> = report
+            .phases
+            .iter()
+            .map(|(p, s)| format!("{p} {s:.1} s"))
+            .collect();
+        eprintln!("Done: {}", split.join(", "));
+        eprintln!("All phases done in {:.1} s", total.elapsed().as_secs_f64());
+    }
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! The install flow and its one owner: `landfall install` (and `install
+//! --vm`, which calls it) runs evaluate → bootstrap (SSH checks, upload,
+//! kexec) → session → disko → install → bootloader → reboot, in that order,
+//! each phase a function on plain values.
+//!
+//! Invariants:
+//! - The flake is evaluated and the system built before anything reaches the
+//!   target: no SSH connection, no agent probe happens before [`evaluate`]
+//!   succeeded ([`run::drive`] keeps the order, its tests check it).
+//! - A re-run skips work already done: an agent of this session already
+//!   answering is not kexec'd again, a layout already applied destroys
+//!   nothing, paths already on the target are not sent.
+//! - Arrows only go down: `vm` calls the flow, the flow never calls `vm`.
+
+pub mod bootstrap;
+pub mod evaluate;
+pub mod install;
+pub mod phase;
+pub mod phases;
+pub mod remount;
+pub mod run;
+
+pub use evaluate::evaluate;
+pub use phase::Phase;

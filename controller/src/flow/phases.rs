@@ -1,0 +1,112 @@
+//! The phases run against a connected agent — disko, install, bootloader,
+//! reboot — each a function on plain values. The order and the checks
+//! between them are [`super::run`]'s.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use landfall_proto::nar::StorePath;
+use landfall_proto::v1::agent_client::AgentClient;
+use landfall_proto::v1::{BootloaderPolicy, BootloaderRequest, LayoutRequest, RebootRequest};
+use tonic::transport::Channel;
+
+use crate::closure::{Progress, TransferSummary};
+use crate::disk;
+use crate::nix::{ClosureSource, Nix};
+
+/// Disko: plan the layout, show it, ask before destroying (unless `yes`),
+/// apply it and mount it. `disks` are the `--disk NAME=PATH` overrides.
+pub async fn disko(
+    client: &mut AgentClient<Channel>,
+    layout_json: String,
+    disks: &[String],
+    yes: bool,
+) -> anyhow::Result<()> {
+    eprintln!("== disko: partition, format, mount");
+    let mut req = LayoutRequest {
+        layout_json,
+        disks: disk::parse_disk_overrides(disks)?,
+        mount: true,
+        ..Default::default()
+    };
+    let plan = disk::plan_and_show(client, req.clone()).await?;
+    if plan.destructive && !yes {
+        disk::confirm("This destroys the data listed above.")?;
+    }
+    req.confirm_destroy = plan.destructive;
+    // The summary was printed as the job's last line.
+    disk::apply(client, req).await?;
+    Ok(())
+}
+
+/// Install: stream `toplevel`'s closure into the target's store (what is
+/// there already is not sent; a lost connection resumes).
+pub async fn install(
+    client: &mut AgentClient<Channel>,
+    toplevel: &StorePath,
+    json: bool,
+) -> anyhow::Result<TransferSummary> {
+    eprintln!("== install: {toplevel}");
+    let infos = tokio::task::block_in_place(|| Nix::new().closure_path_info(toplevel))
+        .context("Reading the closure with nix path-info failed")?;
+    let closure = ClosureSource::new(infos)?;
+    let progress = if json { Progress::Json } else { Progress::Bar };
+    let s = crate::retry::put_closure_resuming(
+        client,
+        closure,
+        Some(toplevel),
+        "",
+        progress,
+        Default::default(),
+    )
+    .await?;
+    eprintln!(
+        "Sent {} of {} paths ({:.1} MiB of NAR as {:.1} MiB on the wire) in {:.1} s. Agent: {}",
+        s.sent_paths,
+        s.closure_paths,
+        s.nar_bytes as f64 / 1048576.0,
+        s.wire_bytes as f64 / 1048576.0,
+        s.seconds,
+        s.agent_summary
+    );
+    Ok(s)
+}
+
+/// Bootloader: install it for `toplevel` with `policy`.
+pub async fn bootloader(
+    client: &mut AgentClient<Channel>,
+    policy: BootloaderPolicy,
+    policy_name: &str,
+    toplevel: Option<&StorePath>,
+) -> anyhow::Result<()> {
+    eprintln!("== bootloader ({policy_name})");
+    let req = BootloaderRequest {
+        toplevel: toplevel.map(|t| t.to_string()).unwrap_or_default(),
+        policy: policy as i32,
+        ..Default::default()
+    };
+    crate::boot::install_bootloader(client, req)
+        .await
+        .map(|_| ())
+}
+
+/// Reboot: unmount and reboot into the installed system, then (with
+/// `wait_ssh`, HOST:PORT) wait up to `wait` for its SSH server.
+pub async fn reboot(
+    client: &mut AgentClient<Channel>,
+    wait_ssh: Option<&str>,
+    wait: Duration,
+) -> anyhow::Result<()> {
+    eprintln!("== reboot");
+    let reply = crate::boot::reboot(client, RebootRequest::default()).await?;
+    eprint!("{}", crate::boot::describe_reboot(&reply));
+    if let (true, Some(ssh)) = (reply.rebooting, wait_ssh) {
+        tokio::time::sleep(Duration::from_millis(reply.delay_ms as u64 + 2000)).await;
+        let took = crate::boot::wait_for_ssh(ssh, wait).await?;
+        eprintln!(
+            "The machine is back: SSH answers at {ssh} after {:.1} s",
+            took.as_secs_f64() + 2.0
+        );
+    }
+    Ok(())
+}

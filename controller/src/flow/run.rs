@@ -1,0 +1,179 @@
+//! The order of the install flow, and its one owner. The invariant this
+//! module keeps: nothing reaches the target before [`Steps::evaluate`] has
+//! succeeded — the flake evaluated, the system built — so a broken flake, a
+//! failing build or a missing `disko.devices` stops the run with the target
+//! untouched. Then [`Steps::bootstrap`] (SSH checks, upload, kexec — or an
+//! agent of this session already answering), [`Steps::connect`] (the TLS
+//! session), the root check after a restart, and the phases in their order.
+//!
+//! The steps are a trait so the order can be checked without a target; the
+//! real steps are [`super::install::TargetSteps`].
+
+use std::time::Instant;
+
+use super::evaluate::Evaluated;
+use super::phase::{in_order, Phase};
+use crate::closure::TransferSummary;
+
+/// What the flow does, step by step.
+#[allow(async_fn_in_trait)]
+pub trait Steps {
+    /// Laptop only: evaluate the layout and build the system.
+    fn evaluate(&mut self) -> anyhow::Result<Evaluated>;
+    /// Make an agent run on the target (kexec over SSH, unless one of this
+    /// session already answers); Some(seconds) when a kexec ran.
+    async fn bootstrap(&mut self) -> anyhow::Result<Option<f64>>;
+    /// Open the TLS session to the agent.
+    async fn connect(&mut self) -> anyhow::Result<()>;
+    /// Mount the root again if an agent restarted since the disko phase
+    /// (only when `phases` write without disko).
+    async fn ensure_root(&mut self, ev: &Evaluated, phases: &[Phase]) -> anyhow::Result<()>;
+    /// One agent phase (disko, install, bootloader or reboot); the install
+    /// phase returns its transfer summary.
+    async fn phase(
+        &mut self,
+        phase: Phase,
+        ev: &Evaluated,
+    ) -> anyhow::Result<Option<TransferSummary>>;
+}
+
+/// Timings of each step, for the summary (`--json` prints it as the last line).
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Report {
+    pub phases: Vec<(String, f64)>,
+    pub closure: Option<TransferSummary>,
+}
+
+/// Runs the flow: evaluate, bootstrap (only when `phases` hold kexec or an
+/// agent is needed at all), connect, root check, then each phase in order.
+pub async fn drive<S: Steps>(s: &mut S, phases: &[Phase]) -> anyhow::Result<Report> {
+    let total = Instant::now();
+    let mut report = Report::default();
+    let phases = in_order(phases);
+
+    let t = Instant::now();
+    let ev = s.evaluate()?;
+    report
+        .phases
+        .push(("evaluate".into(), t.elapsed().as_secs_f64()));
+
+    if let Some(k) = s.bootstrap().await? {
+        report.phases.push((Phase::Kexec.name().into(), k));
+    }
+    s.connect().await?;
+    let agent_phases: Vec<Phase> = phases
+        .iter()
+        .copied()
+        .filter(|p| *p != Phase::Kexec)
+        .collect();
+    s.ensure_root(&ev, &agent_phases).await?;
+    for phase in agent_phases {
+        let t = Instant::now();
+        if let Some(summary) = s.phase(phase, &ev).await? {
+            report.closure = Some(summary);
+        }
+        report
+            .phases
+            .push((phase.name().into(), t.elapsed().as_secs_f64()));
+    }
+    report
+        .phases
+        .push(("total".into(), total.elapsed().as_secs_f64()));
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A target that records what was asked of it.
+    #[derive(Default)]
+    struct Recorder {
+        calls: Vec<String>,
+        evaluate_fails: bool,
+        kexec: bool,
+    }
+
+    impl Steps for Recorder {
+        fn evaluate(&mut self) -> anyhow::Result<Evaluated> {
+            self.calls.push("evaluate".into());
+            if self.evaluate_fails {
+                anyhow::bail!("error: syntax error, unexpected end of file");
+            }
+            Ok(Evaluated::default())
+        }
+        async fn bootstrap(&mut self) -> anyhow::Result<Option<f64>> {
+            self.calls.push("bootstrap".into());
+            Ok(self.kexec.then_some(1.0))
+        }
+        async fn connect(&mut self) -> anyhow::Result<()> {
+            self.calls.push("connect".into());
+            Ok(())
+        }
+        async fn ensure_root(&mut self, _: &Evaluated, phases: &[Phase]) -> anyhow::Result<()> {
+            self.calls.push(format!("ensure_root {}", phases.len()));
+            Ok(())
+        }
+        async fn phase(
+            &mut self,
+            phase: Phase,
+            _: &Evaluated,
+        ) -> anyhow::Result<Option<TransferSummary>> {
+            self.calls.push(phase.name().into());
+            Ok(None)
+        }
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_broken_flake_stops_before_the_target_is_touched() {
+        let mut r = Recorder {
+            evaluate_fails: true,
+            ..Default::default()
+        };
+        let e = block_on(drive(&mut r, &[Phase::Kexec, Phase::Disko])).unwrap_err();
+        assert!(e.to_string().contains("syntax error"), "{e}");
+        assert_eq!(r.calls, ["evaluate"], "nothing after the evaluation ran");
+    }
+
+    #[test]
+    fn evaluation_comes_first_then_the_kexec_then_the_phases_in_order() {
+        let mut r = Recorder {
+            kexec: true,
+            ..Default::default()
+        };
+        let phases = [Phase::Reboot, Phase::Install, Phase::Kexec, Phase::Disko];
+        let report = block_on(drive(&mut r, &phases)).unwrap();
+        assert_eq!(
+            r.calls,
+            [
+                "evaluate",
+                "bootstrap",
+                "connect",
+                "ensure_root 3",
+                "disko",
+                "install",
+                "reboot"
+            ]
+        );
+        let names: Vec<&str> = report.phases.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["evaluate", "kexec", "disko", "install", "reboot", "total"]
+        );
+    }
+
+    #[test]
+    fn no_kexec_no_kexec_timing() {
+        let mut r = Recorder::default();
+        let report = block_on(drive(&mut r, &[Phase::Install])).unwrap();
+        let names: Vec<&str> = report.phases.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["evaluate", "install", "total"]);
+    }
+}
