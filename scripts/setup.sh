@@ -15,6 +15,7 @@ packages=(
     hyperfine                     # benchmarks
     curl                          # an independent TLS client in the tests
     systemd-boot-efi              # the systemd-boot EFI binary for boot tests
+    dmsetup                       # device-mapper tests: the real tool beside our ioctls, in the VM
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -24,6 +24,22 @@ pub const FILESYSTEM_MODULES: &[&str] = &[
     "loop",
 ];
 
+/// Modules device-mapper layouts need (LUKS2 with aes-xts-plain64, LVM linear
+/// volumes), loaded only when a layout asks for them ([`load_for_device_mapper`]).
+/// `ecb` is listed because `xts` names it as a soft dependency, which
+/// `modules.dep` does not carry; `aes_generic` is built into Debian's kernel,
+/// `aesni_intel` is the fast path where the CPU has AES-NI (elsewhere it says
+/// ENODEV and the generic cipher serves). landfall-image's `DEFAULT_MODULES`
+/// must contain every one of these.
+pub const DEVICE_MAPPER_MODULES: &[&str] = &[
+    "dm_mod",
+    "ecb",
+    "xts",
+    "aes_generic",
+    "aesni_intel",
+    "dm_crypt",
+];
+
 /// The parsed module index of one kernel.
 #[derive(Debug, Default)]
 pub struct ModuleIndex {
@@ -378,8 +394,8 @@ fn finit(path: &Path, params: &str) -> nix::Result<()> {
     nix::kmod::finit_module(&f, &params, nix::kmod::ModuleInitFlags::empty())
 }
 
-/// Loads hardware drivers and filesystem modules for the running kernel.
-pub fn load_all() {
+/// The loader for the running kernel's modules, or `None` (logged) without an index.
+fn running_kernel_loader() -> Option<ModuleLoader> {
     let release = crate::inventory::kernel_release();
     let dir = Path::new("/lib/modules").join(&release);
     let index = match ModuleIndex::load(&dir) {
@@ -389,11 +405,31 @@ pub fn load_all() {
                 "No module index in {} ({e}): loading no modules",
                 dir.display()
             );
-            return;
+            return None;
         }
     };
     let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    let mut loader = ModuleLoader::new(index).with_cmdline(&cmdline);
+    Some(ModuleLoader::new(index).with_cmdline(&cmdline))
+}
+
+/// Loads device-mapper and the dm-crypt ciphers ([`DEVICE_MAPPER_MODULES`]) for
+/// the running kernel; returns how many were newly loaded. Safe to call again:
+/// modules already in the kernel are skipped. Whether device-mapper then works
+/// shows when `/dev/mapper/control` opens.
+pub fn load_for_device_mapper() -> usize {
+    let Some(mut loader) = running_kernel_loader() else {
+        return 0;
+    };
+    let n = DEVICE_MAPPER_MODULES.iter().map(|m| loader.load(m)).sum();
+    tracing::info!("Loaded {n} device-mapper modules");
+    n
+}
+
+/// Loads hardware drivers and filesystem modules for the running kernel.
+pub fn load_all() {
+    let Some(mut loader) = running_kernel_loader() else {
+        return;
+    };
     let hw = loader.load_for_hardware();
     let fs: usize = FILESYSTEM_MODULES.iter().map(|m| loader.load(m)).sum();
     tracing::info!("Loaded {hw} hardware and {fs} filesystem modules");

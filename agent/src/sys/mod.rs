@@ -4,6 +4,7 @@
 
 pub mod blk;
 pub mod blkpg;
+pub mod dm;
 pub mod kexec;
 pub mod loopdev;
 pub mod mount;
