@@ -18,6 +18,7 @@ packages=(
     systemd-boot-efi              # the systemd-boot EFI binary for boot tests
     lvm2                          # judges the native LVM2 writer (pvs/vgs/lvs/vgck/pvck)
     cryptsetup-bin                # judges our LUKS2 headers (luksDump, open --test-passphrase)
+    dmsetup                       # device-mapper tests: the real tool beside our ioctls, in the VM
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -5,6 +5,7 @@
 //! same code runs through subcommands (`serve`, `inventory`, …).
 
 mod disk_cli;
+mod dm_cli;
 mod mkfs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,6 +54,8 @@ enum Command {
     Mkfs(mkfs::MkfsArgs),
     /// Partition, format and mount disks from a disko layout.
     Disk(disk_cli::DiskArgs),
+    /// Device-mapper devices: create, remove, list, show (like dmsetup, without udev).
+    Dm(dm_cli::DmArgs),
     /// Boot landfall's RAM image in place of the running system (kexec), keeping
     /// its network configuration. Needs root; no kexec-tools needed.
     Kexec {
@@ -264,5 +267,6 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Mkfs(args) => mkfs::run(&args),
         Command::Disk(args) => disk_cli::run(&args),
+        Command::Dm(args) => dm_cli::run(args),
     }
 }

@@ -62,6 +62,13 @@ fn default_set_pulls_dependencies_and_reports_builtins() {
         "efivarfs",
         "loop",
         "dm_mod",
+        // dm-crypt for LUKS2's aes-xts-plain64, and what it needs.
+        "dm_crypt",
+        "xts",
+        "ecb",
+        "aesni_intel",
+        "crypto_simd",
+        "cryptd",
     ] {
         assert!(
             names.contains(expected),
@@ -70,6 +77,12 @@ fn default_set_pulls_dependencies_and_reports_builtins() {
     }
     assert!(
         selection.builtin.iter().any(|n| n == "af_packet"),
+        "{:?}",
+        selection.builtin
+    );
+    // The generic AES cipher dm-crypt falls back to without AES-NI is built in.
+    assert!(
+        selection.builtin.iter().any(|n| n == "aes_generic"),
         "{:?}",
         selection.builtin
     );

@@ -24,6 +24,22 @@ pub const FILESYSTEM_MODULES: &[&str] = &[
     "loop",
 ];
 
+/// Modules device-mapper layouts need (LUKS2 with aes-xts-plain64, LVM linear
+/// volumes), loaded only when a layout asks for them ([`load_for_device_mapper`]).
+/// `ecb` is listed because `xts` names it as a soft dependency, which
+/// `modules.dep` does not carry; `aes_generic` is built into Debian's kernel,
+/// `aesni_intel` is the fast path where the CPU has AES-NI (elsewhere it says
+/// ENODEV and the generic cipher serves). landfall-image's `DEFAULT_MODULES`
+/// must contain every one of these.
+pub const DEVICE_MAPPER_MODULES: &[&str] = &[
+    "dm_mod",
+    "ecb",
+    "xts",
+    "aes_generic",
+    "aesni_intel",
+    "dm_crypt",
+];
+
 /// The parsed module index of one kernel.
 #[derive(Debug, Default)]
 pub struct ModuleIndex {
@@ -411,6 +427,14 @@ pub fn load_on_demand(names: &[&str]) -> usize {
         tracing::info!("Loaded {n} modules for {}", names.join(", "));
     }
     n
+}
+
+/// Loads device-mapper and the dm-crypt ciphers ([`DEVICE_MAPPER_MODULES`]) for
+/// the running kernel; returns how many were newly loaded. Safe to call again:
+/// modules already in the kernel are skipped. Whether device-mapper then works
+/// shows when `/dev/mapper/control` opens.
+pub fn load_for_device_mapper() -> usize {
+    load_on_demand(DEVICE_MAPPER_MODULES)
 }
 
 /// Loads hardware drivers and filesystem modules for the running kernel.

@@ -5,6 +5,7 @@
 pub mod blk;
 pub mod blkpg;
 pub mod btrfs;
+pub mod dm;
 pub mod kexec;
 pub mod loopdev;
 pub mod mount;

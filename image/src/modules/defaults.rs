@@ -51,5 +51,13 @@ pub const DEFAULT_MODULES: &[&str] = &[
     // Misc.
     "af_packet",
     "loop",
+    // Device-mapper for LUKS2 (dm-crypt, aes-xts-plain64) and LVM (linear), loaded
+    // by the agent only when a layout needs them (`load_for_device_mapper`).
+    // `ecb` is xts's soft dependency; aes_generic is built in on Debian.
     "dm-mod",
+    "dm-crypt",
+    "xts",
+    "ecb",
+    "aes_generic",
+    "aesni-intel",
 ];
