@@ -149,3 +149,50 @@ fn landfall_vm_starts_a_rescue_machine_reachable_by_ssh() {
         "a qemu with {disk} is still running"
     );
 }
+
+/// `office-btrfs`: the seed's disk with its root as btrfs subvolumes (`/root`
+/// at /, `/nix`, `/home`) and a swapfile in a `/swap` subvolume, installed
+/// with `--vm` and booted: stage 1 mounts `subvol=/root` and `subvol=/nix`,
+/// stage 2 mounts /home and /.swapvol and turns the swapfile on.
+#[test]
+fn install_vm_office_btrfs_boots_from_subvolumes_with_its_swapfile() {
+    let tdir = TestDir::new("vm-install-btrfs").unwrap();
+    let dir = tdir.path().to_path_buf();
+    let opts = fixture::FixtureOptions {
+        systemd_boot_efi: Some(fixture::DEBIAN_SYSTEMD_BOOT_EFI.into()),
+        ..fixture::FixtureOptions::default()
+    };
+    let built = fixture::build_office_fixture(&dir.join("flake"), &opts)
+        .expect("the office example builds with nix");
+    let (ok, text) = vm_install_output(&dir, &format!("{}#office-btrfs", built.flake_ref));
+    assert!(ok, "landfall install --vm failed");
+    for needle in [
+        "Write a GPT with 3 partition(s) to /dev/nvme0n1",
+        "bootloader installed",
+        "The installed system came up",
+        "LANDFALL-STAGE2: ",
+        "LANDFALL-STORE-CHECK: OK",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in the output");
+    }
+    let console = std::fs::read_to_string(dir.join("vm/installed-console.log"))
+        .expect("the installed VM's console log");
+    for needle in [
+        "LANDFALL-STAGE1: /: /dev/disk/by-partlabel/disk-main-root",
+        "(btrfs, subvol=/root,compress=zstd,noatime)",
+        "(btrfs, subvol=/nix,compress=zstd,noatime)",
+        "LANDFALL-MOUNT: /home (btrfs, subvol=/home,compress=zstd)",
+        "LANDFALL-MOUNT: /.swapvol (btrfs, subvol=/swap,noatime)",
+        "LANDFALL-SWAP: /.swapvol/swapfile active",
+        "LANDFALL-STORE-CHECK: OK",
+    ] {
+        assert!(
+            console.contains(needle),
+            "missing {needle:?} on the installed system's console:\n{console}"
+        );
+    }
+    assert!(
+        !console.contains("FAILED"),
+        "a step failed on the installed system:\n{console}"
+    );
+}
