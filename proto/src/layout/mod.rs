@@ -10,6 +10,8 @@ mod btrfs;
 mod content;
 mod error;
 mod json;
+mod luks;
+mod lvm;
 mod model;
 mod parse;
 mod plan;
@@ -19,14 +21,17 @@ pub mod typecode;
 mod units;
 
 pub use error::LayoutError;
+pub use luks::{check_dm_name, parse_luks_args};
+pub use lvm::{check_lv_name, check_lvm_name, lvm_dm_name};
 pub use model::{
-    Btrfs, BtrfsCsum, BtrfsProfile, Content, Disk, Filesystem, FsFormat, Layout, Nodev, Partition,
-    Subvolume, Swap, Swapfile,
+    Btrfs, BtrfsCsum, BtrfsProfile, Content, Disk, Filesystem, FsFormat, Layout, LogicalVolume,
+    Luks, LuksArgs, LvSize, LvmPv, Nodev, Partition, Subvolume, Swap, Swapfile, VolumeGroup,
 };
 pub use parse::default_label;
 pub use plan::{
-    matches_existing, partition_ranges, plan, DiskFacts, DiskPlan, ExistingDisk, ExistingPartition,
-    MountPlan, MountSource, PartitionPlan, Plan, SwapPlan, SwapfilePlan,
+    content_fs_type, matches_existing, partition_ranges, plan, DiskFacts, DiskPlan, ExistingDisk,
+    ExistingPartition, LuksPlan, LvPlan, MapperSwapPlan, MapperVia, MountPlan, MountSource,
+    PartitionPlan, Plan, SwapPlan, SwapfilePlan, VgPlan,
 };
 pub use render::render;
 pub use sectors::Geometry;
@@ -36,3 +41,5 @@ pub use units::{human_bytes, Position, Sign, Size};
 mod tests;
 #[cfg(test)]
 mod tests_btrfs;
+#[cfg(test)]
+mod tests_dm;

@@ -1,6 +1,9 @@
 //! From a [`Layout`] and what the agent found on each disk to a [`Plan`]: the
 //! exact sector ranges sgdisk would give, what exists now and would be
-//! destroyed, what will be created, and the mounts in order. Serialisable (the
+//! destroyed, what will be created (partitions, then the LUKS devices to
+//! open and the VGs and LVs to create), and the mounts in order — parents
+//! first, whatever their source: a partition, a device-mapper device
+//! (`/dev/mapper/<luks name>`, `/dev/<vg>/<lv>`) or none. Serialisable (the
 //! agent sends it to the controller) and renderable for a person.
 
 use std::collections::BTreeMap;
@@ -8,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::error::LayoutError;
-use super::model::{Content, Layout, Partition};
+use super::model::{Content, Layout, LvSize, Partition};
 use super::sectors::{Geometry, NewPartition, SectorError, SgdiskTable};
 use super::units::{human_bytes, Position};
 
@@ -56,6 +59,63 @@ pub struct Plan {
     /// Swapfiles on btrfs, activated after the mounts.
     #[serde(default)]
     pub swapfiles: Vec<SwapfilePlan>,
+    /// LUKS devices to format and open, outer ones first.
+    #[serde(default)]
+    pub luks: Vec<LuksPlan>,
+    /// Volume groups to create, in the layout's (attribute) order.
+    #[serde(default)]
+    pub volume_groups: Vec<VgPlan>,
+    /// Swap on device-mapper devices (a LUKS device or an LV).
+    #[serde(default)]
+    pub mapper_swaps: Vec<MapperSwapPlan>,
+}
+
+/// One LUKS device to format and open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LuksPlan {
+    /// The dm name: opened as `/dev/mapper/<name>`.
+    pub name: String,
+    /// Where the container lies (`/dev/disk/by-partlabel/…`, `/dev/pool/lv`).
+    pub device: String,
+    /// Where the key comes from, for a person (never the key).
+    pub key_source: String,
+    /// Further keyslots from these files.
+    pub additional_key_files: Vec<String>,
+    /// What lies inside (`ext4`, `LVM2_member`, …), if anything.
+    pub inner: Option<String>,
+}
+
+/// One volume group to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VgPlan {
+    pub name: String,
+    /// Its PVs' devices, in layout order.
+    pub pvs: Vec<String>,
+    /// In creation order.
+    pub lvs: Vec<LvPlan>,
+}
+
+/// One LV to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LvPlan {
+    pub name: String,
+    /// As written (`10M`, `100%FREE`).
+    pub size: String,
+    pub request: LvSize,
+    /// `/dev/<vg>/<lv>`.
+    pub path: String,
+    /// What lies inside (`ext4`, `crypto_LUKS`, …), if anything.
+    pub inner: Option<String>,
+}
+
+/// Swap on a device-mapper device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapperSwapPlan {
+    /// `/dev/mapper/<name>` or `/dev/<vg>/<lv>`.
+    pub path: String,
+    pub via: MapperVia,
+    pub priority: Option<i64>,
+    pub discard_policy: Option<String>,
 }
 
 /// What happens to one disk.
@@ -95,14 +155,22 @@ impl PartitionPlan {
     }
     /// The filesystem type blkid reports once formatted; `None` when nothing
     /// is formatted (no content, or swap with `randomEncryption`, which NixOS
-    /// sets up at every boot and disko does not mkswap).
+    /// sets up at every boot and disko does not mkswap). A LUKS partition is
+    /// `crypto_LUKS`, an `lvm_pv` one `LVM2_member`.
     pub fn fs_type(&self) -> Option<&'static str> {
-        match &self.content {
-            Some(Content::Filesystem(fs)) => Some(fs.format.as_str()),
-            Some(Content::Swap(s)) if !s.random_encryption => Some("swap"),
-            Some(Content::Btrfs(_)) => Some("btrfs"),
-            _ => None,
-        }
+        self.content.as_ref().and_then(content_fs_type)
+    }
+}
+
+/// The type blkid reports for a content once made; see [`PartitionPlan::fs_type`].
+pub fn content_fs_type(c: &Content) -> Option<&'static str> {
+    match c {
+        Content::Filesystem(fs) => Some(fs.format.as_str()),
+        Content::Swap(s) if !s.random_encryption => Some("swap"),
+        Content::Swap(_) => None,
+        Content::Btrfs(_) => Some("btrfs"),
+        Content::Luks(_) => Some("crypto_LUKS"),
+        Content::LvmPv(_) => Some("LVM2_member"),
     }
 }
 
@@ -117,6 +185,19 @@ pub enum MountSource {
     Nodev {
         device: String,
     },
+    /// A device-mapper device the plan opens or creates.
+    Mapper {
+        /// `/dev/mapper/<name>` or `/dev/<vg>/<lv>`.
+        path: String,
+        via: MapperVia,
+    },
+}
+
+/// What makes a device-mapper device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MapperVia {
+    Luks { name: String },
+    Lvm { vg: String, lv: String },
 }
 
 /// One mount, relative to the install root.
@@ -151,6 +232,9 @@ pub struct SwapfilePlan {
     pub file: String,
     /// Where NixOS finds it: the subvolume's mountpoint joined with `file`.
     pub location: String,
+    /// The device-mapper device holding the btrfs, when not the partition itself.
+    #[serde(default)]
+    pub mapper: Option<String>,
     pub size_bytes: u64,
     pub priority: Option<i64>,
 }
@@ -324,9 +408,7 @@ pub fn partition_ranges(
 /// Plan a layout against the facts of its disks (keyed by the layout's disk key).
 pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan, LayoutError> {
     let mut disks = Vec::new();
-    let mut mounts = Vec::new();
-    let mut swaps = Vec::new();
-    let mut swapfiles = Vec::new();
+    let mut acc = Acc::default();
     let mut paths: BTreeMap<&str, &str> = BTreeMap::new();
     for d in &layout.disks {
         let f = facts.get(&d.key).ok_or_else(|| {
@@ -363,74 +445,19 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
             })
             .collect();
         for p in &partitions {
-            match &p.content {
-                Some(Content::Filesystem(fs)) => {
-                    if let Some(mp) = &fs.mountpoint {
-                        mounts.push(MountPlan {
-                            mountpoint: mp.clone(),
-                            source: MountSource::Partition {
-                                disk: d.key.clone(),
-                                number: p.number,
-                                label: p.label.clone(),
-                            },
-                            fs_type: fs.format.as_str().to_string(),
-                            options: fs.mount_options.clone(),
-                        });
-                    }
-                }
-                Some(Content::Btrfs(b)) => {
-                    let source = || MountSource::Partition {
+            if let Some(c) = &p.content {
+                let at = At {
+                    disk: &d.key,
+                    number: p.number,
+                    label: &p.label,
+                    source: MountSource::Partition {
                         disk: d.key.clone(),
                         number: p.number,
                         label: p.label.clone(),
-                    };
-                    if let Some(mp) = &b.mountpoint {
-                        mounts.push(MountPlan {
-                            mountpoint: mp.clone(),
-                            source: source(),
-                            fs_type: "btrfs".to_string(),
-                            options: b.mount_options.clone(),
-                        });
-                    }
-                    for s in &b.subvolumes {
-                        if let Some(mp) = &s.mountpoint {
-                            let mut options = s.mount_options.clone();
-                            options.push(format!("subvol={}", s.name));
-                            mounts.push(MountPlan {
-                                mountpoint: mp.clone(),
-                                source: source(),
-                                fs_type: "btrfs".to_string(),
-                                options,
-                            });
-                        }
-                    }
-                    for (s, f) in b.swapfiles() {
-                        // Parse refuses swapfiles without a mountpoint.
-                        let mp = match s {
-                            Some(s) => s.mountpoint.as_deref(),
-                            None => b.mountpoint.as_deref(),
-                        }
-                        .unwrap_or("/");
-                        swapfiles.push(SwapfilePlan {
-                            disk: d.key.clone(),
-                            number: p.number,
-                            label: p.label.clone(),
-                            subvolume: s.map(|s| s.path.clone()),
-                            file: f.path.clone(),
-                            location: format!("{}/{}", mp.trim_end_matches('/'), f.path),
-                            size_bytes: f.size_bytes,
-                            priority: f.priority,
-                        });
-                    }
-                }
-                Some(Content::Swap(s)) if !s.random_encryption => swaps.push(SwapPlan {
-                    disk: d.key.clone(),
-                    number: p.number,
-                    label: p.label.clone(),
-                    priority: s.priority,
-                    discard_policy: s.discard_policy.clone(),
-                }),
-                _ => {}
+                    },
+                    device: format!("/dev/disk/by-partlabel/{}", p.label),
+                };
+                acc.content(c, &at);
             }
         }
         let already_applied = if d.gpt {
@@ -455,6 +482,54 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
             already_applied,
         });
     }
+    for vg in &layout.lvm_vgs {
+        let pvs = acc.pvs.get(&vg.name).cloned().unwrap_or_default();
+        let mut lvs = Vec::new();
+        for lv in &vg.lvs {
+            let path = format!("/dev/{}/{}", vg.name, lv.name);
+            if let Some(c) = &lv.content {
+                let at = At {
+                    disk: "",
+                    number: 0,
+                    label: "",
+                    source: MountSource::Mapper {
+                        path: path.clone(),
+                        via: MapperVia::Lvm {
+                            vg: vg.name.clone(),
+                            lv: lv.name.clone(),
+                        },
+                    },
+                    device: path.clone(),
+                };
+                acc.content(c, &at);
+            }
+            lvs.push(LvPlan {
+                name: lv.name.clone(),
+                size: lv.size.clone(),
+                request: lv.request,
+                path,
+                inner: lv
+                    .content
+                    .as_ref()
+                    .and_then(content_fs_type)
+                    .map(str::to_string),
+            });
+        }
+        acc.volume_groups.push(VgPlan {
+            name: vg.name.clone(),
+            pvs,
+            lvs,
+        });
+    }
+    let Acc {
+        mut mounts,
+        swaps,
+        swapfiles,
+        luks,
+        volume_groups,
+        mapper_swaps,
+        ..
+    } = acc;
     for n in &layout.nodev {
         if let Some(mp) = &n.mountpoint {
             mounts.push(MountPlan {
@@ -473,7 +548,151 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
         mounts,
         swaps,
         swapfiles,
+        luks,
+        volume_groups,
+        mapper_swaps,
     })
+}
+
+/// Where a content lies: its partition (for partition-keyed steps), its mount
+/// source and its device path.
+struct At<'a> {
+    disk: &'a str,
+    number: u32,
+    label: &'a str,
+    source: MountSource,
+    device: String,
+}
+
+/// The plan's lists, filled content by content.
+#[derive(Default)]
+struct Acc {
+    mounts: Vec<MountPlan>,
+    swaps: Vec<SwapPlan>,
+    swapfiles: Vec<SwapfilePlan>,
+    luks: Vec<LuksPlan>,
+    volume_groups: Vec<VgPlan>,
+    mapper_swaps: Vec<MapperSwapPlan>,
+    /// VG name → its PVs' devices.
+    pvs: BTreeMap<String, Vec<String>>,
+}
+
+impl Acc {
+    fn content(&mut self, c: &Content, at: &At) {
+        let mapper = match &at.source {
+            MountSource::Mapper { path, via } => Some((path.clone(), via.clone())),
+            _ => None,
+        };
+        match c {
+            Content::Filesystem(fs) => {
+                if let Some(mp) = &fs.mountpoint {
+                    self.mounts.push(MountPlan {
+                        mountpoint: mp.clone(),
+                        source: at.source.clone(),
+                        fs_type: fs.format.as_str().to_string(),
+                        options: fs.mount_options.clone(),
+                    });
+                }
+            }
+            Content::Btrfs(b) => {
+                if let Some(mp) = &b.mountpoint {
+                    self.mounts.push(MountPlan {
+                        mountpoint: mp.clone(),
+                        source: at.source.clone(),
+                        fs_type: "btrfs".to_string(),
+                        options: b.mount_options.clone(),
+                    });
+                }
+                for s in &b.subvolumes {
+                    if let Some(mp) = &s.mountpoint {
+                        let mut options = s.mount_options.clone();
+                        options.push(format!("subvol={}", s.name));
+                        self.mounts.push(MountPlan {
+                            mountpoint: mp.clone(),
+                            source: at.source.clone(),
+                            fs_type: "btrfs".to_string(),
+                            options,
+                        });
+                    }
+                }
+                for (s, f) in b.swapfiles() {
+                    // Parse refuses swapfiles without a mountpoint.
+                    let mp = match s {
+                        Some(s) => s.mountpoint.as_deref(),
+                        None => b.mountpoint.as_deref(),
+                    }
+                    .unwrap_or("/");
+                    self.swapfiles.push(SwapfilePlan {
+                        disk: at.disk.to_string(),
+                        number: at.number,
+                        label: at.label.to_string(),
+                        subvolume: s.map(|s| s.path.clone()),
+                        file: f.path.clone(),
+                        location: format!("{}/{}", mp.trim_end_matches('/'), f.path),
+                        size_bytes: f.size_bytes,
+                        priority: f.priority,
+                        mapper: mapper.as_ref().map(|m| m.0.clone()),
+                    });
+                }
+            }
+            Content::Swap(s) if s.random_encryption => {}
+            Content::Swap(s) => match mapper {
+                Some((path, via)) => self.mapper_swaps.push(MapperSwapPlan {
+                    path,
+                    via,
+                    priority: s.priority,
+                    discard_policy: s.discard_policy.clone(),
+                }),
+                None => self.swaps.push(SwapPlan {
+                    disk: at.disk.to_string(),
+                    number: at.number,
+                    label: at.label.to_string(),
+                    priority: s.priority,
+                    discard_policy: s.discard_policy.clone(),
+                }),
+            },
+            Content::LvmPv(pv) => {
+                self.pvs
+                    .entry(pv.vg.clone())
+                    .or_default()
+                    .push(at.device.clone());
+            }
+            Content::Luks(l) => {
+                let path = format!("/dev/mapper/{}", l.name);
+                let key_source = match (&l.key_file, &l.password_file) {
+                    (Some(k), _) => format!("key file {k}"),
+                    (None, Some(p)) => format!("password file {p}"),
+                    (None, None) => "a passphrase asked for on the terminal".to_string(),
+                };
+                self.luks.push(LuksPlan {
+                    name: l.name.clone(),
+                    device: at.device.clone(),
+                    key_source,
+                    additional_key_files: l.additional_key_files.clone(),
+                    inner: l
+                        .content
+                        .as_deref()
+                        .and_then(content_fs_type)
+                        .map(str::to_string),
+                });
+                if let Some(inner) = &l.content {
+                    let inner_at = At {
+                        disk: at.disk,
+                        number: at.number,
+                        label: at.label,
+                        source: MountSource::Mapper {
+                            path: path.clone(),
+                            via: MapperVia::Luks {
+                                name: l.name.clone(),
+                            },
+                        },
+                        device: path,
+                    };
+                    self.content(inner, &inner_at);
+                }
+            }
+        }
+    }
 }
 
 /// Same partitions (number, label, type, range, fixed GUID) and the expected
