@@ -308,4 +308,29 @@ mod tests {
         assert!(boot < esp && esp < root, "{d}");
         assert!(d.contains("vfat /boot") && d.contains("ext4 /"), "{d}");
     }
+
+    #[test]
+    fn luks_lvm_layout_is_described_with_its_vg_and_lvs() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/layouts/disko-luks-lvm.json"
+        ))
+        .unwrap();
+        let d = describe(&Layout::from_json(&text).unwrap());
+        assert!(
+            d.contains("disk-main-luks")
+                && d.contains("LUKS2 /dev/mapper/crypted holding LVM physical volume of VG pool"),
+            "{d}"
+        );
+        let vg = d.find("LVM volume group pool").expect(&d);
+        let home = d.find("LV home").expect(&d);
+        let raw = d.find("LV raw").expect(&d);
+        let root = d.find("LV root").expect(&d);
+        assert!(vg < home && home < raw && raw < root, "{d}");
+        let root_line = d.lines().find(|l| l.contains("LV root")).unwrap();
+        assert!(
+            root_line.contains("100%") && root_line.contains("ext4 /"),
+            "{d}"
+        );
+    }
 }
