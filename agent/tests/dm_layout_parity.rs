@@ -127,3 +127,35 @@ fn lv_sizes_agree() {
         }
     }
 }
+
+#[test]
+fn extents_agree_with_the_agent_planner() {
+    use landfall_agent::dm::lvm2::plan::pv_geometry;
+    use landfall_agent::dm::lvm2::DEFAULT_EXTENT_SECTORS;
+    // The PV sizes the plan shows are the ones the agent's planner makes.
+    for bytes in [
+        64u64 << 20,
+        1_621_098_496,
+        (1546 << 20) - (16 << 20),
+        10 << 30,
+    ] {
+        let agent = pv_geometry("/dev/x", bytes, DEFAULT_EXTENT_SECTORS)
+            .unwrap()
+            .pe_count;
+        let proto = (bytes - layout::LVM_PE_START) / layout::LVM_EXTENT_BYTES;
+        assert_eq!(agent, proto, "{bytes}");
+    }
+    for s in [
+        "10M", "1M", "100M", "4097k", "100%", "50%FREE", "20%VG", "150%PVS",
+    ] {
+        let a = AgentSize::from_disko(s).unwrap();
+        let p = LvSize::parse(s).unwrap();
+        for (total, free) in [(386, 359), (15, 15), (382, 0), (1000, 3)] {
+            assert_eq!(
+                a.extents(DEFAULT_EXTENT_SECTORS, total, free),
+                layout::lv_extents(p, total, free),
+                "{s} in {free}/{total}"
+            );
+        }
+    }
+}

@@ -91,6 +91,8 @@ pub struct VgPlan {
     pub name: String,
     /// Its PVs' devices, in layout order.
     pub pvs: Vec<String>,
+    /// Extents of all PVs together, each PV from [`LVM_PE_START`].
+    pub extent_count: u64,
     /// In creation order.
     pub lvs: Vec<LvPlan>,
 }
@@ -102,6 +104,9 @@ pub struct LvPlan {
     /// As written (`10M`, `100%FREE`).
     pub size: String,
     pub request: LvSize,
+    /// Extents (of [`LVM_EXTENT_BYTES`]) lvcreate gives it, in order, on
+    /// fresh PVs.
+    pub extents: u64,
     /// `/dev/<vg>/<lv>`.
     pub path: String,
     /// What lies inside (`ext4`, `crypto_LUKS`, …), if anything.
@@ -288,6 +293,13 @@ fn sector_error(e: SectorError, disk: &str, p: &Partition, geo: Geometry) -> Lay
     }
 }
 
+/// LUKS2's default data offset (cryptsetup's and the agent's): the opened
+/// device is this much smaller than its container.
+pub const LUKS2_DATA_OFFSET: u64 = 16 << 20;
+/// lvm2's defaults for a new PV and VG: data from 1 MiB, 4 MiB extents.
+pub const LVM_PE_START: u64 = 1 << 20;
+pub const LVM_EXTENT_BYTES: u64 = 4 << 20;
+
 /// The smallest ext4 the agent's writer makes (8 MiB) and the smallest swap
 /// area (ten 4 KiB pages), checked before anything is written.
 pub const MIN_EXT4_BYTES: u64 = 8 << 20;
@@ -456,6 +468,7 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
                         label: p.label.clone(),
                     },
                     device: format!("/dev/disk/by-partlabel/{}", p.label),
+                    bytes: p.sectors() * ss,
                 };
                 acc.content(c, &at);
             }
@@ -483,10 +496,43 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
         });
     }
     for vg in &layout.lvm_vgs {
-        let pvs = acc.pvs.get(&vg.name).cloned().unwrap_or_default();
+        let pv_sizes = acc.pvs.get(&vg.name).cloned().unwrap_or_default();
+        let extent_count: u64 = pv_sizes
+            .iter()
+            .map(|(_, b)| b.saturating_sub(LVM_PE_START) / LVM_EXTENT_BYTES)
+            .sum();
+        let mut free = extent_count;
         let mut lvs = Vec::new();
         for lv in &vg.lvs {
             let path = format!("/dev/{}/{}", vg.name, lv.name);
+            let extents = lv_extents(lv.request, extent_count, free);
+            let field = format!("lvm_vg.{}.lvs.{}.size", vg.key, lv.key);
+            if extents == 0 {
+                return Err(LayoutError::new(
+                    field,
+                    format!(
+                        "\"{}\" gives no extents: volume group {} has {} free of {}",
+                        lv.size,
+                        vg.name,
+                        human_bytes(free * LVM_EXTENT_BYTES),
+                        human_bytes(extent_count * LVM_EXTENT_BYTES)
+                    ),
+                ));
+            }
+            if extents > free {
+                return Err(LayoutError::new(
+                    field,
+                    format!(
+                        "\"{}\" ({}) does not fit: volume group {} has {} free of {} when this LV is created",
+                        lv.size,
+                        human_bytes(extents * LVM_EXTENT_BYTES),
+                        vg.name,
+                        human_bytes(free * LVM_EXTENT_BYTES),
+                        human_bytes(extent_count * LVM_EXTENT_BYTES)
+                    ),
+                ));
+            }
+            free -= extents;
             if let Some(c) = &lv.content {
                 let at = At {
                     disk: "",
@@ -500,6 +546,7 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
                         },
                     },
                     device: path.clone(),
+                    bytes: extents * LVM_EXTENT_BYTES,
                 };
                 acc.content(c, &at);
             }
@@ -507,6 +554,7 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
                 name: lv.name.clone(),
                 size: lv.size.clone(),
                 request: lv.request,
+                extents,
                 path,
                 inner: lv
                     .content
@@ -517,7 +565,8 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
         }
         acc.volume_groups.push(VgPlan {
             name: vg.name.clone(),
-            pvs,
+            pvs: pv_sizes.into_iter().map(|(d, _)| d).collect(),
+            extent_count,
             lvs,
         });
     }
@@ -554,6 +603,19 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
     })
 }
 
+/// The extents lvcreate gives a request in a VG of `total` extents of which
+/// `free` are free: `-L` rounded up to whole extents, percentages rounded
+/// down (never more than is free).
+pub fn lv_extents(request: LvSize, total: u64, free: u64) -> u64 {
+    let extent_sectors = LVM_EXTENT_BYTES / 512;
+    let percent = |p: u32, base: u64| (u64::from(p).saturating_mul(base) / 100).min(free);
+    match request {
+        LvSize::Sectors(s) => s.div_ceil(extent_sectors),
+        LvSize::PercentFree(p) => percent(p, free),
+        LvSize::PercentVg(p) | LvSize::PercentPvs(p) => percent(p, total),
+    }
+}
+
 /// Where a content lies: its partition (for partition-keyed steps), its mount
 /// source and its device path.
 struct At<'a> {
@@ -562,6 +624,8 @@ struct At<'a> {
     label: &'a str,
     source: MountSource,
     device: String,
+    /// The device's size in bytes.
+    bytes: u64,
 }
 
 /// The plan's lists, filled content by content.
@@ -573,8 +637,8 @@ struct Acc {
     luks: Vec<LuksPlan>,
     volume_groups: Vec<VgPlan>,
     mapper_swaps: Vec<MapperSwapPlan>,
-    /// VG name → its PVs' devices.
-    pvs: BTreeMap<String, Vec<String>>,
+    /// VG name → its PVs' devices and sizes in bytes.
+    pvs: BTreeMap<String, Vec<(String, u64)>>,
 }
 
 impl Acc {
@@ -655,7 +719,7 @@ impl Acc {
                 self.pvs
                     .entry(pv.vg.clone())
                     .or_default()
-                    .push(at.device.clone());
+                    .push((at.device.clone(), at.bytes));
             }
             Content::Luks(l) => {
                 let path = format!("/dev/mapper/{}", l.name);
@@ -687,6 +751,7 @@ impl Acc {
                             },
                         },
                         device: path,
+                        bytes: at.bytes.saturating_sub(LUKS2_DATA_OFFSET),
                     };
                     self.content(inner, &inner_at);
                 }

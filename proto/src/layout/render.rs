@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::model::Content;
-use super::plan::{MountSource, Plan};
+use super::plan::{MountSource, Plan, LVM_EXTENT_BYTES};
 use super::typecode;
 use super::units::human_bytes;
 
@@ -143,13 +143,20 @@ pub fn render(plan: &Plan, root: &str) -> String {
         );
     }
     for vg in &plan.volume_groups {
-        let _ = writeln!(s, "volume group {} on {}:", vg.name, vg.pvs.join(" "));
+        let _ = writeln!(
+            s,
+            "volume group {} on {} ({} in 4 MiB extents):",
+            vg.name,
+            vg.pvs.join(" "),
+            human_bytes(vg.extent_count * LVM_EXTENT_BYTES)
+        );
         for lv in &vg.lvs {
             let _ = writeln!(
                 s,
-                "    {:<20} {:>10}  {:<28} {}",
+                "    {:<20} {:>10} {:>10}  {:<28} {}",
                 lv.name,
                 lv.size,
+                human_bytes(lv.extents * LVM_EXTENT_BYTES),
                 lv.path,
                 lv.inner.as_deref().unwrap_or("-")
             );

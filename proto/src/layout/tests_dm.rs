@@ -329,7 +329,7 @@ fn nixos_anywhere_quick_start_parses_and_plans() {
     let text = render(&p, "/mnt");
     assert!(text.contains("LVM PV of pool"), "{text}");
     assert!(
-        text.contains("volume group pool on /dev/disk/by-partlabel/disk-main-root:"),
+        text.contains("volume group pool on /dev/disk/by-partlabel/disk-main-root ("),
         "{text}"
     );
     assert!(
@@ -349,13 +349,13 @@ fn render_shows_luks_and_lvs_for_a_person() {
         "{text}"
     );
     assert!(
-        text.contains("volume group pool on /dev/mapper/crypted:"),
+        text.contains("volume group pool on /dev/mapper/crypted (1.5 GiB in 4 MiB extents):"),
         "{text}"
     );
     let lv_lines: Vec<&str> = text.lines().filter(|l| l.contains("/dev/pool/")).collect();
     assert_eq!(lv_lines.len(), 5, "{text}"); // 3 LVs + 2 mounts
     assert!(
-        lv_lines[0].contains("home") && lv_lines[0].contains("10M"),
+        lv_lines[0].contains("home") && lv_lines[0].contains("10M   12.0 MiB"),
         "{text}"
     );
     assert!(
@@ -548,4 +548,68 @@ fn lv_sizes_read_as_lvcreate_reads_them() {
     ] {
         assert!(LvSize::parse(s).is_err(), "{s}");
     }
+}
+
+#[test]
+fn lv_extents_follow_lvcreate_on_fresh_pvs() {
+    // luks-lvm on 2 GiB: the LUKS partition is sectors 1026048-4192255
+    // (1546 MiB); opened it is 16 MiB smaller (1530 MiB); the PV's extents
+    // start at 1 MiB: 1529 MiB / 4 MiB = 382 extents. 10M rounds up to 3
+    // extents; 100% takes the 376 left.
+    let l = Layout::from_json(LUKS_LVM).unwrap();
+    let p = plan_on(&l, 2 << 30).unwrap();
+    let luks = &p.disks[0].partitions[1];
+    assert_eq!((luks.first_lba, luks.last_lba), (1_026_048, 4_192_255));
+    let vg = &p.volume_groups[0];
+    assert_eq!(vg.extent_count, 382);
+    let ext: Vec<u64> = vg.lvs.iter().map(|l| l.extents).collect();
+    assert_eq!(ext, [3, 3, 376]);
+    // lvm-sizes-sort: the PV is the partition itself, 1545 MiB after 1 MiB:
+    // 386 extents; 1M → 1, 100M → 25, 1M → 1, 100%FREE → 359.
+    let l = Layout::from_json(LVM_SORT).unwrap();
+    let p = plan_on(&l, 2 << 30).unwrap();
+    let vg = &p.volume_groups[0];
+    assert_eq!(vg.extent_count, 386);
+    let ext: Vec<u64> = vg.lvs.iter().map(|l| l.extents).collect();
+    assert_eq!(ext, [1, 25, 1, 359]);
+    let text = render(&p, "/mnt");
+    assert!(
+        text.contains("(1.5 GiB in 4 MiB extents)") || text.contains("in 4 MiB extents"),
+        "{text}"
+    );
+}
+
+#[test]
+fn lvs_larger_than_the_vg_are_refused_at_plan_time() {
+    let layout = |lvs: &str| {
+        Layout::from_json(&format!(
+            r#"{{"disk":{{"d":{{"device":"/dev/x","content":{{"type":"gpt","partitions":{{"c":{{"size":"100%","content":{{"type":"lvm_pv","vg":"pool"}}}}}}}}}}}},"lvm_vg":{{"pool":{{"lvs":{{{lvs}}}}}}}}}"#
+        ))
+        .unwrap()
+    };
+    // 64 MiB disk: the partition is 62 MiB, 61 MiB after pe_start: 15 extents.
+    let ok = plan_on(&layout(r#""a":{"size":"60M"}"#), 64 << 20).unwrap();
+    assert_eq!(ok.volume_groups[0].extent_count, 15);
+    assert_eq!(ok.volume_groups[0].lvs[0].extents, 15);
+    let e = plan_on(&layout(r#""a":{"size":"61M"}"#), 64 << 20).unwrap_err();
+    assert_eq!(e.path, "lvm_vg.pool.lvs.a.size", "{e}");
+    assert!(
+        e.message
+            .contains("does not fit: volume group pool has 60.0 MiB free of 60.0 MiB"),
+        "{e}"
+    );
+    let e = plan_on(
+        &layout(r#""a":{"size":"40M"},"b":{"size":"40M"}"#),
+        64 << 20,
+    )
+    .unwrap_err();
+    assert_eq!(e.path, "lvm_vg.pool.lvs.b.size", "{e}");
+    assert!(e.message.contains("has 20.0 MiB free of 60.0 MiB"), "{e}");
+    let e = plan_on(
+        &layout(r#""a":{"size":"60M"},"b":{"size":"100%FREE"}"#),
+        64 << 20,
+    )
+    .unwrap_err();
+    assert_eq!(e.path, "lvm_vg.pool.lvs.b.size", "{e}");
+    assert!(e.message.contains("gives no extents"), "{e}");
 }
