@@ -47,7 +47,7 @@ fn invalid_layouts_are_refused_and_the_disk_is_untouched() {
         (gpt(r#""root":{"size":"4M","type":"ZZZZ"}"#), "disk.main.content.partitions.root.type", "is not a type"),
         (gpt(r#""root":{"size":"4M","type":"FFFF"}"#), "disk.main.content.partitions.root.type", "unknown partition type code"),
         (
-            gpt(r#""crypt":{"size":"4M","content":{"type":"luks","name":"c"}}"#),
+            gpt(r#""crypt":{"size":"32M","content":{"type":"luks","name":"c"}}"#),
             "",
             "LUKS content is not applied by this agent yet (disk.main.content.partitions.crypt, partition 1 \"disk-main-crypt\")",
         ),
@@ -61,6 +61,16 @@ fn invalid_layouts_are_refused_and_the_disk_is_untouched() {
             r#"{"disk":{"main":{"device":"/dev/x","content":{"type":"gpt","partitions":{"pv":{"size":"8M","content":{"type":"lvm_pv","vg":"v"}}}}}},"lvm_vg":{"v":{"lvs":{"root":{"size":"100%FREE"}}}}}"#.into(),
             "",
             "LVM content is not applied by this agent yet (disk.main.content.partitions.pv, partition 1 \"disk-main-pv\")",
+        ),
+        (
+            gpt(r#""crypt":{"size":"16M","content":{"type":"luks","name":"c"}}"#),
+            "disk.main.content.partitions.crypt.size",
+            "too small for LUKS2",
+        ),
+        (
+            r#"{"disk":{"main":{"device":"/dev/x","content":{"type":"gpt","partitions":{"pv":{"size":"8M","content":{"type":"lvm_pv","vg":"v"}}}}}},"lvm_vg":{"v":{"lvs":{"root":{"size":"8M"}}}}}"#.into(),
+            "lvm_vg.v.lvs.root.size",
+            "does not fit: volume group v has 4.0 MiB free of 4.0 MiB",
         ),
         (
             r#"{"disk":{"main":{"device":"/dev/x","content":{"type":"gpt","partitions":{"pv":{"size":"8M","content":{"type":"lvm_pv","vg":"v"}}}}}},"lvm_vg":{"v":{"lvs":{"pvmove0":{"size":"1M"}}}}}"#.into(),

@@ -372,6 +372,50 @@ fn check_content_size(disk: &str, p: &Partition, bytes: u64) -> Result<(), Layou
     Ok(())
 }
 
+/// The smallest device a content fits on, and its name, for contents on
+/// device-mapper devices; `None`: no bound.
+fn dm_content_min(c: &Content) -> Option<(u64, &'static str)> {
+    match c {
+        Content::Filesystem(fs) if fs.format == super::model::FsFormat::Ext4 => {
+            Some((MIN_EXT4_BYTES, "ext4"))
+        }
+        Content::Swap(_) => Some((MIN_SWAP_BYTES, "swap")),
+        Content::Btrfs(_) => Some((MIN_BTRFS_BYTES, "btrfs")),
+        Content::Luks(_) => Some((
+            LUKS2_DATA_OFFSET + 512,
+            "LUKS2 (its 16 MiB header and data)",
+        )),
+        Content::LvmPv(_) => Some((
+            LVM_PE_START + LVM_EXTENT_BYTES,
+            "an LVM PV (1 MiB + one extent)",
+        )),
+        Content::Filesystem(_) => None,
+    }
+}
+
+/// `c` (at `path`, its size set by the field `field`) and what it holds fit
+/// `bytes`: a LUKS container leaves 16 MiB less to its content.
+fn check_dm_fit(c: &Content, bytes: u64, field: &str) -> Result<(), LayoutError> {
+    if let Some((min, what)) = dm_content_min(c) {
+        if bytes < min {
+            return Err(LayoutError::new(
+                field,
+                format!(
+                    "{} is too small for {what} (at least {})",
+                    human_bytes(bytes),
+                    human_bytes(min)
+                ),
+            ));
+        }
+    }
+    if let Content::Luks(l) = c {
+        if let Some(inner) = &l.content {
+            check_dm_fit(inner, bytes - LUKS2_DATA_OFFSET, field)?;
+        }
+    }
+    Ok(())
+}
+
 /// The sector ranges of a disk's partitions, as `sgdisk --align-end --new`
 /// would give them, in partition-number order.
 pub fn partition_ranges(
@@ -438,7 +482,16 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
         let ranges = partition_ranges(&d.key, &d.partitions, f.geometry)?;
         let ss = u64::from(f.geometry.logical_sector_size);
         for (p, (first, last)) in d.partitions.iter().zip(&ranges) {
-            check_content_size(&d.key, p, (last - first + 1) * ss)?;
+            let bytes = (last - first + 1) * ss;
+            check_content_size(&d.key, p, bytes)?;
+            if let Some(c @ Content::Luks(_)) = &p.content {
+                let field = if p.end == p.size.default_end() {
+                    "size"
+                } else {
+                    "end"
+                };
+                check_dm_fit(c, bytes, &format!("{}.{field}", part_path(&d.key, p)))?;
+            }
         }
         let partitions: Vec<PartitionPlan> = d
             .partitions
@@ -534,6 +587,7 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
             }
             free -= extents;
             if let Some(c) = &lv.content {
+                check_dm_fit(c, extents * LVM_EXTENT_BYTES, &field)?;
                 let at = At {
                     disk: "",
                     number: 0,

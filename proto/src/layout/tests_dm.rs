@@ -613,3 +613,46 @@ fn lvs_larger_than_the_vg_are_refused_at_plan_time() {
     assert_eq!(e.path, "lvm_vg.pool.lvs.b.size", "{e}");
     assert!(e.message.contains("gives no extents"), "{e}");
 }
+
+#[test]
+fn contents_on_device_mapper_devices_must_fit() {
+    let pv = |lvs: &str| {
+        Layout::from_json(&format!(
+            r#"{{"disk":{{"d":{{"device":"/dev/x","content":{{"type":"gpt","partitions":{{"c":{{"size":"100%","content":{{"type":"lvm_pv","vg":"pool"}}}}}}}}}}}},"lvm_vg":{{"pool":{{"lvs":{{{lvs}}}}}}}}}"#
+        ))
+        .unwrap()
+    };
+    // ext4 needs 8 MiB: a 4M LV (one extent) is refused, an 8M one fits.
+    let e = plan_on(
+        &pv(r#""a":{"size":"4M","content":{"type":"filesystem","format":"ext4"}}"#),
+        64 << 20,
+    )
+    .unwrap_err();
+    assert_eq!(e.path, "lvm_vg.pool.lvs.a.size", "{e}");
+    assert!(
+        e.message
+            .contains("4.0 MiB is too small for ext4 (at least 8.0 MiB)"),
+        "{e}"
+    );
+    plan_on(
+        &pv(r#""a":{"size":"8M","content":{"type":"filesystem","format":"ext4"}}"#),
+        64 << 20,
+    )
+    .unwrap();
+    // A LUKS partition of 20 MiB leaves 4 MiB inside: too small for ext4.
+    let luks = Layout::from_json(
+        r#"{"disk":{"d":{"device":"/dev/x","content":{"type":"gpt","partitions":{"c":{"size":"20M","content":{"type":"luks","name":"c","content":{"type":"filesystem","format":"ext4"}}}}}}}}"#,
+    )
+    .unwrap();
+    let e = plan_on(&luks, 64 << 20).unwrap_err();
+    assert_eq!(e.path, "disk.d.content.partitions.c.size", "{e}");
+    assert!(e.message.contains("4.0 MiB is too small for ext4"), "{e}");
+    // And 16 MiB holds no LUKS2 at all.
+    let luks = Layout::from_json(
+        r#"{"disk":{"d":{"device":"/dev/x","content":{"type":"gpt","partitions":{"c":{"size":"16M","content":{"type":"luks","name":"c"}}}}}}}"#,
+    )
+    .unwrap();
+    let e = plan_on(&luks, 64 << 20).unwrap_err();
+    assert_eq!(e.path, "disk.d.content.partitions.c.size", "{e}");
+    assert!(e.message.contains("too small for LUKS2"), "{e}");
+}
