@@ -2,6 +2,10 @@
 //! ([`Layout::from_json`]), validation with errors naming the field
 //! ([`LayoutError`]), disko's partition order and labels, sgdisk's sector
 //! arithmetic ([`partition_ranges`]) and the plan ([`plan`], [`render`]).
+//! Contents include device-mapper ones: `luks` (a LUKS2 container opened as
+//! `/dev/mapper/<name>`) and `lvm_pv` with the `lvm_vg` class (VGs of linear
+//! LVs in disko's order, sized as lvm2 sizes them on fresh PVs); their mounts
+//! come from [`MountSource::Mapper`].
 //!
 //! No I/O here: the agent supplies what it found on each disk
 //! ([`DiskFacts`]); the controller uses the same code to show a plan.

@@ -3,7 +3,10 @@
 //!
 //! Invariants (upheld by [`super::parse`]): partitions are sorted as disko sorts
 //! them and `number` is the 1-based position; labels, mountpoints and disk
-//! devices are unique; type GUIDs are known and upper case.
+//! devices are unique; type GUIDs are known and upper case. Mountpoints are
+//! unique across partitions, LUKS contents, LVs and btrfs subvolumes; LUKS
+//! names and LV device-mapper names are unique and valid; every `lvm_pv`
+//! names a VG of `lvm_vgs` and every VG has a PV.
 
 use serde::{Deserialize, Serialize};
 
