@@ -47,11 +47,36 @@ fn invalid_layouts_are_refused_and_the_disk_is_untouched() {
         (gpt(r#""root":{"size":"4M","type":"ZZZZ"}"#), "disk.main.content.partitions.root.type", "is not a type"),
         (gpt(r#""root":{"size":"4M","type":"FFFF"}"#), "disk.main.content.partitions.root.type", "unknown partition type code"),
         (
-            gpt(r#""crypt":{"size":"4M","content":{"type":"luks","name":"c"}}"#),
-            "disk.main.content.partitions.crypt.content.type",
-            "\"luks\" is not supported",
+            gpt(r#""crypt":{"size":"32M","content":{"type":"luks","name":"c"}}"#),
+            "",
+            "LUKS content is not applied by this agent yet (disk.main.content.partitions.crypt, partition 1 \"disk-main-crypt\")",
         ),
-        (gpt(r#""pv":{"size":"4M","content":{"type":"lvm_pv","vg":"v"}}"#), "disk.main.content.partitions.pv.content.type", "\"lvm_pv\""),
+        (
+            gpt(r#""crypt":{"size":"4M","content":{"type":"luks","name":"c","extraFormatArgs":["--cipher","aes-cbc-plain"]}}"#),
+            "disk.main.content.partitions.crypt.content.extraFormatArgs.0",
+            "unsupported cryptsetup argument \"--cipher\"",
+        ),
+        (gpt(r#""pv":{"size":"4M","content":{"type":"lvm_pv","vg":"v"}}"#), "disk.main.content.partitions.pv.content.vg", "which the layout does not define"),
+        (
+            r#"{"disk":{"main":{"device":"/dev/x","content":{"type":"gpt","partitions":{"pv":{"size":"8M","content":{"type":"lvm_pv","vg":"v"}}}}}},"lvm_vg":{"v":{"lvs":{"root":{"size":"100%FREE"}}}}}"#.into(),
+            "",
+            "LVM content is not applied by this agent yet (disk.main.content.partitions.pv, partition 1 \"disk-main-pv\")",
+        ),
+        (
+            gpt(r#""crypt":{"size":"16M","content":{"type":"luks","name":"c"}}"#),
+            "disk.main.content.partitions.crypt.size",
+            "too small for LUKS2",
+        ),
+        (
+            r#"{"disk":{"main":{"device":"/dev/x","content":{"type":"gpt","partitions":{"pv":{"size":"8M","content":{"type":"lvm_pv","vg":"v"}}}}}},"lvm_vg":{"v":{"lvs":{"root":{"size":"8M"}}}}}"#.into(),
+            "lvm_vg.v.lvs.root.size",
+            "does not fit: volume group v has 4.0 MiB free of 4.0 MiB",
+        ),
+        (
+            r#"{"disk":{"main":{"device":"/dev/x","content":{"type":"gpt","partitions":{"pv":{"size":"8M","content":{"type":"lvm_pv","vg":"v"}}}}}},"lvm_vg":{"v":{"lvs":{"pvmove0":{"size":"1M"}}}}}"#.into(),
+            "lvm_vg.v.lvs.pvmove0.name",
+            "reserved by lvm",
+        ),
         (gpt(r#""r":{"size":"4M","content":{"type":"mdraid","name":"md"}}"#), "disk.main.content.partitions.r.content.type", "\"mdraid\""),
         (
             gpt(r#""b":{"size":"4M","content":{"type":"btrfs","extraArgs":["-O","quota"]}}"#),
@@ -72,8 +97,8 @@ fn invalid_layouts_are_refused_and_the_disk_is_untouched() {
         ),
         (
             r#"{"disk":{"main":{"device":"/dev/x","content":null}},"lvm_vg":{"vg":{"type":"lvm_vg"}}}"#.into(),
-            "lvm_vg",
-            "LVM volume groups",
+            "lvm_vg.vg",
+            "has no physical volume",
         ),
         (
             gpt(r#""root":{"size":"4M","content":{"type":"filesystem","format":"ext4","extraArgs":["-O","^metadata_csum"]}}"#),
@@ -143,6 +168,45 @@ fn invalid_layouts_are_refused_and_the_disk_is_untouched() {
             );
         }
         assert_eq!(img.sha256(), before, "case {i} changed the disk");
+    }
+}
+
+/// disko's luks-lvm example (LUKS → LVM PV → VG `pool`) is refused before
+/// anything is written: this agent does not make LUKS yet, and says so
+/// naming the partition; the disk (holding a real table and ext4) is
+/// byte-identical afterwards.
+#[test]
+fn a_luks_lvm_layout_is_refused_and_the_disk_is_untouched() {
+    let img = Image::new(1 << 30);
+    let small = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(small.path(), seed_like(r#","root":{"size":"100%","content":{"type":"filesystem","format":"ext4","mountpoint":"/"}}"#)).unwrap();
+    let (ok, out, err) = agent(&[
+        "disk",
+        "apply",
+        "--yes",
+        "--no-mount",
+        "--layout",
+        small.path().to_str().unwrap(),
+        "--disk",
+        &format!("main={}", img.p()),
+    ]);
+    assert!(ok, "{out}{err}");
+    let before = img.sha256();
+    let layout = fixture("disko-luks-lvm.json");
+    for cmd in ["plan", "apply"] {
+        let mut args = vec!["disk", cmd, "--layout", layout.to_str().unwrap()];
+        let disk_arg = format!("main={}", img.p());
+        args.extend(["--disk", &disk_arg]);
+        if cmd == "apply" {
+            args.extend(["--yes", "--no-mount"]);
+        }
+        let (ok, out, err) = agent(&args);
+        assert!(!ok, "{cmd} accepted luks-lvm:\n{out}");
+        assert!(
+            err.contains("LUKS content is not applied by this agent yet (disk.main.content.partitions.luks, partition 2 \"disk-main-luks\"); nothing was written to any disk"),
+            "{cmd}: {err}"
+        );
+        assert_eq!(img.sha256(), before, "{cmd} changed the disk");
     }
 }
 

@@ -31,37 +31,28 @@ pub fn describe(layout: &Layout) -> String {
                 Size::Rest => "rest of disk".to_string(),
                 Size::Fixed(v) => v.clone(),
             };
-            let what = match &p.content {
-                Some(Content::Filesystem(f)) => format!(
-                    "{} {}",
-                    f.format.as_str(),
-                    f.mountpoint.as_deref().unwrap_or("(not mounted)")
-                ),
-                Some(Content::Swap(_)) => "swap".to_string(),
-                Some(Content::Btrfs(b)) => {
-                    let subs: Vec<String> = b
-                        .subvolumes
-                        .iter()
-                        .map(|s| match &s.mountpoint {
-                            Some(m) => format!("{}→{m}", s.name),
-                            None => s.name.clone(),
-                        })
-                        .collect();
-                    format!(
-                        "btrfs {}{}",
-                        b.mountpoint.as_deref().unwrap_or("(top level not mounted)"),
-                        if subs.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" [{}]", subs.join(", "))
-                        }
-                    )
-                }
-                None => "(no filesystem)".to_string(),
-            };
+            let what = p
+                .content
+                .as_ref()
+                .map(content_text)
+                .unwrap_or_else(|| "(no filesystem)".to_string());
             s += &format!(
                 "  {}. {:<24} {:<12} type {}  {}\n",
                 p.number, p.label, size, p.type_code, what
+            );
+        }
+    }
+    for vg in &layout.lvm_vgs {
+        s += &format!("LVM volume group {}\n", vg.name);
+        for lv in &vg.lvs {
+            s += &format!(
+                "  LV {:<24} {:<12} {}\n",
+                lv.name,
+                lv.size,
+                lv.content
+                    .as_ref()
+                    .map(content_text)
+                    .unwrap_or_else(|| "(no filesystem)".to_string())
             );
         }
     }
@@ -74,6 +65,47 @@ pub fn describe(layout: &Layout) -> String {
         );
     }
     s
+}
+
+/// One content for a person: the filesystem and where it is mounted, or
+/// what device-mapper device it makes and what that holds.
+fn content_text(c: &Content) -> String {
+    match c {
+        Content::Filesystem(f) => format!(
+            "{} {}",
+            f.format.as_str(),
+            f.mountpoint.as_deref().unwrap_or("(not mounted)")
+        ),
+        Content::Swap(_) => "swap".to_string(),
+        Content::Btrfs(b) => {
+            let subs: Vec<String> = b
+                .subvolumes
+                .iter()
+                .map(|s| match &s.mountpoint {
+                    Some(m) => format!("{}→{m}", s.name),
+                    None => s.name.clone(),
+                })
+                .collect();
+            format!(
+                "btrfs {}{}",
+                b.mountpoint.as_deref().unwrap_or("(top level not mounted)"),
+                if subs.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", subs.join(", "))
+                }
+            )
+        }
+        Content::LvmPv(pv) => format!("LVM physical volume of VG {}", pv.vg),
+        Content::Luks(l) => format!(
+            "LUKS2 /dev/mapper/{}{}",
+            l.name,
+            l.content
+                .as_deref()
+                .map(|c| format!(" holding {}", content_text(c)))
+                .unwrap_or_default()
+        ),
+    }
 }
 
 /// Asks on the terminal; refuses when there is none.
@@ -275,5 +307,30 @@ mod tests {
         let root = d.find("disk-main-root").unwrap();
         assert!(boot < esp && esp < root, "{d}");
         assert!(d.contains("vfat /boot") && d.contains("ext4 /"), "{d}");
+    }
+
+    #[test]
+    fn luks_lvm_layout_is_described_with_its_vg_and_lvs() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/layouts/disko-luks-lvm.json"
+        ))
+        .unwrap();
+        let d = describe(&Layout::from_json(&text).unwrap());
+        assert!(
+            d.contains("disk-main-luks")
+                && d.contains("LUKS2 /dev/mapper/crypted holding LVM physical volume of VG pool"),
+            "{d}"
+        );
+        let vg = d.find("LVM volume group pool").expect(&d);
+        let home = d.find("LV home").expect(&d);
+        let raw = d.find("LV raw").expect(&d);
+        let root = d.find("LV root").expect(&d);
+        assert!(vg < home && home < raw && raw < root, "{d}");
+        let root_line = d.lines().find(|l| l.contains("LV root")).unwrap();
+        assert!(
+            root_line.contains("100%") && root_line.contains("ext4 /"),
+            "{d}"
+        );
     }
 }

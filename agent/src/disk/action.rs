@@ -336,6 +336,12 @@ impl Action {
                         cx.node(disk, *number)?.to_string_lossy().into_owned()
                     }
                     MountSource::Nodev { device } => device.clone(),
+                    MountSource::Mapper { .. } => {
+                        return Err(DiskError::NotYet {
+                            what: "device-mapper",
+                            at: format!("the mount at {}", m.mountpoint),
+                        })
+                    }
                 };
                 let opts = sysmount::parse_options(&m.options);
                 sysmount::mount(&source, &t, &m.fs_type, &opts)
@@ -383,5 +389,6 @@ fn source_text(s: &MountSource) -> String {
     match s {
         MountSource::Partition { label, .. } => format!("/dev/disk/by-partlabel/{label}"),
         MountSource::Nodev { device } => device.clone(),
+        MountSource::Mapper { path, .. } => path.clone(),
     }
 }

@@ -53,6 +53,10 @@ pub enum DiskError {
     Busy { disk: String, users: String },
     #[error("{disk} is read-only (the kernel's ro flag): the layout cannot be written to it; nothing was written to any disk")]
     ReadOnly { disk: String },
+    #[error(
+        "{what} content is not applied by this agent yet ({at}); nothing was written to any disk"
+    )]
+    NotYet { what: &'static str, at: String },
     #[error("The layout is not applied on disk {0}; run apply first")]
     NotApplied(String),
 }
@@ -110,7 +114,28 @@ pub fn plan_layout(layout: &Layout, disks: &BTreeMap<String, OpenDisk>) -> Resul
     for (k, d) in disks {
         facts.insert(k.clone(), probe::facts(d).map_err(DiskError::Probe)?);
     }
-    Ok(plan(layout, &facts)?)
+    let plan = plan(layout, &facts)?;
+    refuse_not_yet(&plan)?;
+    Ok(plan)
+}
+
+/// Refuse a plan with content this agent does not make yet (LUKS, LVM),
+/// before any step writes.
+pub fn refuse_not_yet(plan: &Plan) -> Result<(), DiskError> {
+    for d in &plan.disks {
+        for p in &d.partitions {
+            if let Some(what) = p.content.as_ref().and_then(super::format::not_yet) {
+                return Err(DiskError::NotYet {
+                    what,
+                    at: format!(
+                        "disk.{}.content.partitions.{}, partition {} \"{}\"",
+                        d.key, p.key, p.number, p.label
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The actions of a full apply, in order.
@@ -289,6 +314,7 @@ pub fn apply(
     opts: &ApplyOptions,
     on_event: &mut dyn FnMut(&StepEvent),
 ) -> Result<ApplyReport, DiskError> {
+    refuse_not_yet(plan)?;
     run(plan, disks, opts, actions(plan, opts), on_event)
 }
 
@@ -314,6 +340,7 @@ pub fn mount_layout(
     opts: &ApplyOptions,
     on_event: &mut dyn FnMut(&StepEvent),
 ) -> Result<ApplyReport, DiskError> {
+    refuse_not_yet(plan)?;
     if let Some(d) = plan.disks.iter().find(|d| !d.already_applied) {
         return Err(DiskError::NotApplied(d.key.clone()));
     }

@@ -29,6 +29,8 @@ pub enum FormatError {
         #[source]
         source: FsError,
     },
+    #[error("{0} content is not applied by this agent yet")]
+    NotYet(&'static str),
     #[error("Cannot flush {path}")]
     Sync {
         path: std::path::PathBuf,
@@ -49,6 +51,17 @@ pub fn expected_type(content: &Content) -> &'static str {
         Content::Filesystem(f) => f.format.as_str(),
         Content::Swap(_) => "swap",
         Content::Btrfs(_) => "btrfs",
+        Content::Luks(_) => "crypto_LUKS",
+        Content::LvmPv(_) => "LVM2_member",
+    }
+}
+
+/// The device-mapper contents this agent does not make yet, by name.
+pub fn not_yet(content: &Content) -> Option<&'static str> {
+    match content {
+        Content::Luks(_) => Some("LUKS"),
+        Content::LvmPv(_) => Some("LVM"),
+        Content::Filesystem(_) | Content::Swap(_) | Content::Btrfs(_) => None,
     }
 }
 
@@ -61,6 +74,7 @@ pub fn matches(content: &Content, found: &Signature) -> bool {
         Content::Filesystem(f) => (f.label.as_deref(), f.uuid.as_deref()),
         Content::Swap(s) => (s.label.as_deref(), s.uuid.as_deref()),
         Content::Btrfs(b) => (b.label.as_deref(), None),
+        Content::Luks(_) | Content::LvmPv(_) => (None, None),
     };
     let label_ok = label.is_none_or(|l| {
         found
@@ -104,6 +118,9 @@ fn format_btrfs(dev: &File, fs: &Btrfs) -> Result<FormatReport, FsError> {
 
 /// Format the partition at `node` with the content's filesystem.
 pub fn format_partition(node: &Path, content: &Content) -> Result<FormatReport, FormatError> {
+    if let Some(what) = not_yet(content) {
+        return Err(FormatError::NotYet(what));
+    }
     let dev: File = OpenOptions::new()
         .read(true)
         .write(true)
@@ -158,6 +175,11 @@ pub fn format_partition(node: &Path, content: &Content) -> Result<FormatReport, 
                 },
             )
             .map_err(fmt_err)?
+        }
+        Content::Luks(_) | Content::LvmPv(_) => {
+            return Err(FormatError::NotYet(
+                not_yet(content).unwrap_or("device-mapper"),
+            ))
         }
     };
     dev.sync_all().map_err(|source| FormatError::Sync {

@@ -1,5 +1,6 @@
 //! The contents landfall supports — `filesystem` (ext4, vfat), `swap`, `btrfs`
-//! (in [`super::btrfs`]) — and
+//! (in [`super::btrfs`]), `luks` (in [`super::luks`]), `lvm_pv` (in
+//! [`super::lvm`]) — and
 //! `nodev` entries (tmpfs), with their mountpoints, mount options and the
 //! `extraArgs` our formatters understand (`-L`/`-U` for ext4 and swap,
 //! `-n`/`-i` for vfat); everything else is an error naming the field.
@@ -15,7 +16,7 @@ use super::typecode;
 
 /// Content types disko knows that landfall does not create.
 const UNSUPPORTED_CONTENT: &[&str] = &[
-    "luks", "lvm_pv", "mdraid", "zfs", "bcachefs", "bcache", "verity", "table", "gpt",
+    "mdraid", "zfs", "bcachefs", "bcache", "verity", "table", "gpt",
 ];
 
 pub(super) fn check_mountpoint(mp: &str, path: &str) -> Result<(), LayoutError> {
@@ -42,7 +43,15 @@ pub(super) fn mount_options(o: &Obj, path: &str) -> Result<Vec<String>, LayoutEr
     Ok(opts)
 }
 
-pub(super) fn parse_content(v: &Value, path: &str) -> Result<Content, LayoutError> {
+/// Where a content lies, for the nestings landfall refuses (LUKS in LUKS, a
+/// PV in an LV).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Nest {
+    pub in_luks: bool,
+    pub in_lv: bool,
+}
+
+pub(super) fn parse_content(v: &Value, path: &str, nest: Nest) -> Result<Content, LayoutError> {
     let o = as_obj(v, path)?;
     no_hooks(o, path)?;
     let t = opt_str(o, "type", path)?.ok_or_else(|| err(&join(path, "type"), "missing"))?;
@@ -50,10 +59,12 @@ pub(super) fn parse_content(v: &Value, path: &str) -> Result<Content, LayoutErro
         "filesystem" => parse_filesystem(o, path).map(Content::Filesystem),
         "swap" => parse_swap(o, path).map(Content::Swap),
         "btrfs" => super::btrfs::parse_btrfs(o, path).map(Content::Btrfs),
+        "luks" => super::luks::parse_luks(o, path, nest).map(Content::Luks),
+        "lvm_pv" => super::lvm::parse_lvm_pv(o, path, nest).map(Content::LvmPv),
         t if UNSUPPORTED_CONTENT.contains(&t) => Err(err(
             &join(path, "type"),
             format!(
-                "content type \"{t}\" is not supported by landfall (supported: filesystem, swap, btrfs)"
+                "content type \"{t}\" is not supported by landfall (supported: filesystem, swap, btrfs, luks, lvm_pv)"
             ),
         )),
         t => Err(err(

@@ -2,6 +2,10 @@
 //! ([`Layout::from_json`]), validation with errors naming the field
 //! ([`LayoutError`]), disko's partition order and labels, sgdisk's sector
 //! arithmetic ([`partition_ranges`]) and the plan ([`plan`], [`render`]).
+//! Contents include device-mapper ones: `luks` (a LUKS2 container opened as
+//! `/dev/mapper/<name>`) and `lvm_pv` with the `lvm_vg` class (VGs of linear
+//! LVs in disko's order, sized as lvm2 sizes them on fresh PVs); their mounts
+//! come from [`MountSource::Mapper`].
 //!
 //! No I/O here: the agent supplies what it found on each disk
 //! ([`DiskFacts`]); the controller uses the same code to show a plan.
@@ -10,6 +14,8 @@ mod btrfs;
 mod content;
 mod error;
 mod json;
+mod luks;
+mod lvm;
 mod model;
 mod parse;
 mod plan;
@@ -19,14 +25,18 @@ pub mod typecode;
 mod units;
 
 pub use error::LayoutError;
+pub use luks::{check_dm_name, parse_luks_args};
+pub use lvm::{check_lv_name, check_lvm_name, lvm_dm_name};
 pub use model::{
-    Btrfs, BtrfsCsum, BtrfsProfile, Content, Disk, Filesystem, FsFormat, Layout, Nodev, Partition,
-    Subvolume, Swap, Swapfile,
+    Btrfs, BtrfsCsum, BtrfsProfile, Content, Disk, Filesystem, FsFormat, Layout, LogicalVolume,
+    Luks, LuksArgs, LvSize, LvmPv, Nodev, Partition, Subvolume, Swap, Swapfile, VolumeGroup,
 };
 pub use parse::default_label;
 pub use plan::{
-    matches_existing, partition_ranges, plan, DiskFacts, DiskPlan, ExistingDisk, ExistingPartition,
-    MountPlan, MountSource, PartitionPlan, Plan, SwapPlan, SwapfilePlan,
+    content_fs_type, lv_extents, matches_existing, partition_ranges, plan, DiskFacts, DiskPlan,
+    ExistingDisk, ExistingPartition, LuksPlan, LvPlan, MapperSwapPlan, MapperVia, MountPlan,
+    MountSource, PartitionPlan, Plan, SwapPlan, SwapfilePlan, VgPlan, LUKS2_DATA_OFFSET,
+    LVM_EXTENT_BYTES, LVM_PE_START,
 };
 pub use render::render;
 pub use sectors::Geometry;
@@ -36,3 +46,5 @@ pub use units::{human_bytes, Position, Sign, Size};
 mod tests;
 #[cfg(test)]
 mod tests_btrfs;
+#[cfg(test)]
+mod tests_dm;

@@ -3,7 +3,10 @@
 //!
 //! Invariants (upheld by [`super::parse`]): partitions are sorted as disko sorts
 //! them and `number` is the 1-based position; labels, mountpoints and disk
-//! devices are unique; type GUIDs are known and upper case.
+//! devices are unique; type GUIDs are known and upper case. Mountpoints are
+//! unique across partitions, LUKS contents, LVs and btrfs subvolumes; LUKS
+//! names and LV device-mapper names are unique and valid; every `lvm_pv`
+//! names a VG of `lvm_vgs` and every VG has a PV.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +19,10 @@ pub struct Layout {
     pub disks: Vec<Disk>,
     /// Sorted by attribute name.
     pub nodev: Vec<Nodev>,
+    /// `lvm_vg`, sorted by attribute name; each named by at least one
+    /// `lvm_pv` content and no two with one name.
+    #[serde(default)]
+    pub lvm_vgs: Vec<VolumeGroup>,
 }
 
 /// A `disk` entry with a GPT.
@@ -73,6 +80,9 @@ pub enum Content {
     Filesystem(Filesystem),
     Swap(Swap),
     Btrfs(Btrfs),
+    Luks(Luks),
+    #[serde(rename = "lvm_pv")]
+    LvmPv(LvmPv),
 }
 
 /// Filesystems the agent formats itself.
@@ -208,4 +218,135 @@ pub struct Nodev {
     pub device: String,
     pub mountpoint: Option<String>,
     pub mount_options: Vec<String>,
+}
+
+/// `content.type = "luks"`: a LUKS2 container opened as `/dev/mapper/<name>`.
+/// Keys are named here (files on the target, or a prompt), never held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Luks {
+    /// The device-mapper name: a valid, layout-unique dm name.
+    pub name: String,
+    /// `settings.keyFile` or else `keyFile`: a key file on the target.
+    pub key_file: Option<String>,
+    /// `passwordFile`: a file on the target holding the passphrase.
+    pub password_file: Option<String>,
+    /// `askPassword`: the controller asks for the passphrase.
+    pub ask_password: bool,
+    /// `additionalKeyFiles`: further keyslots, in order.
+    pub additional_key_files: Vec<String>,
+    /// `settings.allowDiscards` or `--allow-discards` in `extraOpenArgs`.
+    pub allow_discards: bool,
+    /// `settings.bypassWorkqueues` (both `--perf-no_*_workqueue`) or those
+    /// in `extraOpenArgs`.
+    pub no_read_workqueue: bool,
+    pub no_write_workqueue: bool,
+    /// `extraFormatArgs`, as accepted.
+    pub format_args: LuksArgs,
+    /// `extraOpenArgs`, as accepted.
+    pub open_args: LuksArgs,
+    /// `initrdUnlock`: the installed system unlocks it in stage 1.
+    pub initrd_unlock: bool,
+    /// Not a `luks` itself (no LUKS in LUKS).
+    pub content: Option<Box<Content>>,
+}
+
+/// The cryptsetup words of `extraFormatArgs`/`extraOpenArgs` landfall honours.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LuksArgs {
+    /// `--label`: at most 47 bytes.
+    pub label: Option<String>,
+    /// `--pbkdf-memory` in KiB (at least 32).
+    pub pbkdf_memory_kib: Option<u32>,
+    /// `--iter-time`/`-i` in ms (at least 1).
+    pub iter_time_ms: Option<u32>,
+    /// `--pbkdf-force-iterations` (at least 4).
+    pub force_iterations: Option<u32>,
+    pub allow_discards: bool,
+    pub no_read_workqueue: bool,
+    pub no_write_workqueue: bool,
+}
+
+/// `content.type = "lvm_pv"`: the device becomes a PV of `vg`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LvmPv {
+    /// The `name` of a `lvm_vg` of the layout.
+    pub vg: String,
+}
+
+/// An `lvm_vg` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeGroup {
+    /// The attribute name.
+    pub key: String,
+    /// disko's `name` (default: the key); a name `vgcreate` accepts.
+    pub name: String,
+    /// In disko's creation order: by `priority`, then attribute name.
+    pub lvs: Vec<LogicalVolume>,
+}
+
+/// `lvs.<key>`: a linear LV.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogicalVolume {
+    /// The attribute name.
+    pub key: String,
+    /// disko's `name` (default: the key); a name `lvcreate -n` accepts,
+    /// unique in its VG.
+    pub name: String,
+    /// As written (`10M`, `100%`, `50%FREE`).
+    pub size: String,
+    /// `size` as lvcreate reads it.
+    pub request: LvSize,
+    /// As evaluated, or disko's default (1000, plus 251 when `size` holds `100%`).
+    pub priority: i64,
+    /// Not lvm_pv (no VG inside a VG).
+    pub content: Option<Content>,
+}
+
+/// An LV size as disko's `lvcreate` call reads it: `-L` when the size has no
+/// `%`, else `-l` (a bare `N%` meaning `N%FREE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LvSize {
+    /// `-L`: 512-byte sectors (lvcreate rounds up to whole extents).
+    Sectors(u64),
+    /// `-l N%FREE`: of the space still free when the LV is created.
+    PercentFree(u32),
+    /// `-l N%VG`.
+    PercentVg(u32),
+    /// `-l N%PVS`.
+    PercentPvs(u32),
+}
+
+impl Content {
+    /// Every mountpoint inside this content, with its field path below `path`.
+    pub fn mountpoints(&self, path: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        match self {
+            Content::Filesystem(fs) => {
+                if let Some(mp) = &fs.mountpoint {
+                    out.push((mp.clone(), format!("{path}.mountpoint")));
+                }
+            }
+            Content::Btrfs(b) => {
+                if let Some(mp) = &b.mountpoint {
+                    out.push((mp.clone(), format!("{path}.mountpoint")));
+                }
+                for s in &b.subvolumes {
+                    if let Some(mp) = &s.mountpoint {
+                        out.push((
+                            mp.clone(),
+                            format!("{path}.subvolumes.{}.mountpoint", s.key),
+                        ));
+                    }
+                }
+            }
+            Content::Luks(l) => {
+                if let Some(c) = &l.content {
+                    out.extend(c.mountpoints(&format!("{path}.content")));
+                }
+            }
+            Content::Swap(_) | Content::LvmPv(_) => {}
+        }
+        out
+    }
 }

@@ -4,15 +4,18 @@
 //!
 //! Lenient where disko versions differ (missing or unknown keys), strict where
 //! the meaning would change: unsupported types, non-empty hooks, non-empty
-//! `mdadm`/`zpool`/`lvm_vg`/`bcachefs_filesystems`, bad sizes, types,
-//! mountpoints and duplicates are errors naming the field.
+//! `mdadm`/`zpool`/`bcachefs_filesystems`, bad sizes, types,
+//! mountpoints and duplicates are errors naming the field. Across the whole
+//! layout: every `lvm_pv` names an `lvm_vg` and every VG has a PV; VG names,
+//! LUKS (and LV) device-mapper names, labels, mountpoints and disk devices are
+//! unique.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::content::{parse_content, parse_nodev};
+use super::content::{parse_content, parse_nodev, Nest};
 use super::error::LayoutError;
 use super::json::{as_obj, err, join, no_hooks, opt_bool, opt_int, opt_str, sorted, Obj};
 use super::model::{Content, Disk, Layout, Partition};
@@ -23,7 +26,6 @@ use super::units::{Position, Size};
 const UNSUPPORTED_CLASSES: &[(&str, &str)] = &[
     ("mdadm", "mdadm arrays"),
     ("zpool", "ZFS pools"),
-    ("lvm_vg", "LVM volume groups"),
     ("bcachefs_filesystems", "bcachefs filesystems"),
 ];
 
@@ -50,10 +52,13 @@ impl Layout {
             }
         }
         for key in root.keys() {
-            if !["disk", "nodev"].contains(&key.as_str())
+            if !["disk", "nodev", "lvm_vg"].contains(&key.as_str())
                 && !UNSUPPORTED_CLASSES.iter().any(|(c, _)| c == key)
             {
-                return Err(err(key, "unknown device class (expected disk or nodev)"));
+                return Err(err(
+                    key,
+                    "unknown device class (expected disk, lvm_vg or nodev)",
+                ));
             }
         }
         let mut disks = Vec::new();
@@ -68,8 +73,19 @@ impl Layout {
                 nodev.push(parse_nodev(key, v, &join("nodev", key))?);
             }
         }
-        let layout = Layout { disks, nodev };
+        let mut lvm_vgs = Vec::new();
+        if let Some(n) = root.get("lvm_vg") {
+            for (key, v) in sorted(as_obj(n, "lvm_vg")?) {
+                lvm_vgs.push(super::lvm::parse_vg(key, v, &join("lvm_vg", key))?);
+            }
+        }
+        let layout = Layout {
+            disks,
+            nodev,
+            lvm_vgs,
+        };
         check_unique(&layout)?;
+        check_dm(&layout)?;
         Ok(layout)
     }
 }
@@ -201,7 +217,7 @@ fn parse_partition(
     }
     let content = match o.get("content") {
         None | Some(Value::Null) => None,
-        Some(c) => Some(parse_content(c, &join(path, "content"))?),
+        Some(c) => Some(parse_content(c, &join(path, "content"), Nest::default())?),
     };
     let name = opt_str(o, "name", path)?.unwrap_or(key).to_string();
     let size_text = opt_str(o, "size", path)?.unwrap_or("0");
@@ -318,7 +334,7 @@ fn parse_partition(
 /// Labels (by-partlabel is global), mountpoints and devices must be unique.
 fn check_unique(layout: &Layout) -> Result<(), LayoutError> {
     let mut labels: BTreeMap<&str, String> = BTreeMap::new();
-    let mut mounts: BTreeMap<&str, String> = BTreeMap::new();
+    let mut mounts: BTreeMap<String, String> = BTreeMap::new();
     let mut devices: BTreeMap<&str, String> = BTreeMap::new();
     for d in &layout.disks {
         let dpath = join("disk", &d.key);
@@ -336,30 +352,26 @@ fn check_unique(layout: &Layout) -> Result<(), LayoutError> {
                     format!("duplicate label \"{}\" (also {other})", p.label),
                 ));
             }
-            let mut here: Vec<(&str, String)> = Vec::new();
-            match &p.content {
-                Some(Content::Filesystem(fs)) => {
-                    if let Some(mp) = &fs.mountpoint {
-                        here.push((mp, format!("{ppath}.content.mountpoint")));
-                    }
-                }
-                Some(Content::Btrfs(b)) => {
-                    if let Some(mp) = &b.mountpoint {
-                        here.push((mp, format!("{ppath}.content.mountpoint")));
-                    }
-                    for s in &b.subvolumes {
-                        if let Some(mp) = &s.mountpoint {
-                            here.push((
-                                mp,
-                                format!("{ppath}.content.subvolumes.{}.mountpoint", s.key),
-                            ));
-                        }
-                    }
-                }
-                _ => {}
-            }
+            let here = p
+                .content
+                .as_ref()
+                .map(|c| c.mountpoints(&format!("{ppath}.content")))
+                .unwrap_or_default();
             for (mp, mpath) in here {
-                if let Some(other) = mounts.insert(mp, mpath.clone()) {
+                if let Some(other) = mounts.insert(mp.clone(), mpath.clone()) {
+                    return Err(err(
+                        &mpath,
+                        format!("duplicate mountpoint \"{mp}\" (also {other})"),
+                    ));
+                }
+            }
+        }
+    }
+    for vg in &layout.lvm_vgs {
+        for lv in &vg.lvs {
+            let cpath = format!("lvm_vg.{}.lvs.{}.content", vg.key, lv.key);
+            for (mp, mpath) in lv.content.iter().flat_map(|c| c.mountpoints(&cpath)) {
+                if let Some(other) = mounts.insert(mp.clone(), mpath.clone()) {
                     return Err(err(
                         &mpath,
                         format!("duplicate mountpoint \"{mp}\" (also {other})"),
@@ -371,12 +383,117 @@ fn check_unique(layout: &Layout) -> Result<(), LayoutError> {
     for n in &layout.nodev {
         if let Some(mp) = &n.mountpoint {
             let mpath = format!("nodev.{}.mountpoint", n.key);
-            if let Some(other) = mounts.insert(mp, mpath.clone()) {
+            if let Some(other) = mounts.insert(mp.clone(), mpath.clone()) {
                 return Err(err(
                     &mpath,
                     format!("duplicate mountpoint \"{mp}\" (also {other})"),
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Every content of the layout with its field path, nested ones included.
+fn contents(layout: &Layout) -> Vec<(&Content, String)> {
+    fn walk<'a>(c: &'a Content, path: String, out: &mut Vec<(&'a Content, String)>) {
+        if let Content::Luks(l) = c {
+            if let Some(inner) = &l.content {
+                walk(inner, format!("{path}.content"), out);
+            }
+        }
+        out.push((c, path));
+    }
+    let mut out = Vec::new();
+    for d in &layout.disks {
+        for p in &d.partitions {
+            if let Some(c) = &p.content {
+                let path = format!("disk.{}.content.partitions.{}.content", d.key, p.key);
+                walk(c, path, &mut out);
+            }
+        }
+    }
+    for vg in &layout.lvm_vgs {
+        for lv in &vg.lvs {
+            if let Some(c) = &lv.content {
+                walk(
+                    c,
+                    format!("lvm_vg.{}.lvs.{}.content", vg.key, lv.key),
+                    &mut out,
+                );
+            }
+        }
+    }
+    out
+}
+
+/// VGs and their PVs agree; VG names and device-mapper names are unique.
+fn check_dm(layout: &Layout) -> Result<(), LayoutError> {
+    let mut vg_names: BTreeMap<&str, &str> = BTreeMap::new();
+    for vg in &layout.lvm_vgs {
+        if let Some(other) = vg_names.insert(&vg.name, &vg.key) {
+            return Err(err(
+                &format!("lvm_vg.{}.name", vg.key),
+                format!(
+                    "two volume groups are named \"{}\" (also lvm_vg.{other})",
+                    vg.name
+                ),
+            ));
+        }
+    }
+    // LV device-mapper names, which LUKS names must not take.
+    let mut dm: BTreeMap<String, String> = BTreeMap::new();
+    for vg in &layout.lvm_vgs {
+        for lv in &vg.lvs {
+            let name = super::lvm::lvm_dm_name(&vg.name, &lv.name);
+            let path = format!("lvm_vg.{}.lvs.{}.name", vg.key, lv.key);
+            if name.len() > super::luks::MAX_DM_NAME_BYTES {
+                return Err(err(
+                    &path,
+                    format!(
+                        "its device-mapper name \"{name}\" is longer than {} bytes",
+                        super::luks::MAX_DM_NAME_BYTES
+                    ),
+                ));
+            }
+            dm.insert(name, path);
+        }
+    }
+    let mut with_pv: BTreeSet<&str> = BTreeSet::new();
+    for (c, path) in contents(layout) {
+        match c {
+            Content::LvmPv(pv) => {
+                if !vg_names.contains_key(pv.vg.as_str()) {
+                    return Err(err(
+                        &join(&path, "vg"),
+                        format!(
+                            "names volume group \"{}\", which the layout does not define under lvm_vg",
+                            pv.vg
+                        ),
+                    ));
+                }
+                with_pv.insert(vg_names[pv.vg.as_str()]);
+            }
+            Content::Luks(l) => {
+                if let Some(other) = dm.insert(l.name.clone(), join(&path, "name")) {
+                    return Err(err(
+                        &join(&path, "name"),
+                        format!("device-mapper name \"{}\" is also {other}", l.name),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    for vg in &layout.lvm_vgs {
+        if !with_pv.contains(vg.key.as_str()) {
+            return Err(err(
+                &format!("lvm_vg.{}", vg.key),
+                format!(
+                    "volume group \"{}\" has no physical volume (no lvm_pv content names it)",
+                    vg.name
+                ),
+            ));
         }
     }
     Ok(())

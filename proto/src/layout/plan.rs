@@ -1,6 +1,9 @@
 //! From a [`Layout`] and what the agent found on each disk to a [`Plan`]: the
 //! exact sector ranges sgdisk would give, what exists now and would be
-//! destroyed, what will be created, and the mounts in order. Serialisable (the
+//! destroyed, what will be created (partitions, then the LUKS devices to
+//! open and the VGs and LVs to create), and the mounts in order — parents
+//! first, whatever their source: a partition, a device-mapper device
+//! (`/dev/mapper/<luks name>`, `/dev/<vg>/<lv>`) or none. Serialisable (the
 //! agent sends it to the controller) and renderable for a person.
 
 use std::collections::BTreeMap;
@@ -8,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::error::LayoutError;
-use super::model::{Content, Layout, Partition};
+use super::model::{Content, Layout, LvSize, Partition};
 use super::sectors::{Geometry, NewPartition, SectorError, SgdiskTable};
 use super::units::{human_bytes, Position};
 
@@ -56,6 +59,68 @@ pub struct Plan {
     /// Swapfiles on btrfs, activated after the mounts.
     #[serde(default)]
     pub swapfiles: Vec<SwapfilePlan>,
+    /// LUKS devices to format and open, outer ones first.
+    #[serde(default)]
+    pub luks: Vec<LuksPlan>,
+    /// Volume groups to create, in the layout's (attribute) order.
+    #[serde(default)]
+    pub volume_groups: Vec<VgPlan>,
+    /// Swap on device-mapper devices (a LUKS device or an LV).
+    #[serde(default)]
+    pub mapper_swaps: Vec<MapperSwapPlan>,
+}
+
+/// One LUKS device to format and open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LuksPlan {
+    /// The dm name: opened as `/dev/mapper/<name>`.
+    pub name: String,
+    /// Where the container lies (`/dev/disk/by-partlabel/…`, `/dev/pool/lv`).
+    pub device: String,
+    /// Where the key comes from, for a person (never the key).
+    pub key_source: String,
+    /// Further keyslots from these files.
+    pub additional_key_files: Vec<String>,
+    /// What lies inside (`ext4`, `LVM2_member`, …), if anything.
+    pub inner: Option<String>,
+}
+
+/// One volume group to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VgPlan {
+    pub name: String,
+    /// Its PVs' devices, in layout order.
+    pub pvs: Vec<String>,
+    /// Extents of all PVs together, each PV from [`LVM_PE_START`].
+    pub extent_count: u64,
+    /// In creation order.
+    pub lvs: Vec<LvPlan>,
+}
+
+/// One LV to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LvPlan {
+    pub name: String,
+    /// As written (`10M`, `100%FREE`).
+    pub size: String,
+    pub request: LvSize,
+    /// Extents (of [`LVM_EXTENT_BYTES`]) lvcreate gives it, in order, on
+    /// fresh PVs.
+    pub extents: u64,
+    /// `/dev/<vg>/<lv>`.
+    pub path: String,
+    /// What lies inside (`ext4`, `crypto_LUKS`, …), if anything.
+    pub inner: Option<String>,
+}
+
+/// Swap on a device-mapper device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapperSwapPlan {
+    /// `/dev/mapper/<name>` or `/dev/<vg>/<lv>`.
+    pub path: String,
+    pub via: MapperVia,
+    pub priority: Option<i64>,
+    pub discard_policy: Option<String>,
 }
 
 /// What happens to one disk.
@@ -95,14 +160,22 @@ impl PartitionPlan {
     }
     /// The filesystem type blkid reports once formatted; `None` when nothing
     /// is formatted (no content, or swap with `randomEncryption`, which NixOS
-    /// sets up at every boot and disko does not mkswap).
+    /// sets up at every boot and disko does not mkswap). A LUKS partition is
+    /// `crypto_LUKS`, an `lvm_pv` one `LVM2_member`.
     pub fn fs_type(&self) -> Option<&'static str> {
-        match &self.content {
-            Some(Content::Filesystem(fs)) => Some(fs.format.as_str()),
-            Some(Content::Swap(s)) if !s.random_encryption => Some("swap"),
-            Some(Content::Btrfs(_)) => Some("btrfs"),
-            _ => None,
-        }
+        self.content.as_ref().and_then(content_fs_type)
+    }
+}
+
+/// The type blkid reports for a content once made; see [`PartitionPlan::fs_type`].
+pub fn content_fs_type(c: &Content) -> Option<&'static str> {
+    match c {
+        Content::Filesystem(fs) => Some(fs.format.as_str()),
+        Content::Swap(s) if !s.random_encryption => Some("swap"),
+        Content::Swap(_) => None,
+        Content::Btrfs(_) => Some("btrfs"),
+        Content::Luks(_) => Some("crypto_LUKS"),
+        Content::LvmPv(_) => Some("LVM2_member"),
     }
 }
 
@@ -117,6 +190,19 @@ pub enum MountSource {
     Nodev {
         device: String,
     },
+    /// A device-mapper device the plan opens or creates.
+    Mapper {
+        /// `/dev/mapper/<name>` or `/dev/<vg>/<lv>`.
+        path: String,
+        via: MapperVia,
+    },
+}
+
+/// What makes a device-mapper device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MapperVia {
+    Luks { name: String },
+    Lvm { vg: String, lv: String },
 }
 
 /// One mount, relative to the install root.
@@ -151,6 +237,9 @@ pub struct SwapfilePlan {
     pub file: String,
     /// Where NixOS finds it: the subvolume's mountpoint joined with `file`.
     pub location: String,
+    /// The device-mapper device holding the btrfs, when not the partition itself.
+    #[serde(default)]
+    pub mapper: Option<String>,
     pub size_bytes: u64,
     pub priority: Option<i64>,
 }
@@ -203,6 +292,13 @@ fn sector_error(e: SectorError, disk: &str, p: &Partition, geo: Geometry) -> Lay
         ),
     }
 }
+
+/// LUKS2's default data offset (cryptsetup's and the agent's): the opened
+/// device is this much smaller than its container.
+pub const LUKS2_DATA_OFFSET: u64 = 16 << 20;
+/// lvm2's defaults for a new PV and VG: data from 1 MiB, 4 MiB extents.
+pub const LVM_PE_START: u64 = 1 << 20;
+pub const LVM_EXTENT_BYTES: u64 = 4 << 20;
 
 /// The smallest ext4 the agent's writer makes (8 MiB) and the smallest swap
 /// area (ten 4 KiB pages), checked before anything is written.
@@ -276,6 +372,50 @@ fn check_content_size(disk: &str, p: &Partition, bytes: u64) -> Result<(), Layou
     Ok(())
 }
 
+/// The smallest device a content fits on, and its name, for contents on
+/// device-mapper devices; `None`: no bound.
+fn dm_content_min(c: &Content) -> Option<(u64, &'static str)> {
+    match c {
+        Content::Filesystem(fs) if fs.format == super::model::FsFormat::Ext4 => {
+            Some((MIN_EXT4_BYTES, "ext4"))
+        }
+        Content::Swap(_) => Some((MIN_SWAP_BYTES, "swap")),
+        Content::Btrfs(_) => Some((MIN_BTRFS_BYTES, "btrfs")),
+        Content::Luks(_) => Some((
+            LUKS2_DATA_OFFSET + 512,
+            "LUKS2 (its 16 MiB header and data)",
+        )),
+        Content::LvmPv(_) => Some((
+            LVM_PE_START + LVM_EXTENT_BYTES,
+            "an LVM PV (1 MiB + one extent)",
+        )),
+        Content::Filesystem(_) => None,
+    }
+}
+
+/// `c` (at `path`, its size set by the field `field`) and what it holds fit
+/// `bytes`: a LUKS container leaves 16 MiB less to its content.
+fn check_dm_fit(c: &Content, bytes: u64, field: &str) -> Result<(), LayoutError> {
+    if let Some((min, what)) = dm_content_min(c) {
+        if bytes < min {
+            return Err(LayoutError::new(
+                field,
+                format!(
+                    "{} is too small for {what} (at least {})",
+                    human_bytes(bytes),
+                    human_bytes(min)
+                ),
+            ));
+        }
+    }
+    if let Content::Luks(l) = c {
+        if let Some(inner) = &l.content {
+            check_dm_fit(inner, bytes - LUKS2_DATA_OFFSET, field)?;
+        }
+    }
+    Ok(())
+}
+
 /// The sector ranges of a disk's partitions, as `sgdisk --align-end --new`
 /// would give them, in partition-number order.
 pub fn partition_ranges(
@@ -324,9 +464,7 @@ pub fn partition_ranges(
 /// Plan a layout against the facts of its disks (keyed by the layout's disk key).
 pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan, LayoutError> {
     let mut disks = Vec::new();
-    let mut mounts = Vec::new();
-    let mut swaps = Vec::new();
-    let mut swapfiles = Vec::new();
+    let mut acc = Acc::default();
     let mut paths: BTreeMap<&str, &str> = BTreeMap::new();
     for d in &layout.disks {
         let f = facts.get(&d.key).ok_or_else(|| {
@@ -344,7 +482,16 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
         let ranges = partition_ranges(&d.key, &d.partitions, f.geometry)?;
         let ss = u64::from(f.geometry.logical_sector_size);
         for (p, (first, last)) in d.partitions.iter().zip(&ranges) {
-            check_content_size(&d.key, p, (last - first + 1) * ss)?;
+            let bytes = (last - first + 1) * ss;
+            check_content_size(&d.key, p, bytes)?;
+            if let Some(c @ Content::Luks(_)) = &p.content {
+                let field = if p.end == p.size.default_end() {
+                    "size"
+                } else {
+                    "end"
+                };
+                check_dm_fit(c, bytes, &format!("{}.{field}", part_path(&d.key, p)))?;
+            }
         }
         let partitions: Vec<PartitionPlan> = d
             .partitions
@@ -363,74 +510,20 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
             })
             .collect();
         for p in &partitions {
-            match &p.content {
-                Some(Content::Filesystem(fs)) => {
-                    if let Some(mp) = &fs.mountpoint {
-                        mounts.push(MountPlan {
-                            mountpoint: mp.clone(),
-                            source: MountSource::Partition {
-                                disk: d.key.clone(),
-                                number: p.number,
-                                label: p.label.clone(),
-                            },
-                            fs_type: fs.format.as_str().to_string(),
-                            options: fs.mount_options.clone(),
-                        });
-                    }
-                }
-                Some(Content::Btrfs(b)) => {
-                    let source = || MountSource::Partition {
+            if let Some(c) = &p.content {
+                let at = At {
+                    disk: &d.key,
+                    number: p.number,
+                    label: &p.label,
+                    source: MountSource::Partition {
                         disk: d.key.clone(),
                         number: p.number,
                         label: p.label.clone(),
-                    };
-                    if let Some(mp) = &b.mountpoint {
-                        mounts.push(MountPlan {
-                            mountpoint: mp.clone(),
-                            source: source(),
-                            fs_type: "btrfs".to_string(),
-                            options: b.mount_options.clone(),
-                        });
-                    }
-                    for s in &b.subvolumes {
-                        if let Some(mp) = &s.mountpoint {
-                            let mut options = s.mount_options.clone();
-                            options.push(format!("subvol={}", s.name));
-                            mounts.push(MountPlan {
-                                mountpoint: mp.clone(),
-                                source: source(),
-                                fs_type: "btrfs".to_string(),
-                                options,
-                            });
-                        }
-                    }
-                    for (s, f) in b.swapfiles() {
-                        // Parse refuses swapfiles without a mountpoint.
-                        let mp = match s {
-                            Some(s) => s.mountpoint.as_deref(),
-                            None => b.mountpoint.as_deref(),
-                        }
-                        .unwrap_or("/");
-                        swapfiles.push(SwapfilePlan {
-                            disk: d.key.clone(),
-                            number: p.number,
-                            label: p.label.clone(),
-                            subvolume: s.map(|s| s.path.clone()),
-                            file: f.path.clone(),
-                            location: format!("{}/{}", mp.trim_end_matches('/'), f.path),
-                            size_bytes: f.size_bytes,
-                            priority: f.priority,
-                        });
-                    }
-                }
-                Some(Content::Swap(s)) if !s.random_encryption => swaps.push(SwapPlan {
-                    disk: d.key.clone(),
-                    number: p.number,
-                    label: p.label.clone(),
-                    priority: s.priority,
-                    discard_policy: s.discard_policy.clone(),
-                }),
-                _ => {}
+                    },
+                    device: format!("/dev/disk/by-partlabel/{}", p.label),
+                    bytes: p.sectors() * ss,
+                };
+                acc.content(c, &at);
             }
         }
         let already_applied = if d.gpt {
@@ -455,6 +548,91 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
             already_applied,
         });
     }
+    for vg in &layout.lvm_vgs {
+        let pv_sizes = acc.pvs.get(&vg.name).cloned().unwrap_or_default();
+        let extent_count: u64 = pv_sizes
+            .iter()
+            .map(|(_, b)| b.saturating_sub(LVM_PE_START) / LVM_EXTENT_BYTES)
+            .sum();
+        let mut free = extent_count;
+        let mut lvs = Vec::new();
+        for lv in &vg.lvs {
+            let path = format!("/dev/{}/{}", vg.name, lv.name);
+            let extents = lv_extents(lv.request, extent_count, free);
+            let field = format!("lvm_vg.{}.lvs.{}.size", vg.key, lv.key);
+            if extents == 0 {
+                return Err(LayoutError::new(
+                    field,
+                    format!(
+                        "\"{}\" gives no extents: volume group {} has {} free of {}",
+                        lv.size,
+                        vg.name,
+                        human_bytes(free * LVM_EXTENT_BYTES),
+                        human_bytes(extent_count * LVM_EXTENT_BYTES)
+                    ),
+                ));
+            }
+            if extents > free {
+                return Err(LayoutError::new(
+                    field,
+                    format!(
+                        "\"{}\" ({}) does not fit: volume group {} has {} free of {} when this LV is created",
+                        lv.size,
+                        human_bytes(extents * LVM_EXTENT_BYTES),
+                        vg.name,
+                        human_bytes(free * LVM_EXTENT_BYTES),
+                        human_bytes(extent_count * LVM_EXTENT_BYTES)
+                    ),
+                ));
+            }
+            free -= extents;
+            if let Some(c) = &lv.content {
+                check_dm_fit(c, extents * LVM_EXTENT_BYTES, &field)?;
+                let at = At {
+                    disk: "",
+                    number: 0,
+                    label: "",
+                    source: MountSource::Mapper {
+                        path: path.clone(),
+                        via: MapperVia::Lvm {
+                            vg: vg.name.clone(),
+                            lv: lv.name.clone(),
+                        },
+                    },
+                    device: path.clone(),
+                    bytes: extents * LVM_EXTENT_BYTES,
+                };
+                acc.content(c, &at);
+            }
+            lvs.push(LvPlan {
+                name: lv.name.clone(),
+                size: lv.size.clone(),
+                request: lv.request,
+                extents,
+                path,
+                inner: lv
+                    .content
+                    .as_ref()
+                    .and_then(content_fs_type)
+                    .map(str::to_string),
+            });
+        }
+        acc.volume_groups.push(VgPlan {
+            name: vg.name.clone(),
+            pvs: pv_sizes.into_iter().map(|(d, _)| d).collect(),
+            extent_count,
+            lvs,
+        });
+    }
+    let Acc {
+        mut mounts,
+        swaps,
+        swapfiles,
+        luks,
+        volume_groups,
+        mapper_swaps,
+        ..
+    } = acc;
     for n in &layout.nodev {
         if let Some(mp) = &n.mountpoint {
             mounts.push(MountPlan {
@@ -473,7 +651,167 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
         mounts,
         swaps,
         swapfiles,
+        luks,
+        volume_groups,
+        mapper_swaps,
     })
+}
+
+/// The extents lvcreate gives a request in a VG of `total` extents of which
+/// `free` are free: `-L` rounded up to whole extents, percentages rounded
+/// down (never more than is free).
+pub fn lv_extents(request: LvSize, total: u64, free: u64) -> u64 {
+    let extent_sectors = LVM_EXTENT_BYTES / 512;
+    let percent = |p: u32, base: u64| (u64::from(p).saturating_mul(base) / 100).min(free);
+    match request {
+        LvSize::Sectors(s) => s.div_ceil(extent_sectors),
+        LvSize::PercentFree(p) => percent(p, free),
+        LvSize::PercentVg(p) | LvSize::PercentPvs(p) => percent(p, total),
+    }
+}
+
+/// Where a content lies: its partition (for partition-keyed steps), its mount
+/// source and its device path.
+struct At<'a> {
+    disk: &'a str,
+    number: u32,
+    label: &'a str,
+    source: MountSource,
+    device: String,
+    /// The device's size in bytes.
+    bytes: u64,
+}
+
+/// The plan's lists, filled content by content.
+#[derive(Default)]
+struct Acc {
+    mounts: Vec<MountPlan>,
+    swaps: Vec<SwapPlan>,
+    swapfiles: Vec<SwapfilePlan>,
+    luks: Vec<LuksPlan>,
+    volume_groups: Vec<VgPlan>,
+    mapper_swaps: Vec<MapperSwapPlan>,
+    /// VG name → its PVs' devices and sizes in bytes.
+    pvs: BTreeMap<String, Vec<(String, u64)>>,
+}
+
+impl Acc {
+    fn content(&mut self, c: &Content, at: &At) {
+        let mapper = match &at.source {
+            MountSource::Mapper { path, via } => Some((path.clone(), via.clone())),
+            _ => None,
+        };
+        match c {
+            Content::Filesystem(fs) => {
+                if let Some(mp) = &fs.mountpoint {
+                    self.mounts.push(MountPlan {
+                        mountpoint: mp.clone(),
+                        source: at.source.clone(),
+                        fs_type: fs.format.as_str().to_string(),
+                        options: fs.mount_options.clone(),
+                    });
+                }
+            }
+            Content::Btrfs(b) => {
+                if let Some(mp) = &b.mountpoint {
+                    self.mounts.push(MountPlan {
+                        mountpoint: mp.clone(),
+                        source: at.source.clone(),
+                        fs_type: "btrfs".to_string(),
+                        options: b.mount_options.clone(),
+                    });
+                }
+                for s in &b.subvolumes {
+                    if let Some(mp) = &s.mountpoint {
+                        let mut options = s.mount_options.clone();
+                        options.push(format!("subvol={}", s.name));
+                        self.mounts.push(MountPlan {
+                            mountpoint: mp.clone(),
+                            source: at.source.clone(),
+                            fs_type: "btrfs".to_string(),
+                            options,
+                        });
+                    }
+                }
+                for (s, f) in b.swapfiles() {
+                    // Parse refuses swapfiles without a mountpoint.
+                    let mp = match s {
+                        Some(s) => s.mountpoint.as_deref(),
+                        None => b.mountpoint.as_deref(),
+                    }
+                    .unwrap_or("/");
+                    self.swapfiles.push(SwapfilePlan {
+                        disk: at.disk.to_string(),
+                        number: at.number,
+                        label: at.label.to_string(),
+                        subvolume: s.map(|s| s.path.clone()),
+                        file: f.path.clone(),
+                        location: format!("{}/{}", mp.trim_end_matches('/'), f.path),
+                        size_bytes: f.size_bytes,
+                        priority: f.priority,
+                        mapper: mapper.as_ref().map(|m| m.0.clone()),
+                    });
+                }
+            }
+            Content::Swap(s) if s.random_encryption => {}
+            Content::Swap(s) => match mapper {
+                Some((path, via)) => self.mapper_swaps.push(MapperSwapPlan {
+                    path,
+                    via,
+                    priority: s.priority,
+                    discard_policy: s.discard_policy.clone(),
+                }),
+                None => self.swaps.push(SwapPlan {
+                    disk: at.disk.to_string(),
+                    number: at.number,
+                    label: at.label.to_string(),
+                    priority: s.priority,
+                    discard_policy: s.discard_policy.clone(),
+                }),
+            },
+            Content::LvmPv(pv) => {
+                self.pvs
+                    .entry(pv.vg.clone())
+                    .or_default()
+                    .push((at.device.clone(), at.bytes));
+            }
+            Content::Luks(l) => {
+                let path = format!("/dev/mapper/{}", l.name);
+                let key_source = match (&l.key_file, &l.password_file) {
+                    (Some(k), _) => format!("key file {k}"),
+                    (None, Some(p)) => format!("password file {p}"),
+                    (None, None) => "a passphrase asked for on the terminal".to_string(),
+                };
+                self.luks.push(LuksPlan {
+                    name: l.name.clone(),
+                    device: at.device.clone(),
+                    key_source,
+                    additional_key_files: l.additional_key_files.clone(),
+                    inner: l
+                        .content
+                        .as_deref()
+                        .and_then(content_fs_type)
+                        .map(str::to_string),
+                });
+                if let Some(inner) = &l.content {
+                    let inner_at = At {
+                        disk: at.disk,
+                        number: at.number,
+                        label: at.label,
+                        source: MountSource::Mapper {
+                            path: path.clone(),
+                            via: MapperVia::Luks {
+                                name: l.name.clone(),
+                            },
+                        },
+                        device: path,
+                        bytes: at.bytes.saturating_sub(LUKS2_DATA_OFFSET),
+                    };
+                    self.content(inner, &inner_at);
+                }
+            }
+        }
+    }
 }
 
 /// Same partitions (number, label, type, range, fixed GUID) and the expected

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::model::Content;
-use super::plan::{MountSource, Plan};
+use super::plan::{MountSource, Plan, LVM_EXTENT_BYTES};
 use super::typecode;
 use super::units::human_bytes;
 
@@ -109,6 +109,8 @@ pub fn render(plan: &Plan, root: &str) -> String {
                         }
                     )
                 }
+                Some(Content::Luks(l)) => format!("LUKS2 → /dev/mapper/{}", l.name),
+                Some(Content::LvmPv(pv)) => format!("LVM PV of {}", pv.vg),
                 None => "-".to_string(),
             };
             let _ = writeln!(
@@ -124,12 +126,49 @@ pub fn render(plan: &Plan, root: &str) -> String {
             );
         }
     }
+    for l in &plan.luks {
+        let _ = writeln!(
+            s,
+            "LUKS2 {} on {} → /dev/mapper/{} ({}, key from {}{})",
+            l.name,
+            l.device,
+            l.name,
+            l.inner.as_deref().unwrap_or("empty"),
+            l.key_source,
+            if l.additional_key_files.is_empty() {
+                String::new()
+            } else {
+                format!(", more keys: {}", l.additional_key_files.join(" "))
+            }
+        );
+    }
+    for vg in &plan.volume_groups {
+        let _ = writeln!(
+            s,
+            "volume group {} on {} ({} in 4 MiB extents):",
+            vg.name,
+            vg.pvs.join(" "),
+            human_bytes(vg.extent_count * LVM_EXTENT_BYTES)
+        );
+        for lv in &vg.lvs {
+            let _ = writeln!(
+                s,
+                "    {:<20} {:>10} {:>10}  {:<28} {}",
+                lv.name,
+                lv.size,
+                human_bytes(lv.extents * LVM_EXTENT_BYTES),
+                lv.path,
+                lv.inner.as_deref().unwrap_or("-")
+            );
+        }
+    }
     if !plan.mounts.is_empty() {
         let _ = writeln!(s, "mounts under {root}:");
         for m in &plan.mounts {
             let src = match &m.source {
                 MountSource::Partition { label, .. } => format!("/dev/disk/by-partlabel/{label}"),
                 MountSource::Nodev { device } => device.clone(),
+                MountSource::Mapper { path, .. } => path.clone(),
             };
             let _ = writeln!(
                 s,
@@ -144,13 +183,18 @@ pub fn render(plan: &Plan, root: &str) -> String {
     for w in &plan.swaps {
         let _ = writeln!(s, "swap: /dev/disk/by-partlabel/{}", w.label);
     }
+    for w in &plan.mapper_swaps {
+        let _ = writeln!(s, "swap: {}", w.path);
+    }
     for w in &plan.swapfiles {
         let _ = writeln!(
             s,
-            "swapfile: {root}{} ({}, on /dev/disk/by-partlabel/{})",
+            "swapfile: {root}{} ({}, on {})",
             w.location,
             human_bytes(w.size_bytes),
-            w.label
+            w.mapper
+                .clone()
+                .unwrap_or_else(|| format!("/dev/disk/by-partlabel/{}", w.label))
         );
     }
     s

@@ -159,9 +159,9 @@ fn invalid_layouts_name_the_field() {
             "\"xfs\" is not supported",
         ),
         (
-            gpt(r#""a":{"size":"1M","content":{"type":"luks","name":"crypted"}}"#),
-            "disk.main.content.partitions.a.content.type",
-            "\"luks\" is not supported",
+            gpt(r#""a":{"size":"1M","content":{"type":"luks","name":"a","content":{"type":"luks","name":"b"}}}"#),
+            "disk.main.content.partitions.a.content.content.type",
+            "LUKS inside LUKS",
         ),
         (
             gpt(r#""a":{"size":"1M","content":{"type":"filesystem","format":"ext4","mountpoint":"boot"}}"#),
@@ -191,11 +191,11 @@ fn invalid_layouts_name_the_field() {
         (r#"{"disk":{"main":{"content":null}}}"#.into(), "disk.main.device", "missing"),
         (r#"{"zpool":{"z":{"type":"zpool"}}}"#.into(), "zpool", "ZFS pools are not supported"),
         (r#"{"mdadm":{"r":{"type":"mdadm"}}}"#.into(), "mdadm", "mdadm arrays"),
-        (r#"{"lvm_vg":{"pool":{"type":"lvm_vg"}}}"#.into(), "lvm_vg", "LVM volume groups"),
+        (r#"{"lvm_vg":{"pool":{"type":"lvm_vg"}}}"#.into(), "lvm_vg.pool", "has no physical volume"),
         (r#"{"nodev":{"/":{"fsType":"proc"}}}"#.into(), "nodev./.fsType", "\"proc\" is not supported"),
         (gpt(r#""a":{"size":"1M","content":{"type":"zfs","pool":"z"}}"#), "disk.main.content.partitions.a.content.type", "\"zfs\" is not supported"),
         (gpt(r#""a":{"size":"1M","content":{"type":"mdraid","name":"r"}}"#), "disk.main.content.partitions.a.content.type", "\"mdraid\" is not supported"),
-        (gpt(r#""a":{"size":"1M","content":{"type":"lvm_pv","vg":"v"}}"#), "disk.main.content.partitions.a.content.type", "\"lvm_pv\" is not supported"),
+        (gpt(r#""a":{"size":"1M","content":{"type":"lvm_pv","vg":"v"}}"#), "disk.main.content.partitions.a.content.vg", "does not define"),
         ("[1,2]".into(), "", "expected an attribute set"),
     ];
     for (json, path, msg) in cases {
