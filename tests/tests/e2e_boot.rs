@@ -240,7 +240,7 @@ fn native_systemd_boot_boots_the_installed_system() {
         "{entry}"
     );
     let console = boot_installed(dir, &disk, &toplevel);
-    assert!(console.contains("LANDFALL-STAGE1: root /dev/disk/by-partlabel/disk-main-root"));
+    assert!(console.contains("LANDFALL-STAGE1: /: /dev/disk/by-partlabel/disk-main-root"));
 }
 
 #[test]
