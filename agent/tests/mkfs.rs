@@ -9,11 +9,11 @@ mod common;
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use common::{
-    blkid_probe, blkid_value, command, open_rw, run, sparse_file, text, umount_retrying, LoopDevice,
+    blkid_probe, blkid_value, command, open_rw, run, sparse_file, text, LoopDevice, Mounted,
 };
 
 use landfall_agent::fs::{
@@ -59,48 +59,13 @@ fn assert_e2fsck_clean(dev: &Path) {
     );
 }
 
-/// A mount point, unmounted on drop if still mounted. An image file is put on
-/// a loop device of its own (detached after unmounting) rather than `-o loop`,
-/// whose autoclear races with the next attach of the same file.
-struct Mounted {
-    dir: PathBuf,
-    mounted: bool,
-    _loop: Option<LoopDevice>,
-}
-
-impl Mounted {
-    fn new(dev: &Path, dir: &Path, opts: &str) -> Mounted {
-        std::fs::create_dir_all(dir).unwrap();
-        let lo = (!dev.starts_with("/dev")).then(|| LoopDevice::attach_with_sectors(dev, 512));
-        let target = lo.as_ref().map_or(dev, |l| l.0.as_path());
-        let out = run(command("mount", "mount")
-            .args(["-t", "ext4", "-o", opts])
-            .arg(target)
-            .arg(dir));
-        assert!(
-            out.status.success(),
-            "mount {}: {}",
-            dev.display(),
-            text(&out)
-        );
-        Mounted {
-            dir: dir.to_owned(),
-            mounted: true,
-            _loop: lo,
-        }
-    }
-
-    fn unmount(mut self) {
-        umount_retrying(&self.dir);
-        self.mounted = false;
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        if self.mounted {
-            let _ = Command::new("umount").arg(&self.dir).status();
-        }
+/// `dev` (a block device, or an image file put on a loop device of its own)
+/// mounted as ext4 with `opts`.
+fn mount_ext4(dev: &Path, dir: &Path, opts: &str) -> Mounted {
+    if dev.starts_with("/dev") {
+        Mounted::device("ext4", dev, dir, opts)
+    } else {
+        Mounted::image("ext4", dev, dir, opts)
     }
 }
 
@@ -201,11 +166,11 @@ fn format_and_check_ext4(dev: &Path, label: &str, mount_dir: &Path) {
         "{header}"
     );
 
-    let m = Mounted::new(dev, mount_dir, "rw");
+    let m = mount_ext4(dev, mount_dir, "rw");
     write_tree(mount_dir);
     m.unmount();
     assert_e2fsck_clean(dev);
-    let m = Mounted::new(dev, mount_dir, "ro");
+    let m = mount_ext4(dev, mount_dir, "ro");
     check_tree(mount_dir);
     m.unmount();
     assert_e2fsck_clean(dev);
@@ -309,7 +274,7 @@ fn ext4_grows_with_resize2fs() {
     )
     .unwrap();
     let mnt = dir.path().join("mnt");
-    let m = Mounted::new(&img, &mnt, "rw");
+    let m = mount_ext4(&img, &mnt, "rw");
     write_tree(&mnt);
     m.unmount();
     File::options()
@@ -331,7 +296,7 @@ fn ext4_grows_with_resize2fs() {
         "{header}"
     );
     assert!(header.contains("resize_inode"), "{header}");
-    let m = Mounted::new(&img, &mnt, "ro");
+    let m = mount_ext4(&img, &mnt, "ro");
     check_tree(&mnt);
     m.unmount();
 }
@@ -367,7 +332,7 @@ fn ext4_over_old_contents() {
     drop(f);
     assert_ne!(report.uuid, UUID_STR);
     assert_e2fsck_clean(&img);
-    let m = Mounted::new(&img, &dir.path().join("mnt"), "ro");
+    let m = mount_ext4(&img, &dir.path().join("mnt"), "ro");
     let names: Vec<_> = std::fs::read_dir(dir.path().join("mnt"))
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -412,11 +377,11 @@ fn ext4_over_garbage_without_discard() {
     assert!(!text(&out).contains("ITABLE_ZEROED"), "{}", text(&out));
     let mnt = dir.path().join("mnt");
     assert_e2fsck_clean(&img);
-    let m = Mounted::new(&img, &mnt, "rw");
+    let m = mount_ext4(&img, &mnt, "rw");
     write_tree(&mnt);
     m.unmount();
     assert_e2fsck_clean(&img);
-    let m = Mounted::new(&img, &mnt, "ro");
+    let m = mount_ext4(&img, &mnt, "ro");
     check_tree(&mnt);
     m.unmount();
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{
-    blkid_probe, blkid_value, command, open_rw, run, sparse_file, text, umount_retrying, LoopDevice,
+    blkid_probe, blkid_value, command, open_rw, run, sparse_file, text, LoopDevice, Mounted,
 };
 
 use landfall_agent::fs::{format_btrfs, BtrfsCsum, BtrfsOptions, BtrfsProfile, FsError};
@@ -133,55 +133,6 @@ fn reference(dir: &Path, size: u64, args: &[&str]) -> PathBuf {
     img
 }
 
-/// A read-write btrfs mount, unmounted on drop. An image file is put on a loop
-/// device of its own, detached after unmounting.
-struct Mounted {
-    dir: PathBuf,
-    mounted: bool,
-    _loop: Option<LoopDevice>,
-}
-
-impl Mounted {
-    fn new(image: &Path, dir: &Path) -> Mounted {
-        let lo = LoopDevice::attach(image);
-        let mut m = Mounted::device(&lo.0, dir);
-        m._loop = Some(lo);
-        m
-    }
-
-    fn device(dev: &Path, dir: &Path) -> Mounted {
-        std::fs::create_dir_all(dir).unwrap();
-        let out = run(command("mount", "mount")
-            .args(["-t", "btrfs", "-o", "rw"])
-            .arg(dev)
-            .arg(dir));
-        assert!(
-            out.status.success(),
-            "mount {}: {}",
-            dev.display(),
-            text(&out)
-        );
-        Mounted {
-            dir: dir.to_owned(),
-            mounted: true,
-            _loop: None,
-        }
-    }
-
-    fn unmount(mut self) {
-        umount_retrying(&self.dir);
-        self.mounted = false;
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        if self.mounted {
-            let _ = Command::new("umount").arg(&self.dir).status();
-        }
-    }
-}
-
 /// 24 MiB that differ in every block: more than the first 8 MiB data chunk,
 /// so the kernel has to allocate a new one.
 fn big_file_bytes() -> Vec<u8> {
@@ -224,10 +175,10 @@ fn check_files(root: &Path) {
 /// report and the filesystem again.
 fn use_and_recheck(img: &Path, dir: &Path, expect_profiles: &[&str]) {
     let mnt = dir.join("mnt");
-    let m = Mounted::new(img, &mnt);
+    let m = Mounted::image("btrfs", img, &mnt, "rw");
     write_files(&mnt);
     m.unmount();
-    let m = Mounted::new(img, &mnt);
+    let m = Mounted::image("btrfs", img, &mnt, "rw");
     check_files(&mnt);
     let out = run(btrfs().args(["filesystem", "df"]).arg(&mnt));
     let df = text(&out);
@@ -431,7 +382,7 @@ fn reformat_over_ext4_and_old_btrfs() {
     let tags = blkid_probe(&img, true);
     assert_eq!(blkid_value(&tags, "LABEL").as_deref(), Some("second"));
     assert_eq!(blkid_value(&tags, "UUID"), Some(r.uuid));
-    let m = Mounted::new(&img, &dir.path().join("mnt"));
+    let m = Mounted::image("btrfs", &img, &dir.path().join("mnt"), "rw");
     assert_eq!(
         std::fs::read_dir(&m.dir).unwrap().count(),
         0,
@@ -517,11 +468,11 @@ fn format_a_loop_block_device() {
     assert_eq!(blkid_value(&tags, "LABEL").as_deref(), Some("blockdev"));
     assert_eq!(blkid_value(&tags, "UUID").as_deref(), Some(UUID_STR));
     let mnt = dir.path().join("mnt");
-    let m = Mounted::device(&lo.0, &mnt);
+    let m = Mounted::device("btrfs", &lo.0, &mnt, "rw");
     assert_eq!(std::fs::read_dir(&mnt).unwrap().count(), 0, "no ext4 left");
     write_files(&mnt);
     m.unmount();
-    let m = Mounted::device(&lo.0, &mnt);
+    let m = Mounted::device("btrfs", &lo.0, &mnt, "rw");
     check_files(&mnt);
     m.unmount();
     assert_check_clean(&lo.0);

@@ -391,3 +391,56 @@ pub fn apply_main(layout: &Path, img: &Image) -> (bool, String, String) {
         &format!("main={}", img.p()),
     ])
 }
+
+/// A kernel mount, unmounted on drop if still mounted. An image file is put on
+/// a loop device of its own (detached after unmounting) rather than `-o loop`,
+/// whose autoclear races with the next attach of the same file.
+pub struct Mounted {
+    pub dir: PathBuf,
+    mounted: bool,
+    _loop: Option<LoopDevice>,
+}
+
+impl Mounted {
+    /// `mount -t fstype -o opts dev dir` of a block device (`dir` is created).
+    pub fn device(fstype: &str, dev: &Path, dir: &Path, opts: &str) -> Mounted {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = run(command("mount", "mount")
+            .args(["-t", fstype, "-o", opts])
+            .arg(dev)
+            .arg(dir));
+        assert!(
+            out.status.success(),
+            "mount {}: {}",
+            dev.display(),
+            text(&out)
+        );
+        Mounted {
+            dir: dir.to_owned(),
+            mounted: true,
+            _loop: None,
+        }
+    }
+
+    /// The same for an image file, on a loop device with 512-byte sectors.
+    pub fn image(fstype: &str, image: &Path, dir: &Path, opts: &str) -> Mounted {
+        let lo = LoopDevice::attach_with_sectors(image, 512);
+        let mut m = Mounted::device(fstype, &lo.0, dir, opts);
+        m._loop = Some(lo);
+        m
+    }
+
+    /// Unmount now, failing the test if that does not succeed.
+    pub fn unmount(mut self) {
+        umount_retrying(&self.dir);
+        self.mounted = false;
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = Command::new("umount").arg(&self.dir).status();
+        }
+    }
+}
