@@ -361,7 +361,7 @@ fn bad_btrfs_layouts_are_refused_and_leave_the_disk_untouched() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("layout.json");
         std::fs::write(&path, &json).unwrap();
-        let (ok, out, err) = apply_main(&path, &img);
+        let (ok, out, err) = apply_main(&path, img.p(), &[]);
         assert!(!ok, "{json} was accepted:\n{out}");
         assert!(err.contains(&field) && err.contains(msg), "{json}:\n{err}");
         assert_eq!(img.sha256(), before, "{json} changed the disk");

@@ -12,7 +12,7 @@ mod common;
 use common::*;
 
 fn apply(layout: &str, img: &Image) -> String {
-    let (ok, out, err) = apply_main(&fixture(layout), img);
+    let (ok, out, err) = apply_main(&fixture(layout), img.p(), &[]);
     assert!(ok, "apply failed:\n{out}\n{err}");
     out
 }

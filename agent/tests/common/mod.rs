@@ -377,10 +377,11 @@ pub fn btrfs_check_clean(dev: &str) {
     assert!(all.contains("no error found"), "{all}");
 }
 
-/// `landfall-agent disk apply --yes --no-mount --layout LAYOUT --disk main=IMAGE`;
-/// returns (success, stdout, stderr).
-pub fn apply_main(layout: &Path, img: &Image) -> (bool, String, String) {
-    agent(&[
+/// `landfall-agent disk apply --yes --no-mount --layout LAYOUT --disk main=DISK`
+/// followed by `extra`; returns (success, stdout, stderr).
+pub fn apply_main(layout: &Path, disk: &str, extra: &[&str]) -> (bool, String, String) {
+    let main = format!("main={disk}");
+    let mut args = vec![
         "disk",
         "apply",
         "--yes",
@@ -388,8 +389,10 @@ pub fn apply_main(layout: &Path, img: &Image) -> (bool, String, String) {
         "--layout",
         layout.to_str().unwrap(),
         "--disk",
-        &format!("main={}", img.p()),
-    ])
+        &main,
+    ];
+    args.extend(extra);
+    agent(&args)
 }
 
 /// A kernel mount, unmounted on drop if still mounted. An image file is put on
