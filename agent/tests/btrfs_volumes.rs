@@ -32,39 +32,8 @@ fn btrfs_of(l: &Layout) -> Btrfs {
         .unwrap()
 }
 
-/// A scratch directory with the top level of `dev` mounted (subvolid=5),
-/// unmounted on drop.
-struct TopMount {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
-impl TopMount {
-    fn new(dev: &str) -> TopMount {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().to_path_buf();
-        tool_ok(
-            "mount",
-            "mount",
-            &["-o", "subvolid=5", dev, path.to_str().unwrap()],
-        );
-        TopMount { _dir: dir, path }
-    }
-    fn p(&self) -> &str {
-        self.path.to_str().unwrap()
-    }
-}
-
-impl Drop for TopMount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg(&self.path)
-            .status();
-    }
-}
-
 fn subvolume_list(dev: &str) -> Vec<String> {
-    let top = TopMount::new(dev);
+    let top = BtrfsTop::mount(dev);
     let out = tool_ok("btrfs", "btrfs-progs", &["subvolume", "list", top.p()]);
     let mut v: Vec<String> = out
         .lines()
@@ -73,17 +42,6 @@ fn subvolume_list(dev: &str) -> Vec<String> {
         .collect();
     v.sort();
     v
-}
-
-fn btrfs_check_clean(dev: &str) {
-    let o = tool("btrfs", "btrfs-progs", &["check", "--readonly", dev]);
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "btrfs check --readonly {dev}:\n{all}");
-    assert!(all.contains("no error found"), "{all}");
 }
 
 /// Check a swapfile the way people would: NOCOW (lsattr `C`), its extents
@@ -131,7 +89,7 @@ fn subvolumes_and_swapfiles_of_disko_btrfs_subvolumes_on_a_debian_btrfs() {
         vec!["home", "home/user", "nix", "rootfs", "swap", "test"]
     );
     {
-        let top = TopMount::new(&lo.dev);
+        let top = BtrfsTop::mount(&lo.dev);
         for f in ["swapfile", "swapfile1", "swap/swapfile", "swap/rel-path"] {
             let path = top.path.join(f);
             check_swapfile(&path, 20 << 20);
@@ -313,7 +271,7 @@ fn apply_mounts_subvolumes_with_their_options_and_a_rerun_adds_only_the_missing(
     );
     // The nested subvolume's parent is a plain directory, as disko's mkdir -p makes it.
     {
-        let top = TopMount::new(&lo.part(1));
+        let top = BtrfsTop::mount(&lo.part(1));
         let m = std::fs::metadata(top.path.join("@snapshots")).unwrap();
         assert!(m.is_dir());
         assert_ne!(std::os::unix::fs::MetadataExt::ino(&m), 256);
@@ -403,16 +361,7 @@ fn bad_btrfs_layouts_are_refused_and_leave_the_disk_untouched() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("layout.json");
         std::fs::write(&path, &json).unwrap();
-        let (ok, out, err) = agent(&[
-            "disk",
-            "apply",
-            "--yes",
-            "--no-mount",
-            "--layout",
-            path.to_str().unwrap(),
-            "--disk",
-            &format!("main={}", img.p()),
-        ]);
+        let (ok, out, err) = apply_main(&path, img.p(), &[]);
         assert!(!ok, "{json} was accepted:\n{out}");
         assert!(err.contains(&field) && err.contains(msg), "{json}:\n{err}");
         assert_eq!(img.sha256(), before, "{json} changed the disk");
@@ -463,7 +412,7 @@ fn apply_on_a_blank_disk_formats_natively_then_lays_out_subvolumes() {
         ]
     );
     {
-        let top = TopMount::new(&lo.part(1));
+        let top = BtrfsTop::mount(&lo.part(1));
         assert_eq!(
             std::fs::read(top.path.join("home/file")).unwrap(),
             b"home data"

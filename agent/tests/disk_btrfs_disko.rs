@@ -9,22 +9,10 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::*;
 
 fn apply(layout: &str, img: &Image) -> String {
-    let layout = fixture(layout);
-    let (ok, out, err) = agent(&[
-        "disk",
-        "apply",
-        "--yes",
-        "--no-mount",
-        "--layout",
-        layout.to_str().unwrap(),
-        "--disk",
-        &format!("main={}", img.p()),
-    ]);
+    let (ok, out, err) = apply_main(&fixture(layout), img.p(), &[]);
     assert!(ok, "apply failed:\n{out}\n{err}");
     out
 }
@@ -34,44 +22,6 @@ fn attach(img: &Image) -> Loop {
     let lo = Loop::attach(&img.path, 512);
     tool_ok("partx", "util-linux", &["-a", &lo.dev]);
     lo
-}
-
-struct TopMount(tempfile::TempDir);
-
-impl TopMount {
-    fn new(dev: &str) -> TopMount {
-        let d = tempfile::tempdir().unwrap();
-        tool_ok(
-            "mount",
-            "mount",
-            &["-o", "subvolid=5", dev, d.path().to_str().unwrap()],
-        );
-        TopMount(d)
-    }
-    fn path(&self) -> PathBuf {
-        self.0.path().to_path_buf()
-    }
-}
-
-impl Drop for TopMount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg(self.0.path())
-            .status();
-    }
-}
-
-fn btrfs_check_clean(dev: &str) {
-    let o = tool("btrfs", "btrfs-progs", &["check", "--readonly", dev]);
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(
-        o.status.success() && all.contains("no error found"),
-        "{all}"
-    );
 }
 
 fn check_table(lo: &Loop) {
@@ -100,12 +50,8 @@ fn disko_btrfs_subvolumes_applies_and_a_rerun_changes_nothing() {
         let lo = attach(&img);
         check_table(&lo);
         {
-            let top = TopMount::new(&lo.part(2));
-            let list = tool_ok(
-                "btrfs",
-                "btrfs-progs",
-                &["subvolume", "list", top.path().to_str().unwrap()],
-            );
+            let top = BtrfsTop::mount(&lo.part(2));
+            let list = tool_ok("btrfs", "btrfs-progs", &["subvolume", "list", top.p()]);
             let mut paths: Vec<&str> = list
                 .lines()
                 .filter_map(|l| l.split(" path ").nth(1))
@@ -116,7 +62,7 @@ fn disko_btrfs_subvolumes_applies_and_a_rerun_changes_nothing() {
                 vec!["home", "home/user", "nix", "rootfs", "swap", "test"]
             );
             for f in ["swapfile", "swapfile1", "swap/swapfile", "swap/rel-path"] {
-                let p = top.path().join(f);
+                let p = top.path.join(f);
                 assert_eq!(std::fs::metadata(&p).unwrap().len(), 20 << 20, "{f}");
                 let attrs = tool_ok("lsattr", "e2fsprogs", &[p.to_str().unwrap()]);
                 assert!(
@@ -150,18 +96,14 @@ fn disko_btrfs_only_root_subvolume_applies() {
     let lo = attach(&img);
     check_table(&lo);
     {
-        let top = TopMount::new(&lo.part(2));
-        let list = tool_ok(
-            "btrfs",
-            "btrfs-progs",
-            &["subvolume", "list", top.path().to_str().unwrap()],
-        );
+        let top = BtrfsTop::mount(&lo.part(2));
+        let list = tool_ok("btrfs", "btrfs-progs", &["subvolume", "list", top.p()]);
         assert_eq!(list.trim(), "", "no subvolumes: {list}");
-        std::fs::write(top.path().join("file"), b"written").unwrap();
+        std::fs::write(top.path.join("file"), b"written").unwrap();
     }
     {
-        let top = TopMount::new(&lo.part(2));
-        assert_eq!(std::fs::read(top.path().join("file")).unwrap(), b"written");
+        let top = BtrfsTop::mount(&lo.part(2));
+        assert_eq!(std::fs::read(top.path.join("file")).unwrap(), b"written");
     }
     btrfs_check_clean(&lo.part(2));
 }

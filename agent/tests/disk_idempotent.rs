@@ -6,20 +6,7 @@ mod common;
 use common::*;
 
 fn apply(layout: &str, img: &Image, extra: &[&str]) -> (bool, String, String) {
-    let layout = fixture(layout);
-    let disk = format!("main={}", img.p());
-    let mut args = vec![
-        "disk",
-        "apply",
-        "--yes",
-        "--no-mount",
-        "--layout",
-        layout.to_str().unwrap(),
-        "--disk",
-        &disk,
-    ];
-    args.extend(extra);
-    agent(&args)
+    apply_main(&fixture(layout), img.p(), extra)
 }
 
 #[test]

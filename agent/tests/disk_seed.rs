@@ -24,16 +24,7 @@ fn check_seed_on_loop(fixture_name: &str, size: u64, ss: u32) {
     let img = Image::new(size);
     let lo = Loop::attach(&img.path, ss);
     let layout = fixture(fixture_name);
-    let (ok, out, err) = agent(&[
-        "disk",
-        "apply",
-        "--yes",
-        "--no-mount",
-        "--layout",
-        layout.to_str().unwrap(),
-        "--disk",
-        &format!("main={}", lo.dev),
-    ]);
+    let (ok, out, err) = apply_main(&layout, &lo.dev, &[]);
     assert!(ok, "apply failed:\n{out}\n{err}");
     sgdisk_verify(&lo.dev);
     let rows = sgdisk_table(&lo.dev);
@@ -112,16 +103,7 @@ fn seed_on_a_sparse_2_tib_disk() {
 fn seed_on_an_image_file_attached_by_the_agent() {
     let img = Image::new(1 << 30);
     let layout = fixture("seed.evaluated.json");
-    let (ok, out, err) = agent(&[
-        "disk",
-        "apply",
-        "--yes",
-        "--no-mount",
-        "--layout",
-        layout.to_str().unwrap(),
-        "--disk",
-        &format!("main={}", img.p()),
-    ]);
+    let (ok, out, err) = apply_main(&layout, img.p(), &[]);
     assert!(ok, "apply failed:\n{out}\n{err}");
     sgdisk_verify(img.p());
     let rows = sgdisk_table(img.p());

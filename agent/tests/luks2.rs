@@ -7,69 +7,30 @@
 //! leaving the device byte-identical. Needs root for the loop devices; a
 //! missing tool fails with the Debian package to install.
 
-use std::fs::{File, OpenOptions};
+mod common;
+
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use common::{blkid_probe, command, open_rw, run, sha256_file, sparse_file, text, LoopDevice};
 
 use landfall_agent::dm::luks2::{
     add_keyslot, luks_format, parse_extra_args, probe, unlock, FormatOptions, Luks2Error,
     OpenOptions as DmOpen, PbkdfRequest,
 };
-use sha2::{Digest, Sha256};
 
 const MIB: u64 = 1 << 20;
 const UUID_STR: &str = "6a1e5c0d-2b44-4c7e-9f11-0abcdef01234";
 
-fn tool(name: &str, package: &str) -> Command {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "this test needs `{name}`: apt-get install -y {package}"
-    );
-    Command::new(name)
-}
-
 fn cryptsetup() -> Command {
-    tool("cryptsetup", "cryptsetup-bin")
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn image(dir: &Path, name: &str, size: u64) -> PathBuf {
-    let path = dir.join(name);
-    File::create(&path).unwrap().set_len(size).unwrap();
-    path
-}
-
-fn open_rw(path: &Path) -> File {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap()
+    command("cryptsetup", "cryptsetup-bin")
 }
 
 fn key_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, bytes).unwrap();
     p
-}
-
-fn sha256_file(path: &Path) -> String {
-    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
 }
 
 /// Quick but real costs: a 256 MiB machine, 300 ms target.
@@ -126,45 +87,10 @@ fn dumped_volume_key(dev: &Path, key: &Path) -> String {
     s[start..].split_whitespace().collect::<String>()
 }
 
-fn blkid(dev: &Path) -> Vec<(String, String)> {
-    let out = run(tool("blkid", "util-linux")
-        .args(["-p", "-o", "export"])
-        .arg(dev));
-    assert!(out.status.success(), "blkid: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-        .collect()
-}
-
-/// A loop device, detached on drop.
-struct Loop(PathBuf);
-
-impl Loop {
-    fn attach(image: &Path, sector_size: u32) -> Loop {
-        let out = run(tool("losetup", "util-linux")
-            .args([
-                "--find",
-                "--show",
-                "--sector-size",
-                &sector_size.to_string(),
-            ])
-            .arg(image));
-        assert!(out.status.success(), "losetup: {}", text(&out));
-        Loop(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").arg("-d").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn cryptsetup_accepts_our_header_and_our_key() {
     let dir = tempfile::tempdir().unwrap();
-    let img = image(dir.path(), "ours.img", 64 * MIB);
+    let img = sparse_file(dir.path(), "ours.img", 64 * MIB);
     let key = key_file(dir.path(), "disk.key", b"correct horse battery staple");
     let wrong = key_file(dir.path(), "wrong.key", b"correct horse battery stapler");
     let made = luks_format(
@@ -232,7 +158,7 @@ fn cryptsetup_accepts_our_header_and_our_key() {
     assert_eq!(ours.data_offset, 16 * MIB);
     assert_eq!(ours.sector_size, 4096);
 
-    let tags = blkid(&img);
+    let tags = blkid_probe(&img, true);
     let tag = |k: &str| tags.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     assert_eq!(tag("TYPE"), Some("crypto_LUKS"));
     assert_eq!(tag("VERSION"), Some("2"));
@@ -265,7 +191,7 @@ fn a_header_cryptsetup_made_opens_with_our_unlock() {
         ),
         ("pbkdf2", vec!["--pbkdf", "pbkdf2", "--iter-time", "100"]),
     ] {
-        let img = image(dir.path(), &format!("{name}.img"), 40 * MIB);
+        let img = sparse_file(dir.path(), &format!("{name}.img"), 40 * MIB);
         let out = run(cryptsetup()
             .args([
                 "luksFormat",
@@ -355,10 +281,10 @@ fn luks_dump_matches_cryptsetup_side_by_side_on_files_and_loop_devices() {
         ("loop512", Some(512)),
         ("loop4096", Some(4096)),
     ] {
-        let theirs_img = image(dir.path(), &format!("theirs-{name}.img"), 48 * MIB);
-        let ours_img = image(dir.path(), &format!("ours-{name}.img"), 48 * MIB);
-        let theirs_loop = loop_sector.map(|s| Loop::attach(&theirs_img, s));
-        let ours_loop = loop_sector.map(|s| Loop::attach(&ours_img, s));
+        let theirs_img = sparse_file(dir.path(), &format!("theirs-{name}.img"), 48 * MIB);
+        let ours_img = sparse_file(dir.path(), &format!("ours-{name}.img"), 48 * MIB);
+        let theirs_loop = loop_sector.map(|s| LoopDevice::attach_with_sectors(&theirs_img, s));
+        let ours_loop = loop_sector.map(|s| LoopDevice::attach_with_sectors(&ours_img, s));
         let theirs = theirs_loop
             .as_ref()
             .map_or(theirs_img.clone(), |l| l.0.clone());
@@ -398,7 +324,7 @@ fn luks_dump_matches_cryptsetup_side_by_side_on_files_and_loop_devices() {
 #[test]
 fn a_second_keyslot_opens_too() {
     let dir = tempfile::tempdir().unwrap();
-    let img = image(dir.path(), "two.img", 40 * MIB);
+    let img = sparse_file(dir.path(), "two.img", 40 * MIB);
     let first = key_file(dir.path(), "first", b"first key");
     let second = key_file(dir.path(), "second", &[0u8, 1, 2, 3, 255, 10, 13]);
     let dev = open_rw(&img);
@@ -437,7 +363,7 @@ fn a_second_keyslot_opens_too() {
 #[test]
 fn the_primary_header_lost_the_secondary_still_opens() {
     let dir = tempfile::tempdir().unwrap();
-    let img = image(dir.path(), "damaged.img", 40 * MIB);
+    let img = sparse_file(dir.path(), "damaged.img", 40 * MIB);
     let key = key_file(dir.path(), "k", b"backup header");
     let dev = open_rw(&img);
     luks_format(&dev, b"backup header", &quick(Some("lbl"))).unwrap();
@@ -454,7 +380,7 @@ fn the_primary_header_lost_the_secondary_still_opens() {
 fn bad_input_is_refused_and_the_device_is_untouched() {
     let dir = tempfile::tempdir().unwrap();
     // A device that already holds a LUKS2 header (a re-run with bad input).
-    let img = image(dir.path(), "bad.img", 40 * MIB);
+    let img = sparse_file(dir.path(), "bad.img", 40 * MIB);
     let dev = open_rw(&img);
     luks_format(&dev, b"the key", &quick(Some("keep"))).unwrap();
     let before = sha256_file(&img);
@@ -485,7 +411,7 @@ fn bad_input_is_refused_and_the_device_is_untouched() {
     assert_eq!(sha256_file(&img), before, "bad input changed the device");
 
     // Too small for the 16 MiB header: refused before anything is written.
-    let small = image(dir.path(), "small.img", 16 * MIB);
+    let small = sparse_file(dir.path(), "small.img", 16 * MIB);
     std::fs::write(&small, vec![0x5a; 16 * MIB as usize]).unwrap();
     let small_before = sha256_file(&small);
     assert!(matches!(
@@ -504,7 +430,7 @@ fn bad_input_is_refused_and_the_device_is_untouched() {
 #[test]
 fn default_cost_on_a_256_mib_machine() {
     let dir = tempfile::tempdir().unwrap();
-    let img = image(dir.path(), "default.img", 40 * MIB);
+    let img = sparse_file(dir.path(), "default.img", 40 * MIB);
     let opts = FormatOptions {
         ram_kib: 256 * 1024,
         cpus: 4,

@@ -4,11 +4,17 @@
 //! `swapon` (swap). They need root (loop devices, mount, swapon); a missing
 //! tool fails the test with the Debian package to install.
 
-use std::fs::{File, OpenOptions};
+mod common;
+
+use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
+
+use common::{
+    blkid_probe, blkid_value, command, open_rw, run, sparse_file, text, LoopDevice, Mounted,
+};
 
 use landfall_agent::fs::{
     format_ext4, format_swap, format_vfat, Ext4Options, SwapOptions, VfatOptions,
@@ -37,48 +43,9 @@ const EXT4_FEATURES: &[&str] = &[
     "metadata_csum",
 ];
 
-fn tool(name: &str, package: &str) -> Command {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "this test needs `{name}`: apt-get install -y {package}"
-    );
-    Command::new(name)
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn sparse_image(dir: &Path, name: &str, size: u64) -> PathBuf {
-    let path = dir.join(name);
-    let f = File::create(&path).unwrap();
-    f.set_len(size).unwrap();
-    path
-}
-
-fn open_rw(path: &Path) -> File {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap()
-}
-
 /// `e2fsck -fn` finds nothing to change (exit 0).
 fn assert_e2fsck_clean(dev: &Path) {
-    let out = run(tool("e2fsck", "e2fsprogs").arg("-fn").arg(dev));
+    let out = run(command("e2fsck", "e2fsprogs").arg("-fn").arg(dev));
     let t = text(&out);
     assert_eq!(
         out.status.code(),
@@ -92,104 +59,13 @@ fn assert_e2fsck_clean(dev: &Path) {
     );
 }
 
-/// `blkid -p -o export` as key/value pairs.
-fn blkid(dev: &Path) -> Vec<(String, String)> {
-    let out = run(tool("blkid", "util-linux")
-        .args(["-p", "-o", "export"])
-        .arg(dev));
-    assert!(
-        out.status.success(),
-        "blkid {}: {}",
-        dev.display(),
-        text(&out)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-        .collect()
-}
-
-fn blkid_value(tags: &[(String, String)], key: &str) -> Option<String> {
-    tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
-}
-
-/// A loop device, detached on drop.
-struct Loop(PathBuf);
-
-impl Loop {
-    fn attach(image: &Path, sector_size: u32) -> Loop {
-        let out = run(tool("losetup", "util-linux")
-            .args([
-                "--find",
-                "--show",
-                "--sector-size",
-                &sector_size.to_string(),
-            ])
-            .arg(image));
-        assert!(out.status.success(), "losetup: {}", text(&out));
-        Loop(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").arg("-d").arg(&self.0).status();
-    }
-}
-
-/// A mount point, unmounted on drop if still mounted. An image file is put on
-/// a loop device of its own (detached after unmounting) rather than `-o loop`,
-/// whose autoclear races with the next attach of the same file.
-struct Mounted {
-    dir: PathBuf,
-    mounted: bool,
-    _loop: Option<Loop>,
-}
-
-impl Mounted {
-    fn new(dev: &Path, dir: &Path, opts: &str) -> Mounted {
-        std::fs::create_dir_all(dir).unwrap();
-        let lo = (!dev.starts_with("/dev")).then(|| Loop::attach(dev, 512));
-        let target = lo.as_ref().map_or(dev, |l| l.0.as_path());
-        let out = run(tool("mount", "mount")
-            .args(["-t", "ext4", "-o", opts])
-            .arg(target)
-            .arg(dir));
-        assert!(
-            out.status.success(),
-            "mount {}: {}",
-            dev.display(),
-            text(&out)
-        );
-        Mounted {
-            dir: dir.to_owned(),
-            mounted: true,
-            _loop: lo,
-        }
-    }
-
-    fn unmount(mut self) {
-        // "target is busy" can be transient: another process on the host that
-        // forked or entered a mount namespace at the wrong moment holds a
-        // reference for a little while. Retry briefly before failing.
-        let mut out = run(Command::new("umount").arg(&self.dir));
-        for _ in 0..20 {
-            if out.status.success() || !text(&out).contains("busy") {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(250));
-            out = run(Command::new("umount").arg(&self.dir));
-        }
-        assert!(out.status.success(), "umount: {}", text(&out));
-        self.mounted = false;
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        if self.mounted {
-            let _ = Command::new("umount").arg(&self.dir).status();
-        }
+/// `dev` (a block device, or an image file put on a loop device of its own)
+/// mounted as ext4 with `opts`.
+fn mount_ext4(dev: &Path, dir: &Path, opts: &str) -> Mounted {
+    if dev.starts_with("/dev") {
+        Mounted::device("ext4", dev, dir, opts)
+    } else {
+        Mounted::image("ext4", dev, dir, opts)
     }
 }
 
@@ -250,7 +126,7 @@ fn format_and_check_ext4(dev: &Path, label: &str, mount_dir: &Path) {
     assert_eq!(report.label.as_deref(), Some(label));
 
     assert_e2fsck_clean(dev);
-    let tags = blkid(dev);
+    let tags = blkid_probe(dev, true);
     assert_eq!(
         blkid_value(&tags, "TYPE").as_deref(),
         Some("ext4"),
@@ -267,7 +143,7 @@ fn format_and_check_ext4(dev: &Path, label: &str, mount_dir: &Path) {
         "{tags:?}"
     );
 
-    let out = run(tool("dumpe2fs", "e2fsprogs").arg("-h").arg(dev));
+    let out = run(command("dumpe2fs", "e2fsprogs").arg("-h").arg(dev));
     let header = text(&out);
     let features = header
         .lines()
@@ -290,11 +166,11 @@ fn format_and_check_ext4(dev: &Path, label: &str, mount_dir: &Path) {
         "{header}"
     );
 
-    let m = Mounted::new(dev, mount_dir, "rw");
+    let m = mount_ext4(dev, mount_dir, "rw");
     write_tree(mount_dir);
     m.unmount();
     assert_e2fsck_clean(dev);
-    let m = Mounted::new(dev, mount_dir, "ro");
+    let m = mount_ext4(dev, mount_dir, "ro");
     check_tree(mount_dir);
     m.unmount();
     assert_e2fsck_clean(dev);
@@ -302,7 +178,7 @@ fn format_and_check_ext4(dev: &Path, label: &str, mount_dir: &Path) {
 
 fn ext4_image_case(size: u64, label: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let img = sparse_image(dir.path(), "fs.img", size);
+    let img = sparse_file(dir.path(), "fs.img", size);
     format_and_check_ext4(&img, label, &dir.path().join("mnt"));
 }
 
@@ -340,7 +216,7 @@ fn ext4_odd_size() {
 /// `dumpe2fs` of a mke2fs image, without what differs from one format to the
 /// next (UUIDs, hash seed, checksums, times).
 fn dumpe2fs_stable(dev: &Path) -> Vec<String> {
-    let out = run(tool("dumpe2fs", "e2fsprogs").arg(dev));
+    let out = run(command("dumpe2fs", "e2fsprogs").arg(dev));
     assert!(out.status.success(), "dumpe2fs: {}", text(&out));
     let volatile = [
         "uuid", "seed", "checksum", "csum", "time", "created", "lifetime", "last ",
@@ -358,10 +234,10 @@ fn dumpe2fs_stable(dev: &Path) -> Vec<String> {
 fn ext4_layout_is_the_one_mke2fs_makes() {
     let dir = tempfile::tempdir().unwrap();
     for size in [16u64 << 20, 100 << 20, 1 << 30, 64 << 30, 5_000_000_000] {
-        let ours = sparse_image(dir.path(), "ours.img", size);
-        let theirs = sparse_image(dir.path(), "theirs.img", size);
+        let ours = sparse_file(dir.path(), "ours.img", size);
+        let theirs = sparse_file(dir.path(), "theirs.img", size);
         format_ext4(&open_rw(&ours), &Ext4Options::default()).unwrap();
-        let out = run(tool("mke2fs", "e2fsprogs")
+        let out = run(command("mke2fs", "e2fsprogs")
             .args(["-q", "-F", "-t", "ext4", "-b", "4096"])
             .arg(&theirs));
         assert!(out.status.success(), "mke2fs: {}", text(&out));
@@ -388,7 +264,7 @@ fn ext4_layout_is_the_one_mke2fs_makes() {
 #[test]
 fn ext4_grows_with_resize2fs() {
     let dir = tempfile::tempdir().unwrap();
-    let img = sparse_image(dir.path(), "grow.img", 1 << 30);
+    let img = sparse_file(dir.path(), "grow.img", 1 << 30);
     format_ext4(
         &open_rw(&img),
         &Ext4Options {
@@ -398,7 +274,7 @@ fn ext4_grows_with_resize2fs() {
     )
     .unwrap();
     let mnt = dir.path().join("mnt");
-    let m = Mounted::new(&img, &mnt, "rw");
+    let m = mount_ext4(&img, &mnt, "rw");
     write_tree(&mnt);
     m.unmount();
     File::options()
@@ -407,10 +283,10 @@ fn ext4_grows_with_resize2fs() {
         .unwrap()
         .set_len(20 << 30)
         .unwrap();
-    let out = run(tool("resize2fs", "e2fsprogs").arg(&img));
+    let out = run(command("resize2fs", "e2fsprogs").arg(&img));
     assert!(out.status.success(), "resize2fs: {}", text(&out));
     assert_e2fsck_clean(&img);
-    let out = run(tool("dumpe2fs", "e2fsprogs").arg("-h").arg(&img));
+    let out = run(command("dumpe2fs", "e2fsprogs").arg("-h").arg(&img));
     let header = text(&out);
     assert!(
         header.contains(&format!(
@@ -420,7 +296,7 @@ fn ext4_grows_with_resize2fs() {
         "{header}"
     );
     assert!(header.contains("resize_inode"), "{header}");
-    let m = Mounted::new(&img, &mnt, "ro");
+    let m = mount_ext4(&img, &mnt, "ro");
     check_tree(&mnt);
     m.unmount();
 }
@@ -428,9 +304,9 @@ fn ext4_grows_with_resize2fs() {
 #[test]
 fn ext4_on_a_4096_byte_sector_loop_device() {
     let dir = tempfile::tempdir().unwrap();
-    let img = sparse_image(dir.path(), "disk.img", 300 << 20);
-    let lo = Loop::attach(&img, 4096);
-    let ss = run(tool("blockdev", "util-linux").arg("--getss").arg(&lo.0));
+    let img = sparse_file(dir.path(), "disk.img", 300 << 20);
+    let lo = LoopDevice::attach_with_sectors(&img, 4096);
+    let ss = run(command("blockdev", "util-linux").arg("--getss").arg(&lo.0));
     assert_eq!(String::from_utf8_lossy(&ss.stdout).trim(), "4096");
     format_and_check_ext4(&lo.0, "foursectors", &dir.path().join("mnt"));
 }
@@ -456,14 +332,17 @@ fn ext4_over_old_contents() {
     drop(f);
     assert_ne!(report.uuid, UUID_STR);
     assert_e2fsck_clean(&img);
-    let m = Mounted::new(&img, &dir.path().join("mnt"), "ro");
+    let m = mount_ext4(&img, &dir.path().join("mnt"), "ro");
     let names: Vec<_> = std::fs::read_dir(dir.path().join("mnt"))
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("lost+found")]);
     m.unmount();
-    assert_eq!(blkid_value(&blkid(&img), "UUID"), Some(report.uuid));
+    assert_eq!(
+        blkid_value(&blkid_probe(&img, true), "UUID"),
+        Some(report.uuid)
+    );
 }
 
 /// Without discard (a disk that cannot discard, or mke2fs `-E nodiscard`), old
@@ -494,15 +373,15 @@ fn ext4_over_garbage_without_discard() {
         .unwrap();
     assert!(tail.iter().all(|&b| b == 0xFF), "old data was discarded");
     // ... and the filesystem is clean, has no ITABLE_ZEROED group, and works.
-    let out = run(tool("dumpe2fs", "e2fsprogs").arg(&img));
+    let out = run(command("dumpe2fs", "e2fsprogs").arg(&img));
     assert!(!text(&out).contains("ITABLE_ZEROED"), "{}", text(&out));
     let mnt = dir.path().join("mnt");
     assert_e2fsck_clean(&img);
-    let m = Mounted::new(&img, &mnt, "rw");
+    let m = mount_ext4(&img, &mnt, "rw");
     write_tree(&mnt);
     m.unmount();
     assert_e2fsck_clean(&img);
-    let m = Mounted::new(&img, &mnt, "ro");
+    let m = mount_ext4(&img, &mnt, "ro");
     check_tree(&mnt);
     m.unmount();
 }
@@ -510,15 +389,15 @@ fn ext4_over_garbage_without_discard() {
 #[test]
 fn ext4_also_on_a_loop_device_with_512_byte_sectors() {
     let dir = tempfile::tempdir().unwrap();
-    let img = sparse_image(dir.path(), "disk.img", 200 << 20);
-    let lo = Loop::attach(&img, 512);
+    let img = sparse_file(dir.path(), "disk.img", 200 << 20);
+    let lo = LoopDevice::attach_with_sectors(&img, 512);
     format_and_check_ext4(&lo.0, "blockdev", &dir.path().join("mnt"));
 }
 
 #[test]
 fn ext4_rejects_what_it_cannot_make() {
     let dir = tempfile::tempdir().unwrap();
-    let small = sparse_image(dir.path(), "small.img", 4 << 20);
+    let small = sparse_file(dir.path(), "small.img", 4 << 20);
     let err = format_ext4(&open_rw(&small), &Ext4Options::default()).unwrap_err();
     let mut chain = err.to_string();
     let mut source = std::error::Error::source(&err);
@@ -527,28 +406,18 @@ fn ext4_rejects_what_it_cannot_make() {
         source = e.source();
     }
     assert!(chain.contains("at least 8388608 bytes (8 MiB)"), "{chain}");
-    let ok = sparse_image(dir.path(), "ok.img", 16 << 20);
+    let ok = sparse_file(dir.path(), "ok.img", 16 << 20);
     let long = Ext4Options {
         label: Some("seventeen-bytes!!".into()),
         uuid: None,
     };
     assert!(format_ext4(&open_rw(&ok), &long).is_err());
     // Nothing was written by the refused calls.
-    assert_eq!(blkid_value(&blkid_or_empty(&ok), "TYPE"), None);
-}
-
-fn blkid_or_empty(dev: &Path) -> Vec<(String, String)> {
-    let out = run(tool("blkid", "util-linux")
-        .args(["-p", "-o", "export"])
-        .arg(dev));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-        .collect()
+    assert_eq!(blkid_value(&blkid_probe(&ok, false), "TYPE"), None);
 }
 
 fn assert_fsck_fat_clean(dev: &Path) {
-    let out = run(tool("fsck.fat", "dosfstools").arg("-n").arg(dev));
+    let out = run(command("fsck.fat", "dosfstools").arg("-n").arg(dev));
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "fsck.fat -n:\n{t}");
     let verdict: Vec<&str> = t.lines().filter(|l| !l.starts_with("fsck.fat ")).collect();
@@ -569,7 +438,7 @@ fn vfat_case(dev: &Path, volume_id: u32, label: &str) -> String {
     let want_uuid = format!("{:04X}-{:04X}", volume_id >> 16, volume_id & 0xFFFF);
     assert_eq!(report.uuid, want_uuid);
     assert_fsck_fat_clean(dev);
-    let tags = blkid(dev);
+    let tags = blkid_probe(dev, true);
     assert_eq!(
         blkid_value(&tags, "TYPE").as_deref(),
         Some("vfat"),
@@ -586,7 +455,7 @@ fn vfat_case(dev: &Path, volume_id: u32, label: &str) -> String {
         "{tags:?}"
     );
 
-    let out = run(tool("mdir", "mtools").arg("-i").arg(dev).arg("::"));
+    let out = run(command("mdir", "mtools").arg("-i").arg(dev).arg("::"));
     let listing = text(&out);
     assert!(out.status.success(), "mdir: {listing}");
     assert!(
@@ -615,18 +484,18 @@ fn fat_type_field(dev: &Path) -> String {
 #[test]
 fn vfat_esp_is_fat32_and_takes_files() {
     let dir = tempfile::tempdir().unwrap();
-    let img = sparse_image(dir.path(), "esp.img", 512 << 20);
+    let img = sparse_file(dir.path(), "esp.img", 512 << 20);
     vfat_case(&img, 0x1234_ABCD, "ESP");
     assert_eq!(fat_type_field(&img), "FAT32");
     // Files written by another FAT implementation (mtools) keep it clean.
     let payload = dir.path().join("BOOTX64.EFI");
     std::fs::write(&payload, big_file_bytes()).unwrap();
-    let out = run(tool("mmd", "mtools")
+    let out = run(command("mmd", "mtools")
         .arg("-i")
         .arg(&img)
         .args(["::EFI", "::EFI/BOOT"]));
     assert!(out.status.success(), "mmd: {}", text(&out));
-    let out = run(tool("mcopy", "mtools")
+    let out = run(command("mcopy", "mtools")
         .arg("-i")
         .arg(&img)
         .arg(&payload)
@@ -634,7 +503,7 @@ fn vfat_esp_is_fat32_and_takes_files() {
     assert!(out.status.success(), "mcopy: {}", text(&out));
     assert_fsck_fat_clean(&img);
     let back = dir.path().join("back.efi");
-    let out = run(tool("mcopy", "mtools")
+    let out = run(command("mcopy", "mtools")
         .arg("-i")
         .arg(&img)
         .arg("::EFI/BOOT/BOOTX64.EFI")
@@ -646,7 +515,7 @@ fn vfat_esp_is_fat32_and_takes_files() {
 #[test]
 fn vfat_tiny_volume_is_fat12() {
     let dir = tempfile::tempdir().unwrap();
-    let img = sparse_image(dir.path(), "tiny.img", 2 << 20);
+    let img = sparse_file(dir.path(), "tiny.img", 2 << 20);
     vfat_case(&img, 0x0000_BEEF, "tiny");
     assert_eq!(fat_type_field(&img), "FAT12");
 }
@@ -654,7 +523,7 @@ fn vfat_tiny_volume_is_fat12() {
 #[test]
 fn vfat_random_volume_id_and_over_an_old_ext4() {
     let dir = tempfile::tempdir().unwrap();
-    let img = sparse_image(dir.path(), "reuse.img", 64 << 20);
+    let img = sparse_file(dir.path(), "reuse.img", 64 << 20);
     format_ext4(&open_rw(&img), &Ext4Options::default()).unwrap();
     let report = format_vfat(
         &open_rw(&img),
@@ -665,7 +534,7 @@ fn vfat_random_volume_id_and_over_an_old_ext4() {
     )
     .unwrap();
     assert_fsck_fat_clean(&img);
-    let tags = blkid(&img);
+    let tags = blkid_probe(&img, true);
     assert_eq!(
         blkid_value(&tags, "TYPE").as_deref(),
         Some("vfat"),
@@ -679,12 +548,12 @@ fn vfat_random_volume_id_and_over_an_old_ext4() {
 #[test]
 fn vfat_on_a_4096_byte_sector_loop_device() {
     let dir = tempfile::tempdir().unwrap();
-    let img = sparse_image(dir.path(), "disk.img", 600 << 20);
-    let lo = Loop::attach(&img, 4096);
+    let img = sparse_file(dir.path(), "disk.img", 600 << 20);
+    let lo = LoopDevice::attach_with_sectors(&img, 4096);
     vfat_case(&lo.0, 0xCAFE_F00D, "ESP4K");
     assert_eq!(fat_type_field(&lo.0), "FAT32");
     assert_eq!(
-        blkid_value(&blkid(&lo.0), "BLOCK_SIZE").as_deref(),
+        blkid_value(&blkid_probe(&lo.0, true), "BLOCK_SIZE").as_deref(),
         Some("4096")
     );
 }
@@ -692,7 +561,7 @@ fn vfat_on_a_4096_byte_sector_loop_device() {
 #[test]
 fn swap_header_is_recognised_and_usable() {
     let dir = tempfile::tempdir().unwrap();
-    let img = sparse_image(dir.path(), "swap.img", 64 << 20);
+    let img = sparse_file(dir.path(), "swap.img", 64 << 20);
     let report = format_swap(
         &open_rw(&img),
         &SwapOptions {
@@ -715,7 +584,7 @@ fn swap_header_is_recognised_and_usable() {
     );
     assert_eq!(&page[1036..1052], &UUID);
 
-    let tags = blkid(&img);
+    let tags = blkid_probe(&img, true);
     assert_eq!(
         blkid_value(&tags, "TYPE").as_deref(),
         Some("swap"),
@@ -723,18 +592,18 @@ fn swap_header_is_recognised_and_usable() {
     );
     assert_eq!(blkid_value(&tags, "LABEL").as_deref(), Some("swappy"));
     assert_eq!(blkid_value(&tags, "UUID").as_deref(), Some(UUID_STR));
-    let out = run(tool("swaplabel", "util-linux").arg(&img));
+    let out = run(command("swaplabel", "util-linux").arg(&img));
     let t = text(&out);
     assert!(
         t.contains("LABEL: swappy") && t.contains(&format!("UUID:  {UUID_STR}")),
         "{t}"
     );
 
-    let lo = Loop::attach(&img, 512);
-    let on = run(tool("swapon", "mount").arg(&lo.0));
+    let lo = LoopDevice::attach_with_sectors(&img, 512);
+    let on = run(command("swapon", "mount").arg(&lo.0));
     assert!(on.status.success(), "swapon refused: {}", text(&on));
     let shown = std::fs::read_to_string("/proc/swaps").unwrap();
-    let off = run(tool("swapoff", "mount").arg(&lo.0));
+    let off = run(command("swapoff", "mount").arg(&lo.0));
     assert!(shown.contains(lo.0.to_str().unwrap()), "{shown}");
     assert!(off.status.success(), "swapoff: {}", text(&off));
 }
@@ -746,7 +615,7 @@ fn agent(args: &[&str]) -> Output {
 #[test]
 fn cli_mkfs_prints_what_it_made() {
     let dir = tempfile::tempdir().unwrap();
-    let img = sparse_image(dir.path(), "cli.img", 32 << 20);
+    let img = sparse_file(dir.path(), "cli.img", 32 << 20);
     let p = img.to_str().unwrap();
     let out = agent(&["mkfs", "ext4", p, "--label", "cli", "--uuid", UUID_STR]);
     let t = text(&out);
@@ -767,7 +636,7 @@ fn cli_mkfs_prints_what_it_made() {
         "{t}"
     );
     assert_eq!(
-        blkid_value(&blkid(&img), "UUID").as_deref(),
+        blkid_value(&blkid_probe(&img, true), "UUID").as_deref(),
         Some("ABCD-1234")
     );
 
@@ -777,7 +646,10 @@ fn cli_mkfs_prints_what_it_made() {
         out.status.success() && t.contains("swap") && t.contains("sw"),
         "{t}"
     );
-    assert_eq!(blkid_value(&blkid(&img), "TYPE").as_deref(), Some("swap"));
+    assert_eq!(
+        blkid_value(&blkid_probe(&img, true), "TYPE").as_deref(),
+        Some("swap")
+    );
 }
 
 #[test]
@@ -788,7 +660,7 @@ fn cli_mkfs_errors_are_clear() {
     assert!(!out.status.success());
     assert!(text(&out).contains("does not exist"), "{}", text(&out));
 
-    let small = sparse_image(dir.path(), "small.img", 4 << 20);
+    let small = sparse_file(dir.path(), "small.img", 4 << 20);
     let out = agent(&["mkfs", "ext4", small.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(
@@ -797,7 +669,7 @@ fn cli_mkfs_errors_are_clear() {
         text(&out)
     );
 
-    let ok = sparse_image(dir.path(), "ok.img", 16 << 20);
+    let ok = sparse_file(dir.path(), "ok.img", 16 << 20);
     let out = agent(&["mkfs", "ext4", ok.to_str().unwrap(), "--uuid", "not-a-uuid"]);
     assert!(!out.status.success());
     assert!(text(&out).contains("Invalid UUID"), "{}", text(&out));

@@ -8,11 +8,17 @@
 //! need root (loop devices, mount); a missing tool fails the test with the
 //! Debian package to install.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+use common::{
+    blkid_probe, blkid_value, command, open_rw, run, sparse_file, text, LoopDevice, Mounted,
+};
 
 use landfall_agent::fs::{format_btrfs, BtrfsCsum, BtrfsOptions, BtrfsProfile, FsError};
 
@@ -23,47 +29,8 @@ const UUID: [u8; 16] = [
 ];
 const UUID_STR: &str = "3c5f0e1d-2b44-4c7e-9f11-0abcdef01299";
 
-fn tool(name: &str, package: &str) -> Command {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "this test needs `{name}`: apt-get install -y {package}"
-    );
-    Command::new(name)
-}
-
 fn btrfs() -> Command {
-    tool("btrfs", "btrfs-progs")
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn sparse_image(dir: &Path, name: &str, size: u64) -> PathBuf {
-    let path = dir.join(name);
-    let f = File::create(&path).unwrap();
-    f.set_len(size).unwrap();
-    path
-}
-
-fn open_rw(path: &Path) -> File {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap()
+    command("btrfs", "btrfs-progs")
 }
 
 /// `btrfs check --readonly` finds nothing wrong.
@@ -155,111 +122,15 @@ fn profiles(dev: &Path) -> BTreeSet<String> {
         .collect()
 }
 
-fn blkid(dev: &Path) -> Vec<(String, String)> {
-    let out = run(tool("blkid", "util-linux")
-        .args(["-p", "-o", "export"])
-        .arg(dev));
-    assert!(
-        out.status.success(),
-        "blkid {}: {}",
-        dev.display(),
-        text(&out)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-        .collect()
-}
-
-fn blkid_value(tags: &[(String, String)], key: &str) -> Option<String> {
-    tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
-}
-
 /// Debian's mkfs.btrfs on a new sparse image of `size` bytes.
 fn reference(dir: &Path, size: u64, args: &[&str]) -> PathBuf {
-    let img = sparse_image(dir, "reference.img", size);
-    let out = run(tool("mkfs.btrfs", "btrfs-progs")
+    let img = sparse_file(dir, "reference.img", size);
+    let out = run(command("mkfs.btrfs", "btrfs-progs")
         .args(["-f", "-q"])
         .args(args)
         .arg(&img));
     assert!(out.status.success(), "mkfs.btrfs: {}", text(&out));
     img
-}
-
-/// A loop device, detached on drop.
-struct Loop(PathBuf);
-
-impl Loop {
-    fn attach(image: &Path) -> Loop {
-        let out = run(tool("losetup", "util-linux")
-            .args(["--find", "--show"])
-            .arg(image));
-        assert!(out.status.success(), "losetup: {}", text(&out));
-        Loop(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").arg("-d").arg(&self.0).status();
-    }
-}
-
-/// A read-write btrfs mount, unmounted on drop. An image file is put on a loop
-/// device of its own, detached after unmounting.
-struct Mounted {
-    dir: PathBuf,
-    mounted: bool,
-    _loop: Option<Loop>,
-}
-
-impl Mounted {
-    fn new(image: &Path, dir: &Path) -> Mounted {
-        let lo = Loop::attach(image);
-        let mut m = Mounted::device(&lo.0, dir);
-        m._loop = Some(lo);
-        m
-    }
-
-    fn device(dev: &Path, dir: &Path) -> Mounted {
-        std::fs::create_dir_all(dir).unwrap();
-        let out = run(tool("mount", "mount")
-            .args(["-t", "btrfs", "-o", "rw"])
-            .arg(dev)
-            .arg(dir));
-        assert!(
-            out.status.success(),
-            "mount {}: {}",
-            dev.display(),
-            text(&out)
-        );
-        Mounted {
-            dir: dir.to_owned(),
-            mounted: true,
-            _loop: None,
-        }
-    }
-
-    fn unmount(mut self) {
-        let mut out = run(Command::new("umount").arg(&self.dir));
-        for _ in 0..20 {
-            if out.status.success() || !text(&out).contains("busy") {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(250));
-            out = run(Command::new("umount").arg(&self.dir));
-        }
-        assert!(out.status.success(), "umount: {}", text(&out));
-        self.mounted = false;
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        if self.mounted {
-            let _ = Command::new("umount").arg(&self.dir).status();
-        }
-    }
 }
 
 /// 24 MiB that differ in every block: more than the first 8 MiB data chunk,
@@ -304,10 +175,10 @@ fn check_files(root: &Path) {
 /// report and the filesystem again.
 fn use_and_recheck(img: &Path, dir: &Path, expect_profiles: &[&str]) {
     let mnt = dir.join("mnt");
-    let m = Mounted::new(img, &mnt);
+    let m = Mounted::image("btrfs", img, &mnt, "rw");
     write_files(&mnt);
     m.unmount();
-    let m = Mounted::new(img, &mnt);
+    let m = Mounted::image("btrfs", img, &mnt, "rw");
     check_files(&mnt);
     let out = run(btrfs().args(["filesystem", "df"]).arg(&mnt));
     let df = text(&out);
@@ -336,7 +207,7 @@ fn use_and_recheck(img: &Path, dir: &Path, expect_profiles: &[&str]) {
 /// Ours and mkfs.btrfs's on the same size: same shape, both clean.
 fn compare_with_mkfs(size: u64, opts: &BtrfsOptions, mkfs_args: &[&str], label: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let img = sparse_image(dir.path(), "landfall.img", size);
+    let img = sparse_file(dir.path(), "landfall.img", size);
     let report = format_btrfs(&open_rw(&img), opts).unwrap();
     assert_eq!(report.fs_type, "btrfs");
     assert_eq!(report.size_bytes, size);
@@ -356,7 +227,7 @@ fn compare_with_mkfs(size: u64, opts: &BtrfsOptions, mkfs_args: &[&str], label: 
     );
     std::fs::remove_file(&theirs).unwrap();
 
-    let tags = blkid(&img);
+    let tags = blkid_probe(&img, true);
     assert_eq!(
         blkid_value(&tags, "TYPE").as_deref(),
         Some("btrfs"),
@@ -385,7 +256,7 @@ fn default_opts(label: &str) -> BtrfsOptions {
 fn defaults_on(size: u64) {
     compare_with_mkfs(size, &default_opts("landfall-root"), &[], "landfall-root");
     let dir = tempfile::tempdir().unwrap();
-    let img = sparse_image(dir.path(), "landfall.img", size);
+    let img = sparse_file(dir.path(), "landfall.img", size);
     let r = format_btrfs(&open_rw(&img), &default_opts("landfall-root")).unwrap();
     assert_eq!(r.uuid, UUID_STR);
     use_and_recheck(
@@ -429,7 +300,7 @@ fn each_checksum_like_mkfs() {
         };
         compare_with_mkfs(512 * MIB, &opts, &["--csum", name], name);
         let dir = tempfile::tempdir().unwrap();
-        let img = sparse_image(dir.path(), "landfall.img", 512 * MIB);
+        let img = sparse_file(dir.path(), "landfall.img", 512 * MIB);
         format_btrfs(&open_rw(&img), &opts).unwrap();
         assert!(
             super_value(&img, "csum_type").contains(csum_dump_name(csum)),
@@ -467,7 +338,7 @@ fn chosen_profiles_like_mkfs() {
         };
         compare_with_mkfs(GIB, &opts, &["-m", m, "-d", d], "profiles");
         let dir = tempfile::tempdir().unwrap();
-        let img = sparse_image(dir.path(), "landfall.img", GIB);
+        let img = sparse_file(dir.path(), "landfall.img", GIB);
         format_btrfs(&open_rw(&img), &opts).unwrap();
         let want_meta = if m == "dup" {
             "Metadata, DUP"
@@ -486,11 +357,16 @@ fn chosen_profiles_like_mkfs() {
 #[test]
 fn reformat_over_ext4_and_old_btrfs() {
     let dir = tempfile::tempdir().unwrap();
-    let img = sparse_image(dir.path(), "landfall.img", GIB);
-    let out = run(tool("mkfs.ext4", "e2fsprogs").args(["-q", "-F"]).arg(&img));
+    let img = sparse_file(dir.path(), "landfall.img", GIB);
+    let out = run(command("mkfs.ext4", "e2fsprogs")
+        .args(["-q", "-F"])
+        .arg(&img));
     assert!(out.status.success(), "mkfs.ext4: {}", text(&out));
     format_btrfs(&open_rw(&img), &default_opts("first")).unwrap();
-    assert_eq!(blkid_value(&blkid(&img), "TYPE").as_deref(), Some("btrfs"));
+    assert_eq!(
+        blkid_value(&blkid_probe(&img, true), "TYPE").as_deref(),
+        Some("btrfs")
+    );
     use_and_recheck(&img, dir.path(), &["Data, single"]);
     // Again over the used btrfs, with a fresh UUID.
     let r = format_btrfs(
@@ -503,10 +379,10 @@ fn reformat_over_ext4_and_old_btrfs() {
     .unwrap();
     assert_ne!(r.uuid, UUID_STR);
     assert_check_clean(&img);
-    let tags = blkid(&img);
+    let tags = blkid_probe(&img, true);
     assert_eq!(blkid_value(&tags, "LABEL").as_deref(), Some("second"));
     assert_eq!(blkid_value(&tags, "UUID"), Some(r.uuid));
-    let m = Mounted::new(&img, &dir.path().join("mnt"));
+    let m = Mounted::image("btrfs", &img, &dir.path().join("mnt"), "rw");
     assert_eq!(
         std::fs::read_dir(&m.dir).unwrap().count(),
         0,
@@ -535,7 +411,7 @@ fn too_small_device_is_refused_untouched() {
 #[test]
 fn cli_makes_btrfs_with_options() {
     let dir = tempfile::tempdir().unwrap();
-    let img = sparse_image(dir.path(), "cli.img", GIB);
+    let img = sparse_file(dir.path(), "cli.img", GIB);
     let out = run(Command::new(env!("CARGO_BIN_EXE_landfall-agent"))
         .args(["mkfs", "btrfs"])
         .arg(&img)
@@ -550,12 +426,12 @@ fn cli_makes_btrfs_with_options() {
     assert!(text(&out).contains("btrfs filesystem"), "{}", text(&out));
     assert_check_clean(&img);
     assert!(super_value(&img, "csum_type").contains("xxhash64"));
-    let tags = blkid(&img);
+    let tags = blkid_probe(&img, true);
     assert_eq!(blkid_value(&tags, "UUID").as_deref(), Some(UUID_STR));
     assert_eq!(blkid_value(&tags, "LABEL").as_deref(), Some("cli"));
 
     // btrfs-only options on another filesystem: refused before any write.
-    let other = sparse_image(dir.path(), "other.img", 64 * MIB);
+    let other = sparse_file(dir.path(), "other.img", 64 * MIB);
     let out = run(Command::new(env!("CARGO_BIN_EXE_landfall-agent"))
         .args(["mkfs", "ext4"])
         .arg(&other)
@@ -573,15 +449,17 @@ fn cli_makes_btrfs_with_options() {
 #[test]
 fn format_a_loop_block_device() {
     let dir = tempfile::tempdir().unwrap();
-    let img = sparse_image(dir.path(), "blk.img", GIB);
+    let img = sparse_file(dir.path(), "blk.img", GIB);
     // Old contents the device path (BLKDISCARD, zeroed ends) must get rid of.
-    let out = run(tool("mkfs.ext4", "e2fsprogs").args(["-q", "-F"]).arg(&img));
+    let out = run(command("mkfs.ext4", "e2fsprogs")
+        .args(["-q", "-F"])
+        .arg(&img));
     assert!(out.status.success(), "mkfs.ext4: {}", text(&out));
-    let lo = Loop::attach(&img);
+    let lo = LoopDevice::attach(&img);
     let r = format_btrfs(&open_rw(&lo.0), &default_opts("blockdev")).unwrap();
     assert_eq!(r.size_bytes, GIB);
     assert_check_clean(&lo.0);
-    let tags = blkid(&lo.0);
+    let tags = blkid_probe(&lo.0, true);
     assert_eq!(
         blkid_value(&tags, "TYPE").as_deref(),
         Some("btrfs"),
@@ -590,11 +468,11 @@ fn format_a_loop_block_device() {
     assert_eq!(blkid_value(&tags, "LABEL").as_deref(), Some("blockdev"));
     assert_eq!(blkid_value(&tags, "UUID").as_deref(), Some(UUID_STR));
     let mnt = dir.path().join("mnt");
-    let m = Mounted::device(&lo.0, &mnt);
+    let m = Mounted::device("btrfs", &lo.0, &mnt, "rw");
     assert_eq!(std::fs::read_dir(&mnt).unwrap().count(), 0, "no ext4 left");
     write_files(&mnt);
     m.unmount();
-    let m = Mounted::device(&lo.0, &mnt);
+    let m = Mounted::device("btrfs", &lo.0, &mnt, "rw");
     check_files(&mnt);
     m.unmount();
     assert_check_clean(&lo.0);

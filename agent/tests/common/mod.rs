@@ -2,11 +2,20 @@
 //! up by the test itself (losetup, so the agent's own loop code is not what
 //! checks it), the agent binary, and the tools people trust to check results.
 //! A missing tool fails the test and names the Debian package to install.
+//!
+//! Two styles live side by side: string-argument helpers (`tool`, `tool_ok`,
+//! `Image`, `Loop`, which scans partitions) for the `disk apply` tests, and
+//! `Command`-building helpers (`command`, `run`, `text`, `sparse_file`,
+//! `LoopDevice`, which does not scan partitions) for the filesystem and
+//! device-mapper writer tests.
 
 #![allow(dead_code)]
 
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use sha2::{Digest, Sha256};
 
 pub const AGENT: &str = env!("CARGO_BIN_EXE_landfall-agent");
 
@@ -202,4 +211,239 @@ pub fn fsck_fat_clean(dev: &str) {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// A `Command` for `name`, failing the test with the apt-get line to run when
+/// `name` is not on PATH.
+pub fn command(name: &str, package: &str) -> Command {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "this test needs `{name}`: apt-get install -y {package}"
+    );
+    Command::new(name)
+}
+
+/// Run `cmd` to completion (whatever its exit status), failing the test only
+/// when it cannot be started.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// stdout followed by stderr, for assertion messages and text checks.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A new sparse file `dir/name` of `size` bytes (all zero).
+pub fn sparse_file(dir: &Path, name: &str, size: u64) -> PathBuf {
+    let path = dir.join(name);
+    File::create(&path).unwrap().set_len(size).unwrap();
+    path
+}
+
+/// `path` opened for reading and writing.
+pub fn open_rw(path: &Path) -> File {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap()
+}
+
+/// sha256 of the whole file, hex, read in process.
+pub fn sha256_file(path: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// `blkid -p -o export` of `dev` as key/value pairs in blkid's order; with
+/// `require_success`, a blkid failure (nothing found) fails the test.
+pub fn blkid_probe(dev: &Path, require_success: bool) -> Vec<(String, String)> {
+    let out = run(command("blkid", "util-linux")
+        .args(["-p", "-o", "export"])
+        .arg(dev));
+    if require_success {
+        assert!(
+            out.status.success(),
+            "blkid {}: {}",
+            dev.display(),
+            text(&out)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect()
+}
+
+/// The value of `key` in `blkid_probe` pairs.
+pub fn blkid_value(tags: &[(String, String)], key: &str) -> Option<String> {
+    tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+}
+
+/// A loop device attached by `losetup --find --show` (no partition scan),
+/// detached on drop.
+pub struct LoopDevice(pub PathBuf);
+
+impl LoopDevice {
+    /// With losetup's default 512-byte logical sectors.
+    pub fn attach(image: &Path) -> LoopDevice {
+        LoopDevice::attach_args(image, &[])
+    }
+
+    /// With `sector_size`-byte logical sectors.
+    pub fn attach_with_sectors(image: &Path, sector_size: u32) -> LoopDevice {
+        LoopDevice::attach_args(image, &["--sector-size", &sector_size.to_string()])
+    }
+
+    fn attach_args(image: &Path, extra: &[&str]) -> LoopDevice {
+        let out = run(command("losetup", "util-linux")
+            .args(["--find", "--show"])
+            .args(extra)
+            .arg(image));
+        assert!(out.status.success(), "losetup: {}", text(&out));
+        LoopDevice(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").arg("-d").arg(&self.0).status();
+    }
+}
+
+/// `umount dir`, retried for up to 5 s while it says "busy": another process
+/// on the host that forked or entered a mount namespace at the wrong moment
+/// can hold a reference for a little while. Fails the test if it never
+/// succeeds.
+pub fn umount_retrying(dir: &Path) {
+    let mut out = run(Command::new("umount").arg(dir));
+    for _ in 0..20 {
+        if out.status.success() || !text(&out).contains("busy") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        out = run(Command::new("umount").arg(dir));
+    }
+    assert!(out.status.success(), "umount: {}", text(&out));
+}
+
+/// The top level of a btrfs (`subvolid=5`) mounted on a temporary directory,
+/// unmounted on drop.
+pub struct BtrfsTop {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl BtrfsTop {
+    pub fn mount(dev: &str) -> BtrfsTop {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        tool_ok(
+            "mount",
+            "mount",
+            &["-o", "subvolid=5", dev, path.to_str().unwrap()],
+        );
+        BtrfsTop { _dir: dir, path }
+    }
+
+    pub fn p(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+}
+
+impl Drop for BtrfsTop {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
+
+/// `btrfs check --readonly` must succeed and say "no error found".
+pub fn btrfs_check_clean(dev: &str) {
+    let o = tool("btrfs", "btrfs-progs", &["check", "--readonly", dev]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "btrfs check --readonly {dev}:\n{all}");
+    assert!(all.contains("no error found"), "{all}");
+}
+
+/// `landfall-agent disk apply --yes --no-mount --layout LAYOUT --disk main=DISK`
+/// followed by `extra`; returns (success, stdout, stderr).
+pub fn apply_main(layout: &Path, disk: &str, extra: &[&str]) -> (bool, String, String) {
+    let main = format!("main={disk}");
+    let mut args = vec![
+        "disk",
+        "apply",
+        "--yes",
+        "--no-mount",
+        "--layout",
+        layout.to_str().unwrap(),
+        "--disk",
+        &main,
+    ];
+    args.extend(extra);
+    agent(&args)
+}
+
+/// A kernel mount, unmounted on drop if still mounted. An image file is put on
+/// a loop device of its own (detached after unmounting) rather than `-o loop`,
+/// whose autoclear races with the next attach of the same file.
+pub struct Mounted {
+    pub dir: PathBuf,
+    mounted: bool,
+    _loop: Option<LoopDevice>,
+}
+
+impl Mounted {
+    /// `mount -t fstype -o opts dev dir` of a block device (`dir` is created).
+    pub fn device(fstype: &str, dev: &Path, dir: &Path, opts: &str) -> Mounted {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = run(command("mount", "mount")
+            .args(["-t", fstype, "-o", opts])
+            .arg(dev)
+            .arg(dir));
+        assert!(
+            out.status.success(),
+            "mount {}: {}",
+            dev.display(),
+            text(&out)
+        );
+        Mounted {
+            dir: dir.to_owned(),
+            mounted: true,
+            _loop: None,
+        }
+    }
+
+    /// The same for an image file, on a loop device with 512-byte sectors.
+    pub fn image(fstype: &str, image: &Path, dir: &Path, opts: &str) -> Mounted {
+        let lo = LoopDevice::attach_with_sectors(image, 512);
+        let mut m = Mounted::device(fstype, &lo.0, dir, opts);
+        m._loop = Some(lo);
+        m
+    }
+
+    /// Unmount now, failing the test if that does not succeed.
+    pub fn unmount(mut self) {
+        umount_retrying(&self.dir);
+        self.mounted = false;
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = Command::new("umount").arg(&self.dir).status();
+        }
+    }
 }
