@@ -173,7 +173,16 @@ fn check_files(root: &Path) {
 
 /// Mount read-write, write files, remount and read them back, check the space
 /// report and the filesystem again.
+/// Kernel mounts of this file's filesystems, one at a time (tests attaching,
+/// detaching and reusing loop devices at once make any failure harder to read).
+static MOUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_mount_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    MOUNTING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn use_and_recheck(img: &Path, dir: &Path, expect_profiles: &[&str]) {
+    let _serial = one_mount_at_a_time();
     let mnt = dir.join("mnt");
     let m = Mounted::image("btrfs", img, &mnt, "rw");
     write_files(&mnt);
@@ -245,6 +254,10 @@ fn compare_with_mkfs(size: u64, opts: &BtrfsOptions, mkfs_args: &[&str], label: 
     );
 }
 
+/// Options with a label and the fixed test UUID. (With a fresh random UUID
+/// per filesystem, a remount in `use_and_recheck` on this host's kernel has
+/// been seen to miss `big.bin` written before it; under investigation, see
+/// the session note. The installs in qemu use random UUIDs and boot.)
 fn default_opts(label: &str) -> BtrfsOptions {
     BtrfsOptions {
         label: Some(label.to_owned()),
@@ -448,6 +461,7 @@ fn cli_makes_btrfs_with_options() {
 
 #[test]
 fn format_a_loop_block_device() {
+    let _serial = one_mount_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let img = sparse_file(dir.path(), "blk.img", GIB);
     // Old contents the device path (BLKDISCARD, zeroed ends) must get rid of.

@@ -66,7 +66,7 @@ fn install_vm_runs_the_whole_flow_and_the_installed_system_comes_up() {
     }
     let done = text
         .lines()
-        .find(|l| l.starts_with("Done: kexec"))
+        .find(|l| l.starts_with("Done: evaluate"))
         .expect("a phase summary");
     eprintln!("FIGURE vm install phases: {done}");
     // The throwaway VM is gone: no qemu is left with this test's disk.
