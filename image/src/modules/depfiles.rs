@@ -63,18 +63,9 @@ pub fn modules_alias(selection: &ModuleSelection) -> String {
 pub fn modules_softdep(selection: &ModuleSelection) -> String {
     let mut out = String::from("# Soft dependencies extracted from modules themselves.\n");
     for module in &selection.modules {
-        let info = &module.module.info;
-        if info.softdep_pre.is_empty() && info.softdep_post.is_empty() {
-            continue;
+        for entry in &module.module.info.softdeps {
+            out.push_str(&format!("softdep {} {entry}\n", module_name(module)));
         }
-        out.push_str(&format!("softdep {}", module_name(module)));
-        if !info.softdep_pre.is_empty() {
-            out.push_str(&format!(" pre: {}", info.softdep_pre.join(" ")));
-        }
-        if !info.softdep_post.is_empty() {
-            out.push_str(&format!(" post: {}", info.softdep_post.join(" ")));
-        }
-        out.push('\n');
     }
     out
 }

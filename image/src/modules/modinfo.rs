@@ -13,6 +13,9 @@ pub struct ModInfo {
     pub softdep_pre: Vec<String>,
     /// `softdep=` `post:` entries: modules (or aliases) to load after it.
     pub softdep_post: Vec<String>,
+    /// Each `softdep=` value as written (`pre: blake2b-256`): depmod writes one
+    /// `modules.softdep` line per entry, and so do we.
+    pub softdeps: Vec<String>,
     /// `vermagic=`: the kernel version string it was built for.
     pub vermagic: Option<String>,
     /// `firmware=`: firmware files it may request (not shipped in the image).
@@ -40,7 +43,10 @@ impl ModInfo {
                         .map(str::to_owned),
                 ),
                 "alias" => info.aliases.push(value.to_owned()),
-                "softdep" => info.parse_softdep(value),
+                "softdep" => {
+                    info.softdeps.push(value.trim().to_owned());
+                    info.parse_softdep(value)
+                }
                 "vermagic" => info.vermagic = Some(value.to_owned()),
                 "firmware" => info.firmware.push(value.to_owned()),
                 _ => {}
