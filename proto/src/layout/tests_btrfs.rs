@@ -13,7 +13,8 @@ const LUKS_SUBVOLUMES: &str =
     include_str!("../../../tests/fixtures/layouts/disko-luks-btrfs-subvolumes.json");
 const LUKS_RAID: &str = include_str!("../../../tests/fixtures/layouts/disko-luks-btrfs-raid.json");
 
-fn plan_on(layout: &Layout, size: u64) -> Result<Plan, LayoutError> {
+/// The plan of `layout` with every disk blank and `size` bytes (the dm tests use it too).
+pub(super) fn plan_on(layout: &Layout, size: u64) -> Result<Plan, LayoutError> {
     let facts = layout
         .disks
         .iter()

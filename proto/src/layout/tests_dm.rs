@@ -3,8 +3,7 @@
 //! sources), nixos-anywhere's quick-start layout, and each refusal naming its
 //! field.
 
-use std::collections::BTreeMap;
-
+use super::tests_btrfs::plan_on;
 use super::*;
 
 const LUKS_LVM: &str = include_str!("../../../tests/fixtures/layouts/disko-luks-lvm.json");
@@ -27,25 +26,6 @@ const QUICK_START: &str = r#"{"disko":{"devices":{
     "root":{"size":"100%","content":{"type":"lvm_pv","vg":"pool"}}}}}},
   "lvm_vg":{"pool":{"type":"lvm_vg","lvs":{
     "root":{"size":"100%FREE","content":{"type":"filesystem","format":"ext4","mountpoint":"/","mountOptions":["defaults"]}}}}}}}}"#;
-
-fn plan_on(layout: &Layout, size: u64) -> Result<Plan, LayoutError> {
-    let facts = layout
-        .disks
-        .iter()
-        .map(|d| {
-            let f = DiskFacts {
-                path: format!("/dev/{}", d.key),
-                geometry: Geometry {
-                    size_bytes: size,
-                    logical_sector_size: 512,
-                },
-                existing: ExistingDisk::default(),
-            };
-            (d.key.clone(), f)
-        })
-        .collect::<BTreeMap<_, _>>();
-    plan(layout, &facts)
-}
 
 fn ext4(mountpoint: &str) -> Content {
     Content::Filesystem(Filesystem {
