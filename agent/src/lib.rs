@@ -15,6 +15,7 @@ pub mod kexec;
 pub mod logbuf;
 pub mod panic_barrier;
 pub mod probe;
+pub mod secrets;
 pub mod server;
 pub mod service;
 pub mod store;

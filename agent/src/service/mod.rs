@@ -11,8 +11,8 @@ use futures::{Stream, StreamExt};
 use landfall_proto::v1::agent_server::Agent;
 use landfall_proto::v1::{
     BootloaderRequest, ClosureChunk, InventoryReply, InventoryRequest, JobEvent, LayoutRequest,
-    LogLine, LogsRequest, Mount, PlanReply, QueryMissingReply, QueryMissingRequest, RebootReply,
-    RebootRequest, StatusReply, StatusRequest,
+    LogLine, LogsRequest, Mount, PlanReply, PutSecretsReply, PutSecretsRequest, QueryMissingReply,
+    QueryMissingRequest, RebootReply, RebootRequest, StatusReply, StatusRequest,
 };
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -23,6 +23,7 @@ use crate::jobs::{run_blocking, JobSlot};
 mod boot;
 mod closure;
 mod layout;
+mod secrets;
 
 /// State shared by every request.
 pub struct AgentState {
@@ -130,6 +131,15 @@ impl Agent for AgentService {
         req: Request<LayoutRequest>,
     ) -> Result<Response<Self::ApplyLayoutStream>, Status> {
         Ok(Response::new(self.apply_layout_impl(req.into_inner())?))
+    }
+
+    async fn put_secrets(
+        &self,
+        req: Request<PutSecretsRequest>,
+    ) -> Result<Response<PutSecretsReply>, Status> {
+        Ok(Response::new(
+            self.put_secrets_impl(req.into_inner()).await?,
+        ))
     }
 
     async fn query_missing(
