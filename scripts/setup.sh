@@ -13,6 +13,7 @@ packages=(
     nix-bin                       # real Nix: builds the test closure, verifies stores
     busybox-static cpio zstd xz-utils kmod   # test initramfs pieces and independent readers
     openssh-client openssh-server # the SSH bootstrap
+    git                           # --generate-hardware-config adds the file with git add --intent-to-add (tested)
     hyperfine                     # benchmarks
     curl                          # an independent TLS client in the tests
     systemd-boot-efi              # the systemd-boot EFI binary for boot tests

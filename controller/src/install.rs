@@ -58,6 +58,16 @@ pub struct InstallCli {
     /// Put the layout's disk NAME on the target's device PATH; repeatable.
     #[arg(long = "disk", value_name = "NAME=PATH")]
     pub disks: Vec<String>,
+    /// Write the target's NixOS hardware configuration to PATH, as
+    /// `nixos-generate-config --show-hardware-config --no-filesystems` would
+    /// on it (initrd modules for its disk, USB and keyboard controllers, KVM
+    /// module, qemu-guest or not-detected profile, microcode). The generator
+    /// must be `nixos-generate-config`; PATH's folder must exist. The file is
+    /// made after the kexec from the agent's inventory, added with `git add
+    /// --intent-to-add` inside a git work tree, and then the flake is
+    /// evaluated and built (the one case where evaluation follows the kexec).
+    #[arg(long, num_args = 2, value_names = ["GENERATOR", "PATH"])]
+    pub generate_hardware_config: Option<Vec<String>>,
     /// Phases to run (comma-separated); kexec runs only with --target.
     #[arg(long, value_delimiter = ',', default_values = ["kexec", "disko", "install", "bootloader", "reboot"])]
     pub phases: Vec<Phase>,

@@ -10,6 +10,7 @@ mod client;
 mod closure;
 mod disk;
 mod flow;
+mod hardware_config;
 mod image;
 mod install;
 mod kernel;
@@ -68,8 +69,13 @@ enum Command {
         #[command(flatten)]
         agent: AgentArgs,
         /// Print the data as JSON instead of a table.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "hardware_config")]
         json: bool,
+        /// Print the machine's NixOS hardware configuration instead, as
+        /// `nixos-generate-config --show-hardware-config --no-filesystems`
+        /// would print it there.
+        #[arg(long)]
+        hardware_config: bool,
     },
     /// Show what a running agent is doing, its mounts and start-up time.
     Status {
@@ -343,11 +349,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 tls,
             })?;
         }
-        Command::Inventory { agent, json } => {
+        Command::Inventory {
+            agent,
+            json,
+            hardware_config,
+        } => {
             let mut c = connect(&agent).await?;
             let inv = c.inventory(InventoryRequest {}).await;
             let inv = inv.map_err(|s| status_error("Inventory", s))?.into_inner();
-            show(&inv, json, render::inventory)?;
+            if hardware_config {
+                print!("{}", hardware_config::render(&inv)?);
+            } else {
+                show(&inv, json, render::inventory)?;
+            }
         }
         Command::Status { agent, json } => {
             let mut c = connect(&agent).await?;

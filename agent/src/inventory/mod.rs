@@ -1,13 +1,16 @@
-//! The machine's inventory, read from sysfs, procfs and block ioctls — never by
-//! running tools (the RAM image has none).
+//! The machine's inventory, read from sysfs, procfs, block ioctls and CPUID —
+//! never by running tools (the RAM image has none). [`hardware`] holds the
+//! facts the generated NixOS hardware configuration is made from.
 //!
 //! One unreadable disk or NIC never fails the whole inventory: its fields stay
 //! empty and the problem is logged.
 
 pub mod disks;
 mod gpt_read;
+pub mod hardware;
 mod nics;
 mod system;
+pub mod virt;
 
 pub use disks::{list_disks, mountinfo, MountEntry};
 pub use gpt_read::{read_gpt, GptEntry};
@@ -27,5 +30,6 @@ pub fn collect() -> InventoryReply {
         kernel: system::kernel_release(),
         hostname: system::hostname(),
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        hardware: Some(hardware::hardware()),
     }
 }

@@ -17,6 +17,7 @@ use super::phase::Phase;
 use super::run::{drive, Steps};
 use super::{phases, remount};
 use crate::closure::TransferSummary;
+use crate::hardware_config::{self, HardwareConfigTarget};
 use crate::install::InstallCli;
 use crate::kexec::SshArgs;
 
@@ -37,6 +38,8 @@ pub struct TargetSteps {
     bootloader: BootloaderPolicy,
     bootloader_name: String,
     wait_ssh: Option<String>,
+    /// `--generate-hardware-config`: where the file goes.
+    hardware_config: Option<HardwareConfigTarget>,
     client: Option<AgentClient<Channel>>,
 }
 
@@ -54,6 +57,39 @@ impl Steps for TargetSteps {
             Some(ev) => Ok(ev),
             None => tokio::task::block_in_place(|| evaluate(&self.sources, &self.phases)),
         }
+    }
+
+    fn generates_hardware_config(&self) -> bool {
+        self.hardware_config.is_some()
+    }
+
+    async fn hardware_config(&mut self) -> anyhow::Result<String> {
+        let target = self
+            .hardware_config
+            .clone()
+            .context("no --generate-hardware-config was given")?;
+        eprintln!(
+            "== hardware-config: nixos-generate-config's rules on the agent's inventory → {}",
+            target.path.display()
+        );
+        let inv = self
+            .client()?
+            .inventory(landfall_proto::v1::InventoryRequest {})
+            .await
+            .map_err(|s| anyhow::anyhow!("Inventory failed: {}", crate::client::explain(&s)))?
+            .into_inner();
+        let text = hardware_config::render(&inv)?;
+        let written = tokio::task::block_in_place(|| hardware_config::write(&target, &text))?;
+        eprintln!(
+            "Wrote {}{}",
+            written.path.display(),
+            if written.git_added {
+                " (git add --intent-to-add: the flake sees it)"
+            } else {
+                ""
+            }
+        );
+        Ok(written.path.display().to_string())
     }
 
     async fn bootstrap(&mut self) -> anyhow::Result<Option<f64>> {
@@ -130,6 +166,14 @@ pub fn sources_of(c: &InstallCli) -> Sources {
     }
 }
 
+/// `--generate-hardware-config GENERATOR PATH`, checked (None without it).
+pub fn hardware_config_of(c: &InstallCli) -> anyhow::Result<Option<HardwareConfigTarget>> {
+    Ok(match &c.generate_hardware_config {
+        Some(values) => Some(HardwareConfigTarget::parse(values)?),
+        None => None,
+    })
+}
+
 /// The normal flow against `--target` or `--agent`; `state` overrides the
 /// per-target state folder (the local VM keeps everything in its own
 /// folder); `evaluated` is the evaluation already done by the caller.
@@ -149,6 +193,9 @@ pub async fn run_on_target(
         }
     };
     let bootloader = crate::boot::parse_policy(&c.bootloader)?;
+    // Checked before anything else: a wrong generator or a missing folder
+    // stops here, with the target untouched.
+    let hardware_config = hardware_config_of(&c)?;
     let state = state.unwrap_or_else(|| crate::state::state_dir(&key));
     let total = Instant::now();
     // Laptop only: a new session's certificates (nothing reaches the target).
@@ -220,6 +267,7 @@ pub async fn run_on_target(
         bootloader,
         bootloader_name: c.bootloader.clone(),
         wait_ssh,
+        hardware_config,
         client: None,
     };
     let report = drive(&mut steps, &c.phases).await?;

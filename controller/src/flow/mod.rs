@@ -6,7 +6,11 @@
 //! Invariants:
 //! - The flake is evaluated and the system built before anything reaches the
 //!   target: no SSH connection, no agent probe happens before [`evaluate`]
-//!   succeeded ([`run::drive`] keeps the order, its tests check it).
+//!   succeeded ([`run::drive`] keeps the order, its tests check it). The one
+//!   exception is `--generate-hardware-config`: the flake imports a file made
+//!   from the running agent's inventory, so bootstrap and session come first,
+//!   then the file is written, then the evaluation — still before any disk
+//!   is touched.
 //! - A re-run skips work already done: an agent of this session already
 //!   answering is not kexec'd again, a layout already applied destroys
 //!   nothing, paths already on the target are not sent.

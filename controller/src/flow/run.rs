@@ -6,6 +6,12 @@
 //! agent of this session already answering), [`Steps::connect`] (the TLS
 //! session), the root check after a restart, and the phases in their order.
 //!
+//! The one exception: with a generated hardware configuration
+//! (`--generate-hardware-config`), the file comes from the running agent's
+//! inventory and the flake imports it, so the order is bootstrap, connect,
+//! [`Steps::hardware_config`], then evaluate; the disks are still touched
+//! only after the evaluation succeeded.
+//!
 //! The steps are a trait so the order can be checked without a target; the
 //! real steps are [`super::install::TargetSteps`].
 
@@ -20,6 +26,12 @@ use crate::closure::TransferSummary;
 pub trait Steps {
     /// Laptop only: evaluate the layout and build the system.
     fn evaluate(&mut self) -> anyhow::Result<Evaluated>;
+    /// Whether a hardware configuration is generated from the agent (then
+    /// the evaluation follows the bootstrap).
+    fn generates_hardware_config(&self) -> bool;
+    /// Read the agent's inventory and write the hardware configuration;
+    /// returns the path written.
+    async fn hardware_config(&mut self) -> anyhow::Result<String>;
     /// Make an agent run on the target (kexec over SSH, unless one of this
     /// session already answers); Some(seconds) when a kexec ran.
     async fn bootstrap(&mut self) -> anyhow::Result<Option<f64>>;
@@ -42,25 +54,50 @@ pub trait Steps {
 pub struct Report {
     pub phases: Vec<(String, f64)>,
     pub closure: Option<TransferSummary>,
+    /// The hardware configuration written (`--generate-hardware-config`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hardware_config: Option<String>,
 }
 
-/// Runs the flow: evaluate, bootstrap (only when `phases` hold kexec or an
-/// agent is needed at all), connect, root check, then each phase in order.
-pub async fn drive<S: Steps>(s: &mut S, phases: &[Phase]) -> anyhow::Result<Report> {
-    let total = Instant::now();
-    let mut report = Report::default();
-    let phases = in_order(phases);
-
+fn timed_evaluate<S: Steps>(s: &mut S, report: &mut Report) -> anyhow::Result<Evaluated> {
     let t = Instant::now();
     let ev = s.evaluate()?;
     report
         .phases
         .push(("evaluate".into(), t.elapsed().as_secs_f64()));
+    Ok(ev)
+}
 
+/// Runs the flow: evaluate, bootstrap (only when `phases` hold kexec or an
+/// agent is needed at all), connect, root check, then each phase in order.
+/// With a generated hardware configuration: bootstrap, connect, write the
+/// file, then evaluate, root check and the phases.
+pub async fn drive<S: Steps>(s: &mut S, phases: &[Phase]) -> anyhow::Result<Report> {
+    let total = Instant::now();
+    let mut report = Report::default();
+    let phases = in_order(phases);
+    let generate = s.generates_hardware_config();
+
+    let early = if generate {
+        None
+    } else {
+        Some(timed_evaluate(s, &mut report)?)
+    };
     if let Some(k) = s.bootstrap().await? {
         report.phases.push((Phase::Kexec.name().into(), k));
     }
     s.connect().await?;
+    let ev = match early {
+        Some(ev) => ev,
+        None => {
+            let t = Instant::now();
+            report.hardware_config = Some(s.hardware_config().await?);
+            report
+                .phases
+                .push(("hardware-config".into(), t.elapsed().as_secs_f64()));
+            timed_evaluate(s, &mut report)?
+        }
+    };
     let agent_phases: Vec<Phase> = phases
         .iter()
         .copied()
@@ -92,6 +129,7 @@ mod tests {
         calls: Vec<String>,
         evaluate_fails: bool,
         kexec: bool,
+        generate: bool,
     }
 
     impl Steps for Recorder {
@@ -101,6 +139,13 @@ mod tests {
                 anyhow::bail!("error: syntax error, unexpected end of file");
             }
             Ok(Evaluated::default())
+        }
+        fn generates_hardware_config(&self) -> bool {
+            self.generate
+        }
+        async fn hardware_config(&mut self) -> anyhow::Result<String> {
+            self.calls.push("hardware_config".into());
+            Ok("/flake/hardware-configuration.nix".into())
         }
         async fn bootstrap(&mut self) -> anyhow::Result<Option<f64>> {
             self.calls.push("bootstrap".into());
@@ -166,6 +211,66 @@ mod tests {
         assert_eq!(
             names,
             ["evaluate", "kexec", "disko", "install", "reboot", "total"]
+        );
+    }
+
+    #[test]
+    fn a_generated_hardware_configuration_is_written_after_the_kexec_and_before_the_evaluation() {
+        let mut r = Recorder {
+            kexec: true,
+            generate: true,
+            ..Default::default()
+        };
+        let phases = [Phase::Kexec, Phase::Disko, Phase::Install];
+        let report = block_on(drive(&mut r, &phases)).unwrap();
+        assert_eq!(
+            r.calls,
+            [
+                "bootstrap",
+                "connect",
+                "hardware_config",
+                "evaluate",
+                "ensure_root 2",
+                "disko",
+                "install"
+            ]
+        );
+        let names: Vec<&str> = report.phases.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "kexec",
+                "hardware-config",
+                "evaluate",
+                "disko",
+                "install",
+                "total"
+            ]
+        );
+        assert_eq!(
+            report.hardware_config.as_deref(),
+            Some("/flake/hardware-configuration.nix")
+        );
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(
+            json.contains("\"hardware_config\":\"/flake/hardware-configuration.nix\""),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn a_broken_flake_after_the_hardware_configuration_stops_before_the_disks() {
+        let mut r = Recorder {
+            kexec: true,
+            generate: true,
+            evaluate_fails: true,
+            ..Default::default()
+        };
+        let e = block_on(drive(&mut r, &[Phase::Kexec, Phase::Disko])).unwrap_err();
+        assert!(e.to_string().contains("syntax error"), "{e}");
+        assert_eq!(
+            r.calls,
+            ["bootstrap", "connect", "hardware_config", "evaluate"]
         );
     }
 

@@ -14,9 +14,15 @@ use crate::kernel;
 /// Runs `landfall install --vm`.
 pub async fn run(c: InstallCli) -> anyhow::Result<()> {
     let total = Instant::now();
-    // The flake first: a broken one stops before a VM is even started.
-    let evaluated =
-        tokio::task::block_in_place(|| flow::evaluate(&flow::install::sources_of(&c), &c.phases))?;
+    // The flake first: a broken one stops before a VM is even started —
+    // unless it imports a hardware configuration generated from the VM,
+    // which the flow evaluates after the kexec (the flag is checked now).
+    let evaluated = match flow::install::hardware_config_of(&c)? {
+        Some(_) => None,
+        None => Some(tokio::task::block_in_place(|| {
+            flow::evaluate(&flow::install::sources_of(&c), &c.phases)
+        })?),
+    };
     let kernel = kernel::find(c.kernel.as_deref(), c.modules.as_deref())?;
     let dir = c
         .vm_options
@@ -67,7 +73,7 @@ pub async fn run(c: InstallCli) -> anyhow::Result<()> {
         keep_vm: false,
         ..c
     };
-    if let Err(e) = flow::install::run_on_target(inner, Some(dir.clone()), Some(evaluated)).await {
+    if let Err(e) = flow::install::run_on_target(inner, Some(dir.clone()), evaluated).await {
         eprintln!(
             "--- the VM's last console lines ({}):\n{}",
             rescue.vm.console.display(),
