@@ -4,7 +4,9 @@
 //! Layers: `sys` (one module per kernel interface) → engines (plain Rust values
 //! in, typed errors out; no gRPC) → `service` (the tonic service, thin).
 
+pub mod admission;
 pub mod boot;
+pub mod console_writer;
 pub mod disk;
 pub mod dm;
 pub mod fs;
@@ -15,6 +17,7 @@ pub mod kexec;
 pub mod logbuf;
 pub mod panic_barrier;
 pub mod probe;
+pub mod refusal_log;
 pub mod secrets;
 pub mod server;
 pub mod service;

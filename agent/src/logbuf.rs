@@ -1,6 +1,7 @@
-//! The agent's log: every line goes to stderr (the console as PID 1) and into a
-//! bounded ring buffer with a broadcast channel, which the `Logs` call streams
-//! to the controller.
+//! The agent's log: every line goes to stderr (the console as PID 1; through
+//! [`crate::console_writer`], which never blocks the caller and drops lines
+//! when the console is too slow) and into a bounded ring buffer with a
+//! broadcast channel, which the `Logs` call streams to the controller.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -103,7 +104,7 @@ pub fn init() {
         .with(filter)
         .with(
             tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
+                .with_writer(crate::console_writer::ConsoleWriter::stderr())
                 .with_target(false),
         )
         .with(BufferLayer)

@@ -97,6 +97,15 @@ fn run_serve(
 ) -> anyhow::Result<()> {
     landfall_agent::logbuf::init();
     let under_pid1 = std::env::var_os("LANDFALL_UNDER_PID1").is_some();
+    // A flood of connections must not run the agent out of descriptors.
+    match landfall_agent::sys::rlimit::raise_nofile() {
+        Ok(n) => tracing::debug!("Open-file limit: {n}"),
+        Err(e) => tracing::warn!("{e:#}"),
+    }
+    if under_pid1 {
+        // The RAM image has no business partitioning its own files.
+        landfall_agent::disk::require_block_devices();
+    }
     let start_ns = std::env::var(START_ENV)
         .ok()
         .and_then(|v| v.parse().ok())

@@ -57,17 +57,18 @@ pub async fn reboot(
         .into_inner())
 }
 
-/// The reboot reply for a person.
+/// The reboot reply for a person (its paths escaped: they come from the target).
 pub fn describe_reboot(r: &RebootReply) -> String {
+    use crate::sanitize::line;
     let mut s = String::new();
     for p in &r.swaps_off {
-        s += &format!("swap off   {p}\n");
+        s += &format!("swap off   {}\n", line(p));
     }
     for p in &r.unmounted {
-        s += &format!("unmounted  {p}\n");
+        s += &format!("unmounted  {}\n", line(p));
     }
     for p in &r.refused {
-        s += &format!("REFUSED    {p}\n");
+        s += &format!("REFUSED    {}\n", line(p));
     }
     if r.rebooting {
         s += &format!("rebooting in {} ms\n", r.delay_ms);

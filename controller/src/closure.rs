@@ -268,7 +268,7 @@ pub async fn put_closure(
         match events.message().await {
             Ok(Some(e)) => {
                 if progress == Progress::Json {
-                    println!("{}", serde_json::to_string(&e)?);
+                    println!("{}", crate::sanitize::json(&e, false)?);
                 }
                 handle_event(&bar, &e, to_send.len());
                 if e.state == StepState::Done as i32 {
@@ -309,9 +309,13 @@ fn handle_event(bar: &ProgressBar, e: &JobEvent, total: usize) {
     match StepState::try_from(e.state).unwrap_or(StepState::Unspecified) {
         StepState::Finished => {
             bar.set_position(e.bytes);
-            bar.set_message(format!("{}/{} paths", e.index + 1, total));
+            bar.set_message(format!("{}/{} paths", e.index.saturating_add(1), total));
         }
-        StepState::Failed => bar.println(format!("rejected {}: {}", e.description, e.reason)),
+        StepState::Failed => bar.println(format!(
+            "rejected {}: {}",
+            crate::sanitize::line(&e.description),
+            crate::sanitize::line(&e.reason)
+        )),
         _ => {}
     }
 }

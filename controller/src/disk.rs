@@ -11,6 +11,8 @@ use landfall_proto::v1::agent_client::AgentClient;
 use landfall_proto::v1::{JobEvent, LayoutRequest, PlanReply, StepState};
 use tonic::transport::Channel;
 
+use crate::sanitize::{line, text};
+
 /// Parses `NAME=PATH` overrides.
 pub fn parse_disk_overrides(args: &[String]) -> anyhow::Result<HashMap<String, String>> {
     args.iter()
@@ -156,7 +158,7 @@ pub fn identities(plan: &PlanReply, inv: &landfall_proto::v1::InventoryReply) ->
         } else {
             "EVERYTHING ON IT WILL BE DESTROYED"
         };
-        s += &format!("  {} = {}: {who} — {fate}\n", d.key, d.path);
+        s += &format!("  {} = {}: {who} — {fate}\n", line(&d.key), line(&d.path));
     }
     s
 }
@@ -167,12 +169,12 @@ pub fn identity_line(d: &landfall_proto::v1::Disk) -> String {
         if d.model.is_empty() {
             "unknown model".to_string()
         } else {
-            d.model.clone()
+            line(&d.model).into_owned()
         },
         if d.serial.is_empty() {
             "no serial".to_string()
         } else {
-            format!("serial {}", d.serial)
+            format!("serial {}", line(&d.serial))
         },
         crate::render::human_bytes(d.size_bytes),
     ];
@@ -182,8 +184,10 @@ pub fn identity_line(d: &landfall_proto::v1::Disk) -> String {
             .iter()
             .map(
                 |p| match (p.filesystem.is_empty(), p.filesystem_label.is_empty()) {
-                    (false, false) => format!("{} \"{}\"", p.filesystem, p.filesystem_label),
-                    (false, true) => p.filesystem.clone(),
+                    (false, false) => {
+                        format!("{} \"{}\"", line(&p.filesystem), line(&p.filesystem_label))
+                    }
+                    (false, true) => line(&p.filesystem).into_owned(),
                     _ => "no filesystem".into(),
                 },
             )
@@ -214,28 +218,26 @@ pub async fn plan_and_show(
     req: LayoutRequest,
 ) -> anyhow::Result<PlanReply> {
     let plan = plan(client, req).await?;
-    eprint!("{}", plan.rendered);
+    eprint!("{}", text(&plan.rendered));
     eprint!("{}", identities_of(client, &plan).await);
     Ok(plan)
 }
 
-/// One progress line for a job event.
+/// One progress line for a job event, its strings (the closure installer's
+/// output among them) escaped by [`crate::sanitize`].
 pub fn event_line(e: &JobEvent) -> Option<String> {
-    let n = format!("[{}/{}]", e.index + 1, e.total);
+    let n = format!("[{}/{}]", e.index.saturating_add(1), e.total);
+    let (what, why) = (line(&e.description), line(&e.reason));
     match StepState::try_from(e.state).unwrap_or(StepState::Unspecified) {
-        StepState::Started => Some(format!("{n} {} …", e.description)),
+        StepState::Started => Some(format!("{n} {what} …")),
         StepState::Finished => Some(format!(
-            "{n} {} ✓ {:.2} s",
-            e.description,
+            "{n} {what} ✓ {:.2} s",
             e.duration_ms as f64 / 1000.0
         )),
-        StepState::Skipped => Some(format!(
-            "{n} {} (already done: {})",
-            e.description, e.reason
-        )),
-        StepState::Failed => Some(format!("{n} {} FAILED: {}", e.description, e.reason)),
-        StepState::Done => Some(e.summary.clone()),
-        StepState::Output => Some(format!("  | {}", e.description)),
+        StepState::Skipped => Some(format!("{n} {what} (already done: {why})")),
+        StepState::Failed => Some(format!("{n} {what} FAILED: {why}")),
+        StepState::Done => Some(text(&e.summary).into_owned()),
+        StepState::Output => Some(format!("  | {what}")),
         StepState::Unspecified => None,
     }
 }
@@ -284,6 +286,45 @@ pub async fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn installer_output_and_plans_from_the_target_are_escaped() {
+        let e = JobEvent {
+            state: StepState::Output as i32,
+            description: "\u{1b}[1A\u{1b}[2Kblank".into(),
+            ..Default::default()
+        };
+        assert_eq!(event_line(&e).unwrap(), "  | \\x1b[1A\\x1b[2Kblank");
+        let e = JobEvent {
+            index: u32::MAX,
+            total: 3,
+            state: StepState::Failed as i32,
+            description: "mkfs".into(),
+            reason: "no\rspace\u{7}".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            event_line(&e).unwrap(),
+            "[4294967295/3] mkfs FAILED: no\\x0dspace\\x07"
+        );
+    }
+
+    /// The confirmation's identity lines, from a hostile inventory: the
+    /// model cannot hide the "DESTROYED" verdict that follows it.
+    #[test]
+    fn the_confirmation_shows_a_hostile_model_escaped() {
+        let d = landfall_proto::v1::Disk {
+            path: "/dev/sda".into(),
+            model: "X\u{1b}[2K\r\u{1b}[32mblank".into(),
+            serial: "\u{9b}8m".into(),
+            size_bytes: 1 << 30,
+            ..Default::default()
+        };
+        assert_eq!(
+            identity_line(&d),
+            "X\\x1b[2K\\x0d\\x1b[32mblank, serial \\x9b8m, 1.0 GiB"
+        );
+    }
 
     #[test]
     fn overrides_parse_and_reject_garbage() {

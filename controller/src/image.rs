@@ -56,8 +56,9 @@ pub fn append_session(
 
 /// Builds the RAM image for `kernel` into `out` (the workspace's or
 /// `$LANDFALL_AGENT_BIN`'s static agent, default modules); returns `out`.
+/// Its report goes to stderr: the install flow's stdout is `--json`'s.
 pub fn build_from(kernel: &crate::kernel::KernelPaths, out: &Path) -> anyhow::Result<PathBuf> {
-    build(BuildArgs {
+    let report = build(BuildArgs {
         kernel: kernel.image.clone(),
         modules: kernel.modules.clone(),
         agent: None,
@@ -65,6 +66,7 @@ pub fn build_from(kernel: &crate::kernel::KernelPaths, out: &Path) -> anyhow::Re
         extra_modules: Vec::new(),
         tls: None,
     })?;
+    eprint!("{report}");
     Ok(out.to_path_buf())
 }
 
@@ -77,7 +79,8 @@ pub struct BuildArgs {
     pub tls: Option<PathBuf>,
 }
 
-pub fn build(a: BuildArgs) -> anyhow::Result<()> {
+/// Builds the image; returns its report for a person (modules, sizes).
+pub fn build(a: BuildArgs) -> anyhow::Result<String> {
     let agent = a.agent.or_else(find_agent).context(
         "No static agent found: pass --agent, set LANDFALL_AGENT_BIN, or build it with \
          `cargo build --release --target x86_64-unknown-linux-musl -p landfall-agent`",
@@ -93,9 +96,8 @@ pub fn build(a: BuildArgs) -> anyhow::Result<()> {
         append_session(&report.initrd_path, tls, Vec::new())?;
     }
     let initrd_size = std::fs::metadata(&report.initrd_path)?.len();
-    print!("{report}");
-    println!(
-        "image   {} in all (kernel {} + initrd {}){}",
+    Ok(format!(
+        "{report}image   {} in all (kernel {} + initrd {}){}\n",
         crate::render::human_bytes(report.kernel_size + initrd_size),
         crate::render::human_bytes(report.kernel_size),
         crate::render::human_bytes(initrd_size),
@@ -104,6 +106,5 @@ pub fn build(a: BuildArgs) -> anyhow::Result<()> {
         } else {
             ""
         }
-    );
-    Ok(())
+    ))
 }

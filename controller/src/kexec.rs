@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
+use crate::sanitize::line;
 use crate::{client, image, ssh};
 
 /// How to reach the target over SSH.
@@ -64,7 +65,24 @@ pub struct KexecArgs {
 }
 
 pub async fn run_kexec(a: KexecArgs) -> anyhow::Result<()> {
-    kexec_and_wait(&a).await.map(|_| ())
+    kexec_and_wait(&a, Says::Stdout).await.map(|_| ())
+}
+
+/// Where the kexec's progress lines go: stdout for `landfall kexec`,
+/// stderr inside `landfall install` (whose stdout is `--json`'s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Says {
+    Stdout,
+    Stderr,
+}
+
+impl Says {
+    fn line(self, s: std::fmt::Arguments<'_>) {
+        match self {
+            Says::Stdout => println!("{s}"),
+            Says::Stderr => eprintln!("{s}"),
+        }
+    }
 }
 
 /// The agent's address after a kexec of `target`: HOST:7443 with the host as ssh resolves it.
@@ -86,7 +104,7 @@ pub fn default_agent_addr_of(ssh: &SshArgs) -> String {
 }
 
 /// Uploads and kexecs, then waits for the agent; returns its address.
-pub async fn kexec_and_wait(a: &KexecArgs) -> anyhow::Result<String> {
+pub async fn kexec_and_wait(a: &KexecArgs, says: Says) -> anyhow::Result<String> {
     let target = a.ssh.to_target()?;
     let agent_bin = a
         .agent_bin
@@ -99,40 +117,50 @@ pub async fn kexec_and_wait(a: &KexecArgs) -> anyhow::Result<String> {
         .agent
         .clone()
         .unwrap_or_else(|| default_agent_addr(&target));
-    println!("Checking {} and uploading the image", target.destination());
+    says.line(format_args!(
+        "Checking {} and uploading the image",
+        target.destination()
+    ));
     let t = target.clone();
     let p = plan.clone();
     let report = tokio::task::spawn_blocking(move || t.prepare_kexec(&p)).await??;
     for (dir, why) in &report.refused_dirs {
-        println!("  not reused: {dir} ({why})");
+        says.line(format_args!(
+            "  not reused: {} ({})",
+            line(dir),
+            line(&why.to_string())
+        ));
     }
     if report.reused_dir {
-        println!("  reusing {} (root's, mode 0700)", report.upload_dir);
+        says.line(format_args!(
+            "  reusing {} (root's, mode 0700)",
+            line(&report.upload_dir)
+        ));
     }
     for u in &report.uploaded {
-        println!(
+        says.line(format_args!(
             "  {} {} ({} bytes)",
             if u.sent { "uploaded" } else { "already there:" },
             u.name,
             u.bytes
-        );
+        ));
     }
-    println!(
+    says.line(format_args!(
         "Target: {} {}, {} MiB RAM; image {} bytes (kernel + initrd) in {}",
-        report.facts.os,
-        report.facts.arch,
+        line(&report.facts.os),
+        line(&report.facts.arch),
         report.facts.mem_total_bytes >> 20,
         report.image_bytes,
-        report.upload_dir
-    );
+        line(&report.upload_dir)
+    ));
     let t = target.clone();
     let r = report.clone();
     tokio::task::spawn_blocking(move || t.start_kexec(&r, &plan)).await??;
     let kexec_at = std::time::Instant::now();
-    println!(
+    says.line(format_args!(
         "Kexec started; waiting up to {} s for the agent at {addr}",
         a.wait
-    );
+    ));
     let answered = async {
         let mut c = client::connect_with_retry(&addr, &a.tls, Duration::from_secs(a.wait)).await?;
         let left = Duration::from_secs(a.wait).saturating_sub(kexec_at.elapsed());
@@ -156,9 +184,9 @@ pub async fn kexec_and_wait(a: &KexecArgs) -> anyhow::Result<String> {
             a.wait
         );
     }
-    println!(
+    says.line(format_args!(
         "The agent answered {:.1} s after the kexec (at {addr})",
         kexec_at.elapsed().as_secs_f64()
-    );
+    ));
     Ok(addr)
 }

@@ -18,6 +18,7 @@ mod kexec;
 mod nix;
 mod render;
 mod retry;
+mod sanitize;
 mod secret_file;
 mod ssh;
 mod state;
@@ -41,6 +42,10 @@ use landfall_proto::v1::{InventoryRequest, LayoutRequest, LogsRequest};
                   driving the agent over gRPC secured with mutual TLS."
 )]
 struct Cli {
+    /// Show the controller's own trace on stderr: -v for debug, -vv for
+    /// everything (RUST_LOG, when set, chooses instead).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -254,10 +259,11 @@ fn status_error(what: &str, s: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{what} failed: {}", client::explain(&s))
 }
 
-/// Prints a reply as pretty JSON or as the table `table` renders.
+/// Prints a reply as pretty JSON or as the table `table` renders (both
+/// escaped by [`sanitize`]: the reply comes from the target).
 fn show<T: serde::Serialize>(reply: &T, json: bool, table: fn(&T) -> String) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(reply)?);
+        println!("{}", sanitize::json(reply, true)?);
     } else {
         print!("{}", table(reply));
     }
@@ -297,9 +303,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     };
                     let plan = disk::plan(&mut c, req).await?;
                     if json {
-                        println!("{}", plan.plan_json);
+                        let v: serde_json::Value = serde_json::from_str(&plan.plan_json)
+                            .context("The agent's plan is not JSON")?;
+                        println!("{}", sanitize::json(&v, false)?);
                     } else {
-                        print!("{}", plan.rendered);
+                        print!("{}", sanitize::text(&plan.rendered));
                         print!("{}", disk::identities_of(&mut c, &plan).await);
                     }
                 }
@@ -330,7 +338,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 disk::confirm("This destroys the data listed above.")?;
             }
             req.confirm_destroy = plan.destructive || force;
-            println!("{}", disk::apply(&mut c, req).await?);
+            println!("{}", sanitize::text(&disk::apply(&mut c, req).await?));
         }
         Command::Image(ImageCommand::Build {
             kernel,
@@ -340,14 +348,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             extra_modules,
             tls,
         }) => {
-            image::build(image::BuildArgs {
-                kernel,
-                modules,
-                agent,
-                out,
-                extra_modules,
-                tls,
-            })?;
+            print!(
+                "{}",
+                image::build(image::BuildArgs {
+                    kernel,
+                    modules,
+                    agent,
+                    out,
+                    extra_modules,
+                    tls,
+                })?
+            );
         }
         Command::Inventory {
             agent,
@@ -393,7 +404,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 loader_timeout_secs: loader_timeout,
                 ..Default::default()
             };
-            println!("{}", boot::install_bootloader(&mut c, req).await?);
+            println!(
+                "{}",
+                sanitize::text(&boot::install_bootloader(&mut c, req).await?)
+            );
         }
         Command::Reboot {
             agent,
@@ -429,23 +443,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(|s| status_error("Logs", s))?
                 .into_inner();
             while let Some(line) = stream.message().await.context("The log stream broke")? {
-                println!("{} {:>5} {}", line.unix_ms, line.level, line.message);
+                println!(
+                    "{} {:>5} {}",
+                    line.unix_ms,
+                    sanitize::line(&line.level),
+                    sanitize::line(&line.message)
+                );
             }
         }
     }
     Ok(())
 }
 
+/// The controller's tracing output, on stderr: off by default, `-v` debug
+/// for landfall itself, `-vv` trace for everything; `RUST_LOG` overrides.
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match (std::env::var("RUST_LOG"), verbose) {
+        (Ok(spec), _) if !spec.is_empty() => EnvFilter::new(spec),
+        (_, 0) => return,
+        (_, 1) => EnvFilter::new("landfall=debug"),
+        _ => EnvFilter::new("trace"),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 fn main() {
     let cli = Cli::parse();
+    init_tracing(cli.verbose);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     if let Err(e) = rt.block_on(run(cli)) {
-        eprintln!("Error: {e}");
+        // Errors carry the agent's messages and remote stderr: escaped.
+        eprintln!("Error: {}", sanitize::text(&e.to_string()));
         for cause in e.chain().skip(1) {
-            eprintln!("  caused by: {cause}");
+            eprintln!("  caused by: {}", sanitize::text(&cause.to_string()));
         }
         std::process::exit(1);
     }

@@ -1,6 +1,9 @@
-//! Human-readable renderings of agent replies.
+//! Human-readable renderings of agent replies. Every string in a reply
+//! comes from the target: each passes [`crate::sanitize`] here.
 
 use landfall_proto::v1::{InventoryReply, StatusReply};
+
+use crate::sanitize::{line, or_dash};
 
 /// Sizes as people read them: 1 decimal, binary units.
 pub fn human_bytes(n: u64) -> String {
@@ -18,12 +21,9 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-fn or_dash(s: &str) -> &str {
-    if s.is_empty() {
-        "-"
-    } else {
-        s
-    }
+/// Strings from the target joined by `sep`, each made safe.
+fn joined(items: &[String], sep: &str) -> String {
+    items.iter().map(|s| line(s)).collect::<Vec<_>>().join(sep)
 }
 
 /// The inventory as a few aligned tables.
@@ -59,11 +59,11 @@ pub fn inventory(inv: &InventoryReply) -> String {
         if d.rotational {
             notes.push("rotational".to_string());
         }
-        notes.extend(d.signatures.iter().cloned());
-        notes.extend(d.holders.iter().cloned());
+        notes.extend(d.signatures.iter().map(|s| line(s).into_owned()));
+        notes.extend(d.holders.iter().map(|s| line(s).into_owned()));
         out += &format!(
             "{:<14} {:>10} {:>9} {:<24} {:<22} {:<6} {}\n",
-            d.path,
+            line(&d.path),
             human_bytes(d.size_bytes),
             format!("{}/{}", d.logical_sector_size, d.physical_sector_size),
             or_dash(&d.model),
@@ -74,15 +74,18 @@ pub fn inventory(inv: &InventoryReply) -> String {
         for p in &d.partitions {
             out += &format!(
                 "  {:<12} {:>10} {:>9} {:<24} {:<22} {:<6} {}\n",
-                p.path.trim_start_matches("/dev/"),
+                line(p.path.trim_start_matches("/dev/")),
                 human_bytes(p.size_bytes),
                 "",
                 or_dash(&p.label),
                 or_dash(&p.filesystem),
                 "",
-                [p.filesystem_label.as_str(), &p.mountpoints.join(" ")]
-                    .join(" ")
-                    .trim()
+                [
+                    line(&p.filesystem_label).into_owned(),
+                    joined(&p.mountpoints, " ")
+                ]
+                .join(" ")
+                .trim()
             );
         }
     }
@@ -93,11 +96,11 @@ pub fn inventory(inv: &InventoryReply) -> String {
     for n in &inv.nics {
         out += &format!(
             "{:<12} {:<19} {:<8} {:<6} {}\n",
-            n.name,
+            line(&n.name),
             or_dash(&n.mac),
             if n.carrier { "up" } else { "down" },
             n.mtu,
-            n.addresses.join(" ")
+            joined(&n.addresses, " ")
         );
     }
     out
@@ -106,7 +109,11 @@ pub fn inventory(inv: &InventoryReply) -> String {
 pub fn status(s: &StatusReply) -> String {
     let mut out = format!(
         "Job: {}\nUp for {:.1} s{}; ready {} ms after start\nRoot: {}\n",
-        if s.job.is_empty() { "idle" } else { &s.job },
+        if s.job.is_empty() {
+            "idle".into()
+        } else {
+            line(&s.job)
+        },
         s.uptime_ms as f64 / 1000.0,
         if s.pid1 {
             " as PID 1 of the RAM image"
@@ -114,12 +121,15 @@ pub fn status(s: &StatusReply) -> String {
             ""
         },
         s.boot_to_serve_ms,
-        s.root
+        line(&s.root)
     );
     for m in &s.mounts {
         out += &format!(
             "  {} on {} type {} ({})\n",
-            m.source, m.target, m.fstype, m.options
+            line(&m.source),
+            line(&m.target),
+            line(&m.fstype),
+            line(&m.options)
         );
     }
     out
@@ -134,5 +144,44 @@ mod tests {
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(1 << 30), "1.0 GiB");
         assert_eq!(human_bytes(3 * (1 << 29)), "1.5 GiB");
+    }
+
+    /// A hostile target's inventory: a model that clears the screen and
+    /// writes "blank", a serial with an OSC 52 clipboard write, a label
+    /// turned around by U+202E. The table shows each sequence as text.
+    fn hostile_inventory() -> InventoryReply {
+        use landfall_proto::v1::{Disk, Partition};
+        InventoryReply {
+            hostname: "rescue\u{1b}]0;pwned\u{7}".into(),
+            disks: vec![Disk {
+                path: "/dev/nvme0n1".into(),
+                size_bytes: 4 << 30,
+                model: "QEMU\u{1b}[2J\u{1b}[Hblank\u{9b}0m".into(),
+                serial: "S1\u{1b}]52;c;cm0gLXJmIH4=\u{7}".into(),
+                partitions: vec![Partition {
+                    path: "/dev/nvme0n1p1".into(),
+                    label: "ESP\u{202e}lanif".into(),
+                    filesystem: "vfat\r".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_disk_model_with_escape_sequences_is_printed_escaped() {
+        let out = inventory(&hostile_inventory());
+        assert!(
+            !out.chars()
+                .any(|c| crate::sanitize::is_unsafe(c) && c != '\n'),
+            "{out:?}"
+        );
+        assert!(out.contains("QEMU\\x1b[2J\\x1b[Hblank\\x9b0m"), "{out}");
+        assert!(out.contains("S1\\x1b]52;c;cm0gLXJmIH4=\\x07"), "{out}");
+        assert!(out.contains("ESP\\u{202e}lanif"), "{out}");
+        assert!(out.contains("vfat\\x0d"), "{out}");
+        assert!(out.contains("rescue\\x1b]0;pwned\\x07"), "{out}");
     }
 }

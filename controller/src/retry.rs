@@ -146,16 +146,17 @@ pub async fn put_closure_resuming(
                 lost_at.elapsed().as_secs_f64()
             )));
         }
-        eprintln!("connection to the agent lost ({cause}); reconnecting (attempt {attempt})…");
+        eprintln!(
+            "connection to the agent lost ({}); reconnecting (attempt {attempt})…",
+            crate::sanitize::line(&cause.to_string())
+        );
         if progress == Progress::Json {
-            println!(
-                "{}",
-                serde_json::json!({"reconnecting": {
-                    "attempt": attempt,
-                    "cause": cause,
-                    "after_s": start.elapsed().as_secs_f64(),
-                }})
-            );
+            let line = serde_json::json!({"reconnecting": {
+                "attempt": attempt,
+                "cause": cause,
+                "after_s": start.elapsed().as_secs_f64(),
+            }});
+            println!("{}", crate::sanitize::json(&line, false)?);
         }
         tokio::time::sleep(delay).await;
         if let Some(root) = restarted_without_root(client).await {

@@ -3,6 +3,8 @@
 //! streamed into a directory root; `nix-store --verify --check-contents` finds
 //! nothing wrong and `nix path-info --recursive` matches the host's exactly;
 //! the system profile points at the toplevel; a second run sends nothing.
+//! `install --json` writes only JSON lines on stdout (`-v` adds the
+//! controller's trace on stderr, never on stdout).
 //! A controller killed mid-transfer is tested at 10 seeded cut points in
 //! `fault_controller_kill.rs`, on a closure large enough that the kill lands
 //! before everything is in flight (this fixture's 12 MiB fits in the HTTP/2
@@ -10,7 +12,9 @@
 
 mod fault_support;
 
-use fault_support::{assert_same_closure, build_office, install, start_agent, summary, verify};
+use fault_support::{
+    assert_same_closure, build_office, install, install_command, start_agent, summary, verify,
+};
 use landfall_tests::TestDir;
 
 #[test]
@@ -22,7 +26,18 @@ fn closure_streams_verified_and_matches_the_hosts_metadata() {
     std::fs::create_dir_all(&root).unwrap();
     let agent = start_agent(dir, &root);
 
-    let s = summary(&install(&agent.addr, &agent.tls, &top));
+    let out = install(&agent.addr, &agent.tls, &top);
+    let s = summary(&out);
+    // `--json`: stdout is JSON lines only, every one of them; the human
+    // text went to stderr.
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(stdout.lines().count() >= 3, "{stdout}");
+    for line in stdout.lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("a stdout line is not JSON ({e}): {line:?}"));
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("== install: "), "{stderr}");
     let closure = &s["closure"];
     assert_eq!(closure["sent_paths"], closure["closure_paths"]);
     assert!(closure["wire_bytes"].as_u64().unwrap() > 0);
@@ -32,7 +47,21 @@ fn closure_streams_verified_and_matches_the_hosts_metadata() {
     assert_eq!(profile.to_str().unwrap(), top);
     assert!(root.join("etc/NIXOS").is_file());
 
-    // A second run sends nothing.
-    let again = summary(&install(&agent.addr, &agent.tls, &top));
+    // A second run sends nothing; with -v the controller's own trace (its
+    // nix commands) shows on stderr, and stdout stays JSON.
+    let out = install_command(&agent.addr, &agent.tls, &top)
+        .arg("-v")
+        .output()
+        .unwrap();
+    let again = summary(&out);
     assert_eq!(again["closure"]["sent_paths"], 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("DEBUG") && stderr.contains("running nix"),
+        "{stderr}"
+    );
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("a stdout line is not JSON ({e}): {line:?}"));
+    }
 }

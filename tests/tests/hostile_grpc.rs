@@ -24,7 +24,7 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Code, Status};
 
 /// The agent's request size limit (agent/src/server.rs `MAX_MESSAGE_BYTES`).
-const AGENT_LIMIT: usize = 16 << 20;
+const AGENT_LIMIT: usize = 2 << 20;
 
 // ------------------------------------------------------------ raw gRPC frames
 

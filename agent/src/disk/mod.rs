@@ -27,4 +27,4 @@ pub use apply::{
     ApplyOptions, ApplyReport, DiskError, PartitionNode,
 };
 pub use events::StepEvent;
-pub use resolve::{open_disks, parse_overrides, OpenDisk};
+pub use resolve::{open_disks, parse_overrides, require_block_devices, OpenDisk};

@@ -1,10 +1,14 @@
 //! Finding the device for each layout disk: its `device`, or an override
-//! `NAME=PATH`. A regular image file is attached to a free loop device first.
+//! `NAME=PATH`. A regular image file is attached to a free loop device first,
+//! except once [`require_block_devices`] was called (the agent as PID 1):
+//! then only block devices are accepted, so a layout cannot partition a file
+//! of the RAM image (`/run/landfall-pid1.log`, a module).
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use landfall_proto::layout::{Geometry, Layout};
 
@@ -35,6 +39,8 @@ pub enum ResolveError {
     },
     #[error("{0} is neither a block device nor a regular file")]
     NotADisk(PathBuf),
+    #[error("{0} is not a block device: the agent running as PID 1 writes only to disks")]
+    NotABlockDevice(PathBuf),
     #[error("Cannot attach {path} to a loop device")]
     Loop {
         path: PathBuf,
@@ -118,6 +124,33 @@ fn available_disks() -> String {
         .join("; ")
 }
 
+static BLOCK_DEVICES_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// From now on, layout disks must be block devices (no image files); for the
+/// agent as PID 1. There is no way back.
+pub fn require_block_devices() {
+    BLOCK_DEVICES_ONLY.store(true, Ordering::Relaxed);
+}
+
+/// Whether a file of this kind may be a layout disk: a block device always,
+/// a regular file (an image, attached to a loop device) unless
+/// `block_devices_only`.
+fn check_kind(
+    path: &Path,
+    is_block_device: bool,
+    is_file: bool,
+    block_devices_only: bool,
+) -> Result<(), ResolveError> {
+    match (is_block_device, is_file) {
+        (true, _) => Ok(()),
+        (false, true) if block_devices_only => {
+            Err(ResolveError::NotABlockDevice(path.to_path_buf()))
+        }
+        (false, true) => Ok(()),
+        (false, false) => Err(ResolveError::NotADisk(path.to_path_buf())),
+    }
+}
+
 /// Open one disk read-write (or read-only for planning). An image file is
 /// attached to a loop device with `image_block_size`-byte sectors.
 pub fn open_disk(
@@ -142,6 +175,12 @@ pub fn open_disk(
     })?;
     use std::os::unix::fs::FileTypeExt;
     let ft = meta.file_type();
+    check_kind(
+        path,
+        ft.is_block_device(),
+        ft.is_file(),
+        BLOCK_DEVICES_ONLY.load(Ordering::Relaxed),
+    )?;
     if ft.is_block_device() {
         let file = OpenOptions::new()
             .read(true)
@@ -160,9 +199,6 @@ pub fn open_disk(
             geometry,
             loop_device: None,
         });
-    }
-    if !ft.is_file() {
-        return Err(ResolveError::NotADisk(path.to_path_buf()));
     }
     let lo = loopdev::attach(path, image_block_size).map_err(|source| ResolveError::Loop {
         path: path.to_path_buf(),
@@ -202,4 +238,27 @@ pub fn open_disks(
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_pid1_only_block_devices_are_layout_disks() {
+        let p = Path::new("/run/landfall-pid1.log");
+        assert!(check_kind(p, true, false, true).is_ok());
+        let e = check_kind(p, false, true, true).unwrap_err();
+        assert!(matches!(e, ResolveError::NotABlockDevice(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "/run/landfall-pid1.log is not a block device: the agent running as PID 1 writes only to disks"
+        );
+        // Outside PID 1 (tests, `landfall-agent disk` on images) a file is fine.
+        assert!(check_kind(p, false, true, false).is_ok());
+        assert!(matches!(
+            check_kind(Path::new("/dev/null"), false, false, false),
+            Err(ResolveError::NotADisk(_))
+        ));
+    }
 }

@@ -26,9 +26,13 @@ use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 
 use super::AgentService;
+
 use crate::disk::error_chain;
 use crate::jobs::{reason, run_blocking, stream_job, Emit};
 use crate::store::{Block, BlockDecompressor, BlockReader, ChunkReader, StoreInstaller};
+
+/// Largest zstd window (log2) the legacy `data` stream may ask for: 8 MiB.
+const ZSTD_WINDOW_LOG_MAX: u32 = 23;
 
 /// Commit registrations after this many paths or bytes, so an interrupted
 /// transfer keeps what it verified.
@@ -336,7 +340,12 @@ fn receive_path(
                     })
                 })
             });
-            let decoder = zstd::stream::read::Decoder::new(chunks)
+            let mut decoder = zstd::stream::read::Decoder::new(chunks)
+                .map_err(|e| Status::internal(format!("internal: zstd: {e}")))?;
+            // At most an 8 MiB window (zstd's default level uses far less):
+            // a frame asking for 128 MiB does not get it on a 256 MiB machine.
+            decoder
+                .window_log_max(ZSTD_WINDOW_LOG_MAX)
                 .map_err(|e| Status::internal(format!("internal: zstd: {e}")))?;
             installer.add(info, decoder.take(limit))
         } else {

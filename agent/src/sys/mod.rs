@@ -10,3 +10,4 @@ pub mod kexec;
 pub mod loopdev;
 pub mod mount;
 pub mod mountinfo;
+pub mod rlimit;

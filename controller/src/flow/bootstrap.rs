@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 
 use crate::agent_status;
-use crate::kexec::{kexec_and_wait, KexecArgs, SshArgs};
+use crate::kexec::{kexec_and_wait, KexecArgs, Says, SshArgs};
 
 /// What the bootstrap needs, as plain values.
 #[derive(Debug, Clone)]
@@ -60,15 +60,18 @@ pub async fn bootstrap(b: &Bootstrap) -> anyhow::Result<(String, Option<f64>)> {
     };
     eprintln!("== kexec: {}", b.ssh.target);
     let t = Instant::now();
-    let addr = kexec_and_wait(&KexecArgs {
-        ssh: b.ssh.clone(),
-        image,
-        tls: b.tls.clone(),
-        agent_bin: None,
-        agent: Some(b.agent_addr.clone()),
-        append: None,
-        wait: b.wait,
-    })
+    let addr = kexec_and_wait(
+        &KexecArgs {
+            ssh: b.ssh.clone(),
+            image,
+            tls: b.tls.clone(),
+            agent_bin: None,
+            agent: Some(b.agent_addr.clone()),
+            append: None,
+            wait: b.wait,
+        },
+        Says::Stderr,
+    )
     .await?;
     Ok((addr, Some(t.elapsed().as_secs_f64())))
 }

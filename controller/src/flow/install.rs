@@ -272,7 +272,7 @@ pub async fn run_on_target(
     };
     let report = drive(&mut steps, &c.phases).await?;
     if c.json {
-        println!("{}", serde_json::to_string(&report)?);
+        println!("{}", crate::sanitize::json(&report, false)?);
     } else {
         let split: Vec<String> = report
             .phases

@@ -67,7 +67,7 @@ pub async fn install(
         s.nar_bytes as f64 / 1048576.0,
         s.wire_bytes as f64 / 1048576.0,
         s.seconds,
-        s.agent_summary
+        crate::sanitize::text(&s.agent_summary)
     );
     Ok(s)
 }

@@ -58,7 +58,7 @@ pub async fn ensure_root_mounted(
     }
     eprintln!(
         "The agent's root {} is not mounted (the agent was restarted since the disko phase?)",
-        status.root
+        crate::sanitize::line(&status.root)
     );
     let layout_json = match (known_layout, flake) {
         (Some(l), _) => l.to_string(),
@@ -77,7 +77,7 @@ pub async fn ensure_root_mounted(
     };
     let plan = disk::plan(client, req.clone()).await?;
     if !plan.already_applied || plan.destructive {
-        eprint!("{}", plan.rendered);
+        eprint!("{}", crate::sanitize::text(&plan.rendered));
         bail!(
             "The agent's root {} is not mounted and its disks do not hold the layout (an interrupted \
              disko phase?): run the disko phase again (it shows what it destroys)",

@@ -88,7 +88,7 @@ pub fn agent_message(stderr: &str) -> String {
         .find_map(|l| {
             l.split_once("landfall-agent kexec: ").map(|(_, m)| {
                 let m = m.trim();
-                m.strip_prefix("kexec refused: ").unwrap_or(m).to_string()
+                crate::sanitize::line(m.strip_prefix("kexec refused: ").unwrap_or(m)).into_owned()
             })
         })
         .unwrap_or_else(|| super::error::tail(stderr))

@@ -24,7 +24,8 @@ pub enum SshError {
     Other { dest: String, detail: String },
 }
 
-/// The last non-empty lines of ssh's stderr, joined (for messages).
+/// The last non-empty lines of ssh's stderr, joined (for messages), escaped
+/// by [`crate::sanitize`]: the remote side writes them.
 pub fn tail(stderr: &str) -> String {
     let lines: Vec<&str> = stderr
         .lines()
@@ -33,7 +34,7 @@ pub fn tail(stderr: &str) -> String {
             !l.is_empty() && !l.starts_with("@@@") && !l.starts_with("Warning: Permanently added")
         })
         .collect();
-    lines[lines.len().saturating_sub(2)..].join(" / ")
+    crate::sanitize::line(&lines[lines.len().saturating_sub(2)..].join(" / ")).into_owned()
 }
 
 /// Classifies a failure of the ssh client itself (exit status 255).

@@ -77,7 +77,7 @@ pub async fn run(c: InstallCli) -> anyhow::Result<()> {
         eprintln!(
             "--- the VM's last console lines ({}):\n{}",
             rescue.vm.console.display(),
-            rescue.vm.console_tail(20)
+            crate::sanitize::text(&rescue.vm.console_tail(20))
         );
         return Err(e);
     }
@@ -95,8 +95,9 @@ pub async fn run(c: InstallCli) -> anyhow::Result<()> {
         boot_installed(&mut rescue, Duration::from_secs(c.wait.max(600)))
     })?;
     eprintln!(
-        "The installed system came up {:.1} s after the reboot: {line}",
-        t.elapsed().as_secs_f64()
+        "The installed system came up {:.1} s after the reboot: {}",
+        t.elapsed().as_secs_f64(),
+        crate::sanitize::line(&line)
     );
     let mut vm = vm;
     if line.contains("LANDFALL-STAGE2:") {
@@ -109,7 +110,7 @@ pub async fn run(c: InstallCli) -> anyhow::Result<()> {
             )
         })
         .context("The installed system's check of its own store failed")?;
-        eprintln!("{verdict}");
+        eprintln!("{}", crate::sanitize::line(&verdict));
     }
     eprintln!(
         "Installed onto the VM and booted it in {:.1} s in all",
