@@ -164,6 +164,18 @@ mod tests {
             .recv_timeout(Duration::from_secs(60))
             .expect("the logger was blocked by the stuck console");
         go.send(()).unwrap();
+        // The queue is full until the console thread has taken a line from
+        // it; it says how many it lost as it takes the second, so once that
+        // note is out there is room for one more line (else the next line
+        // would itself be dropped, rightly).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !String::from_utf8_lossy(&got.lock().unwrap()).contains("log lines not shown here") {
+            assert!(
+                Instant::now() < deadline,
+                "the console never said what it dropped"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let mut line = w.make_writer();
         writeln!(line, "WARN after the flood").unwrap();
         drop(line);
