@@ -210,6 +210,60 @@ mod tests {
         assert_eq!(cpuinfo_field(t, "model name"), None);
     }
 
+    fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn lvm_bcache_and_mmc_hosts_are_seen() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        // dm-0 is an LVM volume, dm-1 a LUKS mapping; bcache0 is bcache.
+        write(root, "sys/class/block/dm-0/dm/uuid", "LVM-Xq8s2abcdef\n");
+        write(
+            root,
+            "sys/class/block/dm-1/dm/uuid",
+            "CRYPT-LUKS2-0123-root\n",
+        );
+        write(root, "sys/class/block/bcache0/dev", "252:0\n");
+        // An SD/MMC host bound to sdhci_pci, after the block devices.
+        write(root, "sys/module/sdhci_pci/initstate", "live\n");
+        write(root, "sys/module/sd_mod/initstate", "live\n");
+        fs::create_dir_all(root.join("sys/class/mmc_host/mmc0/device/driver")).unwrap();
+        std::os::unix::fs::symlink(
+            "../../../../../module/sdhci_pci",
+            root.join("sys/class/mmc_host/mmc0/device/driver/module"),
+        )
+        .unwrap();
+        fs::create_dir_all(root.join("sys/class/block/sda/device/driver")).unwrap();
+        std::os::unix::fs::symlink(
+            "../../../../../module/sd_mod",
+            root.join("sys/class/block/sda/device/driver/module"),
+        )
+        .unwrap();
+        // A link to a module folder that does not exist does not count.
+        fs::create_dir_all(root.join("sys/class/block/sdb/device/driver")).unwrap();
+        std::os::unix::fs::symlink(
+            "../../../../../module/gone",
+            root.join("sys/class/block/sdb/device/driver/module"),
+        )
+        .unwrap();
+        let hw = collect_hardware(root, None, "x86_64-linux");
+        assert!(hw.lvm && hw.bcache);
+        assert_eq!(hw.block_modules, ["sd_mod", "sdhci_pci"]);
+        let no_lvm = tempfile::tempdir().unwrap();
+        write(
+            no_lvm.path(),
+            "sys/class/block/dm-1/dm/uuid",
+            "CRYPT-LUKS2-0123-root\n",
+        );
+        write(no_lvm.path(), "sys/class/block/bcachefs0/dev", "1:1\n");
+        let hw = collect_hardware(no_lvm.path(), None, "x86_64-linux");
+        assert!(!hw.lvm && !hw.bcache);
+    }
+
     #[test]
     fn an_empty_root_reads_as_nothing() {
         let d = tempfile::tempdir().unwrap();
