@@ -48,6 +48,18 @@ pub const DEFAULT_MODULES: &[&str] = &[
     "crc32c_generic",
     "crc32c-intel",
     "efivarfs",
+    // USB, legacy ATA and CD-ROM controllers: bound at boot so that the
+    // agent's hardware configuration (`--generate-hardware-config`) names them
+    // in `availableKernelModules`, as nixos-generate-config does on a machine
+    // that has them (it sees only drivers that are bound).
+    "xhci_pci",
+    "ehci_pci",
+    "uhci_hcd",
+    "ohci_pci",
+    "usbhid",
+    "usb_storage",
+    "ata_piix",
+    "sr_mod",
     // Misc.
     "af_packet",
     "loop",
