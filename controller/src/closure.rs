@@ -191,6 +191,12 @@ pub async fn put_closure(
     let missing = client
         .query_missing(QueryMissingRequest {
             paths: all.clone(),
+            // A path already on the target counts only with this narHash.
+            nar_hashes: closure
+                .paths()
+                .iter()
+                .map(|p| p.nar_hash.to_string())
+                .collect(),
             root: root.to_string(),
         })
         .await

@@ -207,6 +207,8 @@ async fn query_missing(
             .query_missing(QueryMissingRequest {
                 paths: paths.iter().map(|p| p.to_string()).collect(),
                 root: String::new(),
+                // As an older controller: judged by the database's narHash.
+                nar_hashes: Vec::new(),
             })
             .await;
         match r {

@@ -17,7 +17,7 @@ use std::io::{self, Read};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use landfall_proto::nar::{PathInfo, StorePath};
+use landfall_proto::nar::{NarHash, PathInfo, StorePath};
 use landfall_proto::v1::closure_chunk::Kind;
 use landfall_proto::v1::{
     ClosureChunk, JobEvent, QueryMissingReply, QueryMissingRequest, StepState,
@@ -45,6 +45,25 @@ fn parse_paths(paths: &[String]) -> Result<Vec<StorePath>, Status> {
         .map(|p| {
             StorePath::parse(p).map_err(|_| {
                 Status::invalid_argument(format!("{}: invalid store path {p:?}", reason::INVALID))
+            })
+        })
+        .collect()
+}
+
+/// QueryMissing's narHashes: none (an older controller), or one per path.
+fn parse_nar_hashes(hashes: &[String], paths: usize) -> Result<Vec<NarHash>, Status> {
+    if !hashes.is_empty() && hashes.len() != paths {
+        return Err(Status::invalid_argument(format!(
+            "{}: {} narHashes for {paths} paths",
+            reason::INVALID,
+            hashes.len()
+        )));
+    }
+    hashes
+        .iter()
+        .map(|h| {
+            NarHash::parse(h).map_err(|_| {
+                Status::invalid_argument(format!("{}: invalid narHash {h:?}", reason::INVALID))
             })
         })
         .collect()
@@ -82,9 +101,10 @@ impl AgentService {
         }
         let root = self.closure_root(&req.root);
         let paths = parse_paths(&req.paths)?;
+        let hashes = parse_nar_hashes(&req.nar_hashes, paths.len())?;
         run_blocking("query-missing", move || {
-            let missing =
-                crate::store::query_missing(&root, &paths).map_err(|e| store_status("query", e))?;
+            let missing = crate::store::query_missing_with(&root, &paths, &hashes)
+                .map_err(|e| store_status("query", e))?;
             Ok(QueryMissingReply {
                 missing: missing.iter().map(|p| p.to_string()).collect(),
             })

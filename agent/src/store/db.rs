@@ -102,6 +102,19 @@ fn sql(step: &'static str) -> impl Fn(rusqlite::Error) -> DbError {
 /// An open Nix database of one root.
 pub struct NixDb {
     conn: Connection,
+    /// `nix/var/nix/db`, opened without following links; SQLite reaches its
+    /// files through `/proc/self/fd/N`, so this stays open with it.
+    _dir: std::os::fd::OwnedFd,
+}
+
+/// `nix/var/nix/db` under `root`, one component at a time, no symlink
+/// followed; `create` makes what is missing.
+fn open_db_dir(root: &Path, create: bool) -> io::Result<std::os::fd::OwnedFd> {
+    super::fsat::dir_chain_at(
+        fs::File::open(root)?,
+        &[b"nix", b"var", b"nix", b"db"],
+        create,
+    )
 }
 
 /// `<root>/nix/var/nix/db`.
@@ -112,14 +125,20 @@ pub fn db_dir(root: &Path) -> PathBuf {
 impl NixDb {
     /// Opens the root's database, creating it (and the `schema` file) when absent.
     pub fn open(root: &Path) -> Result<Self, DbError> {
-        let dir = db_dir(root);
-        fs::create_dir_all(&dir).map_err(|e| DbError::Prepare(dir.clone(), e))?;
+        let shown = db_dir(root);
+        let fd = open_db_dir(root, true).map_err(|e| DbError::Prepare(shown.clone(), e))?;
+        Self::open_in(fd, shown)
+    }
+
+    /// Opens the database in the directory `fd` (`shown` names it in errors).
+    fn open_in(fd: std::os::fd::OwnedFd, shown: PathBuf) -> Result<Self, DbError> {
+        let dir = super::fsat::fd_path(&fd);
         let schema_file = dir.join("schema");
         match fs::read_to_string(&schema_file) {
             Ok(s) if s.trim() == SCHEMA_VERSION.to_string() => {}
             Ok(s) => {
                 return Err(DbError::Schema {
-                    dir,
+                    dir: shown,
                     found: s.trim().to_owned(),
                 })
             }
@@ -135,16 +154,40 @@ impl NixDb {
             fs::write(&schema_file, SCHEMA_VERSION.to_string())
                 .map_err(|e| DbError::Prepare(schema_file.clone(), e))?;
         }
-        Ok(Self { conn })
+        Ok(Self { conn, _dir: fd })
     }
 
     /// Opens the database only if the root has one (no files are created).
+    /// A link anywhere on the way (`nix`, `var`, …, `db.sqlite`) is refused.
     pub fn open_existing(root: &Path) -> Result<Option<Self>, DbError> {
-        if db_dir(root).join("db.sqlite").exists() {
-            Self::open(root).map(Some)
-        } else {
-            Ok(None)
+        let shown = db_dir(root);
+        let fd = match open_db_dir(root, false) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(DbError::Prepare(shown, e)),
+        };
+        match super::fsat::kind_at(&fd, b"db.sqlite") {
+            Ok(None) => Ok(None),
+            Ok(Some(nix::sys::stat::SFlag::S_IFREG)) => Self::open_in(fd, shown).map(Some),
+            Ok(Some(_)) => Err(DbError::Prepare(
+                shown.join("db.sqlite"),
+                io::Error::other("not a regular file"),
+            )),
+            Err(e) => Err(DbError::Prepare(shown.join("db.sqlite"), e)),
         }
+    }
+
+    /// The narHash recorded for `path`, or `None` when it is not valid.
+    pub fn nar_hash_of(&self, path: &StorePath) -> Result<Option<NarHash>, DbError> {
+        let hash: Option<String> = self
+            .conn
+            .prepare_cached("select hash from ValidPaths where path = ?1")
+            .map_err(sql("prepare a lookup"))?
+            .query_row(params![path.as_str()], |r| r.get(0))
+            .optional()
+            .map_err(sql("look up a path"))?;
+        hash.map(|h| NarHash::parse(&h).map_err(|_| DbError::Malformed(path.to_string())))
+            .transpose()
     }
 
     /// Whether `path` is registered valid.

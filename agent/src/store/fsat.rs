@@ -41,6 +41,40 @@ pub fn open_dir_at(dir: impl AsFd, name: &[u8]) -> io::Result<OwnedFd> {
     .map_err(io)
 }
 
+/// Opens the directories `names`, each inside the one before, starting at
+/// `dir`, never following a symlink (a planted `nix -> /` fails with ELOOP
+/// or ENOTDIR instead of leading out of the root); with `create`, a missing
+/// one is made (mode 0755; `mkdirat` does not follow either).
+pub fn dir_chain_at(dir: impl AsFd, names: &[&[u8]], create: bool) -> io::Result<OwnedFd> {
+    let mut cur: Option<OwnedFd> = None;
+    for name in names {
+        let parent = match &cur {
+            Some(fd) => fd.as_fd(),
+            None => dir.as_fd(),
+        };
+        if create {
+            match mkdirat(parent, os(name), Mode::from_bits_truncate(0o755)) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+        let next = open_dir_at(parent, name)?;
+        cur = Some(next);
+    }
+    match cur {
+        Some(fd) => Ok(fd),
+        None => dir.as_fd().try_clone_to_owned(),
+    }
+}
+
+/// A path naming the directory `fd` is open on (`/proc/self/fd/N`): what is
+/// below it is found from that directory, wherever it is and whatever links
+/// lead to it. Valid while `fd` is open.
+pub fn fd_path(fd: &OwnedFd) -> std::path::PathBuf {
+    use std::os::fd::AsRawFd;
+    std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
 /// Creates the directory `name` (mode 0700 while it is being filled) and opens it.
 pub fn create_dir_at(dir: impl AsFd, name: &[u8]) -> io::Result<OwnedFd> {
     mkdirat(dir.as_fd(), os(name), Mode::S_IRWXU).map_err(io)?;

@@ -22,6 +22,6 @@ pub use block_reader::{Block, BlockDecompressor, BlockReader};
 pub use chunk_reader::ChunkReader;
 pub use db::{DbError, NixDb};
 pub use install::{InstallError, StoreInstaller};
-pub use missing::query_missing;
+pub use missing::{query_missing, query_missing_with};
 pub use profile::{install_system_profile, ProfileError};
 pub use unpack::{NarUnpacker, UnpackError, UnpackedPath};

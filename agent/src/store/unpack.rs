@@ -137,15 +137,16 @@ pub struct NarUnpacker {
 
 impl NarUnpacker {
     /// Prepares `<root>/nix/store` (mode 1775, created if needed). `root`
-    /// itself is trusted: it is the filesystem the agent mounted.
+    /// itself is trusted: it is the filesystem the agent mounted; `nix` and
+    /// `nix/store` below it are opened without following a symlink (a
+    /// reused disk's `nix -> /` is refused, not written through).
     pub fn open(root: &Path) -> Result<Self, UnpackError> {
         let store_dir = root.join("nix/store");
         let err = |source| UnpackError::StoreDir {
             dir: store_dir.clone(),
             source,
         };
-        fs::create_dir_all(&store_dir).map_err(err)?;
-        let store = fsat::open_dir_at(File::open(root.join("nix")).map_err(err)?.as_fd(), b"store")
+        let store = fsat::dir_chain_at(File::open(root).map_err(err)?, &[b"nix", b"store"], true)
             .map_err(err)?;
         let store_file = File::from(store.try_clone().map_err(err)?);
         store_file
