@@ -7,6 +7,7 @@
 pub mod boot;
 pub mod disk;
 pub mod dm;
+pub mod files;
 pub mod fs;
 pub mod init;
 pub mod inventory;
