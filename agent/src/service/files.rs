@@ -262,10 +262,12 @@ pub fn receive_files(
     }
     match kind(next())? {
         Kind::End(_) => {}
-        _ => return Err(Status::invalid_argument(format!(
+        _ => {
+            return Err(Status::invalid_argument(format!(
             "{}: more messages after the last file (the manifest's sizes do not match the data)",
             reason::INVALID
-        ))),
+        )))
+        }
     }
     let chowned = plan.apply_chown().map_err(|e| failed(&e))?;
     for (path, n) in &chowned {
