@@ -33,9 +33,12 @@
 pub mod beneath;
 pub mod chown;
 pub mod host_keys;
-pub mod manifest;
 pub mod owners;
 pub mod writer;
+
+/// The manifest checks, shared with the controller (which runs them on
+/// `--extra-files DIR` before connecting).
+pub use landfall_proto::files_manifest as manifest;
 
 pub use manifest::{Entry, EntryKind, ManifestError};
 pub use writer::{FilesError, FilesPlan};

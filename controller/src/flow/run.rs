@@ -42,6 +42,9 @@ pub trait Steps {
 pub struct Report {
     pub phases: Vec<(String, f64)>,
     pub closure: Option<TransferSummary>,
+    /// What the files phase wrote (with --extra-files, --chown or --copy-host-keys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<crate::files::FilesReport>,
 }
 
 /// Runs the flow: evaluate, bootstrap (only when `phases` hold kexec or an

@@ -14,6 +14,8 @@ use crate::kernel;
 /// Runs `landfall install --vm`.
 pub async fn run(c: InstallCli) -> anyhow::Result<()> {
     let total = Instant::now();
+    // --extra-files and --chown checked before anything starts.
+    flow::install::extra_files_of(&c)?;
     // The flake first: a broken one stops before a VM is even started.
     let evaluated =
         tokio::task::block_in_place(|| flow::evaluate(&flow::install::sources_of(&c), &c.phases))?;

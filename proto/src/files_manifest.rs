@@ -1,4 +1,5 @@
-//! The manifest of an extra-files request, checked as plain values before
+//! The manifest of an extra-files request (`PutFiles`), checked by the
+//! controller on `--extra-files DIR` and again by the agent, as plain values before
 //! anything is written: every name a relative path of plain components,
 //! every mode permission bits only, every link text sane, parents never
 //! anything but directories. No I/O here.
