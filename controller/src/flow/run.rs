@@ -173,6 +173,29 @@ mod tests {
     }
 
     #[test]
+    fn the_json_summary_reports_what_the_files_phase_wrote() {
+        let mut report = Report::default();
+        let v: serde_json::Value = serde_json::to_value(&report).unwrap();
+        assert!(v.get("files").is_none(), "no files phase, no files object");
+        report.files = Some(crate::files::FilesReport {
+            paths: vec!["etc".into(), "etc/motd".into()],
+            bytes: 6,
+            chown: vec!["/home/alice 1000:100".into()],
+            host_keys: vec!["etc/ssh/ssh_host_ed25519_key.pub ssh-ed25519 AAAA".into()],
+            seconds: 0.1,
+            agent_summary: "2 entries".into(),
+        });
+        let v: serde_json::Value = serde_json::to_value(&report).unwrap();
+        assert_eq!(v["files"]["paths"][1], "etc/motd");
+        assert_eq!(v["files"]["bytes"], 6);
+        assert_eq!(v["files"]["chown"][0], "/home/alice 1000:100");
+        assert_eq!(
+            v["files"]["host_keys"][0],
+            "etc/ssh/ssh_host_ed25519_key.pub ssh-ed25519 AAAA"
+        );
+    }
+
+    #[test]
     fn no_kexec_no_kexec_timing() {
         let mut r = Recorder::default();
         let report = block_on(drive(&mut r, &[Phase::Install])).unwrap();
