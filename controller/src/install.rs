@@ -1,6 +1,7 @@
 //! `landfall install`'s command line: the phases users run, in order —
 //! kexec (over SSH, into the agent's RAM image), disko (partition, format,
-//! mount), install (stream the closure), bootloader, reboot — each also
+//! mount), install (stream the closure), files (--extra-files, --chown,
+//! --copy-host-keys), bootloader, reboot — each also
 //! runnable alone with `--phases`. The flow itself is [`crate::flow`]'s; the
 //! flake is evaluated and built there before anything reaches the target.
 

@@ -212,7 +212,10 @@ pub fn receive_files(
         Vec::new()
     };
     let plan = FilesPlan::prepare(&root, entries, &chown, keys).map_err(|e| match e {
-        FilesError::Beneath(crate::files::beneath::BeneathError::Io { .. }) => failed(&e),
+        FilesError::Beneath(
+            crate::files::beneath::BeneathError::Io { .. }
+            | crate::files::beneath::BeneathError::Root(..),
+        ) => failed(&e),
         _ => invalid(&e),
     })?;
     let total = plan.entries().len() as u32;

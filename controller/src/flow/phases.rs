@@ -1,4 +1,4 @@
-//! The phases run against a connected agent — disko, install, bootloader,
+//! The phases run against a connected agent — disko, install, files, bootloader,
 //! reboot — each a function on plain values. The order and the checks
 //! between them are [`super::run`]'s.
 
