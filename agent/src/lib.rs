@@ -9,6 +9,7 @@ pub mod boot;
 pub mod console_writer;
 pub mod disk;
 pub mod dm;
+pub mod files;
 pub mod fs;
 pub mod init;
 pub mod inventory;

@@ -79,6 +79,13 @@ enum Command {
         /// touch this machine's disk.
         #[arg(long)]
         session_stdin: bool,
+        /// Carry this system's SSH host keys (/etc/ssh/ssh_host_*) into the image, for
+        /// the agent to install into the new system (`landfall install --copy-host-keys`).
+        #[arg(long)]
+        copy_host_keys: bool,
+        /// Where --copy-host-keys reads the keys from.
+        #[arg(long, default_value = "/etc/ssh", requires = "copy_host_keys")]
+        host_keys_dir: PathBuf,
         /// Do everything but the load and the reboot; print the captured network configuration.
         #[arg(long)]
         dry_run: bool,
@@ -147,6 +154,7 @@ fn kexec_options(
     initrd_sha256: Option<String>,
     append: Option<String>,
     session_stdin: bool,
+    host_keys_from: Option<PathBuf>,
     dry_run: bool,
     detach: bool,
 ) -> anyhow::Result<landfall_agent::kexec::KexecOptions> {
@@ -168,6 +176,7 @@ fn kexec_options(
         } else {
             None
         },
+        host_keys_from,
         dry_run,
         detach,
     })
@@ -250,6 +259,8 @@ fn main() -> anyhow::Result<()> {
             initrd_sha256,
             append,
             session_stdin,
+            copy_host_keys,
+            host_keys_dir,
             dry_run,
             detach,
         } => match kexec_options(
@@ -259,6 +270,7 @@ fn main() -> anyhow::Result<()> {
             initrd_sha256,
             append,
             session_stdin,
+            copy_host_keys.then_some(host_keys_dir),
             dry_run,
             detach,
         ) {

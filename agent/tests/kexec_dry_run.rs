@@ -177,3 +177,47 @@ fn links_open_modes_other_owners_and_changed_files_are_refused() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("is owned by uid 1000, not by root"), "{err}");
 }
+
+#[test]
+fn copy_host_keys_carries_the_key_files_into_the_image_or_says_there_are_none() {
+    let d = tempfile::tempdir().unwrap();
+    let initrd = d.path().join("initrd");
+    std::fs::write(&initrd, b"x").unwrap();
+    let keys = d.path().join("ssh");
+    std::fs::create_dir(&keys).unwrap();
+    let run = |keys: &Path| {
+        kexec(
+            &[
+                "--kernel".as_ref(),
+                initrd.as_os_str(),
+                "--initrd".as_ref(),
+                initrd.as_os_str(),
+                "--copy-host-keys".as_ref(),
+                "--host-keys-dir".as_ref(),
+                keys.as_os_str(),
+            ],
+            b"",
+        )
+    };
+    // No key in the folder: a clear error, no kexec.
+    let out = run(&keys);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Cannot capture the SSH host keys (--copy-host-keys)")
+            && stderr.contains("holds no SSH host key"),
+        "{stderr}"
+    );
+    std::fs::write(keys.join("ssh_host_ed25519_key"), b"PRIVATE").unwrap();
+    std::fs::write(keys.join("ssh_host_ed25519_key.pub"), b"ssh-ed25519 AAAA").unwrap();
+    std::fs::write(keys.join("sshd_config"), b"Port 22").unwrap();
+    let out = run(&keys);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("/etc/landfall/host-keys/ssh_host_ed25519_key,")
+            && stderr.contains("/etc/landfall/host-keys/ssh_host_ed25519_key.pub"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("sshd_config"), "{stderr}");
+}

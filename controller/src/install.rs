@@ -1,6 +1,7 @@
 //! `landfall install`'s command line: the phases users run, in order —
 //! kexec (over SSH, into the agent's RAM image), disko (partition, format,
-//! mount), install (stream the closure), bootloader, reboot — each also
+//! mount), install (stream the closure), files (--extra-files, --chown,
+//! --copy-host-keys), bootloader, reboot — each also
 //! runnable alone with `--phases`. The flow itself is [`crate::flow`]'s; the
 //! flake is evaluated and built there before anything reaches the target.
 
@@ -69,13 +70,28 @@ pub struct InstallCli {
     #[arg(long, num_args = 2, value_names = ["GENERATOR", "PATH"])]
     pub generate_hardware_config: Option<Vec<String>>,
     /// Phases to run (comma-separated); kexec runs only with --target.
-    #[arg(long, value_delimiter = ',', default_values = ["kexec", "disko", "install", "bootloader", "reboot"])]
+    #[arg(long, value_delimiter = ',', default_values = ["kexec", "disko", "install", "files", "bootloader", "reboot"])]
     pub phases: Vec<Phase>,
     /// The bootloader: auto (the closure's own installer when it has
     /// bin/switch-to-configuration, else native systemd-boot from boot.json),
     /// systemd-boot, closure or none.
     #[arg(long, default_value = "auto")]
     pub bootloader: String,
+    /// A folder whose tree is written into the installed system's root after the
+    /// closure, before the bootloader: modes kept, owned by root, links as links
+    /// (e.g. DIR/etc/ssh/ssh_host_ed25519_key lands at /etc/ssh/ssh_host_ed25519_key).
+    #[arg(long, value_name = "DIR")]
+    pub extra_files: Option<PathBuf>,
+    /// Change the owner of PATH (in the installed system) and everything beneath it,
+    /// after the extra files; links are not followed. OWNER and GROUP are numbers or
+    /// names of the installed system's /etc/passwd and /etc/group. Repeatable.
+    #[arg(long = "chown", num_args = 2, value_names = ["PATH", "OWNER[:GROUP]"], action = clap::ArgAction::Append)]
+    pub chown: Vec<String>,
+    /// Keep the target's SSH host keys: the kexec carries /etc/ssh/ssh_host_* into the
+    /// agent's memory and the agent installs them into the new system's /etc/ssh
+    /// (unless --extra-files brings them), so it presents the same host key.
+    #[arg(long)]
+    pub copy_host_keys: bool,
     /// Do not wait for the machine to come back after the reboot.
     #[arg(long)]
     pub no_wait: bool,

@@ -59,6 +59,10 @@ pub struct KexecArgs {
     /// Extra kernel parameters for the image.
     #[arg(long)]
     pub append: Option<String>,
+    /// Carry the target's SSH host keys (/etc/ssh/ssh_host_*) into the image, for
+    /// `landfall install --copy-host-keys` to install into the new system.
+    #[arg(long)]
+    pub copy_host_keys: bool,
     /// Seconds to wait for the agent after the kexec.
     #[arg(long, default_value_t = 300)]
     pub wait: u64,
@@ -113,6 +117,7 @@ pub async fn kexec_and_wait(a: &KexecArgs, says: Says) -> anyhow::Result<String>
         .context("No static agent found: pass --agent-bin or set LANDFALL_AGENT_BIN")?;
     let mut plan = ssh::KexecPlan::from_image_dir(&a.image, agent_bin, a.tls.clone());
     plan.append = a.append.clone();
+    plan.copy_host_keys = a.copy_host_keys;
     let addr = a
         .agent
         .clone()

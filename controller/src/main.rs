@@ -9,6 +9,7 @@ mod certs;
 mod client;
 mod closure;
 mod disk;
+mod files;
 mod flow;
 mod hardware_config;
 mod image;

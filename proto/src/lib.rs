@@ -4,6 +4,7 @@
 //! Nothing here may depend on Linux-only code: the controller builds on macOS too.
 
 pub mod closure;
+pub mod files_manifest;
 pub mod hardware_config;
 pub mod layout;
 pub mod nar;

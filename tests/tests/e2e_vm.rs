@@ -10,16 +10,18 @@
 mod fixture;
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use landfall_tests::bins::{agent_static_bin, landfall_bin};
 use landfall_tests::TestDir;
 
-fn vm_install_output(dir: &std::path::Path, flake: &str) -> (bool, String) {
+fn vm_install_output(dir: &std::path::Path, flake: &str, extra: &[&str]) -> (bool, String) {
     let out = Command::new(landfall_bin())
         .args(["install", "--flake", flake, "--vm", "--yes", "--vm-dir"])
         .arg(dir.join("vm"))
+        .args(extra)
         .env("NIX_CONFIG", fixture::NIX_CONFIG)
         .env("LANDFALL_STATE_DIR", dir.join("state"))
         .env("LANDFALL_AGENT_BIN", agent_static_bin())
@@ -30,7 +32,10 @@ fn vm_install_output(dir: &std::path::Path, flake: &str) -> (bool, String) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    eprintln!("$ landfall install --flake {flake} --vm --yes\n{text}");
+    eprintln!(
+        "$ landfall install --flake {flake} --vm --yes {}\n{text}",
+        extra.join(" ")
+    );
     (out.status.success(), text)
 }
 
@@ -44,8 +49,20 @@ fn install_vm_runs_the_whole_flow_and_the_installed_system_comes_up() {
     };
     let built = fixture::build_office_fixture(&dir.join("flake"), &opts)
         .expect("the office example builds with nix");
+    let extra = extra_files_tree(&dir.join("extra"));
     let started = Instant::now();
-    let (ok, text) = vm_install_output(&dir, &format!("{}#office", built.flake_ref));
+    let (ok, text) = vm_install_output(
+        &dir,
+        &format!("{}#office", built.flake_ref),
+        &[
+            "--extra-files",
+            extra.to_str().unwrap(),
+            "--chown",
+            "/home/alice",
+            "1000:100",
+            "--copy-host-keys",
+        ],
+    );
     assert!(ok, "landfall install --vm failed");
     eprintln!(
         "FIGURE vm install: {:.1} s from start to the installed system checked",
@@ -69,6 +86,8 @@ fn install_vm_runs_the_whole_flow_and_the_installed_system_comes_up() {
         .find(|l| l.starts_with("Done: evaluate"))
         .expect("a phase summary");
     eprintln!("FIGURE vm install phases: {done}");
+    assert!(done.contains("files "), "{done}");
+    check_installed_files(&dir, &text);
     // The throwaway VM is gone: no qemu is left with this test's disk.
     let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
     let disk = dir.join("vm/disk.img").display().to_string();
@@ -76,6 +95,163 @@ fn install_vm_runs_the_whole_flow_and_the_installed_system_comes_up() {
         !String::from_utf8_lossy(&ps.stdout).contains(&disk),
         "a qemu with {disk} is still running"
     );
+}
+
+/// The `--extra-files` tree: modes, a relative and an absolute link, a
+/// private folder to chown, and files owned by a user the target lacks.
+fn extra_files_tree(d: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    std::fs::create_dir_all(d.join("etc/landfall-extra")).unwrap();
+    std::fs::create_dir_all(d.join("home/alice/.ssh")).unwrap();
+    std::fs::write(
+        d.join("etc/landfall-extra/motd"),
+        b"hello from --extra-files\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("etc/landfall-extra/secret"), b"s3cret\n").unwrap();
+    mode(&d.join("etc/landfall-extra/secret"), 0o600);
+    std::fs::write(d.join("etc/landfall-extra/run.sh"), b"#!/bin/sh\necho hi\n").unwrap();
+    mode(&d.join("etc/landfall-extra/run.sh"), 0o755);
+    std::os::unix::fs::symlink("motd", d.join("etc/landfall-extra/current")).unwrap();
+    std::os::unix::fs::symlink("/run/current-system", d.join("etc/landfall-extra/system")).unwrap();
+    std::fs::write(
+        d.join("home/alice/.ssh/authorized_keys"),
+        b"ssh-ed25519 AAAA alice\n",
+    )
+    .unwrap();
+    mode(&d.join("home/alice/.ssh/authorized_keys"), 0o600);
+    mode(&d.join("home/alice/.ssh"), 0o700);
+    mode(&d.join("home/alice"), 0o700);
+    // Owned by someone the target does not know: lands owned by root.
+    std::os::unix::fs::chown(d.join("etc/landfall-extra/motd"), Some(4321), Some(4321)).unwrap();
+    d.to_path_buf()
+}
+
+/// SHA256 fingerprint of a key file, as `ssh-keygen -lf` prints it.
+fn fingerprint(p: &Path) -> String {
+    let out = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(p)
+        .output()
+        .expect("ssh-keygen (Debian: apt-get install -y openssh-client)");
+    assert!(
+        out.status.success(),
+        "ssh-keygen -lf {}: {}",
+        p.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string()
+}
+
+/// Mounts the installed root (partition 3 of the VM's disk) read-only on
+/// the host and checks what the files phase wrote.
+fn check_installed_files(dir: &Path, text: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let disk = dir.join("vm/disk.img");
+    let out = Command::new("partx")
+        .args(["-g", "-o", "START,SECTORS", "-n", "3"])
+        .arg(&disk)
+        .output()
+        .expect("partx (Debian: apt-get install -y util-linux)");
+    let v: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let lo = Command::new("losetup")
+        .args([
+            "--find",
+            "--show",
+            "--read-only",
+            "--offset",
+            &(v[0] * 512).to_string(),
+            "--sizelimit",
+            &(v[1] * 512).to_string(),
+        ])
+        .arg(&disk)
+        .output()
+        .unwrap();
+    assert!(
+        lo.status.success(),
+        "losetup: {}",
+        String::from_utf8_lossy(&lo.stderr)
+    );
+    let lo = String::from_utf8_lossy(&lo.stdout).trim().to_string();
+    let mnt = dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-o", "ro,noload", &lo])
+        .arg(&mnt)
+        .status()
+        .unwrap()
+        .success();
+    let checks = std::panic::catch_unwind(|| {
+        assert!(mounted, "the host cannot mount the installed root");
+        let md =
+            |p: &str| std::fs::symlink_metadata(mnt.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+        let m = |p: &str| md(p).mode() & 0o7777;
+        let owner = |p: &str| (md(p).uid(), md(p).gid());
+        assert_eq!(
+            std::fs::read(mnt.join("etc/landfall-extra/motd")).unwrap(),
+            b"hello from --extra-files\n"
+        );
+        assert_eq!(m("etc/landfall-extra/motd"), 0o644);
+        assert_eq!(
+            owner("etc/landfall-extra/motd"),
+            (0, 0),
+            "DIR's owner is not carried"
+        );
+        assert_eq!(m("etc/landfall-extra/secret"), 0o600);
+        assert_eq!(m("etc/landfall-extra/run.sh"), 0o755);
+        assert_eq!(
+            std::fs::read_link(mnt.join("etc/landfall-extra/current")).unwrap(),
+            Path::new("motd")
+        );
+        assert_eq!(
+            std::fs::read_link(mnt.join("etc/landfall-extra/system")).unwrap(),
+            Path::new("/run/current-system")
+        );
+        for p in [
+            "home/alice",
+            "home/alice/.ssh",
+            "home/alice/.ssh/authorized_keys",
+        ] {
+            assert_eq!(owner(p), (1000, 100), "{p} is chowned");
+        }
+        assert_eq!(m("home/alice"), 0o700);
+        assert_eq!(owner("home"), (0, 0));
+        // The rescue system's own host key, both halves, read-only, root's.
+        let key = mnt.join("etc/ssh/ssh_host_ed25519_key");
+        assert_eq!(m("etc/ssh/ssh_host_ed25519_key"), 0o400);
+        assert_eq!(m("etc/ssh/ssh_host_ed25519_key.pub"), 0o444);
+        assert_eq!(owner("etc/ssh/ssh_host_ed25519_key"), (0, 0));
+        let rescue = fingerprint(&dir.join("vm/ssh_host_ed25519_key"));
+        assert_eq!(
+            fingerprint(&key),
+            rescue,
+            "the private key is the rescue system's"
+        );
+        assert_eq!(
+            fingerprint(&mnt.join("etc/ssh/ssh_host_ed25519_key.pub")),
+            rescue
+        );
+        assert!(
+            text.contains(
+                "The installed system's host key: etc/ssh/ssh_host_ed25519_key.pub ssh-ed25519 "
+            ),
+            "the controller reports the host key"
+        );
+    });
+    let _ = Command::new("umount").arg(&mnt).status();
+    let _ = Command::new("losetup").args(["-d", &lo]).status();
+    if let Err(p) = checks {
+        std::panic::resume_unwind(p);
+    }
 }
 
 #[test]
@@ -164,7 +340,7 @@ fn install_vm_office_btrfs_boots_from_subvolumes_with_its_swapfile() {
     };
     let built = fixture::build_office_fixture(&dir.join("flake"), &opts)
         .expect("the office example builds with nix");
-    let (ok, text) = vm_install_output(&dir, &format!("{}#office-btrfs", built.flake_ref));
+    let (ok, text) = vm_install_output(&dir, &format!("{}#office-btrfs", built.flake_ref), &[]);
     assert!(ok, "landfall install --vm failed");
     for needle in [
         "Write a GPT with 3 partition(s) to /dev/nvme0n1",

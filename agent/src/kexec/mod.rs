@@ -12,6 +12,11 @@
 //! touch the target's filesystem, only the in-memory initrd, which the kexec
 //! replaces.
 //!
+//! With `--copy-host-keys`, the running system's SSH host keys
+//! (`/etc/ssh/ssh_host_*`, see [`crate::files::host_keys`]) go into the same
+//! archive at `/etc/landfall/host-keys/`, so the agent can install them into
+//! the new system; like the session, they only ever sit in memory.
+//!
 //! The kernel and the initrd are opened without following links and must be
 //! owned by root (or the caller) and writable by nobody else; with
 //! `--kernel-sha256`/`--initrd-sha256` (the controller always passes them)
@@ -32,6 +37,7 @@ use std::path::PathBuf;
 use landfall_proto::session_stream::{self, SessionStreamError, MAX_STREAM_BYTES};
 use landfall_proto::tlsnames::{AGENT_KEY, IMAGE_TLS_DIR};
 
+use crate::files::host_keys::{self, IMAGE_HOST_KEYS_DIR};
 use crate::init::netconfig::{NetworkConfig, IMAGE_NETWORK_CONFIG};
 use crate::sys::kexec as sys;
 use newc::ArchiveFile;
@@ -48,6 +54,9 @@ pub struct KexecOptions {
     pub append: Option<String>,
     /// The session stream (`landfall_proto::session_stream`), read from stdin.
     pub session: Option<Vec<u8>>,
+    /// Capture the SSH host keys of this folder into the image
+    /// (`--copy-host-keys`: `/etc/ssh`).
+    pub host_keys_from: Option<PathBuf>,
     pub dry_run: bool,
     /// After the load, return at once and reboot into the image from a
     /// detached child a second later, so a caller over SSH sees the result.
@@ -67,6 +76,8 @@ pub enum KexecError {
     SessionTooLarge,
     #[error("The session on stdin is not valid")]
     Session(#[source] SessionStreamError),
+    #[error("Cannot capture the SSH host keys (--copy-host-keys)")]
+    HostKeys(#[source] crate::files::host_keys::HostKeyError),
     #[error("Cannot read the network configuration")]
     CaptureNetwork(#[source] netdump::NetDumpError),
     #[error("Cannot write the session archive")]
@@ -147,6 +158,10 @@ pub fn prepare(opts: &KexecOptions) -> Result<Prepared, KexecError> {
     let kernel = inputs::open_verified(&opts.kernel, opts.kernel_sha256.as_ref())
         .map_err(KexecError::Kernel)?;
     let mut src = inputs::open_checked(&opts.initrd).map_err(KexecError::Initrd)?;
+    let host_keys = match &opts.host_keys_from {
+        Some(dir) => host_keys::read_dir(dir).map_err(KexecError::HostKeys)?,
+        None => Vec::new(),
+    };
     let network = capture_network()?;
     let current = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let cmdline = cmdline::compose(&current, opts.append.as_deref());
@@ -156,6 +171,11 @@ pub fn prepare(opts: &KexecOptions) -> Result<Prepared, KexecError> {
         Some(stream) => session_files(stream)?,
         None => Vec::new(),
     };
+    files.extend(host_keys.into_iter().map(|k| ArchiveFile {
+        path: format!("{IMAGE_HOST_KEYS_DIR}/{}", k.name),
+        perm: 0o600,
+        data: k.data,
+    }));
     let json = serde_json::to_vec_pretty(&network).unwrap_or_default();
     files.push(ArchiveFile {
         path: IMAGE_NETWORK_CONFIG.into(),

@@ -10,9 +10,9 @@ use std::time::Instant;
 use futures::{Stream, StreamExt};
 use landfall_proto::v1::agent_server::Agent;
 use landfall_proto::v1::{
-    BootloaderRequest, ClosureChunk, InventoryReply, InventoryRequest, JobEvent, LayoutRequest,
-    LogLine, LogsRequest, Mount, PlanReply, PutSecretsReply, PutSecretsRequest, QueryMissingReply,
-    QueryMissingRequest, RebootReply, RebootRequest, StatusReply, StatusRequest,
+    BootloaderRequest, ClosureChunk, FileChunk, InventoryReply, InventoryRequest, JobEvent,
+    LayoutRequest, LogLine, LogsRequest, Mount, PlanReply, PutSecretsReply, PutSecretsRequest,
+    QueryMissingReply, QueryMissingRequest, RebootReply, RebootRequest, StatusReply, StatusRequest,
 };
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -22,6 +22,7 @@ use crate::jobs::{run_blocking, JobSlot};
 
 mod boot;
 mod closure;
+pub mod files;
 mod layout;
 mod secrets;
 
@@ -173,5 +174,14 @@ impl Agent for AgentService {
 
     async fn reboot(&self, req: Request<RebootRequest>) -> Result<Response<RebootReply>, Status> {
         Ok(Response::new(self.reboot_impl(req.into_inner()).await?))
+    }
+
+    type PutFilesStream = ReceiverStream<Result<JobEvent, Status>>;
+
+    async fn put_files(
+        &self,
+        req: Request<tonic::Streaming<FileChunk>>,
+    ) -> Result<Response<Self::PutFilesStream>, Status> {
+        Ok(Response::new(self.put_files_impl(req.into_inner())?))
     }
 }

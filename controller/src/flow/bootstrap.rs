@@ -30,6 +30,8 @@ pub struct Bootstrap {
     pub image_out: PathBuf,
     /// Seconds to wait for the agent after the kexec.
     pub wait: u64,
+    /// Carry the target's SSH host keys into the agent's image.
+    pub copy_host_keys: bool,
 }
 
 /// Runs the bootstrap; returns the agent's address and, when a kexec ran,
@@ -68,6 +70,7 @@ pub async fn bootstrap(b: &Bootstrap) -> anyhow::Result<(String, Option<f64>)> {
             agent_bin: None,
             agent: Some(b.agent_addr.clone()),
             append: None,
+            copy_host_keys: b.copy_host_keys,
             wait: b.wait,
         },
         Says::Stderr,

@@ -40,6 +40,8 @@ pub struct TargetSteps {
     wait_ssh: Option<String>,
     /// `--generate-hardware-config`: where the file goes.
     hardware_config: Option<HardwareConfigTarget>,
+    extra: crate::files::ExtraFiles,
+    files_report: Option<crate::files::FilesReport>,
     client: Option<AgentClient<Channel>>,
 }
 
@@ -136,6 +138,7 @@ impl Steps for TargetSteps {
         let (disks, yes, json) = (self.disks.clone(), self.yes, self.json);
         let (policy, policy_name) = (self.bootloader, self.bootloader_name.clone());
         let (wait_ssh, wait) = (self.wait_ssh.clone(), Duration::from_secs(self.wait));
+        let extra = self.extra.clone();
         let client = self.client()?;
         match phase {
             Phase::Kexec => {}
@@ -146,6 +149,11 @@ impl Steps for TargetSteps {
             Phase::Install => {
                 let top = ev.toplevel.as_ref().context("no system to install")?;
                 return Ok(Some(phases::install(client, top, json).await?));
+            }
+            Phase::Files if extra.is_empty() => {}
+            Phase::Files => {
+                let r = phases::files(client, &extra, json).await?;
+                self.files_report = Some(r);
             }
             Phase::Bootloader => {
                 phases::bootloader(client, policy, &policy_name, ev.toplevel.as_ref()).await?;
@@ -174,6 +182,20 @@ pub fn hardware_config_of(c: &InstallCli) -> anyhow::Result<Option<HardwareConfi
     })
 }
 
+/// `--extra-files` walked and checked, `--chown` parsed, `--copy-host-keys`
+/// noted; an error when they are given but the files phase is not asked for.
+pub fn extra_files_of(c: &InstallCli) -> anyhow::Result<crate::files::ExtraFiles> {
+    let extra =
+        crate::files::ExtraFiles::from_cli(c.extra_files.as_deref(), &c.chown, c.copy_host_keys)?;
+    if !extra.is_empty() && !c.phases.contains(&Phase::Files) {
+        bail!("--extra-files, --chown and --copy-host-keys need the files phase (add `files` to --phases)");
+    }
+    if c.copy_host_keys && c.target.is_none() && !c.vm {
+        eprintln!("Note: --copy-host-keys with --agent installs the keys that agent's kexec captured (landfall kexec --copy-host-keys)");
+    }
+    Ok(extra)
+}
+
 /// The normal flow against `--target` or `--agent`; `state` overrides the
 /// per-target state folder (the local VM keeps everything in its own
 /// folder); `evaluated` is the evaluation already done by the caller.
@@ -196,6 +218,8 @@ pub async fn run_on_target(
     // Checked before anything else: a wrong generator or a missing folder
     // stops here, with the target untouched.
     let hardware_config = hardware_config_of(&c)?;
+    // --extra-files walked and checked, --chown parsed: before anything else.
+    let extra = extra_files_of(&c)?;
     let state = state.unwrap_or_else(|| crate::state::state_dir(&key));
     let total = Instant::now();
     // Laptop only: a new session's certificates (nothing reaches the target).
@@ -232,6 +256,7 @@ pub async fn run_on_target(
                 modules: c.modules.clone(),
                 image_out: state.join("image"),
                 wait: c.wait,
+                copy_host_keys: c.copy_host_keys,
             };
             (Some(b), addr)
         }
@@ -268,9 +293,12 @@ pub async fn run_on_target(
         bootloader_name: c.bootloader.clone(),
         wait_ssh,
         hardware_config,
+        extra,
+        files_report: None,
         client: None,
     };
-    let report = drive(&mut steps, &c.phases).await?;
+    let mut report = drive(&mut steps, &c.phases).await?;
+    report.files = steps.files_report.take();
     if c.json {
         println!("{}", crate::sanitize::json(&report, false)?);
     } else {

@@ -1,6 +1,6 @@
 //! The install flow and its one owner: `landfall install` (and `install
 //! --vm`, which calls it) runs evaluate → bootstrap (SSH checks, upload,
-//! kexec) → session → disko → install → bootloader → reboot, in that order,
+//! kexec) → session → disko → install → files → bootloader → reboot, in that order,
 //! each phase a function on plain values.
 //!
 //! Invariants:

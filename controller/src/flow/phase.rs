@@ -9,6 +9,8 @@ pub enum Phase {
     Disko,
     /// Stream the system closure into the new store, verified and registered.
     Install,
+    /// Write --extra-files, apply --chown, install --copy-host-keys' keys (nothing when none is given).
+    Files,
     /// Install the bootloader (native systemd-boot, or the closure's own installer).
     Bootloader,
     /// Unmount and reboot into the installed system; wait for its SSH server.
@@ -22,6 +24,7 @@ impl Phase {
             Phase::Kexec => "kexec",
             Phase::Disko => "disko",
             Phase::Install => "install",
+            Phase::Files => "files",
             Phase::Bootloader => "bootloader",
             Phase::Reboot => "reboot",
         }
@@ -47,5 +50,9 @@ mod tests {
             [Phase::Kexec, Phase::Disko, Phase::Reboot]
         );
         assert_eq!(Phase::Bootloader.name(), "bootloader");
+        assert_eq!(
+            in_order(&[Phase::Bootloader, Phase::Files, Phase::Install]),
+            [Phase::Install, Phase::Files, Phase::Bootloader]
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! The phases run against a connected agent — disko, install, bootloader,
+//! The phases run against a connected agent — disko, install, files, bootloader,
 //! reboot — each a function on plain values. The order and the checks
 //! between them are [`super::run`]'s.
 
@@ -70,6 +70,32 @@ pub async fn install(
         crate::sanitize::text(&s.agent_summary)
     );
     Ok(s)
+}
+
+/// Files: write the extra files, apply the `--chown` rules, install the
+/// captured host keys (after the closure, before the bootloader).
+pub async fn files(
+    client: &mut AgentClient<Channel>,
+    extra: &crate::files::ExtraFiles,
+    json: bool,
+) -> anyhow::Result<crate::files::FilesReport> {
+    let n = extra.tree.as_ref().map(|t| t.entries.len()).unwrap_or(0);
+    eprintln!(
+        "== files: {n} extra entr{}, {} --chown rule(s){}",
+        if n == 1 { "y" } else { "ies" },
+        extra.chown.len(),
+        if extra.host_keys {
+            ", the target's SSH host keys"
+        } else {
+            ""
+        }
+    );
+    let r = crate::files::put_files(client, extra, json).await?;
+    eprintln!("Agent: {}", r.agent_summary);
+    for k in &r.host_keys {
+        eprintln!("The installed system's host key: {k}");
+    }
+    Ok(r)
 }
 
 /// Bootloader: install it for `toplevel` with `policy`.

@@ -57,6 +57,9 @@ pub struct Report {
     /// The hardware configuration written (`--generate-hardware-config`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hardware_config: Option<String>,
+    /// What the files phase wrote (with --extra-files, --chown or --copy-host-keys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<crate::files::FilesReport>,
 }
 
 fn timed_evaluate<S: Steps>(s: &mut S, report: &mut Report) -> anyhow::Result<Evaluated> {
@@ -271,6 +274,29 @@ mod tests {
         assert_eq!(
             r.calls,
             ["bootstrap", "connect", "hardware_config", "evaluate"]
+        );
+    }
+
+    #[test]
+    fn the_json_summary_reports_what_the_files_phase_wrote() {
+        let mut report = Report::default();
+        let v: serde_json::Value = serde_json::to_value(&report).unwrap();
+        assert!(v.get("files").is_none(), "no files phase, no files object");
+        report.files = Some(crate::files::FilesReport {
+            paths: vec!["etc".into(), "etc/motd".into()],
+            bytes: 6,
+            chown: vec!["/home/alice 1000:100".into()],
+            host_keys: vec!["etc/ssh/ssh_host_ed25519_key.pub ssh-ed25519 AAAA".into()],
+            seconds: 0.1,
+            agent_summary: "2 entries".into(),
+        });
+        let v: serde_json::Value = serde_json::to_value(&report).unwrap();
+        assert_eq!(v["files"]["paths"][1], "etc/motd");
+        assert_eq!(v["files"]["bytes"], 6);
+        assert_eq!(v["files"]["chown"][0], "/home/alice 1000:100");
+        assert_eq!(
+            v["files"]["host_keys"][0],
+            "etc/ssh/ssh_host_ed25519_key.pub ssh-ed25519 AAAA"
         );
     }
 

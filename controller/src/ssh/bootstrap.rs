@@ -34,6 +34,8 @@ pub struct KexecPlan {
     pub session: PathBuf,
     /// Extra kernel parameters for the image.
     pub append: Option<String>,
+    /// Carry the target's SSH host keys into the image (`--copy-host-keys`).
+    pub copy_host_keys: bool,
 }
 
 impl KexecPlan {
@@ -45,6 +47,7 @@ impl KexecPlan {
             initrd: image.join("initrd"),
             session,
             append: None,
+            copy_host_keys: false,
         }
     }
 }
@@ -102,6 +105,8 @@ pub struct KexecCommand<'a> {
     /// SHA-256 (hex) of the uploaded bzImage and initrd.
     pub kernel_sha256: &'a str,
     pub initrd_sha256: &'a str,
+    /// `--copy-host-keys`: the target's /etc/ssh/ssh_host_* go into the image.
+    pub copy_host_keys: bool,
 }
 
 /// The remote command that runs the kexec (as root or through `sudo -n`); the
@@ -117,6 +122,9 @@ pub fn kexec_command(dir: &str, k: &KexecCommand) -> String {
         q("initrd"),
         shell_quote(k.initrd_sha256),
     );
+    if k.copy_host_keys {
+        cmd.push_str(" --copy-host-keys");
+    }
     if let Some(a) = k.append {
         cmd.push_str(&format!(" --append {}", shell_quote(a)));
     }
@@ -229,6 +237,7 @@ impl Target {
                 append: plan.append.as_deref(),
                 kernel_sha256: &kernel_sha256,
                 initrd_sha256: &initrd_sha256,
+                copy_host_keys: plan.copy_host_keys,
             },
         );
         let out = self.run_with_input(&cmd, &stream)?;
@@ -276,6 +285,17 @@ mod tests {
             "{c}"
         );
         assert!(c.ends_with("--append 'console=ttyS1 debug'"), "{c}");
+        let c = kexec_command(
+            "/tmp/landfall.Ab12Cd",
+            &KexecCommand {
+                copy_host_keys: true,
+                ..k
+            },
+        );
+        assert!(
+            c.ends_with("--session-stdin --detach --copy-host-keys"),
+            "{c}"
+        );
     }
 
     #[test]

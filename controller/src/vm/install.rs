@@ -14,6 +14,8 @@ use crate::kernel;
 /// Runs `landfall install --vm`.
 pub async fn run(c: InstallCli) -> anyhow::Result<()> {
     let total = Instant::now();
+    // --extra-files and --chown checked before anything starts.
+    flow::install::extra_files_of(&c)?;
     // The flake first: a broken one stops before a VM is even started —
     // unless it imports a hardware configuration generated from the VM,
     // which the flow evaluates after the kexec (the flag is checked now).

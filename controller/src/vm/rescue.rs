@@ -179,6 +179,12 @@ pub fn build(modules_dir: &Path, dir: &Path) -> anyhow::Result<Rescue> {
         0o600,
         std::fs::read(&host_key_path)?,
     )?;
+    // Both halves, as a real rescue system has them (`--copy-host-keys` carries both).
+    t.file(
+        "etc/ssh/ssh_host_ed25519_key.pub",
+        0o644,
+        format!("{host_key}\n").into_bytes(),
+    )?;
     t.file(
         "etc/passwd",
         0o644,
