@@ -48,6 +48,14 @@ enum DiskCommand {
         #[command(flatten)]
         mount: MountArgs,
     },
+    /// Unmount a layout, turn its swap off and close its LVs and LUKS devices.
+    Unmount {
+        #[command(flatten)]
+        common: Common,
+        /// Where the layout's / is mounted.
+        #[arg(long, default_value = "/mnt")]
+        root: PathBuf,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -225,6 +233,22 @@ pub fn run(args: &DiskArgs) -> anyhow::Result<()> {
             println!(
                 "mounted: {} step(s) run, {} skipped",
                 report.executed, report.skipped
+            );
+            Ok(())
+        }
+        DiskCommand::Unmount { common, root } => {
+            let (layout, disks) = load(common, false)?;
+            let plan = disk::plan_layout(&layout, &disks)?;
+            let unmounted = disk::unmount_layout(&plan, root)?;
+            let swaps = disk::swapoff_layout(&plan, &disks, root)?;
+            let closed = disk::close_layout(&plan)?;
+            println!(
+                "unmounted {unmounted}, swapped off {swaps}, closed {}",
+                if closed.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    closed.join(" ")
+                }
             );
             Ok(())
         }
