@@ -67,6 +67,11 @@ fn invalid_layouts_are_refused_and_the_disk_is_untouched() {
             "lvm_vg.v.lvs.pvmove0.name",
             "reserved by lvm",
         ),
+        (
+            r#"{"disk":{"main":{"device":"/dev/x","content":{"type":"gpt","partitions":{"a":{"size":"8M","content":{"type":"lvm_pv","vg":"a"}},"b":{"size":"8M","content":{"type":"lvm_pv","vg":"b"}}}}}},"lvm_vg":{"a":{"name":"pool","lvs":{"r":{"size":"4M"}}},"b":{"name":"pool","lvs":{"s":{"size":"4M"}}}}}"#.into(),
+            "",
+            "two volume groups are named \"pool\"",
+        ),
         (gpt(r#""r":{"size":"4M","content":{"type":"mdraid","name":"md"}}"#), "disk.main.content.partitions.r.content.type", "\"mdraid\""),
         (
             gpt(r#""b":{"size":"4M","content":{"type":"btrfs","extraArgs":["-O","quota"]}}"#),

@@ -355,6 +355,11 @@ run landfall-agent disk unmount $L3 --root /mnt
 section sizes-real-open; run lvm vgchange -ay pool
 section sizes-fsck; run e2fsck -fn /dev/pool/root; run e2fsck -fn /dev/pool/home
 run lvm vgchange -an pool
+
+# --- a second VG "pool" on vdb while vdc holds one: refused, vdb untouched
+section vgname-hash-before; dd if=/dev/vdb bs=1M count=2 2>/dev/null | sha256sum >&3; dd if=/dev/vdb2 bs=1M count=32 2>/dev/null | sha256sum >&3
+section vgname; run landfall-agent disk apply --yes --no-mount --layout /layouts/sizes.json --disk one=/dev/vdb
+section vgname-hash-after; dd if=/dev/vdb bs=1M count=2 2>/dev/null | sha256sum >&3; dd if=/dev/vdb2 bs=1M count=32 2>/dev/null | sha256sum >&3
 "#;
 
 #[test]
@@ -547,4 +552,18 @@ fn disko_luks_and_lvm_layouts_apply_reopen_and_satisfy_cryptsetup_and_lvm() {
     ok(&s, "sizes-vgck");
     ok(&s, "sizes-real-open");
     ok(&s, "sizes-fsck");
+
+    // Two VGs with one name on one machine: refused before any write.
+    let taken = failed(&s, "vgname");
+    assert!(
+        taken.contains(
+            "Volume group pool already exists on /dev/vdc2, which is not a disk of this layout"
+        ),
+        "{taken}"
+    );
+    assert_eq!(
+        section(&s, "vgname-hash-before"),
+        section(&s, "vgname-hash-after"),
+        "vdb changed"
+    );
 }

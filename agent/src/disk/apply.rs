@@ -236,6 +236,8 @@ fn run(
 ) -> Result<ApplyReport, DiskError> {
     // Every key is read before any step writes.
     let keys = keys::resolve_keys(plan, passphrases).map_err(DiskError::Keys)?;
+    let own: Vec<PathBuf> = disks.values().map(|d| d.path.clone()).collect();
+    mapper::refuse_foreign_vgs(plan, &own).map_err(DiskError::Mapper)?;
     load_modules_for(plan);
     let already_applied = plan.already_applied() && !opts.force;
     let mut cx = Context {

@@ -90,6 +90,8 @@ pub enum MapperError {
     NoContent(String),
     #[error("No LUKS key was resolved for {0}")]
     NoKey(String),
+    #[error("Volume group {vg} already exists on {device}, which is not a disk of this layout: two VGs would share one name; rename the layout's VG or wipe {device} first. Nothing was written to any disk")]
+    VgNameTaken { vg: String, device: PathBuf },
 }
 
 /// Where a LUKS container lies.
@@ -523,6 +525,61 @@ pub fn close_devices(names: Option<&BTreeSet<String>>) -> Result<Closed, MapperE
             return Ok((removed, left));
         }
     }
+}
+
+/// The kernel name of a block device (`vda` for `/dev/vda`, `loop3`).
+fn kernel_name(path: &Path) -> Option<String> {
+    let real = std::fs::canonicalize(path).ok()?;
+    Some(real.file_name()?.to_string_lossy().into_owned())
+}
+
+/// Refuse a plan whose VG name is already taken by a PV on a device outside
+/// the layout's disks (`own`): lvm would then see two VGs with one name.
+/// Reads every block device's LVM label (not the layout's disks and their
+/// partitions, nor the plan's own device-mapper devices); devices that
+/// cannot be read are skipped.
+pub fn refuse_foreign_vgs(plan: &Plan, own: &[PathBuf]) -> Result<(), MapperError> {
+    if plan.volume_groups.is_empty() {
+        return Ok(());
+    }
+    let own: BTreeSet<String> = own.iter().filter_map(|p| kernel_name(p)).collect();
+    let ours = plan_devices(plan);
+    let Ok(entries) = std::fs::read_dir("/sys/class/block") else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let sys = e.path();
+        let parent = std::fs::canonicalize(&sys)
+            .ok()
+            .filter(|_| sys.join("partition").exists())
+            .and_then(|p| {
+                p.parent()
+                    .and_then(|d| d.file_name())
+                    .map(|d| d.to_string_lossy().into_owned())
+            });
+        if own.contains(&name) || parent.is_some_and(|p| own.contains(&p)) {
+            continue;
+        }
+        if let Ok(dm) = std::fs::read_to_string(sys.join("dm/name")) {
+            if ours.contains(dm.trim()) {
+                continue;
+            }
+        }
+        let device = PathBuf::from("/dev").join(&name);
+        let Ok(Some(pv)) = lvm2::read_pv(&device) else {
+            continue;
+        };
+        if let Some(found) = pv.vg {
+            if plan.volume_groups.iter().any(|v| v.name == found.vg.name) {
+                return Err(MapperError::VgNameTaken {
+                    vg: found.vg.name,
+                    device,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The device-mapper names a plan opens: its LUKS devices and its LVs.
