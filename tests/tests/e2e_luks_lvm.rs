@@ -34,10 +34,13 @@ use landfall_tests::{
 
 /// What the agent's `dm load-modules` loads (in the image's spelling).
 const DM_MODULES: &[&str] = &["dm-mod", "dm-crypt", "xts", "ecb", "aesni-intel"];
-/// Loaded by the harness: the disks, and what mounting the layouts needs.
+/// Loaded by the harness: the disks, and what mounting the layouts needs
+/// (ext4's metadata checksums need crc32c, a softdep the harness does not
+/// follow).
 const BOOT_MODULES: &[&str] = &[
     "virtio_pci",
     "virtio_blk",
+    "crc32c_generic",
     "ext4",
     "vfat",
     "nls_cp437",
