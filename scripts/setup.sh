@@ -20,6 +20,7 @@ packages=(
     lvm2                          # judges the native LVM2 writer (pvs/vgs/lvs/vgck/pvck)
     cryptsetup-bin                # judges our LUKS2 headers (luksDump, open --test-passphrase)
     dmsetup                       # device-mapper tests: the real tool beside our ioctls, in the VM
+    time                          # GNU time -v: luksFormat's peak memory in the VM (e2e_luks_lvm, bench)
 )
 missing=()
 for p in "${packages[@]}"; do

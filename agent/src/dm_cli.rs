@@ -1,4 +1,4 @@
-//! `landfall-agent dm create|remove|list|table|info|load-modules`: the
+//! `landfall-agent dm create|remove|list|table|info|load-modules|luks-format`: the
 //! device-mapper engine from the command line, for rescue work and for the VM
 //! tests that judge it beside Debian's `dmsetup`. Output is dmsetup-like text.
 
@@ -42,6 +42,16 @@ enum DmCommand {
     Table { name: String },
     /// Print the status fields `dmsetup info` shows.
     Info { name: String },
+    /// luksFormat DEVICE natively, as `cryptsetup luksFormat --type luks2 -q
+    /// --key-file KEY_FILE` with disko's extraFormatArgs words after `--`;
+    /// prints the UUID and the argon2 cost chosen (for benchmarks and rescue).
+    LuksFormat {
+        device: PathBuf,
+        #[arg(long)]
+        key_file: PathBuf,
+        #[arg(last = true)]
+        extra: Vec<String>,
+    },
 }
 
 fn table_lines(lines: &[String], file: Option<&PathBuf>) -> anyhow::Result<Vec<Target>> {
@@ -63,6 +73,38 @@ fn table_lines(lines: &[String], file: Option<&PathBuf>) -> anyhow::Result<Vec<T
         .collect()
 }
 
+fn luks_format(device: &PathBuf, key_file: &PathBuf, extra: &[String]) -> anyhow::Result<()> {
+    use landfall_agent::dm::luks2::{luks_format, parse_extra_args, FormatOptions};
+    let extra = parse_extra_args(extra)?;
+    let key = zeroize::Zeroizing::new(
+        std::fs::read(key_file).with_context(|| format!("Cannot read {}", key_file.display()))?,
+    );
+    let dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(device)
+        .with_context(|| format!("Cannot open {}", device.display()))?;
+    let opts = FormatOptions {
+        label: extra.label.clone(),
+        pbkdf: extra.pbkdf(),
+        ..FormatOptions::for_this_machine()
+    };
+    let start = std::time::Instant::now();
+    let made = luks_format(&dev, &key, &opts)?;
+    println!(
+        "luksFormat {}: {} argon2id time={} memory={} KiB lanes={} sector={} in {:.2} s (RAM {} KiB)",
+        device.display(),
+        made.uuid,
+        made.cost.time,
+        made.cost.memory_kib,
+        made.cost.lanes,
+        made.sector_size,
+        start.elapsed().as_secs_f64(),
+        opts.ram_kib
+    );
+    Ok(())
+}
+
 pub fn run(args: DmArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -73,9 +115,17 @@ pub fn run(args: DmArgs) -> anyhow::Result<()> {
         println!("loaded {n} modules");
         return Ok(());
     }
+    if let DmCommand::LuksFormat {
+        device,
+        key_file,
+        extra,
+    } = &args.command
+    {
+        return luks_format(device, key_file, extra);
+    }
     let mapper = Mapper::open()?;
     match args.command {
-        DmCommand::LoadModules => {}
+        DmCommand::LoadModules | DmCommand::LuksFormat { .. } => {}
         DmCommand::Create {
             name,
             uuid,

@@ -402,11 +402,12 @@ pub fn decode_targets(data: &[u8], count: u32) -> Option<Vec<Target>> {
 
 /// Decodes DM_LIST_DEVICES's answer: `struct dm_name_list` records, each
 /// `next` bytes after the previous (0 ends the list; a first `dev` of 0 means
-/// no devices). With `DM_UUID_FLAG` the kernel puts, 8-aligned after the name,
-/// an event number, a flags word and, flagged, the uuid.
+/// no devices; so does an empty answer, which is what Linux 6.1 sends when
+/// there are none). With `DM_UUID_FLAG` the kernel puts, 8-aligned after the
+/// name, an event number, a flags word and, flagged, the uuid.
 pub fn decode_name_list(data: &[u8]) -> Option<Vec<ListedDevice>> {
     let mut out = Vec::new();
-    if read_u64(data, 0)? == 0 {
+    if data.is_empty() || read_u64(data, 0)? == 0 {
         return Some(out);
     }
     let mut at = 0usize;
@@ -679,6 +680,14 @@ impl Control {
 mod tests {
     use super::*;
     use std::mem::{offset_of, size_of};
+
+    #[test]
+    fn an_empty_device_list_is_no_devices() {
+        // Linux 6.1's list_devices answers no devices with data_size ==
+        // data_start: no bytes at all.
+        assert_eq!(decode_name_list(&[]), Some(Vec::new()));
+        assert_eq!(decode_name_list(&[0u8; 16]), Some(Vec::new()));
+    }
 
     #[test]
     fn ioctl_numbers_match_the_kernel() {
