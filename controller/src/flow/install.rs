@@ -17,6 +17,7 @@ use super::phase::Phase;
 use super::run::{drive, Steps};
 use super::{phases, remount};
 use crate::closure::TransferSummary;
+use crate::disk_keys::{DiskSecrets, KeyArgs};
 use crate::install::InstallCli;
 use crate::kexec::SshArgs;
 
@@ -38,6 +39,8 @@ pub struct TargetSteps {
     bootloader_name: String,
     wait_ssh: Option<String>,
     client: Option<AgentClient<Channel>>,
+    /// The disk keys, from the evaluation: sent right after connecting.
+    secrets: DiskSecrets,
 }
 
 impl TargetSteps {
@@ -50,10 +53,12 @@ impl TargetSteps {
 
 impl Steps for TargetSteps {
     fn evaluate(&mut self) -> anyhow::Result<Evaluated> {
-        match self.evaluated.take() {
-            Some(ev) => Ok(ev),
-            None => tokio::task::block_in_place(|| evaluate(&self.sources, &self.phases)),
-        }
+        let ev = match self.evaluated.take() {
+            Some(ev) => ev,
+            None => tokio::task::block_in_place(|| evaluate(&self.sources, &self.phases))?,
+        };
+        self.secrets = ev.secrets.clone();
+        Ok(ev)
     }
 
     async fn bootstrap(&mut self) -> anyhow::Result<Option<f64>> {
@@ -74,6 +79,11 @@ impl Steps for TargetSteps {
             )
             .await?,
         );
+        // The disk keys before any layout is planned or applied.
+        if !self.secrets.files.is_empty() {
+            let req = self.secrets.request();
+            phases::put_secrets(self.client()?, req).await?;
+        }
         Ok(())
     }
 
@@ -87,6 +97,7 @@ impl Steps for TargetSteps {
             ev.layout_json.as_deref(),
             flake.as_deref(),
             &disks,
+            &ev.secrets,
         )
         .await?;
         Ok(())
@@ -105,7 +116,7 @@ impl Steps for TargetSteps {
             Phase::Kexec => {}
             Phase::Disko => {
                 let layout = ev.layout_json.clone().unwrap_or_default();
-                phases::disko(client, layout, &disks, yes).await?;
+                phases::disko(client, layout, &disks, yes, &ev.secrets).await?;
             }
             Phase::Install => {
                 let top = ev.toplevel.as_ref().context("no system to install")?;
@@ -127,6 +138,10 @@ pub fn sources_of(c: &InstallCli) -> Sources {
         flake: c.flake.clone(),
         system: c.system.clone(),
         layout: c.layout.clone(),
+        keys: KeyArgs {
+            encryption_keys: c.disk_encryption_keys.clone(),
+            password_files: c.disk_password_files.clone(),
+        },
     }
 }
 
@@ -221,6 +236,7 @@ pub async fn run_on_target(
         bootloader_name: c.bootloader.clone(),
         wait_ssh,
         client: None,
+        secrets: Default::default(),
     };
     let report = drive(&mut steps, &c.phases).await?;
     if c.json {
