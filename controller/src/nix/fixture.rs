@@ -328,6 +328,18 @@ fn copy_program(program: &Path, dest: &Path) -> Result<(), FixtureError> {
     let name = program.file_name().unwrap_or_default();
     copy(program, &dest.join("bin").join(name))?;
     for (lib, path) in shared_libraries(program)? {
+        // glibc dlopens libgcc_s.so.1 when a thread exits (cryptsetup's
+        // argon2 threads): ldd cannot see it, the program aborts without it.
+        if lib == "libc.so.6" {
+            let gcc = path.with_file_name("libgcc_s.so.1");
+            if !gcc.is_file() {
+                return Err(FixtureError::Missing(format!(
+                    "{}: install the Debian package libgcc-s1",
+                    gcc.display()
+                )));
+            }
+            copy(&gcc, &dest.join("lib/libgcc_s.so.1"))?;
+        }
         copy(&path, &dest.join("lib").join(lib))?;
     }
     Ok(())
