@@ -182,6 +182,34 @@ fn need_of(l: &Luks) -> LuksNeed {
     }
 }
 
+/// What to type at the installed system's stage-1 prompts (`install --vm`
+/// boots it and types as a person would): for each partition's LUKS device
+/// unlocked in the initrd (`initrdUnlock`), its askPassword passphrase, else
+/// the bytes of its key or password file without one trailing newline
+/// (cryptsetup's prompt takes a line: write such keys with `printf`/`echo -n`).
+pub fn console_passphrases(layout: &Layout, secrets: &DiskSecrets) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for p in layout.disks.iter().flat_map(|d| &d.partitions) {
+        let Some(Content::Luks(l)) = &p.content else {
+            continue;
+        };
+        if !l.initrd_unlock {
+            continue;
+        }
+        let typed = secrets.passwords.get(&l.name).cloned().or_else(|| {
+            [&l.key_file, &l.password_file]
+                .into_iter()
+                .flatten()
+                .find_map(|path| secrets.files.iter().find(|(r, _)| r == path))
+                .map(|(_, c)| passphrase_from_file(c).to_vec())
+        });
+        if let Some(t) = typed {
+            out.push((l.name.clone(), t));
+        }
+    }
+    out
+}
+
 /// Reads the `--disk-encryption-keys` files (refusing missing and empty ones).
 pub fn read_key_files(pairs: &[String]) -> Result<Vec<(String, Vec<u8>)>, DiskKeyError> {
     if !pairs.len().is_multiple_of(2) {
@@ -483,6 +511,23 @@ mod tests {
                 && e.to_string().contains("--disk-password-file crypted FILE"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_installed_console_gets_the_key_file_bytes_for_the_luks_partition() {
+        let secrets = DiskSecrets {
+            files: vec![("/tmp/disk.key".into(), b"typed words\n".to_vec())],
+            ..Default::default()
+        };
+        let p = console_passphrases(&layout("disko-devices-luks-lvm.json"), &secrets);
+        assert_eq!(p, [("crypted".to_string(), b"typed words".to_vec())]);
+        let asked = DiskSecrets {
+            passwords: [("crypted".to_string(), b"asked".to_vec())].into(),
+            ..Default::default()
+        };
+        let p = console_passphrases(&asking_layout(), &asked);
+        assert_eq!(p, [("crypted".to_string(), b"asked".to_vec())]);
+        assert!(console_passphrases(&layout("disko-devices.json"), &secrets).is_empty());
     }
 
     #[test]

@@ -17,6 +17,14 @@ pub async fn run(c: InstallCli) -> anyhow::Result<()> {
     // The flake first: a broken one stops before a VM is even started.
     let evaluated =
         tokio::task::block_in_place(|| flow::evaluate(&flow::install::sources_of(&c), &c.phases))?;
+    // What stage 1 of the installed system will ask for on its console.
+    let passphrases = match &evaluated.layout_json {
+        Some(text) => crate::disk_keys::console_passphrases(
+            &landfall_proto::layout::Layout::from_json(text)?,
+            &evaluated.secrets,
+        ),
+        None => Vec::new(),
+    };
     let kernel = kernel::find(c.kernel.as_deref(), c.modules.as_deref())?;
     let dir = c
         .vm_options
@@ -86,7 +94,11 @@ pub async fn run(c: InstallCli) -> anyhow::Result<()> {
     }
     let t = Instant::now();
     let (vm, line) = tokio::task::block_in_place(|| {
-        boot_installed(&mut rescue, Duration::from_secs(c.wait.max(600)))
+        boot_installed(
+            &mut rescue,
+            Duration::from_secs(c.wait.max(600)),
+            &passphrases,
+        )
     })?;
     eprintln!(
         "The installed system came up {:.1} s after the reboot: {line}",
