@@ -61,6 +61,32 @@ struct Common {
     /// Logical sector size of loop devices made for image files.
     #[arg(long, default_value_t = 512)]
     image_sector_size: u32,
+    /// The passphrase of the `askPassword` LUKS device NAME: the first line
+    /// of FILE (`-` reads stdin); repeatable.
+    #[arg(long = "luks-password", value_name = "NAME=FILE")]
+    luks_passwords: Vec<String>,
+}
+
+/// Read `--luks-password NAME=FILE` arguments: each passphrase is FILE's
+/// first line, as cryptsetup reads a passphrase from a pipe.
+fn passphrases(args: &[String]) -> anyhow::Result<disk::LuksPassphrases> {
+    let mut out = disk::LuksPassphrases::new();
+    for a in args {
+        let Some((name, file)) = a.split_once('=') else {
+            bail!("--luks-password {a}: expected NAME=FILE");
+        };
+        let text = zeroize::Zeroizing::new(if file == "-" {
+            let mut s = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut s)?;
+            s
+        } else {
+            std::fs::read(file)
+                .with_context(|| format!("--luks-password {name}: cannot read {file}"))?
+        });
+        let line = text.split(|&b| b == b'\n').next().unwrap_or_default();
+        out.insert(name, zeroize::Zeroizing::new(line.to_vec()));
+    }
+    Ok(out)
 }
 
 #[derive(clap::Args, Debug)]
@@ -147,7 +173,8 @@ pub fn run(args: &DiskArgs) -> anyhow::Result<()> {
             if (plan.is_destructive() || *force) && !yes {
                 confirm()?;
             }
-            let report = disk::apply(&plan, &disks, &opts, &mut print_event)?;
+            let keys = passphrases(&common.luks_passwords)?;
+            let report = disk::apply_with_keys(&plan, &disks, &opts, &keys, &mut print_event)?;
             if report.already_applied {
                 println!("already applied: the disks hold this layout; nothing was destroyed");
             } else {
@@ -165,6 +192,22 @@ pub fn run(args: &DiskArgs) -> anyhow::Result<()> {
                     p.label
                 );
             }
+            for (name, outcome) in &report.luks {
+                match outcome {
+                    disk::mapper::LuksOutcome::Formatted { uuid } => {
+                        println!("luks {name}: formatted {uuid}, open as /dev/mapper/{name}")
+                    }
+                    disk::mapper::LuksOutcome::Reopened { uuid } => {
+                        println!("luks {name}: opened the existing {uuid} as /dev/mapper/{name}")
+                    }
+                }
+            }
+            for (name, vg) in &report.volume_groups {
+                println!(
+                    "volume group {name}: {:?}; new LVs {:?}; activated {:?}",
+                    vg.outcome, vg.new_lvs, vg.activated
+                );
+            }
             Ok(())
         }
         DiskCommand::Mount { common, mount } => {
@@ -176,7 +219,9 @@ pub fn run(args: &DiskArgs) -> anyhow::Result<()> {
                 swapon: mount.swapon,
                 force: false,
             };
-            let report = disk::mount_layout(&plan, &disks, &opts, &mut print_event)?;
+            let keys = passphrases(&common.luks_passwords)?;
+            let report =
+                disk::mount_layout_with_keys(&plan, &disks, &opts, &keys, &mut print_event)?;
             println!(
                 "mounted: {} step(s) run, {} skipped",
                 report.executed, report.skipped

@@ -47,21 +47,11 @@ fn invalid_layouts_are_refused_and_the_disk_is_untouched() {
         (gpt(r#""root":{"size":"4M","type":"ZZZZ"}"#), "disk.main.content.partitions.root.type", "is not a type"),
         (gpt(r#""root":{"size":"4M","type":"FFFF"}"#), "disk.main.content.partitions.root.type", "unknown partition type code"),
         (
-            gpt(r#""crypt":{"size":"32M","content":{"type":"luks","name":"c"}}"#),
-            "",
-            "LUKS content is not applied by this agent yet (disk.main.content.partitions.crypt, partition 1 \"disk-main-crypt\")",
-        ),
-        (
             gpt(r#""crypt":{"size":"4M","content":{"type":"luks","name":"c","extraFormatArgs":["--cipher","aes-cbc-plain"]}}"#),
             "disk.main.content.partitions.crypt.content.extraFormatArgs.0",
             "unsupported cryptsetup argument \"--cipher\"",
         ),
         (gpt(r#""pv":{"size":"4M","content":{"type":"lvm_pv","vg":"v"}}"#), "disk.main.content.partitions.pv.content.vg", "which the layout does not define"),
-        (
-            r#"{"disk":{"main":{"device":"/dev/x","content":{"type":"gpt","partitions":{"pv":{"size":"8M","content":{"type":"lvm_pv","vg":"v"}}}}}},"lvm_vg":{"v":{"lvs":{"root":{"size":"100%FREE"}}}}}"#.into(),
-            "",
-            "LVM content is not applied by this agent yet (disk.main.content.partitions.pv, partition 1 \"disk-main-pv\")",
-        ),
         (
             gpt(r#""crypt":{"size":"16M","content":{"type":"luks","name":"c"}}"#),
             "disk.main.content.partitions.crypt.size",
@@ -171,12 +161,12 @@ fn invalid_layouts_are_refused_and_the_disk_is_untouched() {
     }
 }
 
-/// disko's luks-lvm example (LUKS → LVM PV → VG `pool`) is refused before
-/// anything is written: this agent does not make LUKS yet, and says so
-/// naming the partition; the disk (holding a real table and ext4) is
-/// byte-identical afterwards.
+/// disko's luks-lvm example (LUKS → LVM PV → VG `pool`) with its keys
+/// missing, empty or not given is refused before anything is written: each
+/// error names the LUKS device and what to give, and the disk (holding a
+/// real table and ext4) is byte-identical afterwards. `plan` needs no key.
 #[test]
-fn a_luks_lvm_layout_is_refused_and_the_disk_is_untouched() {
+fn luks_layouts_without_usable_keys_are_refused_and_the_disk_is_untouched() {
     let img = Image::new(1 << 30);
     let small = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(small.path(), seed_like(r#","root":{"size":"100%","content":{"type":"filesystem","format":"ext4","mountpoint":"/"}}"#)).unwrap();
@@ -192,21 +182,91 @@ fn a_luks_lvm_layout_is_refused_and_the_disk_is_untouched() {
     ]);
     assert!(ok, "{out}{err}");
     let before = img.sha256();
-    let layout = fixture("disko-luks-lvm.json");
-    for cmd in ["plan", "apply"] {
-        let mut args = vec!["disk", cmd, "--layout", layout.to_str().unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let d = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
+    std::fs::write(d("good.key"), b"a key\n").unwrap();
+    std::fs::write(d("empty.key"), b"").unwrap();
+    std::fs::write(d("empty.pass"), b"\n").unwrap();
+    let luks_lvm = std::fs::read_to_string(fixture("disko-luks-lvm.json")).unwrap();
+    // disko's example with its "Interactive" choice: no passwordFile, ask.
+    let interactive = std::fs::read_to_string(fixture("disko-luks-interactive-login.json"))
+        .unwrap()
+        .replace(r#""askPassword": false"#, r#""askPassword": true"#)
+        .replace(
+            r#""passwordFile": "/tmp/secret.key""#,
+            r#""passwordFile": null"#,
+        );
+    let with_keys = |key: &str, extra: &str| {
+        luks_lvm
+            .replace("/tmp/secret.key", key)
+            .replace("/tmp/additionalSecret.key", extra)
+    };
+    // (layout, --luks-password args, expected message)
+    let cases: Vec<(String, Vec<String>, String)> = vec![
+        (
+            with_keys(&d("missing.key"), &d("good.key")),
+            vec![],
+            format!("LUKS crypted: key file {} is not on this machine (the controller sends it with --disk-encryption-keys", d("missing.key")),
+        ),
+        (
+            with_keys(&d("empty.key"), &d("good.key")),
+            vec![],
+            format!("LUKS crypted: key file {} is empty, and an empty key unlocks nothing; nothing was written to any disk", d("empty.key")),
+        ),
+        (
+            with_keys(&d("good.key"), &d("missing-extra.key")),
+            vec![],
+            format!("LUKS crypted: key file {} is not on this machine", d("missing-extra.key")),
+        ),
+        (
+            interactive.clone(),
+            vec![],
+            "LUKS crypted: no passphrase was given for askPassword (the controller asks for it; `disk apply` takes --luks-password crypted=FILE); nothing was written to any disk".into(),
+        ),
+        (
+            interactive.clone(),
+            vec![format!("crypted={}", d("empty.pass"))],
+            "LUKS crypted: the passphrase is empty, and an empty key unlocks nothing; nothing was written to any disk".into(),
+        ),
+    ];
+    for (i, (json, passwords, msg)) in cases.iter().enumerate() {
+        let f = dir.path().join(format!("luks{i}.json"));
+        std::fs::write(&f, json).unwrap();
         let disk_arg = format!("main={}", img.p());
-        args.extend(["--disk", &disk_arg]);
-        if cmd == "apply" {
-            args.extend(["--yes", "--no-mount"]);
+        let (ok, out, err) = agent(&[
+            "disk",
+            "plan",
+            "--layout",
+            f.to_str().unwrap(),
+            "--disk",
+            &disk_arg,
+        ]);
+        assert!(ok, "case {i}: plan failed: {err}");
+        assert!(out.contains("/dev/mapper/crypted"), "case {i}: {out}");
+        let mut args = vec![
+            "disk",
+            "apply",
+            "--yes",
+            "--no-mount",
+            "--layout",
+            f.to_str().unwrap(),
+            "--disk",
+            &disk_arg,
+        ];
+        for p in passwords {
+            args.extend(["--luks-password", p.as_str()]);
         }
         let (ok, out, err) = agent(&args);
-        assert!(!ok, "{cmd} accepted luks-lvm:\n{out}");
+        assert!(!ok, "case {i} was accepted:\n{out}");
         assert!(
-            err.contains("LUKS content is not applied by this agent yet (disk.main.content.partitions.luks, partition 2 \"disk-main-luks\"); nothing was written to any disk"),
-            "{cmd}: {err}"
+            err.contains(msg.as_str()),
+            "case {i}: expected {msg:?} in:\n{err}"
         );
-        assert_eq!(img.sha256(), before, "{cmd} changed the disk");
+        assert!(
+            !err.contains("a key"),
+            "case {i}: a key is in the error: {err}"
+        );
+        assert_eq!(img.sha256(), before, "case {i} changed the disk");
     }
 }
 

@@ -1,5 +1,7 @@
 //! Leaving the installer: sync, swap off, unmount everything under the root
-//! (deepest first; what refuses is reported with the reason), then reboot(2).
+//! (deepest first; what refuses is reported with the reason), close the
+//! device-mapper devices (LVs, then the LUKS devices beneath them, so the
+//! volume keys leave the kernel), then reboot(2).
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +22,8 @@ pub struct UnmountReport {
     pub unmounted: Vec<PathBuf>,
     /// Mounts that refused to go, with the reason.
     pub refused: Vec<(PathBuf, String)>,
+    /// Device-mapper devices closed (`/dev/mapper/NAME`), dependants first.
+    pub dm_closed: Vec<PathBuf>,
 }
 
 /// The mount points at or under `root`, deepest (latest mounted) first.
@@ -80,8 +84,31 @@ pub fn prepare_reboot(root: &Path, swapoff: bool) -> Result<UnmountReport, Reboo
             }
         }
     }
+    if swapoff {
+        close_device_mapper(&mut report);
+    }
     nix::unistd::sync();
     Ok(report)
+}
+
+/// Close every device-mapper device nothing holds (the agent as PID 1 made
+/// them all); one still held goes to `refused`.
+fn close_device_mapper(report: &mut UnmountReport) {
+    if !Path::new("/sys/class/misc/device-mapper").exists() {
+        return;
+    }
+    let node = |n: &str| PathBuf::from("/dev/mapper").join(n);
+    match crate::disk::mapper::close_devices(None) {
+        Ok((closed, left)) => {
+            report.dm_closed.extend(closed.iter().map(|n| node(n)));
+            report
+                .refused
+                .extend(left.into_iter().map(|(n, why)| (node(&n), why)));
+        }
+        Err(e) => report
+            .refused
+            .push((PathBuf::from("/dev/mapper"), crate::disk::error_chain(&e))),
+    }
 }
 
 /// reboot(2) with RB_AUTOBOOT. Only returns on failure.

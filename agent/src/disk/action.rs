@@ -2,7 +2,7 @@
 //! has a description (shown before anything is touched), a check of whether
 //! its work is already done, and an execute.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use landfall_proto::layout::{
@@ -14,6 +14,8 @@ use super::apply::{ApplyOptions, DiskError};
 use super::btrfs_volumes;
 use super::format::{self, expected_type};
 use super::kernel::{self, WantedPartition};
+use super::keys::LuksKey;
+use super::mapper::{self, LuksOutcome, LuksSite, MapperError, VgOutcome};
 use super::mounting;
 use super::probe;
 use super::resolve::OpenDisk;
@@ -41,6 +43,19 @@ pub enum Action {
     Swapon { disk: String, number: u32 },
     /// Activate `plan.swapfiles[index]` (its subvolume mounted under the root).
     SwapFile { index: usize },
+    /// Format (or, on a re-run, open with its key) the LUKS device `name` and
+    /// open it as `/dev/mapper/<name>`.
+    Luks { name: String },
+    /// Write (or extend) the volume group `name` and activate its LVs.
+    VolumeGroup { name: String },
+    /// Make the filesystem (or swap) planned on a device-mapper device
+    /// (`/dev/mapper/<luks>`, `/dev/<vg>/<lv>`).
+    FormatMapper { path: String },
+    /// Create the missing subvolumes and swapfiles of a btrfs on a
+    /// device-mapper device.
+    MapperBtrfsVolumes { path: String },
+    /// Activate `plan.mapper_swaps[index]`.
+    MapperSwapon { index: usize },
 }
 
 /// What the steps share while an apply runs.
@@ -53,6 +68,16 @@ pub(crate) struct Context<'a> {
     pub formatted: Vec<(String, u32, FormatReport)>,
     /// Subvolumes and swapfiles made by `BtrfsVolumes` (`subvolume nix`).
     pub created: Vec<String>,
+    /// The LUKS keys, resolved before the first step.
+    pub keys: BTreeMap<String, LuksKey>,
+    /// What each `Luks` step did.
+    pub luks: Vec<(String, LuksOutcome)>,
+    /// What each `VolumeGroup` step did.
+    pub volume_groups: Vec<(String, VgOutcome)>,
+    /// `(vg, lv)` made by this run: a LUKS header found there is not reused.
+    pub new_lvs: BTreeSet<(String, String)>,
+    /// Filesystems made on device-mapper devices: `(path, report)`.
+    pub formatted_mapper: Vec<(String, FormatReport)>,
 }
 
 impl<'a> Context<'a> {
@@ -73,6 +98,33 @@ impl<'a> Context<'a> {
             .swapfiles
             .get(index)
             .ok_or(DiskError::NoSwapfile(index))
+    }
+
+    /// The device a LUKS container lies on, and whether this run left what
+    /// was there before (so a header found there may be reused).
+    fn luks_device(&self, site: &LuksSite) -> Result<(PathBuf, bool), DiskError> {
+        match site {
+            LuksSite::Partition { disk, number } => {
+                let (d, _) = self.disk(disk)?;
+                let kept = d.already_applied && !self.opts.force;
+                Ok((self.node(disk, *number)?, kept))
+            }
+            LuksSite::Lv { vg, lv } => Ok((
+                mapper::lv_node(vg, lv),
+                !self.new_lvs.contains(&(vg.clone(), lv.clone())),
+            )),
+        }
+    }
+
+    fn pv_devices(&self, vg: &str) -> Vec<PathBuf> {
+        mapper::pv_devices(self.plan, vg, &|disk, number| {
+            self.nodes.get(&(disk.to_string(), number)).cloned()
+        })
+    }
+
+    fn mapper_content(&self, path: &str) -> Result<&'a Content, DiskError> {
+        mapper::content_at(self.plan, path)
+            .ok_or_else(|| DiskError::Mapper(MapperError::NoContent(path.to_string())))
     }
 
     fn node(&self, disk: &str, number: u32) -> Result<PathBuf, DiskError> {
@@ -189,6 +241,44 @@ impl Action {
                 Some(f) => format!("Activate swapfile {}", f.location),
                 None => format!("Activate swapfile #{index}"),
             },
+            Action::Luks { name } => match plan.luks.iter().find(|l| &l.name == name) {
+                Some(l) => format!(
+                    "Format LUKS2 on {} (key from {}) and open it as /dev/mapper/{name}, or open the one there",
+                    l.device, l.key_source
+                ),
+                None => format!("Open LUKS {name}"),
+            },
+            Action::VolumeGroup { name } => {
+                match plan.volume_groups.iter().find(|v| &v.name == name) {
+                    Some(v) => format!(
+                        "Create volume group {name} on {} with {} LV(s) where missing, and activate them",
+                        v.pvs.join(", "),
+                        v.lvs.len()
+                    ),
+                    None => format!("Create volume group {name}"),
+                }
+            }
+            Action::FormatMapper { path } => {
+                let t = mapper::content_at(plan, path)
+                    .map(expected_type)
+                    .unwrap_or("?");
+                format!("Format {path} as {t}")
+            }
+            Action::MapperBtrfsVolumes { path } => {
+                let b = match mapper::content_at(plan, path) {
+                    Some(Content::Btrfs(b)) => Some(b),
+                    _ => None,
+                };
+                format!(
+                    "Create the {} subvolume(s) and {} swapfile(s) of the btrfs on {path} where missing",
+                    b.map_or(0, |b| b.subvolumes.len()),
+                    b.map_or(0, |b| b.swapfiles().count()),
+                )
+            }
+            Action::MapperSwapon { index } => match plan.mapper_swaps.get(*index) {
+                Some(s) => format!("Activate swap on {}", s.path),
+                None => format!("Activate mapper swap #{index}"),
+            },
         }
     }
 
@@ -284,6 +374,48 @@ impl Action {
                 let done = mounting::is_swap_active(&path).map_err(DiskError::Mount)?;
                 Ok(done.then(|| "already active".into()))
             }
+            Action::Luks { name } => {
+                let open = mapper::is_open(name).map_err(DiskError::Mapper)?;
+                Ok(open.then(|| format!("/dev/mapper/{name} is already open")))
+            }
+            Action::VolumeGroup { name } => {
+                let pvs = cx.pv_devices(name);
+                let ready =
+                    mapper::volume_group_ready(cx.plan, name, &pvs).map_err(DiskError::Mapper)?;
+                Ok(ready.then(|| "the volume group has every LV, all active".into()))
+            }
+            Action::FormatMapper { path } => {
+                let c = cx.mapper_content(path)?;
+                let node = mapper::node_of(cx.plan, path);
+                let file = std::fs::File::open(&node).map_err(DiskError::Probe)?;
+                probe::drop_cache(&file).map_err(DiskError::Probe)?;
+                let size = crate::sys::blk::device_size(&file)
+                    .map_err(|e| DiskError::Probe(std::io::Error::other(e)))?;
+                let found = probe::filesystem_at(&file, 0, size, 512).map_err(DiskError::Probe)?;
+                Ok(found
+                    .filter(|f| format::matches(c, f))
+                    .map(|f| format!("already {}", f.kind)))
+            }
+            Action::MapperBtrfsVolumes { path } => {
+                let Content::Btrfs(b) = cx.mapper_content(path)? else {
+                    return Ok(Some("not btrfs".into()));
+                };
+                let node = mapper::node_of(cx.plan, path);
+                let missing = btrfs_volumes::missing(&node, b).map_err(DiskError::Btrfs)?;
+                Ok(missing
+                    .is_empty()
+                    .then(|| "every subvolume and swapfile is there".into()))
+            }
+            Action::MapperSwapon { index } => {
+                let s = cx
+                    .plan
+                    .mapper_swaps
+                    .get(*index)
+                    .ok_or(DiskError::NoSwapfile(*index))?;
+                let node = mapper::node_of(cx.plan, &s.path);
+                let done = mapper::is_swap_on(&node).map_err(DiskError::Probe)?;
+                Ok(done.then(|| "already active".into()))
+            }
         }
     }
 
@@ -336,12 +468,9 @@ impl Action {
                         cx.node(disk, *number)?.to_string_lossy().into_owned()
                     }
                     MountSource::Nodev { device } => device.clone(),
-                    MountSource::Mapper { .. } => {
-                        return Err(DiskError::NotYet {
-                            what: "device-mapper",
-                            at: format!("the mount at {}", m.mountpoint),
-                        })
-                    }
+                    MountSource::Mapper { path, .. } => mapper::node_of(cx.plan, path)
+                        .to_string_lossy()
+                        .into_owned(),
                 };
                 let opts = sysmount::parse_options(&m.options);
                 sysmount::mount(&source, &t, &m.fs_type, &opts)
@@ -378,6 +507,57 @@ impl Action {
                 let path = mounting::target(&cx.opts.root, &f.location);
                 let flags = sysmount::swap_flags(f.priority, None);
                 sysmount::swapon(&path, flags)
+                    .map_err(|e| DiskError::Mount(mounting::MountStepError::Mount(e)))?;
+                Ok(())
+            }
+            Action::Luks { name } => {
+                let (l, site) = mapper::find_luks(cx.plan, name)
+                    .ok_or_else(|| DiskError::Mapper(MapperError::UnknownLuks(name.clone())))?;
+                let (device, kept) = cx.luks_device(&site)?;
+                let key = cx
+                    .keys
+                    .get(name)
+                    .ok_or_else(|| DiskError::Mapper(MapperError::NoKey(name.clone())))?;
+                let outcome =
+                    mapper::open_luks(l, &device, key, kept).map_err(DiskError::Mapper)?;
+                cx.luks.push((name.clone(), outcome));
+                Ok(())
+            }
+            Action::VolumeGroup { name } => {
+                let pvs = cx.pv_devices(name);
+                let done =
+                    mapper::apply_volume_group(cx.plan, name, pvs).map_err(DiskError::Mapper)?;
+                for lv in &done.new_lvs {
+                    cx.new_lvs.insert((name.clone(), lv.clone()));
+                }
+                cx.volume_groups.push((name.clone(), done));
+                Ok(())
+            }
+            Action::FormatMapper { path } => {
+                let c = cx.mapper_content(path)?.clone();
+                let node = mapper::node_of(cx.plan, path);
+                let report = format::format_partition(&node, &c).map_err(DiskError::Format)?;
+                cx.formatted_mapper.push((path.clone(), report));
+                Ok(())
+            }
+            Action::MapperBtrfsVolumes { path } => {
+                let Content::Btrfs(b) = cx.mapper_content(path)? else {
+                    return Ok(());
+                };
+                let node = mapper::node_of(cx.plan, path);
+                let made = btrfs_volumes::ensure(&node, b).map_err(DiskError::Btrfs)?;
+                cx.created.extend(made.iter().map(|m| m.to_string()));
+                Ok(())
+            }
+            Action::MapperSwapon { index } => {
+                let s = cx
+                    .plan
+                    .mapper_swaps
+                    .get(*index)
+                    .ok_or(DiskError::NoSwapfile(*index))?;
+                let node = mapper::node_of(cx.plan, &s.path);
+                let flags = sysmount::swap_flags(s.priority, s.discard_policy.as_deref());
+                sysmount::swapon(&node, flags)
                     .map_err(|e| DiskError::Mount(mounting::MountStepError::Mount(e)))?;
                 Ok(())
             }

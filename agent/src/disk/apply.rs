@@ -14,6 +14,8 @@ use super::btrfs_volumes::BtrfsVolumeError;
 use super::events::StepEvent;
 use super::format::FormatError;
 use super::kernel::KernelError;
+use super::keys::{self, KeyError, LuksPassphrases};
+use super::mapper::{self, LuksOutcome, MapperError, VgOutcome};
 use super::mounting::{self, MountStepError};
 use super::probe;
 use super::resolve::{OpenDisk, ResolveError};
@@ -53,10 +55,10 @@ pub enum DiskError {
     Busy { disk: String, users: String },
     #[error("{disk} is read-only (the kernel's ro flag): the layout cannot be written to it; nothing was written to any disk")]
     ReadOnly { disk: String },
-    #[error(
-        "{what} content is not applied by this agent yet ({at}); nothing was written to any disk"
-    )]
-    NotYet { what: &'static str, at: String },
+    #[error("Cannot use the LUKS keys")]
+    Keys(#[source] KeyError),
+    #[error("Device-mapper step failed")]
+    Mapper(#[source] MapperError),
     #[error("The layout is not applied on disk {0}; run apply first")]
     NotApplied(String),
 }
@@ -106,6 +108,12 @@ pub struct ApplyReport {
     pub formatted: Vec<(String, u32, FormatReport)>,
     /// btrfs subvolumes and swapfiles created (`subvolume home`, `swapfile swap/swapfile`).
     pub created: Vec<String>,
+    /// What each LUKS step did, by LUKS name.
+    pub luks: Vec<(String, LuksOutcome)>,
+    /// What each volume group step did, by VG name.
+    pub volume_groups: Vec<(String, VgOutcome)>,
+    /// Filesystems made on device-mapper devices: `(path, report)`.
+    pub formatted_mapper: Vec<(String, FormatReport)>,
 }
 
 /// Probe the open disks and plan the layout on them.
@@ -114,28 +122,7 @@ pub fn plan_layout(layout: &Layout, disks: &BTreeMap<String, OpenDisk>) -> Resul
     for (k, d) in disks {
         facts.insert(k.clone(), probe::facts(d).map_err(DiskError::Probe)?);
     }
-    let plan = plan(layout, &facts)?;
-    refuse_not_yet(&plan)?;
-    Ok(plan)
-}
-
-/// Refuse a plan with content this agent does not make yet (LUKS, LVM),
-/// before any step writes.
-pub fn refuse_not_yet(plan: &Plan) -> Result<(), DiskError> {
-    for d in &plan.disks {
-        for p in &d.partitions {
-            if let Some(what) = p.content.as_ref().and_then(super::format::not_yet) {
-                return Err(DiskError::NotYet {
-                    what,
-                    at: format!(
-                        "disk.{}.content.partitions.{}, partition {} \"{}\"",
-                        d.key, p.key, p.number, p.label
-                    ),
-                });
-            }
-        }
-    }
-    Ok(())
+    Ok(plan(layout, &facts)?)
 }
 
 /// The actions of a full apply, in order.
@@ -155,12 +142,19 @@ pub fn actions(plan: &Plan, opts: &ApplyOptions) -> Vec<Action> {
         }
     }
     for d in &plan.disks {
-        for p in d.partitions.iter().filter(|p| p.fs_type().is_some()) {
+        for p in d.partitions.iter().filter(|p| {
+            p.fs_type().is_some()
+                && !matches!(p.content, Some(Content::Luks(_) | Content::LvmPv(_)))
+        }) {
             out.push(Action::Format {
                 disk: d.key.clone(),
                 number: p.number,
             });
         }
+    }
+    out.extend(mapper_actions(plan));
+    for path in mapper::formatted_devices(plan) {
+        out.push(Action::FormatMapper { path });
     }
     for d in &plan.disks {
         for p in &d.partitions {
@@ -173,7 +167,43 @@ pub fn actions(plan: &Plan, opts: &ApplyOptions) -> Vec<Action> {
             }
         }
     }
+    for path in mapper::formatted_devices(plan) {
+        if matches!(mapper::content_at(plan, &path), Some(Content::Btrfs(b)) if !b.subvolumes.is_empty() || !b.swap.is_empty())
+        {
+            out.push(Action::MapperBtrfsVolumes { path });
+        }
+    }
     out.extend(mount_actions(plan, opts));
+    out
+}
+
+/// The device-mapper steps: LUKS on partitions, the volume groups, then
+/// LUKS on LVs (a VG's PVs are partitions or LUKS on partitions).
+fn mapper_actions(plan: &Plan) -> Vec<Action> {
+    let on_lv = |name: &str| {
+        matches!(
+            mapper::find_luks(plan, name),
+            Some((_, mapper::LuksSite::Lv { .. }))
+        )
+    };
+    let luks = keys::luks_contents(plan);
+    let mut out: Vec<Action> = luks
+        .iter()
+        .filter(|l| !on_lv(&l.name))
+        .map(|l| Action::Luks {
+            name: l.name.clone(),
+        })
+        .collect();
+    out.extend(plan.volume_groups.iter().map(|v| Action::VolumeGroup {
+        name: v.name.clone(),
+    }));
+    out.extend(
+        luks.iter()
+            .filter(|l| on_lv(&l.name))
+            .map(|l| Action::Luks {
+                name: l.name.clone(),
+            }),
+    );
     out
 }
 
@@ -188,6 +218,7 @@ fn mount_actions(plan: &Plan, opts: &ApplyOptions) -> Vec<Action> {
             number: s.number,
         }));
         // A swapfile is found through its subvolume's mount.
+        out.extend((0..plan.mapper_swaps.len()).map(|index| Action::MapperSwapon { index }));
         if opts.mount {
             out.extend((0..plan.swapfiles.len()).map(|index| Action::SwapFile { index }));
         }
@@ -200,8 +231,11 @@ fn run(
     disks: &BTreeMap<String, OpenDisk>,
     opts: &ApplyOptions,
     steps: Vec<Action>,
+    passphrases: &LuksPassphrases,
     on_event: &mut dyn FnMut(&StepEvent),
 ) -> Result<ApplyReport, DiskError> {
+    // Every key is read before any step writes.
+    let keys = keys::resolve_keys(plan, passphrases).map_err(DiskError::Keys)?;
     load_modules_for(plan);
     let already_applied = plan.already_applied() && !opts.force;
     let mut cx = Context {
@@ -211,6 +245,11 @@ fn run(
         nodes: BTreeMap::new(),
         formatted: Vec::new(),
         created: Vec::new(),
+        keys,
+        luks: Vec::new(),
+        volume_groups: Vec::new(),
+        new_lvs: Default::default(),
+        formatted_mapper: Vec::new(),
     };
     let total = steps.len();
     // Every disk the plan rewrites must be writable and unused before the first
@@ -302,6 +341,9 @@ fn run(
         partitions,
         formatted: cx.formatted,
         created: cx.created,
+        luks: cx.luks,
+        volume_groups: cx.volume_groups,
+        formatted_mapper: cx.formatted_mapper,
     })
 }
 
@@ -314,8 +356,25 @@ pub fn apply(
     opts: &ApplyOptions,
     on_event: &mut dyn FnMut(&StepEvent),
 ) -> Result<ApplyReport, DiskError> {
-    refuse_not_yet(plan)?;
-    run(plan, disks, opts, actions(plan, opts), on_event)
+    apply_with_keys(plan, disks, opts, &LuksPassphrases::new(), on_event)
+}
+
+/// [`apply`] with the passphrases of the layout's `askPassword` LUKS devices.
+pub fn apply_with_keys(
+    plan: &Plan,
+    disks: &BTreeMap<String, OpenDisk>,
+    opts: &ApplyOptions,
+    passphrases: &LuksPassphrases,
+    on_event: &mut dyn FnMut(&StepEvent),
+) -> Result<ApplyReport, DiskError> {
+    run(
+        plan,
+        disks,
+        opts,
+        actions(plan, opts),
+        passphrases,
+        on_event,
+    )
 }
 
 /// The kernel modules a plan's content needs beyond what the agent loads at
@@ -331,6 +390,10 @@ fn load_modules_for(plan: &Plan) {
     if btrfs && crate::init::in_ram_image() {
         crate::init::modules::load_on_demand(&["btrfs"]);
     }
+    let dm = !plan.luks.is_empty() || !plan.volume_groups.is_empty();
+    if dm && (crate::init::in_ram_image() || !Path::new("/sys/class/misc/device-mapper").exists()) {
+        crate::init::modules::load_for_device_mapper();
+    }
 }
 
 /// Mount an already applied layout (disko's "mount" mode): re-read, mounts, swap.
@@ -340,7 +403,18 @@ pub fn mount_layout(
     opts: &ApplyOptions,
     on_event: &mut dyn FnMut(&StepEvent),
 ) -> Result<ApplyReport, DiskError> {
-    refuse_not_yet(plan)?;
+    mount_layout_with_keys(plan, disks, opts, &LuksPassphrases::new(), on_event)
+}
+
+/// [`mount_layout`] with the passphrases of `askPassword` LUKS devices: the
+/// LUKS devices are opened and the volume groups activated before mounting.
+pub fn mount_layout_with_keys(
+    plan: &Plan,
+    disks: &BTreeMap<String, OpenDisk>,
+    opts: &ApplyOptions,
+    passphrases: &LuksPassphrases,
+    on_event: &mut dyn FnMut(&StepEvent),
+) -> Result<ApplyReport, DiskError> {
     if let Some(d) = plan.disks.iter().find(|d| !d.already_applied) {
         return Err(DiskError::NotApplied(d.key.clone()));
     }
@@ -352,6 +426,7 @@ pub fn mount_layout(
             disk: d.key.clone(),
         })
         .collect();
+    steps.extend(mapper_actions(plan));
     steps.extend(mount_actions(
         plan,
         &ApplyOptions {
@@ -359,7 +434,7 @@ pub fn mount_layout(
             ..opts.clone()
         },
     ));
-    run(plan, disks, opts, steps, on_event)
+    run(plan, disks, opts, steps, passphrases, on_event)
 }
 
 /// Unmount the plan's mounts under `root`, deepest first; returns how many.
@@ -406,7 +481,34 @@ pub fn swapoff_layout(
             n += 1;
         }
     }
+    for s in &plan.mapper_swaps {
+        let node = mapper::node_of(plan, &s.path);
+        if node.exists() && mapper::is_swap_on(&node).map_err(DiskError::Probe)? {
+            crate::sys::mount::swapoff(&node)
+                .map_err(|e| DiskError::Mount(MountStepError::Mount(e)))?;
+            n += 1;
+        }
+    }
     Ok(n)
+}
+
+/// Close the plan's device-mapper devices (its LVs, then its LUKS devices)
+/// once nothing holds them: after [`unmount_layout`] and
+/// [`swapoff_layout`]. Returns the names closed; a device still in use is
+/// an error naming it.
+pub fn close_layout(plan: &Plan) -> Result<Vec<String>, DiskError> {
+    let names = mapper::plan_devices(plan);
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (closed, left) = mapper::close_devices(Some(&names)).map_err(DiskError::Mapper)?;
+    if let Some((name, why)) = left.first() {
+        return Err(DiskError::Busy {
+            disk: format!("/dev/mapper/{name}"),
+            users: why.clone(),
+        });
+    }
+    Ok(closed)
 }
 
 /// The error and its causes on one line.

@@ -207,6 +207,7 @@ impl AgentService {
                 .iter()
                 .map(|(m, why)| format!("{}: {why}", m.display()))
                 .collect(),
+            dm_closed: report.dm_closed.iter().map(s).collect(),
             rebooting,
             delay_ms: if rebooting {
                 REBOOT_DELAY.as_millis() as u32

@@ -18,6 +18,7 @@ fn disk_status(e: DiskError) -> Status {
             Status::invalid_argument(format!("{}: {chain}", reason::INVALID_LAYOUT))
         }
         DiskError::Resolve(_) => Status::not_found(format!("{}: {chain}", reason::DISK)),
+        DiskError::Keys(_) => Status::failed_precondition(format!("{}: {chain}", reason::DISK)),
         DiskError::Busy { .. } | DiskError::ReadOnly { .. } => {
             Status::failed_precondition(format!("{}: {chain}", reason::DISK))
         }
@@ -149,7 +150,12 @@ impl AgentService {
                 tracing::info!("{e}");
                 emit(job_event(e));
             };
-            let report = disk::apply(&plan, &disks, &opts, &mut on_event).map_err(disk_status)?;
+            let mut keys = disk::LuksPassphrases::new();
+            for (name, passphrase) in &req.luks_passwords {
+                keys.insert(name.clone(), zeroize::Zeroizing::new(passphrase.clone()));
+            }
+            let report = disk::apply_with_keys(&plan, &disks, &opts, &keys, &mut on_event)
+                .map_err(disk_status)?;
             Ok(if report.already_applied {
                 format!(
                     "already applied: nothing destroyed; {} step(s) run, {} skipped",

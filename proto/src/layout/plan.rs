@@ -111,6 +111,9 @@ pub struct LvPlan {
     pub path: String,
     /// What lies inside (`ext4`, `crypto_LUKS`, …), if anything.
     pub inner: Option<String>,
+    /// The content the agent makes on it.
+    #[serde(default)]
+    pub content: Option<Content>,
 }
 
 /// Swap on a device-mapper device.
@@ -615,6 +618,7 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
                     .as_ref()
                     .and_then(content_fs_type)
                     .map(str::to_string),
+                content: lv.content.clone(),
             });
         }
         acc.volume_groups.push(VgPlan {
