@@ -248,11 +248,17 @@ fn install_vm_office_luks_lvm_unlocks_in_stage_1_and_boots_from_the_lvs() {
         "bootloader installed",
         "Typed the passphrase of LUKS device crypted",
         "The installed system came up",
-        &format!("LANDFALL-STAGE2: {}", built.toplevel),
+        "-nixos-system-office-luks-lvm-fixture",
         "LANDFALL-STORE-CHECK: OK",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in the output");
     }
+    assert!(
+        text.lines()
+            .any(|l| l.contains("LANDFALL-STAGE2: /nix/store/")
+                && l.ends_with("-nixos-system-office-luks-lvm-fixture")),
+        "the installed system's stage 2 is not office-luks-lvm's"
+    );
     assert!(
         !text.contains(secret),
         "the disk key appears in landfall's output"
