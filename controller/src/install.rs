@@ -56,6 +56,16 @@ pub struct InstallCli {
     /// The disko.devices JSON, instead of evaluating the flake's.
     #[arg(long)]
     pub layout: Option<PathBuf>,
+    /// A disk key for the layout's LUKS devices: LOCAL (a file on this machine) is put
+    /// at REMOTE in the agent's RAM (mode 0600, never on the installed disk), where
+    /// `settings.keyFile`, `passwordFile` or `additionalKeyFiles` name it; repeatable,
+    /// as nixos-anywhere's flag, e.g. --disk-encryption-keys /tmp/disk.key ./disk.key.
+    #[arg(long = "disk-encryption-keys", num_args = 2, value_names = ["REMOTE", "LOCAL"], action = clap::ArgAction::Append)]
+    pub disk_encryption_keys: Vec<String>,
+    /// The passphrase of the `askPassword` LUKS device NAME, read from FILE (one
+    /// trailing newline dropped) instead of asked on the terminal; repeatable.
+    #[arg(long = "disk-password-file", num_args = 2, value_names = ["NAME", "FILE"], action = clap::ArgAction::Append)]
+    pub disk_password_files: Vec<String>,
     /// Put the layout's disk NAME on the target's device PATH; repeatable.
     #[arg(long = "disk", value_name = "NAME=PATH")]
     pub disks: Vec<String>,

@@ -15,6 +15,9 @@
 #   bb/busybox  kernel/{bzImage,version,modules/}  efi/systemd-bootx64.efi  options.json
 #
 #   landfall install --flake ./examples/office#office --vm --yes
+#   printf 'a passphrase' > disk.key
+#   landfall install --flake ./examples/office#office-luks-lvm --vm --yes \
+#     --disk-encryption-keys /tmp/disk.key ./disk.key
 #
 # With internet access, `real/flake.nix` beside this file is the seed's real
 # flake (nixpkgs + disko + GRUB).
@@ -33,9 +36,11 @@
       # One system per evaluated disko layout: the packages and the
       # `config` attributes landfall reads.
       systemOf = name: devicesFile: rec {
+        devices = builtins.fromJSON (builtins.readFile devicesFile);
         pkgs = import ./packages.nix {
           inherit system options vendor name;
-          fstab = import ./fstab.nix (builtins.fromJSON (builtins.readFile devicesFile));
+          fstab = import ./fstab.nix devices;
+          crypttab = import ./crypttab.nix devices;
         };
         configuration.config = {
           system.build.toplevel = pkgs.toplevel;
@@ -44,6 +49,7 @@
       };
       office = systemOf "office" ./disko-devices.json;
       office-btrfs = systemOf "office-btrfs" ./disko-devices-btrfs.json;
+      office-luks-lvm = systemOf "office-luks-lvm" ./disko-devices-luks-lvm.json;
     in
     {
       packages.${system} = office.pkgs // { default = office.pkgs.toplevel; };
@@ -51,5 +57,12 @@
       # The seed's disk with its root as btrfs subvolumes (/, /nix, /home) and
       # a swapfile in a /swap subvolume; stage 1 loads btrfs and mounts subvol=.
       nixosConfigurations.office-btrfs = office-btrfs.configuration;
+      # nixos-anywhere's quick-start layout inside LUKS: the ESP and a LUKS
+      # partition `crypted` (its key /tmp/disk.key while installing:
+      # --disk-encryption-keys /tmp/disk.key ./disk.key) holding the LVM VG
+      # `pool` with a swap LV and an ext4 root LV of 100%FREE. Stage 1 asks
+      # for the passphrase on the console (the key file's bytes: write it with
+      # `printf`/`echo -n`), opens it with cryptsetup and activates the VG with lvm.
+      nixosConfigurations.office-luks-lvm = office-luks-lvm.configuration;
     };
 }

@@ -372,3 +372,85 @@ fn install_vm_office_btrfs_boots_from_subvolumes_with_its_swapfile() {
         "a step failed on the installed system:\n{console}"
     );
 }
+
+/// `office-luks-lvm`: nixos-anywhere's quick-start layout inside LUKS (ESP +
+/// LUKS `crypted` → LVM VG `pool` → ext4 root LV of 100%FREE and a swap LV),
+/// installed with `--vm --disk-encryption-keys /tmp/disk.key ./disk.key` into
+/// the 256 MiB rescue VM, then booted: stage 1 asks for the passphrase on the
+/// console, landfall types the key there, cryptsetup opens it, lvm activates
+/// the VG, / is mounted from /dev/pool/root and stage 2 turns the swap LV on.
+#[test]
+fn install_vm_office_luks_lvm_unlocks_in_stage_1_and_boots_from_the_lvs() {
+    let tdir = TestDir::new("vm-install-luks-lvm").unwrap();
+    let dir = tdir.path().to_path_buf();
+    let opts = fixture::FixtureOptions {
+        systemd_boot_efi: Some(fixture::DEBIAN_SYSTEMD_BOOT_EFI.into()),
+        ..fixture::FixtureOptions::default()
+    };
+    let built = fixture::build_office_fixture(&dir.join("flake"), &opts)
+        .expect("the office example builds with nix");
+    // A passphrase-like key, written without a newline (as nixos-anywhere's
+    // quick start does with `echo -n`), so it can be typed at the prompt.
+    let secret = "landfall-luks-e2e-words";
+    let key = dir.join("disk.key");
+    std::fs::write(&key, secret).unwrap();
+    let started = Instant::now();
+    let (ok, text) = vm_install_output(
+        &dir,
+        &format!("{}#office-luks-lvm", built.flake_ref),
+        &[
+            "--disk-encryption-keys",
+            "/tmp/disk.key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "landfall install --vm failed");
+    eprintln!(
+        "FIGURE vm install luks-lvm: {:.1} s from start to the installed system checked",
+        started.elapsed().as_secs_f64()
+    );
+    for needle in [
+        "Put 1 disk key file(s) into the target's RAM: /tmp/disk.key",
+        "the VM has 256 MiB of RAM",
+        "bootloader installed",
+        "Typed the passphrase of LUKS device crypted",
+        "The installed system came up",
+        "-nixos-system-office-luks-lvm-fixture",
+        "LANDFALL-STORE-CHECK: OK",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in the output");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.contains("LANDFALL-STAGE2: /nix/store/")
+                && l.ends_with("-nixos-system-office-luks-lvm-fixture")),
+        "the installed system's stage 2 is not office-luks-lvm's"
+    );
+    assert!(
+        !text.contains(secret),
+        "the disk key appears in landfall's output"
+    );
+    let console = std::fs::read_to_string(dir.join("vm/installed-console.log"))
+        .expect("the installed VM's console log");
+    for needle in [
+        "LANDFALL-STAGE1: unlocking crypted (/dev/disk/by-partlabel/disk-main-luks",
+        "LANDFALL-STAGE1: unlocked crypted as /dev/mapper/crypted",
+        "LANDFALL-STAGE1: LVM active:  pool root",
+        "LANDFALL-STAGE1: /: /dev/pool/root -> /dev/mapper/pool-root (ext4, defaults)",
+        "LANDFALL-SWAP: /dev/pool/swap active",
+        "LANDFALL-STORE-CHECK: OK",
+    ] {
+        assert!(
+            console.contains(needle),
+            "missing {needle:?} on the installed system's console:\n{console}"
+        );
+    }
+    assert!(
+        !console.contains(secret),
+        "the passphrase was echoed on the installed system's console"
+    );
+    assert!(
+        !console.contains("FAILED") && !console.contains("No key available"),
+        "a step failed on the installed system:\n{console}"
+    );
+}

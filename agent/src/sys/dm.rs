@@ -402,9 +402,10 @@ pub fn decode_targets(data: &[u8], count: u32) -> Option<Vec<Target>> {
 
 /// Decodes DM_LIST_DEVICES's answer: `struct dm_name_list` records, each
 /// `next` bytes after the previous (0 ends the list; a first `dev` of 0 means
-/// no devices; so does an empty answer, which is what Linux 6.1 sends when
-/// there are none). With `DM_UUID_FLAG` the kernel puts, 8-aligned after the
-/// name, an event number, a flags word and, flagged, the uuid.
+/// no devices; with no device at all the kernel — 6.1's list_devices — sets
+/// `data_size` to `data_start`, so the answer is empty). With `DM_UUID_FLAG`
+/// the kernel puts, 8-aligned after the name, an event number, a flags word
+/// and, flagged, the uuid.
 pub fn decode_name_list(data: &[u8]) -> Option<Vec<ListedDevice>> {
     let mut out = Vec::new();
     if data.is_empty() || read_u64(data, 0)? == 0 {
@@ -857,6 +858,8 @@ mod tests {
         assert_eq!(l[1].uuid, None);
         // No devices: the kernel writes a record with dev 0.
         assert_eq!(decode_name_list(&[0u8; 16]).unwrap(), vec![]);
+        // No device at all: the kernel answers with no data (data_size == data_start).
+        assert_eq!(decode_name_list(&[]).unwrap(), vec![]);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The laptop-side first step of the flow: read or evaluate the disk layout
 //! and build (or name) the system, before anything is done on the target. A
 //! broken flake, a failing build or a configuration without `disko.devices`
-//! ends here, with the target untouched.
+//! ends here, with the target untouched — and so does a disk key that is
+//! missing, empty or not given for a path the layout names, or an
+//! `askPassword` passphrase nobody typed ([`crate::disk_keys`]).
 
 use std::path::PathBuf;
 
@@ -9,7 +11,9 @@ use anyhow::{bail, Context};
 use landfall_proto::nar::StorePath;
 
 use super::phase::Phase;
+use crate::disk_keys::{self, DiskSecrets, KeyArgs};
 use crate::nix::{FlakeTarget, Nix};
+use crate::passphrase;
 
 /// Where the layout and the system come from (the command line's choices).
 #[derive(Debug, Clone, Default)]
@@ -20,6 +24,8 @@ pub struct Sources {
     pub system: Option<String>,
     /// A disko.devices JSON file, instead of evaluating the flake's.
     pub layout: Option<PathBuf>,
+    /// `--disk-encryption-keys` and `--disk-password-file`.
+    pub keys: KeyArgs,
 }
 
 /// What the phases need, ready before the target is touched.
@@ -29,6 +35,8 @@ pub struct Evaluated {
     pub toplevel: Option<StorePath>,
     /// The disko.devices JSON (disko phase).
     pub layout_json: Option<String>,
+    /// The disk keys for the agent's RAM and the askPassword passphrases.
+    pub secrets: DiskSecrets,
 }
 
 /// Reads or evaluates what `phases` need: the layout for disko, the system
@@ -70,7 +78,35 @@ pub fn evaluate(s: &Sources, phases: &[Phase]) -> anyhow::Result<Evaluated> {
     if needs_system && out.toplevel.is_none() {
         bail!("The install phase needs a system: pass --flake REF#NAME or --system /nix/store/…");
     }
+    out.secrets = secrets(
+        s,
+        out.layout_json.as_deref(),
+        needs_layout,
+        &mut |d: &str| passphrase::ask_on_terminal(d),
+    )?;
     Ok(out)
+}
+
+/// The disk keys: the `--disk-encryption-keys` files read, and — when the
+/// disko phase runs — checked against the layout's LUKS devices, with a
+/// passphrase for each `askPassword` one (`ask` prompts for it).
+pub fn secrets(
+    s: &Sources,
+    layout_json: Option<&str>,
+    needs_layout: bool,
+    ask: &mut dyn FnMut(&str) -> Result<passphrase::Passphrase, passphrase::PassphraseError>,
+) -> anyhow::Result<DiskSecrets> {
+    match layout_json.filter(|_| needs_layout) {
+        Some(text) => {
+            let layout = landfall_proto::layout::Layout::from_json(text)
+                .context("The disk layout is not valid")?;
+            Ok(disk_keys::prepare(&layout, &s.keys, ask)?)
+        }
+        None => Ok(DiskSecrets {
+            files: disk_keys::read_key_files(&s.keys.encryption_keys)?,
+            ..Default::default()
+        }),
+    }
 }
 
 /// The flake's disko.devices as JSON.

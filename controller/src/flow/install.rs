@@ -17,6 +17,7 @@ use super::phase::Phase;
 use super::run::{drive, Steps};
 use super::{phases, remount};
 use crate::closure::TransferSummary;
+use crate::disk_keys::{DiskSecrets, KeyArgs};
 use crate::hardware_config::{self, HardwareConfigTarget};
 use crate::install::InstallCli;
 use crate::kexec::SshArgs;
@@ -43,6 +44,8 @@ pub struct TargetSteps {
     extra: crate::files::ExtraFiles,
     files_report: Option<crate::files::FilesReport>,
     client: Option<AgentClient<Channel>>,
+    /// The disk keys, from the evaluation: sent right after connecting.
+    secrets: DiskSecrets,
 }
 
 impl TargetSteps {
@@ -55,10 +58,12 @@ impl TargetSteps {
 
 impl Steps for TargetSteps {
     fn evaluate(&mut self) -> anyhow::Result<Evaluated> {
-        match self.evaluated.take() {
-            Some(ev) => Ok(ev),
-            None => tokio::task::block_in_place(|| evaluate(&self.sources, &self.phases)),
-        }
+        let ev = match self.evaluated.take() {
+            Some(ev) => ev,
+            None => tokio::task::block_in_place(|| evaluate(&self.sources, &self.phases))?,
+        };
+        self.secrets = ev.secrets.clone();
+        Ok(ev)
     }
 
     fn generates_hardware_config(&self) -> bool {
@@ -112,6 +117,11 @@ impl Steps for TargetSteps {
             )
             .await?,
         );
+        // The disk keys before any layout is planned or applied.
+        if !self.secrets.files.is_empty() {
+            let req = self.secrets.request();
+            phases::put_secrets(self.client()?, req).await?;
+        }
         Ok(())
     }
 
@@ -125,6 +135,7 @@ impl Steps for TargetSteps {
             ev.layout_json.as_deref(),
             flake.as_deref(),
             &disks,
+            &ev.secrets,
         )
         .await?;
         Ok(())
@@ -144,7 +155,7 @@ impl Steps for TargetSteps {
             Phase::Kexec => {}
             Phase::Disko => {
                 let layout = ev.layout_json.clone().unwrap_or_default();
-                phases::disko(client, layout, &disks, yes).await?;
+                phases::disko(client, layout, &disks, yes, &ev.secrets).await?;
             }
             Phase::Install => {
                 let top = ev.toplevel.as_ref().context("no system to install")?;
@@ -171,6 +182,10 @@ pub fn sources_of(c: &InstallCli) -> Sources {
         flake: c.flake.clone(),
         system: c.system.clone(),
         layout: c.layout.clone(),
+        keys: KeyArgs {
+            encryption_keys: c.disk_encryption_keys.clone(),
+            password_files: c.disk_password_files.clone(),
+        },
     }
 }
 
@@ -296,6 +311,7 @@ pub async fn run_on_target(
         extra,
         files_report: None,
         client: None,
+        secrets: Default::default(),
     };
     let mut report = drive(&mut steps, &c.phases).await?;
     report.files = steps.files_report.take();

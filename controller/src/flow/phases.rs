@@ -7,11 +7,14 @@ use std::time::Duration;
 use anyhow::Context;
 use landfall_proto::nar::StorePath;
 use landfall_proto::v1::agent_client::AgentClient;
-use landfall_proto::v1::{BootloaderPolicy, BootloaderRequest, LayoutRequest, RebootRequest};
+use landfall_proto::v1::{
+    BootloaderPolicy, BootloaderRequest, LayoutRequest, PutSecretsRequest, RebootRequest,
+};
 use tonic::transport::Channel;
 
 use crate::closure::{Progress, TransferSummary};
 use crate::disk;
+use crate::disk_keys::DiskSecrets;
 use crate::nix::{ClosureSource, Nix};
 
 /// Disko: plan the layout, show it, ask before destroying (unless `yes`),
@@ -21,12 +24,14 @@ pub async fn disko(
     layout_json: String,
     disks: &[String],
     yes: bool,
+    secrets: &DiskSecrets,
 ) -> anyhow::Result<()> {
     eprintln!("== disko: partition, format, mount");
     let mut req = LayoutRequest {
         layout_json,
         disks: disk::parse_disk_overrides(disks)?,
         mount: true,
+        luks_passwords: secrets.passwords.clone().into_iter().collect(),
         ..Default::default()
     };
     let plan = disk::plan_and_show(client, req.clone()).await?;
@@ -36,6 +41,26 @@ pub async fn disko(
     req.confirm_destroy = plan.destructive;
     // The summary was printed as the job's last line.
     disk::apply(client, req).await?;
+    Ok(())
+}
+
+/// The disk keys into the agent's RAM (PutSecrets), before any layout is
+/// planned: prints the paths written, never the keys.
+pub async fn put_secrets(
+    client: &mut AgentClient<Channel>,
+    req: PutSecretsRequest,
+) -> anyhow::Result<()> {
+    let reply = client
+        .put_secrets(req)
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", crate::client::explain(&s)))
+        .context("The agent refused the disk keys")?
+        .into_inner();
+    eprintln!(
+        "Put {} disk key file(s) into the target's RAM: {}",
+        reply.written.len(),
+        reply.written.join(", ")
+    );
     Ok(())
 }
 

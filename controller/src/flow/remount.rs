@@ -46,6 +46,7 @@ pub async fn ensure_root_mounted(
     known_layout: Option<&str>,
     flake: Option<&str>,
     disks: &[String],
+    secrets: &crate::disk_keys::DiskSecrets,
 ) -> anyhow::Result<RootState> {
     if !needs_root_check(phases) {
         return Ok(RootState::Ready);
@@ -73,6 +74,7 @@ pub async fn ensure_root_mounted(
         layout_json,
         disks: disk::parse_disk_overrides(disks)?,
         mount: true,
+        luks_passwords: secrets.passwords.clone().into_iter().collect(),
         ..Default::default()
     };
     let plan = disk::plan(client, req.clone()).await?;

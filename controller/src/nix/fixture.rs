@@ -24,6 +24,11 @@ pub const DEBIAN_BUSYBOX: &str = "/bin/busybox";
 /// Where Debian's systemd-boot-efi installs the EFI binary.
 pub const DEBIAN_SYSTEMD_BOOT_EFI: &str = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
 
+/// Where Debian's cryptsetup-bin installs cryptsetup.
+pub const DEBIAN_CRYPTSETUP: &str = "/usr/sbin/cryptsetup";
+/// Where Debian's lvm2 installs lvm.
+pub const DEBIAN_LVM: &str = "/usr/sbin/lvm";
+
 /// Knobs of the fixture system.
 #[derive(Debug, Clone)]
 pub struct FixtureOptions {
@@ -47,6 +52,14 @@ pub struct FixtureOptions {
     /// Modules a btrfs root adds (`office-btrfs`'s stage 1), with the
     /// dependencies `stage1_modules` do not already bring: `kernel/modules-btrfs`.
     pub btrfs_modules: Vec<String>,
+    /// Modules a LUKS + LVM root adds (`office-luks-lvm`'s stage 1):
+    /// device-mapper, dm-crypt, the aes-xts-plain64 cipher's modules and the
+    /// kernel crypto API cryptsetup opens keyslots with: `kernel/modules-dm`.
+    pub dm_modules: Vec<String>,
+    /// The programs that stage 1 unlocks LUKS and activates LVM with
+    /// (Debian's cryptsetup and lvm, dynamically linked): copied with every
+    /// library `ldd` names into `dm/bin` and `dm/lib`.
+    pub dm_tools: Vec<PathBuf>,
 }
 
 impl Default for FixtureOptions {
@@ -64,6 +77,18 @@ impl Default for FixtureOptions {
             modules: None,
             stage1_modules: vec!["nvme".into(), "ext4".into(), "crc32c_generic".into()],
             btrfs_modules: vec!["btrfs".into()],
+            dm_modules: [
+                "dm_mod",
+                "dm_crypt",
+                "ecb",
+                "xts",
+                "aesni_intel",
+                "af_alg",
+                "algif_skcipher",
+            ]
+            .map(String::from)
+            .to_vec(),
+            dm_tools: vec![DEBIAN_CRYPTSETUP.into(), DEBIAN_LVM.into()],
         }
     }
 }
@@ -257,9 +282,73 @@ fn copy_stage1_modules(
     Ok(order)
 }
 
+/// The libraries `ldd` says `program` loads: (name in the folder, path), the
+/// dynamic loader among them.
+fn shared_libraries(program: &Path) -> Result<Vec<(String, PathBuf)>, FixtureError> {
+    let out = Command::new("ldd").arg(program).output().map_err(|e| {
+        FixtureError::Missing(format!("ldd ({e}): install the Debian package libc-bin"))
+    })?;
+    if !out.status.success() {
+        return Err(FixtureError::Missing(format!(
+            "ldd {}: {}",
+            program.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let mut libs = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)" or "/lib64/ld-linux-x86-64.so.2 (0x…)".
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line
+                .split_whitespace()
+                .next()
+                .filter(|w| w.starts_with('/')),
+        };
+        if let Some(p) = path.filter(|p| p.starts_with('/')) {
+            let p = PathBuf::from(p);
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            libs.push((name, p));
+        }
+    }
+    Ok(libs)
+}
+
+/// Copies `program` to `dest/bin` and its libraries to `dest/lib`.
+fn copy_program(program: &Path, dest: &Path) -> Result<(), FixtureError> {
+    if !program.is_file() {
+        return Err(FixtureError::Missing(format!(
+            "{}: install the Debian packages cryptsetup-bin and lvm2",
+            program.display()
+        )));
+    }
+    let name = program.file_name().unwrap_or_default();
+    copy(program, &dest.join("bin").join(name))?;
+    for (lib, path) in shared_libraries(program)? {
+        // glibc dlopens libgcc_s.so.1 when a thread exits (cryptsetup's
+        // argon2 threads): ldd cannot see it, the program aborts without it.
+        if lib == "libc.so.6" {
+            let gcc = path.with_file_name("libgcc_s.so.1");
+            if !gcc.is_file() {
+                return Err(FixtureError::Missing(format!(
+                    "{}: install the Debian package libgcc-s1",
+                    gcc.display()
+                )));
+            }
+            copy(&gcc, &dest.join("lib/libgcc_s.so.1"))?;
+        }
+        copy(&path, &dest.join("lib").join(lib))?;
+    }
+    Ok(())
+}
+
 /// Fills `dest` (created) with what the office flake's `vendor` input holds:
 /// `bb/busybox`, `kernel/{bzImage,version}`, `kernel/modules/*.ko` +
-/// `load-order`, `kernel/modules-btrfs/` (the same for a btrfs root), optional `efi/systemd-bootx64.efi` and `options.json`.
+/// `load-order`, `kernel/modules-btrfs/` (the same for a btrfs root),
+/// `kernel/modules-dm/` and `dm/{bin,lib}` (a LUKS + LVM root's), optional `efi/systemd-bootx64.efi` and `options.json`.
 pub fn lay_out_vendor(dest: &Path, opts: &FixtureOptions) -> Result<(), FixtureError> {
     if !opts.busybox.is_file() {
         return Err(FixtureError::Missing(format!(
@@ -292,9 +381,18 @@ pub fn lay_out_vendor(dest: &Path, opts: &FixtureOptions) -> Result<(), FixtureE
     copy_stage1_modules(
         &modules,
         &opts.btrfs_modules,
-        loaded,
+        loaded.clone(),
         &dest.join("kernel/modules-btrfs"),
     )?;
+    copy_stage1_modules(
+        &modules,
+        &opts.dm_modules,
+        loaded,
+        &dest.join("kernel/modules-dm"),
+    )?;
+    for tool in &opts.dm_tools {
+        copy_program(tool, &dest.join("dm"))?;
+    }
     let write = |p: PathBuf, data: String| fs::write(&p, data).map_err(|e| FixtureError::Io(p, e));
     write(dest.join("kernel/version"), format!("{version}\n"))?;
     if let Some(efi) = &opts.systemd_boot_efi {

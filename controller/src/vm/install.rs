@@ -25,6 +25,18 @@ pub async fn run(c: InstallCli) -> anyhow::Result<()> {
             flow::evaluate(&flow::install::sources_of(&c), &c.phases)
         })?),
     };
+    // What stage 1 of the installed system will ask for on its console
+    // (known only when the flake was evaluated before the VM started).
+    let passphrases = match evaluated
+        .as_ref()
+        .and_then(|ev| ev.layout_json.as_ref().map(|text| (ev, text)))
+    {
+        Some((ev, text)) => crate::disk_keys::console_passphrases(
+            &landfall_proto::layout::Layout::from_json(text)?,
+            &ev.secrets,
+        ),
+        None => Vec::new(),
+    };
     let kernel = kernel::find(c.kernel.as_deref(), c.modules.as_deref())?;
     let dir = c
         .vm_options
@@ -94,7 +106,11 @@ pub async fn run(c: InstallCli) -> anyhow::Result<()> {
     }
     let t = Instant::now();
     let (vm, line) = tokio::task::block_in_place(|| {
-        boot_installed(&mut rescue, Duration::from_secs(c.wait.max(600)))
+        boot_installed(
+            &mut rescue,
+            Duration::from_secs(c.wait.max(600)),
+            &passphrases,
+        )
     })?;
     eprintln!(
         "The installed system came up {:.1} s after the reboot: {}",

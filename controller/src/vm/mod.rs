@@ -154,6 +154,7 @@ pub fn start_rescue(
         },
         forwards: vec![(22, ssh_port), (AGENT_PORT, agent_port)],
         accel: opts.accel,
+        console_input: false,
     };
     let started = Instant::now();
     let mut vm = RunningVm::start(&spec)?;
@@ -194,7 +195,11 @@ pub fn start_rescue(
 /// After the installer rebooted the rescue VM: power it off (qemu's direct
 /// kernel boot would bring the rescue system back), boot the disk alone under
 /// UEFI, and wait for the installed system. Returns the line that showed it.
-pub fn boot_installed(r: &mut RescueVm, timeout: Duration) -> anyhow::Result<(RunningVm, String)> {
+pub fn boot_installed(
+    r: &mut RescueVm,
+    timeout: Duration,
+    passphrases: &[(String, Vec<u8>)],
+) -> anyhow::Result<(RunningVm, String)> {
     let _ =
         r.vm.wait_for(&["reboot: Restarting system"], &[], Duration::from_secs(60));
     r.vm.kill();
@@ -203,6 +208,7 @@ pub fn boot_installed(r: &mut RescueVm, timeout: Duration) -> anyhow::Result<(Ru
         boot: Boot::Disk,
         // 512 MiB: the installed system is a normal NixOS, not the 256 MiB-lean agent.
         memory_mib: r.spec.memory_mib.max(512),
+        console_input: !passphrases.is_empty(),
         ..r.spec.clone()
     };
     let mut vm = RunningVm::start(&spec)?;
@@ -211,6 +217,24 @@ pub fn boot_installed(r: &mut RescueVm, timeout: Duration) -> anyhow::Result<(Ru
         vm.pid,
         vm.console.display()
     );
+    // Stage 1 asks for each LUKS device's passphrase on the console, as a
+    // person at the machine would be asked: type the disk's key there.
+    for (i, (device, key)) in passphrases.iter().enumerate() {
+        vm.wait_for(&[&format!("passphrase for {device}")], FAILED, timeout)
+            .with_context(|| {
+                format!("The installed system did not ask for {device}'s passphrase")
+            })?;
+        let t = std::time::Instant::now();
+        while vm.console_text().matches("Enter passphrase for").count() <= i {
+            if t.elapsed() > Duration::from_secs(120) {
+                anyhow::bail!("cryptsetup on the installed system did not prompt for {device}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        vm.type_line(key)?;
+        eprintln!("Typed the passphrase of LUKS device {device} on the installed system's console");
+    }
     let line = vm
         .wait_for(CAME_UP, FAILED, timeout)
         .context("The installed system did not come up")?;

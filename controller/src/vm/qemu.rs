@@ -59,6 +59,9 @@ pub struct VmSpec {
     /// Guest port → host port (on 127.0.0.1).
     pub forwards: Vec<(u16, u16)>,
     pub accel: Accel,
+    /// Whether the console also takes input (a FIFO beside its log, see
+    /// [`RunningVm::type_line`]): the installed system's LUKS passphrase prompt.
+    pub console_input: bool,
 }
 
 /// A free TCP port on 127.0.0.1 (the kernel's choice; released before use).
@@ -115,7 +118,13 @@ pub fn args(spec: &VmSpec, kvm: bool, code: &Path, vars: &Path, console: &Path) 
         a.extend(["-accel", "tcg", "-cpu", "max"].map(String::from));
     }
     a.push("-chardev".into());
-    a.push(format!("file,id=con,path={}", escape(console)));
+    if spec.console_input {
+        // qemu's pipe backend reads <path>.in and writes <path>.out
+        // (RunningVm::start makes them: a FIFO, a link to the log).
+        a.push(format!("pipe,id=con,path={}", escape(console)));
+    } else {
+        a.push(format!("file,id=con,path={}", escape(console)));
+    }
     a.extend(["-serial", "chardev:con"].map(String::from));
     a.push("-drive".into());
     a.push(format!(
@@ -221,7 +230,30 @@ pub fn kvm_works(dir: &Path) -> bool {
 pub struct RunningVm {
     child: Option<Child>,
     pub console: PathBuf,
+    /// The FIFO qemu reads the console's input from (with `console_input`).
+    console_in: Option<PathBuf>,
     pub pid: u32,
+}
+
+/// `<console>.in` (a FIFO) and `<console>.out` (a link to the log), made
+/// fresh, for qemu's pipe backend; returns the FIFO.
+fn console_pipes(console: &Path) -> anyhow::Result<PathBuf> {
+    let with = |ext: &str| {
+        let mut p = console.as_os_str().to_owned();
+        p.push(ext);
+        PathBuf::from(p)
+    };
+    let (fifo, out) = (with(".in"), with(".out"));
+    for p in [&fifo, &out] {
+        let _ = std::fs::remove_file(p);
+    }
+    std::fs::File::create(console)
+        .with_context(|| format!("Cannot create {}", console.display()))?;
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .with_context(|| format!("Cannot make the FIFO {}", fifo.display()))?;
+    std::os::unix::fs::symlink(console, &out)
+        .with_context(|| format!("Cannot link {}", out.display()))?;
+    Ok(fifo)
 }
 
 impl RunningVm {
@@ -242,6 +274,11 @@ impl RunningVm {
         };
         let console = spec.dir.join(format!("{}-console.log", spec.name));
         let stderr = std::fs::File::create(spec.dir.join(format!("{}-qemu.log", spec.name)))?;
+        let console_in = if spec.console_input {
+            Some(console_pipes(&console)?)
+        } else {
+            None
+        };
         // qemu stays in landfall's process group: Ctrl-C on the terminal stops both.
         let child = Command::new(qemu_binary()?)
             .args(args(spec, kvm, &code, &vars, &console))
@@ -254,8 +291,25 @@ impl RunningVm {
         Ok(RunningVm {
             child: Some(child),
             console,
+            console_in,
             pid,
         })
+    }
+
+    /// Types `line` and Enter on the console (a VM started with `console_input`).
+    pub fn type_line(&self, line: &[u8]) -> anyhow::Result<()> {
+        let fifo = self
+            .console_in
+            .as_ref()
+            .context("this VM's console takes no input")?;
+        // qemu holds the FIFO open for reading: opening it to write does not block.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(fifo)
+            .with_context(|| format!("Cannot open {}", fifo.display()))?;
+        std::io::Write::write_all(&mut f, line)?;
+        std::io::Write::write_all(&mut f, b"\n")?;
+        Ok(())
     }
 
     /// The console so far (lossy UTF-8).
@@ -363,6 +417,7 @@ mod tests {
             },
             forwards: vec![(22, 2222), (7443, 7444)],
             accel: Accel::Tcg,
+            console_input: false,
         };
         let a = args(
             &spec,
@@ -398,6 +453,23 @@ mod tests {
         .join(" ");
         assert!(
             a.contains("-accel kvm -cpu host") && !a.contains("-kernel"),
+            "{a}"
+        );
+        assert!(a.contains("-chardev file,id=con,path=/d/con"), "{a}");
+        let typed = VmSpec {
+            console_input: true,
+            ..disk
+        };
+        let a = args(
+            &typed,
+            true,
+            "/c.fd".as_ref(),
+            "/v.fd".as_ref(),
+            "/d/con".as_ref(),
+        )
+        .join(" ");
+        assert!(
+            a.contains("-chardev pipe,id=con,path=/d/con -serial chardev:con"),
             "{a}"
         );
     }
