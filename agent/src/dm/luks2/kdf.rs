@@ -18,6 +18,13 @@
 //! and from 4 GiB on it is cryptsetup's own 1 GiB default. An explicit
 //! `--pbkdf-memory` is honoured up to cryptsetup's own limit, half the RAM.
 //!
+//! A slow machine (a small VPS, or qemu without KVM) buys little memory in
+//! the target time; landfall then keeps at least **64 MiB** (or the cap, if
+//! lower) and accepts a longer unlock, rather than an Argon2 buffer of a few
+//! MiB that a guesser's GPU handles cheaply. On ordinary hardware 64 MiB × 4
+//! passes takes a fraction of the target time, so the floor never applies.
+//! An explicit `--pbkdf-memory` or `--pbkdf-force-iterations` is honoured.
+//!
 //! landfall's argon2 runs the lanes one after another (RustCrypto's argon2 is
 //! single-threaded), so the benchmark measures that; cryptsetup on the target
 //! unlocks with threads, so an unlock there takes at most the target time.
@@ -39,6 +46,9 @@ pub const MAX_LANES: u32 = 4;
 pub const MIN_TIME: u32 = 4;
 /// cryptsetup's smallest argon2 memory.
 pub const MIN_MEMORY_KIB: u32 = 32;
+/// The least memory landfall's own cost choice uses when the user names none
+/// (64 MiB, lowered only by the memory cap); see the module doc.
+pub const DEFAULT_MEMORY_FLOOR_KIB: u32 = 64 * 1024;
 /// cryptsetup's LUKS_MKD_ITERATIONS_MS and LUKS_MKD_ITERATIONS_MIN: the
 /// digest's pbkdf2 runs ~125 ms, at least 1000 iterations.
 pub const DIGEST_ITER_MS: u32 = 125;
@@ -106,7 +116,10 @@ pub fn choose_cost(
     memory_limit: u32,
     lanes: u32,
 ) -> Argon2Cost {
-    let floor = MIN_MEMORY_KIB.max(8 * lanes);
+    let mut floor = MIN_MEMORY_KIB.max(8 * lanes);
+    if req.memory_kib.is_none() {
+        floor = floor.max(DEFAULT_MEMORY_FLOOR_KIB.min(memory_limit));
+    }
     if let Some(time) = req.force_time {
         return Argon2Cost {
             time,
@@ -240,16 +253,36 @@ mod tests {
     #[test]
     fn slow_machine_keeps_four_passes_and_less_memory() {
         let req = PbkdfRequest::default();
-        // 100 MiB·pass/s: 2 s buy 200 MiB·passes → 50 MiB at 4 passes.
-        let c = choose_cost(100.0 * 1024.0 / 1000.0, &req, 1_048_576, 2);
+        // 200 MiB·pass/s: 2 s buy 400 MiB·passes → 100 MiB at 4 passes.
+        let c = choose_cost(200.0 * 1024.0 / 1000.0, &req, 1_048_576, 2);
         assert_eq!(
             c,
             Argon2Cost {
                 time: 4,
-                memory_kib: 51200,
+                memory_kib: 102400,
                 lanes: 2
             }
         );
+    }
+
+    #[test]
+    fn a_very_slow_machine_keeps_64_mib_unless_the_cap_or_the_user_says_less() {
+        let req = PbkdfRequest::default();
+        // 4 MiB·pass/s (qemu without KVM): 2 s buy 2 MiB at 4 passes; the
+        // floor keeps 64 MiB and the unlock takes longer.
+        let slow = 4.0 * 1024.0 / 1000.0;
+        let c = choose_cost(slow, &req, 1_048_576, 1);
+        assert_eq!((c.time, c.memory_kib), (4, 65536));
+        // A cap below 64 MiB (a machine with less than 256 MiB) wins.
+        let c = choose_cost(slow, &req, 32 * 1024, 1);
+        assert_eq!(c.memory_kib, 32 * 1024);
+        // The user's --pbkdf-memory is theirs: no floor.
+        let mine = PbkdfRequest {
+            memory_kib: Some(8192),
+            ..PbkdfRequest::default()
+        };
+        let c = choose_cost(slow, &mine, 8192, 1);
+        assert_eq!(c.memory_kib, 2048);
     }
 
     #[test]
