@@ -528,27 +528,12 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use landfall_proto::layout::{DiskFacts, ExistingDisk, Geometry};
+    use landfall_proto::layout::blank_disk_facts;
 
     fn seed_plan() -> Plan {
         let text = include_str!("../../../tests/fixtures/layouts/ext4-tmpfs-swap.json");
         let layout = Layout::from_json(text).unwrap();
-        let facts = layout
-            .disks
-            .iter()
-            .map(|d| {
-                let f = DiskFacts {
-                    path: format!("/dev/{}", d.key),
-                    geometry: Geometry {
-                        size_bytes: 1 << 30,
-                        logical_sector_size: 512,
-                    },
-                    existing: ExistingDisk::default(),
-                };
-                (d.key.clone(), f)
-            })
-            .collect();
-        plan(&layout, &facts).unwrap()
+        plan(&layout, &blank_disk_facts(&layout, 1 << 30)).unwrap()
     }
 
     #[test]

@@ -599,26 +599,11 @@ pub fn plan_devices(plan: &Plan) -> BTreeSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use landfall_proto::layout::{plan, DiskFacts, ExistingDisk, Geometry, Layout};
+    use landfall_proto::layout::{blank_disk_facts, plan, Layout};
 
     fn planned(text: &str) -> Plan {
         let layout = Layout::from_json(text).unwrap();
-        let facts = layout
-            .disks
-            .iter()
-            .map(|d| {
-                let f = DiskFacts {
-                    path: format!("/dev/{}", d.key),
-                    geometry: Geometry {
-                        size_bytes: 4 << 30,
-                        logical_sector_size: 512,
-                    },
-                    existing: ExistingDisk::default(),
-                };
-                (d.key.clone(), f)
-            })
-            .collect();
-        plan(&layout, &facts).unwrap()
+        plan(&layout, &blank_disk_facts(&layout, 4 << 30)).unwrap()
     }
 
     const LUKS_LVM: &str = include_str!("../../../tests/fixtures/layouts/disko-luks-lvm.json");

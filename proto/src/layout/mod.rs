@@ -33,10 +33,10 @@ pub use model::{
 };
 pub use parse::default_label;
 pub use plan::{
-    content_fs_type, lv_extents, matches_existing, partition_ranges, plan, DiskFacts, DiskPlan,
-    ExistingDisk, ExistingPartition, LuksPlan, LvPlan, MapperSwapPlan, MapperVia, MountPlan,
-    MountSource, PartitionPlan, Plan, SwapPlan, SwapfilePlan, VgPlan, LUKS2_DATA_OFFSET,
-    LVM_EXTENT_BYTES, LVM_PE_START,
+    blank_disk_facts, content_fs_type, lv_extents, matches_existing, partition_ranges, plan,
+    DiskFacts, DiskPlan, ExistingDisk, ExistingPartition, LuksPlan, LvPlan, MapperSwapPlan,
+    MapperVia, MountPlan, MountSource, PartitionPlan, Plan, SwapPlan, SwapfilePlan, VgPlan,
+    LUKS2_DATA_OFFSET, LVM_EXTENT_BYTES, LVM_PE_START,
 };
 pub use render::render;
 pub use sectors::Geometry;

@@ -464,6 +464,27 @@ pub fn partition_ranges(
         .collect()
 }
 
+/// Facts for every disk of `layout` as a blank disk of `size_bytes` with
+/// 512-byte sectors, named `/dev/<key>`: a plan made without a machine
+/// (tests, and what-if plans).
+pub fn blank_disk_facts(layout: &Layout, size_bytes: u64) -> BTreeMap<String, DiskFacts> {
+    layout
+        .disks
+        .iter()
+        .map(|d| {
+            let f = DiskFacts {
+                path: format!("/dev/{}", d.key),
+                geometry: Geometry {
+                    size_bytes,
+                    logical_sector_size: 512,
+                },
+                existing: ExistingDisk::default(),
+            };
+            (d.key.clone(), f)
+        })
+        .collect()
+}
+
 /// Plan a layout against the facts of its disks (keyed by the layout's disk key).
 pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan, LayoutError> {
     let mut disks = Vec::new();

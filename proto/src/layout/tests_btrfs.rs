@@ -1,8 +1,6 @@
 //! Unit tests of the btrfs content: disko's btrfs examples as disko evaluates
 //! them, the plan's mounts and swapfiles, and each refusal naming its field.
 
-use std::collections::BTreeMap;
-
 use super::*;
 
 const SUBVOLUMES: &str =
@@ -15,22 +13,7 @@ const LUKS_RAID: &str = include_str!("../../../tests/fixtures/layouts/disko-luks
 
 /// The plan of `layout` with every disk blank and `size` bytes (the dm tests use it too).
 pub(super) fn plan_on(layout: &Layout, size: u64) -> Result<Plan, LayoutError> {
-    let facts = layout
-        .disks
-        .iter()
-        .map(|d| {
-            let f = DiskFacts {
-                path: format!("/dev/{}", d.key),
-                geometry: Geometry {
-                    size_bytes: size,
-                    logical_sector_size: 512,
-                },
-                existing: ExistingDisk::default(),
-            };
-            (d.key.clone(), f)
-        })
-        .collect::<BTreeMap<_, _>>();
-    plan(layout, &facts)
+    plan(layout, &blank_disk_facts(layout, size))
 }
 
 fn btrfs_of(layout: &Layout) -> &Btrfs {
