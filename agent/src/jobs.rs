@@ -69,6 +69,24 @@ impl JobSlot {
     }
 }
 
+/// Forwards a client stream's messages to a bounded channel (16 messages), so
+/// a blocking job reads them with `blocking_recv` while tokio receives.
+pub fn forward_inbound<T: Send + 'static>(
+    mut inbound: tonic::Streaming<T>,
+) -> mpsc::Receiver<Result<T, Status>> {
+    let (tx, rx) = mpsc::channel::<Result<T, Status>>(16);
+    tokio::spawn(async move {
+        loop {
+            let m = inbound.message().await.transpose();
+            let Some(m) = m else { break };
+            if tx.send(m).await.is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// Runs `f` on the blocking pool; a panic becomes an INTERNAL error reply.
 pub async fn run_blocking<T, F>(what: &str, f: F) -> Result<T, Status>
 where

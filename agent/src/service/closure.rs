@@ -22,13 +22,12 @@ use landfall_proto::v1::closure_chunk::Kind;
 use landfall_proto::v1::{
     ClosureChunk, JobEvent, QueryMissingReply, QueryMissingRequest, StepState,
 };
-use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 
 use super::AgentService;
 
 use crate::disk::error_chain;
-use crate::jobs::{reason, run_blocking, stream_job, Emit};
+use crate::jobs::{forward_inbound, reason, run_blocking, stream_job, Emit};
 use crate::store::{Block, BlockDecompressor, BlockReader, ChunkReader, StoreInstaller};
 
 /// Largest zstd window (log2) the legacy `data` stream may ask for: 8 MiB.
@@ -114,20 +113,11 @@ impl AgentService {
 
     pub(super) fn put_closure_impl(
         &self,
-        mut inbound: Streaming<ClosureChunk>,
+        inbound: Streaming<ClosureChunk>,
     ) -> Result<tokio_stream::wrappers::ReceiverStream<Result<JobEvent, Status>>, Status> {
         let guard = self.state.jobs.begin("put-closure")?;
         let default_root = self.state.root.clone();
-        let (tx, mut rx) = mpsc::channel::<Result<ClosureChunk, Status>>(16);
-        tokio::spawn(async move {
-            loop {
-                let m = inbound.message().await.transpose();
-                let Some(m) = m else { break };
-                if tx.send(m).await.is_err() {
-                    break;
-                }
-            }
-        });
+        let mut rx = forward_inbound(inbound);
         Ok(stream_job("put-closure", guard, move |emit: Emit<'_>| {
             receive_closure(&mut || rx.blocking_recv(), &default_root, emit)
         }))

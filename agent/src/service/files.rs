@@ -16,7 +16,6 @@ use std::time::Instant;
 
 use landfall_proto::v1::file_chunk::Kind;
 use landfall_proto::v1::{FileChunk, FileKind, FilesBegin, JobEvent, StepState};
-use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 
 use super::AgentService;
@@ -24,7 +23,7 @@ use crate::disk::error_chain;
 use crate::files::host_keys::{self, IMAGE_HOST_KEYS_DIR};
 use crate::files::writer::ChownRule;
 use crate::files::{Entry, EntryKind, FilesError, FilesPlan};
-use crate::jobs::{reason, stream_job, Emit};
+use crate::jobs::{forward_inbound, reason, stream_job, Emit};
 
 /// The reason prefix of a request refused before anything was written.
 pub const INVALID_FILES: &str = "invalid-files";
@@ -38,20 +37,11 @@ pub const HOST_KEY_EVENT: &str = "host-key ";
 impl AgentService {
     pub(super) fn put_files_impl(
         &self,
-        mut inbound: Streaming<FileChunk>,
+        inbound: Streaming<FileChunk>,
     ) -> Result<tokio_stream::wrappers::ReceiverStream<Result<JobEvent, Status>>, Status> {
         let guard = self.state.jobs.begin("put-files")?;
         let default_root = self.state.root.clone();
-        let (tx, mut rx) = mpsc::channel::<Result<FileChunk, Status>>(16);
-        tokio::spawn(async move {
-            loop {
-                let m = inbound.message().await.transpose();
-                let Some(m) = m else { break };
-                if tx.send(m).await.is_err() {
-                    break;
-                }
-            }
-        });
+        let mut rx = forward_inbound(inbound);
         Ok(stream_job("put-files", guard, move |emit: Emit<'_>| {
             receive_files(
                 &mut || rx.blocking_recv(),
