@@ -254,6 +254,51 @@ pub fn assert_serving(addr: &str, tls: &Path) {
     );
 }
 
+/// What [`channel_once`] answers when tonic asks it for a second connection.
+pub const NOT_RECONNECTING: &str = "the connection broke and this client does not reconnect";
+
+/// A channel like [`channel`] that makes one connection only: when the agent
+/// drops it (a refused certificate), the next call fails with
+/// [`NOT_RECONNECTING`] instead of tonic reconnecting (and, against an agent
+/// that refuses every connection, reconnecting for ever).
+pub async fn channel_once(addr: &str, tls: &Path) -> tonic::transport::Channel {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let used = Arc::new(AtomicBool::new(false));
+    let target = addr.to_string();
+    let connector = tower::service_fn(move |_: http::Uri| {
+        let (used, target) = (used.clone(), target.clone());
+        async move {
+            if used.swap(true, Ordering::SeqCst) {
+                return Err(std::io::Error::other(NOT_RECONNECTING));
+            }
+            let tcp = tokio::net::TcpStream::connect(target).await?;
+            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tcp))
+        }
+    });
+    endpoint(addr, tls)
+        .connect_timeout(Duration::from_secs(10))
+        .connect_with_connector(connector)
+        .await
+        .expect("connect to the agent")
+}
+
+fn endpoint(addr: &str, tls: &Path) -> tonic::transport::Endpoint {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let read = |f: &str| std::fs::read(tls.join(f)).unwrap();
+    let cfg = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(CA_CERT)))
+        .identity(Identity::from_pem(
+            read(CONTROLLER_CERT),
+            read(CONTROLLER_KEY),
+        ))
+        .domain_name(AGENT_SERVER_NAME);
+    Endpoint::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(cfg)
+        .unwrap()
+}
+
 /// A gRPC channel to the agent with the controller identity in `tls`.
 pub async fn channel(addr: &str, tls: &Path) -> tonic::transport::Channel {
     use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
