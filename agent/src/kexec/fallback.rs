@@ -14,14 +14,28 @@ pub enum FallbackError {
     Failed { command: String, output: String },
 }
 
-/// The `kexec` binary on PATH or in the usual sbin folders.
+/// The folders searched for `kexec`, in order: absolute system folders only.
+/// `$PATH` is not used: this runs as root, and a relative or user-writable
+/// PATH entry would run whatever `kexec` it holds.
+pub const KEXEC_FOLDERS: &[&str] = &[
+    "/usr/sbin",
+    "/sbin",
+    "/usr/bin",
+    "/bin",
+    "/run/current-system/sw/bin",
+    "/run/current-system/sw/sbin",
+];
+
+/// The `kexec` binary in the system folders ([`KEXEC_FOLDERS`]).
 pub fn find_kexec_tool() -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
-        .map(|d| d.join("kexec"))
+    find_kexec_in(Path::new("/"))
+}
+
+/// [`find_kexec_tool`] below `root` (tests use a made-up tree).
+fn find_kexec_in(root: &Path) -> Option<PathBuf> {
+    KEXEC_FOLDERS
+        .iter()
+        .map(|d| root.join(d.trim_start_matches('/')).join("kexec"))
         .find(|p| p.is_file())
 }
 
@@ -80,6 +94,26 @@ mod tests {
                 "--initrd=/proc/9/fd/4",
                 "--command-line=console=ttyS0 panic=10"
             ]
+        );
+    }
+
+    #[test]
+    fn kexec_is_found_in_system_folders_only() {
+        let root = tempfile::tempdir().unwrap();
+        assert_eq!(find_kexec_in(root.path()), None);
+        // A `kexec` in a folder only PATH could name is not run.
+        let evil = root.path().join("tmp/evil");
+        std::fs::create_dir_all(&evil).unwrap();
+        std::fs::write(evil.join("kexec"), "").unwrap();
+        assert_eq!(find_kexec_in(root.path()), None);
+        for d in ["bin", "usr/sbin"] {
+            std::fs::create_dir_all(root.path().join(d)).unwrap();
+            std::fs::write(root.path().join(d).join("kexec"), "").unwrap();
+        }
+        // /usr/sbin comes before /bin.
+        assert_eq!(
+            find_kexec_in(root.path()),
+            Some(root.path().join("usr/sbin/kexec"))
         );
     }
 

@@ -58,7 +58,7 @@ fn kib_field(line: &str) -> Option<u64> {
         .nth(1)?
         .parse::<u64>()
         .ok()
-        .map(|k| k * 1024)
+        .map(|k| k.saturating_mul(1024))
 }
 
 /// Parses the probe's output.
@@ -86,7 +86,8 @@ pub fn parse(output: &str) -> Result<TargetFacts, FactsError> {
                 let w: Vec<&str> = v.split_whitespace().collect();
                 if let (Some(dir), Some(avail)) = (w.first(), w.get(4)) {
                     if let Ok(kib) = avail.parse::<u64>() {
-                        f.free_space.push((dir.to_string(), kib * 1024));
+                        f.free_space
+                            .push((dir.to_string(), kib.saturating_mul(1024)));
                     }
                 }
             }
@@ -190,6 +191,17 @@ sha256sum=yes
         assert_eq!(f.upload_base(50 << 20).unwrap(), "/run");
         let small_run = parse(&BUSYBOX_ROOT.replace("115640 12 115628", "4000 0 4000")).unwrap();
         assert_eq!(small_run.upload_base(50 << 20).unwrap(), "/tmp");
+    }
+
+    #[test]
+    fn absurd_sizes_from_the_target_saturate() {
+        let huge = u64::MAX.to_string();
+        let f = parse(&format!(
+            "uname=Linux x86_64\nuid=0\nmeminfo=MemTotal: {huge} kB\ndf=/run tmpfs 1 0 {huge} 0% /run\n"
+        ))
+        .unwrap();
+        assert_eq!(f.mem_total_bytes, u64::MAX);
+        assert_eq!(f.free_space[0].1, u64::MAX);
     }
 
     #[test]

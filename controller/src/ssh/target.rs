@@ -37,12 +37,19 @@ impl Target {
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
             .unwrap_or(host);
-        let valid = |t: &str| {
+        // Only the characters names and addresses are made of: a user or host
+        // with shell metacharacters reaches the local shell through a
+        // ProxyCommand or `Match exec` using %r/%h on OpenSSH before 9.6
+        // (CVE-2023-51385), so it is refused here whatever the ssh version.
+        let valid = |t: &str, extra: &[char]| {
             !t.is_empty()
                 && !t.starts_with('-')
-                && !t.chars().any(|c| c.is_whitespace() || c == '/')
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c) || extra.contains(&c))
         };
-        if !valid(host) || user.is_some_and(|u| !valid(u) || u.contains(':')) {
+        // A host: a name, IPv4, or IPv6 with an optional %zone. A user: a login
+        // name, or user@domain as directory logins have.
+        if !valid(host, &[':', '%']) || user.is_some_and(|u| !valid(u, &['@'])) {
             return Err(bad());
         }
         Ok(Target {
@@ -144,7 +151,31 @@ mod tests {
             "2001:db8::1"
         );
         assert_eq!(Target::parse("a@b@c").unwrap().user.as_deref(), Some("a@b"));
-        for bad in ["", "root@", "-oProxyCommand=x", "root@-p", "a b@c", "@host"] {
+        assert_eq!(
+            Target::parse("[fe80::1%eth0]").unwrap().host,
+            "fe80::1%eth0"
+        );
+        assert_eq!(
+            Target::parse("deploy_user@my-host_1").unwrap().host,
+            "my-host_1"
+        );
+        for bad in [
+            "",
+            "root@",
+            "-oProxyCommand=x",
+            "root@-p",
+            "a b@c",
+            "@host",
+            "root@host;touch /tmp/x",
+            "$(id)@host",
+            "`id`@host",
+            "root@host|id",
+            "ro'ot@host",
+            "root@ho\"st",
+            "root@host\nid",
+            "root@host/x",
+            "root@h&st",
+        ] {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }
     }
