@@ -16,6 +16,7 @@ pub mod inventory;
 pub mod jobs;
 pub mod kexec;
 pub mod logbuf;
+pub mod net;
 pub mod panic_barrier;
 pub mod probe;
 pub mod refusal_log;

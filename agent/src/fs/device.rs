@@ -5,17 +5,12 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt};
-use std::os::unix::io::AsRawFd;
 
 use std::os::fd::AsFd;
 
 use nix::errno::Errno;
 use nix::fcntl::{fallocate, FallocateFlags};
 use nix::unistd::{lseek, Whence};
-
-// <linux/fs.h>: BLKDISCARD _IO(0x12, 119), BLKZEROOUT _IO(0x12, 127); both take `u64 range[2]`.
-nix::ioctl_write_ptr_bad!(blkdiscard, nix::request_code_none!(0x12, 119), [u64; 2]);
-nix::ioctl_write_ptr_bad!(blkzeroout, nix::request_code_none!(0x12, 127), [u64; 2]);
 
 fn is_block_device(dev: &File) -> io::Result<bool> {
     Ok(dev.metadata()?.file_type().is_block_device())
@@ -28,9 +23,8 @@ fn is_block_device(dev: &File) -> io::Result<bool> {
 /// punched out). Devices without discard are fine.
 pub fn discard(dev: &File, len: u64, rewritten: &[(u64, u64)]) -> io::Result<bool> {
     if is_block_device(dev)? {
-        let range = [0u64, len];
-        // SAFETY: valid fd; `range` is a live [u64; 2] the kernel only reads.
-        let _ = unsafe { blkdiscard(dev.as_raw_fd(), &range) };
+        // A device without discard support is fine.
+        let _ = crate::sys::blk::discard_range(dev, 0, len);
         return Ok(false);
     }
     // Punch out only the parts holding data that will not be overwritten: a
@@ -103,9 +97,7 @@ fn data_segments(dev: &File, len: u64) -> io::Result<Vec<(u64, u64)>> {
 /// Make `[offset, offset + len)` read back as zeros.
 pub fn zero_range(dev: &File, offset: u64, len: u64) -> io::Result<()> {
     if is_block_device(dev)? {
-        let range = [offset, len];
-        // SAFETY: valid fd; `range` is a live [u64; 2] the kernel only reads.
-        if unsafe { blkzeroout(dev.as_raw_fd(), &range) }.is_ok() {
+        if crate::sys::blk::zero_out_range(dev, offset, len).is_ok() {
             return Ok(());
         }
     } else {
@@ -127,12 +119,6 @@ pub fn zero_range(dev: &File, offset: u64, len: u64) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ioctl_numbers_match_the_kernel() {
-        assert_eq!(nix::request_code_none!(0x12, 119), 0x1277); // BLKDISCARD
-        assert_eq!(nix::request_code_none!(0x12, 127), 0x127f); // BLKZEROOUT
-    }
 
     #[test]
     fn punch_and_zero_a_file() {

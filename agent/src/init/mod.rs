@@ -1,12 +1,10 @@
-//! PID-1 duties of the RAM image: early mounts, module loading, networking, and
-//! a supervisor that runs the gRPC service as a child process, restarts it if it
-//! ever dies, and reaps every zombie. PID 1 never exits.
+//! PID-1 duties of the RAM image: early mounts, module loading, networking
+//! (through [`crate::net`]), and a supervisor that runs the gRPC service as a
+//! child process, restarts it if it ever dies, and reaps every zombie. PID 1
+//! never exits.
 
-pub mod dhcp;
 pub mod inject;
 pub mod modules;
-pub mod net;
-pub mod netconfig;
 mod pid1;
 pub mod pid1_log;
 

@@ -8,7 +8,8 @@ use nix::mount::{mount, MsFlags};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
-use super::{modules, monotonic_ns, net, READY_FILE, START_ENV};
+use super::{modules, monotonic_ns, READY_FILE, START_ENV};
+use crate::net::up as net;
 
 fn mount_fs(source: &str, target: &str, fstype: &str, flags: MsFlags, data: Option<&str>) {
     let _ = std::fs::create_dir_all(target);

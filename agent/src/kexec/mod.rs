@@ -25,8 +25,6 @@
 pub mod cmdline;
 pub mod fallback;
 pub mod inputs;
-pub mod netcapture;
-pub mod netdump;
 pub mod newc;
 pub mod refusal;
 
@@ -38,7 +36,8 @@ use landfall_proto::session_stream::{self, SessionStreamError, MAX_STREAM_BYTES}
 use landfall_proto::tlsnames::{AGENT_KEY, IMAGE_TLS_DIR};
 
 use crate::files::host_keys::{self, IMAGE_HOST_KEYS_DIR};
-use crate::init::netconfig::{NetworkConfig, IMAGE_NETWORK_CONFIG};
+use crate::net::config::{NetworkConfig, IMAGE_NETWORK_CONFIG};
+use crate::net::{capture as netcapture, dump as netdump};
 use crate::sys::kexec as sys;
 use newc::ArchiveFile;
 pub use refusal::LoadRefusal;

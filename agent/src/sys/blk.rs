@@ -1,4 +1,5 @@
-//! Block-device geometry ioctls: BLKGETSIZE64, BLKSSZGET, BLKPBSZGET, BLKROGET.
+//! Block-device ioctls: the geometry (BLKGETSIZE64, BLKSSZGET, BLKPBSZGET,
+//! BLKROGET) and throwing away or zeroing a byte range (BLKDISCARD, BLKZEROOUT).
 //!
 //! [`device_size`] and friends also accept a regular file (a disk image), for
 //! which the size is the file length and the sector sizes are 512.
@@ -13,6 +14,25 @@ nix::ioctl_read!(blkgetsize64, 0x12, 114, u64);
 nix::ioctl_read_bad!(blksszget, nix::request_code_none!(0x12, 104), libc::c_int);
 nix::ioctl_read_bad!(blkpbszget, nix::request_code_none!(0x12, 123), libc::c_uint);
 nix::ioctl_read_bad!(blkroget, nix::request_code_none!(0x12, 94), libc::c_int);
+// <linux/fs.h>: BLKDISCARD _IO(0x12, 119), BLKZEROOUT _IO(0x12, 127); both take `u64 range[2]`.
+nix::ioctl_write_ptr_bad!(blkdiscard, nix::request_code_none!(0x12, 119), [u64; 2]);
+nix::ioctl_write_ptr_bad!(blkzeroout, nix::request_code_none!(0x12, 127), [u64; 2]);
+
+/// BLKDISCARD: the device may throw away `[offset, offset + len)` (what it
+/// then reads back as is up to the device).
+pub fn discard_range(file: &File, offset: u64, len: u64) -> nix::Result<()> {
+    let range = [offset, len];
+    // SAFETY: valid fd; `range` is a live [u64; 2] the kernel only reads.
+    unsafe { blkdiscard(file.as_raw_fd(), &range) }.map(drop)
+}
+
+/// BLKZEROOUT: `[offset, offset + len)` reads back as zeros afterwards (the
+/// device may offload it).
+pub fn zero_out_range(file: &File, offset: u64, len: u64) -> nix::Result<()> {
+    let range = [offset, len];
+    // SAFETY: valid fd; `range` is a live [u64; 2] the kernel only reads.
+    unsafe { blkzeroout(file.as_raw_fd(), &range) }.map(drop)
+}
 
 /// Errors of the geometry ioctls, each naming the request that failed.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +113,8 @@ mod tests {
         assert_eq!(nix::request_code_none!(0x12, 104), 0x1268); // BLKSSZGET
         assert_eq!(nix::request_code_none!(0x12, 123), 0x127b); // BLKPBSZGET
         assert_eq!(nix::request_code_none!(0x12, 94), 0x125e); // BLKROGET
+        assert_eq!(nix::request_code_none!(0x12, 119), 0x1277); // BLKDISCARD
+        assert_eq!(nix::request_code_none!(0x12, 127), 0x127f); // BLKZEROOUT
     }
 
     #[test]

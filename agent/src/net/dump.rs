@@ -1,11 +1,11 @@
 //! Reads the running system's links, addresses and routes through rtnetlink
-//! (no `ip` binary needed), for [`super::netcapture::network_config`].
+//! (no `ip` binary needed), for [`super::capture::network_config`].
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::route::RouteMessage;
 use rtnetlink::{IpVersion, RouteMessageBuilder};
 
-use super::netcapture::NetlinkState;
+use super::capture::NetlinkState;
 
 /// Why the network state could not be read.
 #[derive(Debug, thiserror::Error)]

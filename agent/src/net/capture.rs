@@ -26,7 +26,7 @@ use rtnetlink::packet_route::route::{
 };
 use rtnetlink::packet_route::AddressFamily;
 
-use crate::init::netconfig::{InterfaceConfig, NetworkConfig, RouteConfig};
+use super::config::{InterfaceConfig, NetworkConfig, RouteConfig};
 
 const RT_TABLE_MAIN: u32 = 254;
 

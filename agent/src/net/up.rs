@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use rtnetlink::LinkUnspec;
 use rtnetlink::{Handle, LinkMessageBuilder, RouteMessageBuilder};
 
+use super::config::{self as netconfig, parse_cidr, InterfaceConfig};
 use super::dhcp::{self, Lease};
-use super::netconfig::{self, parse_cidr, InterfaceConfig};
 
 /// A network interface as sysfs shows it.
 #[derive(Debug, Clone)]
