@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use landfall_proto::AGENT_PORT;
 
 use crate::sanitize::line;
 use crate::{client, image, ssh};
@@ -89,13 +90,14 @@ impl Says {
     }
 }
 
-/// The agent's address after a kexec of `target`: HOST:7443 with the host as ssh resolves it.
+/// The agent's address after a kexec of `target`: HOST:[`AGENT_PORT`] with
+/// the host as ssh resolves it.
 pub fn default_agent_addr(target: &ssh::Target) -> String {
     let host = target.resolved_host();
     if host.contains(':') {
-        format!("[{host}]:7443")
+        format!("[{host}]:{AGENT_PORT}")
     } else {
-        format!("{host}:7443")
+        format!("{host}:{AGENT_PORT}")
     }
 }
 
@@ -103,7 +105,7 @@ pub fn default_agent_addr(target: &ssh::Target) -> String {
 pub fn default_agent_addr_of(ssh: &SshArgs) -> String {
     match ssh.to_target() {
         Ok(t) => default_agent_addr(&t),
-        Err(_) => format!("{}:7443", ssh.target),
+        Err(_) => format!("{}:{AGENT_PORT}", ssh.target),
     }
 }
 
@@ -181,7 +183,7 @@ pub async fn kexec_and_wait(a: &KexecArgs, says: Says) -> anyhow::Result<String>
     if let Err(e) = answered {
         anyhow::bail!(
             "The agent did not answer at {addr} within {} s after the kexec ({e}).\n\
-             Check: is the agent's port (7443) reachable from here (firewall, security group, NAT port forward)?\n\
+             Check: is the agent's port ({AGENT_PORT}) reachable from here (firewall, security group, NAT port forward)?\n\
              What does the machine's console show (the agent logs there; after a kernel panic the machine \
              reboots into its old system)?\n\
              Did the network come back (the agent restores the addresses and routes captured before the \

@@ -5,21 +5,8 @@ use landfall_proto::v1::{InventoryReply, StatusReply};
 
 use crate::sanitize::{line, or_dash};
 
-/// Sizes as people read them: 1 decimal, binary units.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+/// Sizes as people read them: 1 decimal, binary units (one definition, in proto).
+pub use landfall_proto::layout::human_bytes;
 
 /// Strings from the target joined by `sep`, each made safe.
 fn joined(items: &[String], sep: &str) -> String {

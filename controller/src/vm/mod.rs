@@ -20,7 +20,7 @@ use qemu::{Accel, Boot, RunningVm, VmSpec};
 use rescue::Rescue;
 
 /// The agent's port inside the VM (what the agent listens on after the kexec).
-pub const AGENT_PORT: u16 = 7443;
+pub use landfall_proto::AGENT_PORT;
 /// The VM disk's serial number (shown in the confirmation and the inventory).
 pub const DISK_SERIAL: &str = "landfall-vm-0";
 
