@@ -27,18 +27,6 @@ pub fn compress_initrd(cpio: &[u8]) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Appends `archive` (e.g. from [`crate::session_cpio`]) to an initrd.
-///
-/// The kernel (init/initramfs.c) walks concatenated archives and skips NUL
-/// bytes between them, but an uncompressed archive is recognised only when
-/// its `070701` magic starts at an offset that is a multiple of 4 counted from
-/// the start of the whole initrd. So the initrd is first padded with NULs to a
-/// multiple of 4.
-pub fn append_archive(initrd: &mut Vec<u8>, archive: &[u8]) {
-    pad_to_4(initrd);
-    initrd.extend_from_slice(archive);
-}
-
 fn pad_to_4(buf: &mut Vec<u8>) {
     while !buf.len().is_multiple_of(4) {
         buf.push(0);
@@ -64,12 +52,5 @@ mod tests {
         assert_eq!(out, data);
         let params = zstd::zstd_safe::get_frame_content_size(&compressed).unwrap();
         assert_eq!(params, Some(data.len() as u64));
-    }
-
-    #[test]
-    fn append_pads_to_four_bytes_first() {
-        let mut initrd = vec![1, 2, 3, 4, 5];
-        append_archive(&mut initrd, b"0707");
-        assert_eq!(initrd, [1, 2, 3, 4, 5, 0, 0, 0, b'0', b'7', b'0', b'7']);
     }
 }

@@ -11,12 +11,12 @@
 
 mod build;
 mod compress;
-pub mod cpio;
 mod kernel;
 pub mod modules;
-mod session;
 
 pub use build::{build_image, ImageError, ImageReport, ImageSpec};
-pub use compress::{append_archive, compress_initrd, INITRD_WINDOW_LOG, INITRD_ZSTD_LEVEL};
+pub use compress::{compress_initrd, INITRD_WINDOW_LOG, INITRD_ZSTD_LEVEL};
 pub use kernel::bzimage_release;
-pub use session::{session_cpio, SessionFile};
+/// The newc cpio format and the session archive live in `landfall-formats`
+/// (shared with the agent and the tests); re-exported here for the image's users.
+pub use landfall_formats::{append_archive, cpio, session_cpio, SessionFile};

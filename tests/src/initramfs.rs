@@ -9,7 +9,9 @@
 //! This is independent of landfall-image on purpose: the harness must be able
 //! to test VMs without trusting the code under test.
 
-pub mod cpio;
+/// The newc writer: landfall's own (`landfall-formats`), which the image and
+/// the agent use too.
+pub use landfall_formats::cpio;
 pub mod modules;
 
 use std::io::{self, BufWriter};
@@ -203,6 +205,10 @@ impl BusyboxInitramfs {
             path: path.to_path_buf(),
             source,
         };
+        let cpio_err = |e: cpio::CpioWriteError| InitramfsError::Write {
+            path: path.to_path_buf(),
+            source: io::Error::other(e),
+        };
         let read = |p: &Path| {
             std::fs::read(p).map_err(|source| InitramfsError::Read {
                 path: p.to_path_buf(),
@@ -213,26 +219,26 @@ impl BusyboxInitramfs {
         let mut w = NewcWriter::new(BufWriter::new(file));
         let mut run = || -> Result<(), InitramfsError> {
             for dir in self.directories() {
-                w.dir(&dir, 0o755).map_err(write_err)?;
+                w.directory(&dir, 0o755).map_err(cpio_err)?;
             }
             w.char_device("dev/console", 0o600, 5, 1)
-                .map_err(write_err)?;
+                .map_err(cpio_err)?;
             w.file("bin/busybox", 0o755, &read(&self.busybox)?)
-                .map_err(write_err)?;
-            w.symlink("bin/sh", "busybox").map_err(write_err)?;
+                .map_err(cpio_err)?;
+            w.symlink("bin/sh", "busybox").map_err(cpio_err)?;
             for module in &self.modules {
                 let name = format!("lib/modules/{}", module_file_name(module));
-                w.file(&name, 0o644, &read(module)?).map_err(write_err)?;
+                w.file(&name, 0o644, &read(module)?).map_err(cpio_err)?;
             }
             for (p, data, mode) in &self.files {
-                w.file(p, *mode, data).map_err(write_err)?;
+                w.file(p, *mode, data).map_err(cpio_err)?;
             }
             w.file("init", 0o755, self.init_text().as_bytes())
-                .map_err(write_err)?;
+                .map_err(cpio_err)?;
             Ok(())
         };
         run()?;
-        w.finish().map_err(write_err)?;
+        w.finish().map_err(cpio_err)?;
         Ok(path.to_path_buf())
     }
 }

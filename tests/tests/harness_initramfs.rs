@@ -19,7 +19,7 @@ fn cpio_tool() -> &'static str {
 fn newc_round_trips_through_gnu_cpio() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = NewcWriter::new(Vec::new());
-    w.dir("etc", 0o755).unwrap();
+    w.directory("etc", 0o755).unwrap();
     w.file("etc/hello", 0o640, b"hello world\n").unwrap();
     w.file("odd", 0o755, &[1, 2, 3, 4, 5]).unwrap();
     w.symlink("etc/link", "hello").unwrap();

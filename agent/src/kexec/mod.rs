@@ -25,7 +25,6 @@
 pub mod cmdline;
 pub mod fallback;
 pub mod inputs;
-pub mod newc;
 pub mod refusal;
 
 use std::fs::File;
@@ -39,7 +38,7 @@ use crate::files::host_keys::{self, IMAGE_HOST_KEYS_DIR};
 use crate::net::config::{NetworkConfig, IMAGE_NETWORK_CONFIG};
 use crate::net::{capture as netcapture, dump as netdump};
 use crate::sys::kexec as sys;
-use newc::ArchiveFile;
+use landfall_formats::{session_cpio, SessionFile};
 pub use refusal::LoadRefusal;
 
 /// What `landfall-agent kexec` was asked to do.
@@ -80,7 +79,7 @@ pub enum KexecError {
     #[error("Cannot read the network configuration")]
     CaptureNetwork(#[source] netdump::NetDumpError),
     #[error("Cannot write the session archive")]
-    Archive(#[source] newc::NewcError),
+    Archive(#[source] landfall_formats::cpio::CpioWriteError),
     #[error("Cannot use the kernel command line")]
     Cmdline(#[source] sys::CmdlineError),
     #[error("Cannot make the in-memory initrd")]
@@ -139,13 +138,13 @@ pub fn read_session(r: impl Read) -> Result<Vec<u8>, KexecError> {
 }
 
 /// The session stream's files, as the image's TLS files.
-fn session_files(stream: &[u8]) -> Result<Vec<ArchiveFile>, KexecError> {
+fn session_files(stream: &[u8]) -> Result<Vec<SessionFile>, KexecError> {
     Ok(session_stream::decode(stream)
         .map_err(KexecError::Session)?
         .into_iter()
-        .map(|(name, data)| ArchiveFile {
+        .map(|(name, data)| SessionFile {
             path: format!("{IMAGE_TLS_DIR}/{name}"),
-            perm: if name == AGENT_KEY { 0o600 } else { 0o644 },
+            mode: if name == AGENT_KEY { 0o600 } else { 0o644 },
             data,
         })
         .collect())
@@ -170,18 +169,18 @@ pub fn prepare(opts: &KexecOptions) -> Result<Prepared, KexecError> {
         Some(stream) => session_files(stream)?,
         None => Vec::new(),
     };
-    files.extend(host_keys.into_iter().map(|k| ArchiveFile {
+    files.extend(host_keys.into_iter().map(|k| SessionFile {
         path: format!("{IMAGE_HOST_KEYS_DIR}/{}", k.name),
-        perm: 0o600,
+        mode: 0o600,
         data: k.data,
     }));
     let json = serde_json::to_vec_pretty(&network).unwrap_or_default();
-    files.push(ArchiveFile {
+    files.push(SessionFile {
         path: IMAGE_NETWORK_CONFIG.into(),
-        perm: 0o644,
+        mode: 0o644,
         data: json,
     });
-    let archive = newc::archive(&files).map_err(KexecError::Archive)?;
+    let archive = session_cpio(&files).map_err(KexecError::Archive)?;
 
     let mut initrd = sys::memfd("landfall-initrd").map_err(|e| KexecError::Memfd(e.into()))?;
     // Hashed while copied: what is loaded is exactly what was checked.

@@ -18,7 +18,7 @@ pub struct SessionFile {
 }
 
 /// An uncompressed newc archive holding `files`, with their parent
-/// directories (mode 0755) created. Append it with [`crate::append_archive`].
+/// directories (mode 0755) created. Append it with [`append_archive`].
 /// Directories that already exist in the initrd are left as they are by the
 /// kernel; files replace earlier ones with the same path.
 pub fn session_cpio(files: &[SessionFile]) -> Result<Vec<u8>, CpioWriteError> {
@@ -40,6 +40,20 @@ pub fn session_cpio(files: &[SessionFile]) -> Result<Vec<u8>, CpioWriteError> {
         ))?;
     }
     tree.to_bytes()
+}
+
+/// Appends `archive` (e.g. from [`session_cpio`]) to an initrd.
+///
+/// The kernel (init/initramfs.c) walks concatenated archives and skips NUL
+/// bytes between them, but an uncompressed archive is recognised only when
+/// its `070701` magic starts at an offset that is a multiple of 4 counted from
+/// the start of the whole initrd. So the initrd is first padded with NULs to a
+/// multiple of 4.
+pub fn append_archive(initrd: &mut Vec<u8>, archive: &[u8]) {
+    while !initrd.len().is_multiple_of(4) {
+        initrd.push(0);
+    }
+    initrd.extend_from_slice(archive);
 }
 
 #[cfg(test)]
@@ -78,6 +92,13 @@ mod tests {
             ]
         );
         assert_eq!(entries[4].kind, EntryKind::File(b"KEY".to_vec()));
+    }
+
+    #[test]
+    fn append_pads_to_four_bytes_first() {
+        let mut initrd = vec![1, 2, 3, 4, 5];
+        append_archive(&mut initrd, b"0707");
+        assert_eq!(initrd, [1, 2, 3, 4, 5, 0, 0, 0, b'0', b'7', b'0', b'7']);
     }
 
     #[test]
