@@ -357,7 +357,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let plan = disk::plan_and_show(&mut c, req.clone()).await?;
             if (plan.destructive || force) && !yes {
-                disk::confirm("This destroys the data listed above.")?;
+                disk::confirm(&disk::destroy_question(&plan))?;
             }
             req.confirm_destroy = plan.destructive || force;
             println!("{}", sanitize::text(&disk::apply(&mut c, req).await?));

@@ -48,7 +48,7 @@ pub async fn disko(
     };
     let plan = disk::plan_and_show(client, req.clone()).await?;
     if plan.destructive && !yes {
-        disk::confirm("This destroys the data listed above.")?;
+        disk::confirm(&disk::destroy_question(&plan))?;
     }
     req.confirm_destroy = plan.destructive;
     // The summary was printed as the job's last line.
