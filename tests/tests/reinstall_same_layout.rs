@@ -186,6 +186,7 @@ fn a_reinstall_recreates_the_same_layout_left_by_another_system() {
     assert!(!root.join("planted").exists(), "the planted file survived");
     verify(&root);
     assert_same_closure(&root, &top);
+    let addr = agent.addr.clone();
     drop(agent);
     unmount(&root);
     let fsck = Command::new("e2fsck")
@@ -200,8 +201,9 @@ fn a_reinstall_recreates_the_same_layout_left_by_another_system() {
     let v = tool("sgdisk", &["-v", &disk.0], "gdisk");
     assert!(v.contains("No problems found"), "sgdisk -v: {v}");
 
-    // 4. The same unfinished install again: its own disk is kept.
-    let agent = start_agent(dir, &root);
+    // 4. The same unfinished install again, the agent restarted where it
+    //    listened (the state folder is the target's): its own disk is kept.
+    let agent = start_agent_at(dir, &root, &addr);
     let third = install(&agent, &state, &layout, &disk.0, &top, false);
     let err = stderr(&third);
     assert!(third.status.success(), "{err}");
