@@ -76,6 +76,16 @@ fn unmount(root: &Path) {
     let _ = Command::new("umount").arg("-R").arg(root).status();
 }
 
+/// Unmounts the root when dropped, also when the test fails (before the loop
+/// device it lies on is detached).
+struct UnmountOnDrop(std::path::PathBuf);
+
+impl Drop for UnmountOnDrop {
+    fn drop(&mut self) {
+        unmount(&self.0);
+    }
+}
+
 fn install(agent: &Agent, state: &Path, layout: &Path, disk: &str, top: &str, yes: bool) -> Output {
     let mut c = Command::new(landfall_bin());
     c.args(["install", "--agent", &agent.addr, "--tls", &agent.tls])
@@ -140,6 +150,7 @@ fn a_reinstall_recreates_the_same_layout_left_by_another_system() {
     let disk = LoopDisk::new(&dir.join("disk.img"), 512 << 20);
     let root = dir.join("root");
     std::fs::create_dir_all(&root).unwrap();
+    let _unmount = UnmountOnDrop(root.clone());
 
     // 1. The previous system's install.
     let agent = start_agent(dir, &root);
