@@ -76,7 +76,10 @@ fn the_confirmation_names_a_layout_this_install_did_not_format() {
     assert_eq!(img.sha256(), before);
 
     let out = apply_on_a_terminal_with(&img, "seed.json", "--install-id new-install", "yes");
-    assert!(out.contains("applied: ") && !out.contains("already applied"), "{out}");
+    assert!(
+        out.contains("applied: ") && !out.contains("already applied"),
+        "{out}"
+    );
     assert_ne!(img.sha256(), before);
     sgdisk_verify(img.p());
 

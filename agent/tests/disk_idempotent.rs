@@ -92,7 +92,12 @@ const ROOT: u32 = 3;
 /// Mount the root partition of `lo` and run `f` on its folder.
 fn in_root<T>(lo: &Loop, f: impl FnOnce(&std::path::Path) -> T) -> T {
     let dir = tempfile::tempdir().unwrap();
-    let m = Mounted::device("ext4", std::path::Path::new(&lo.part(ROOT)), dir.path(), "rw");
+    let m = Mounted::device(
+        "ext4",
+        std::path::Path::new(&lo.part(ROOT)),
+        dir.path(),
+        "rw",
+    );
     let out = f(&m.dir);
     drop(m);
     out
@@ -130,7 +135,9 @@ fn the_same_layout_from_another_install_is_recreated_and_this_installs_is_kept()
     sgdisk_verify(&lo.dev);
     e2fsck_clean(&lo.part(ROOT));
     let old_uuid = fs_uuid(&lo.part(ROOT));
-    in_root(&lo, |d| std::fs::write(d.join("planted"), "trojan").unwrap());
+    in_root(&lo, |d| {
+        std::fs::write(d.join("planted"), "trojan").unwrap()
+    });
 
     // A new install: the plan destroys it and says why.
     let (ok, out, err) = agent(&[
@@ -161,8 +168,15 @@ fn the_same_layout_from_another_install_is_recreated_and_this_installs_is_kept()
         "new-install",
     ]);
     assert!(!ok, "{out}\n{err}");
-    assert!(err.contains("Refusing to destroy data without --yes"), "{err}");
-    assert_eq!(img.sha256(), before, "an unconfirmed apply changed the disk");
+    assert!(
+        err.contains("Refusing to destroy data without --yes"),
+        "{err}"
+    );
+    assert_eq!(
+        img.sha256(),
+        before,
+        "an unconfirmed apply changed the disk"
+    );
 
     // --keep-existing: today's behaviour, kept as it is.
     let (ok, out, err) = apply_main(
@@ -178,13 +192,19 @@ fn the_same_layout_from_another_install_is_recreated_and_this_installs_is_kept()
     // Confirmed: wiped and recreated, this install's GUID, a new filesystem.
     let (ok, out, err) = apply_main(&layout, &lo.dev, &["--install-id", "new-install"]);
     assert!(ok, "{out}\n{err}");
-    assert!(out.contains("applied: ") && !out.contains("already applied"), "{out}");
+    assert!(
+        out.contains("applied: ") && !out.contains("already applied"),
+        "{out}"
+    );
     assert!(err.contains("Wipe signatures"), "{err}");
     assert_eq!(ptuuid(&lo.dev), install_disk_guid("new-install", "main"));
     sgdisk_verify(&lo.dev);
     e2fsck_clean(&lo.part(ROOT));
     let new_uuid = fs_uuid(&lo.part(ROOT));
-    assert!(!new_uuid.is_empty() && new_uuid != old_uuid, "{old_uuid} → {new_uuid}");
+    assert!(
+        !new_uuid.is_empty() && new_uuid != old_uuid,
+        "{old_uuid} → {new_uuid}"
+    );
     let planted = in_root(&lo, |d| {
         let gone = !d.join("planted").exists();
         std::fs::write(d.join("mine"), "this install's data").unwrap();
@@ -201,7 +221,11 @@ fn the_same_layout_from_another_install_is_recreated_and_this_installs_is_kept()
         "{out}"
     );
     assert!(!out.contains(FOREIGN_LAYOUT), "{out}");
-    assert_eq!(img.sha256(), before, "a re-run of the same install changed the disk");
+    assert_eq!(
+        img.sha256(),
+        before,
+        "a re-run of the same install changed the disk"
+    );
     assert_eq!(fs_uuid(&lo.part(ROOT)), new_uuid);
     let kept = in_root(&lo, |d| std::fs::read_to_string(d.join("mine")).ok());
     assert_eq!(kept.as_deref(), Some("this install's data"));

@@ -115,15 +115,16 @@ fn content_text(c: &Content) -> String {
 /// were not formatted by this install are named, since nothing else in the
 /// question says why a disk that already looks right is wiped.
 pub fn destroy_question(plan: &PlanReply) -> String {
-    let foreign: Vec<String> = serde_json::from_str::<landfall_proto::layout::Plan>(&plan.plan_json)
-        .map(|p| {
-            p.disks
-                .into_iter()
-                .filter(|d| d.foreign_layout)
-                .map(|d| format!("{} ({})", line(&d.key), line(&d.path)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let foreign: Vec<String> =
+        serde_json::from_str::<landfall_proto::layout::Plan>(&plan.plan_json)
+            .map(|p| {
+                p.disks
+                    .into_iter()
+                    .filter(|d| d.foreign_layout)
+                    .map(|d| format!("{} ({})", line(&d.key), line(&d.path)))
+                    .collect()
+            })
+            .unwrap_or_default();
     if foreign.is_empty() {
         "This destroys the data listed above.".to_string()
     } else {

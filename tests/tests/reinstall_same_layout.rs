@@ -107,18 +107,18 @@ fn stderr(o: &Output) -> String {
 }
 
 fn fs_uuid(dev: &str) -> String {
-    tool("blkid", &["-p", "-s", "UUID", "-o", "value", dev], "util-linux")
-        .trim()
-        .to_string()
+    tool(
+        "blkid",
+        &["-p", "-s", "UUID", "-o", "value", dev],
+        "util-linux",
+    )
+    .trim()
+    .to_string()
 }
 
 /// A regular file inside one of `top`'s dependencies under `root`'s store.
 fn a_file_in_the_closure(root: &Path, top: &str) -> std::path::PathBuf {
-    let refs = tool(
-        "nix-store",
-        &["--query", "--references", top],
-        "nix-bin",
-    );
+    let refs = tool("nix-store", &["--query", "--references", top], "nix-bin");
     for r in refs.lines() {
         let dir = root.join(r.trim_start_matches('/'));
         let mut stack = vec![dir];
@@ -137,7 +137,10 @@ fn a_file_in_the_closure(root: &Path, top: &str) -> std::path::PathBuf {
             }
         }
     }
-    panic!("no regular file in the closure of {top} under {}", root.display());
+    panic!(
+        "no regular file in the closure of {top} under {}",
+        root.display()
+    );
 }
 
 #[test]

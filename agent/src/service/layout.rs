@@ -115,7 +115,8 @@ impl AgentService {
         let root = self.layout_root(&req);
         run_blocking("plan-layout", move || {
             let (layout, disks) = open(&req, false)?;
-            let plan = disk::plan_layout(&layout, &disks, &plan_options(&req)).map_err(disk_status)?;
+            let plan =
+                disk::plan_layout(&layout, &disks, &plan_options(&req)).map_err(disk_status)?;
             Ok(PlanReply {
                 plan_json: serde_json::to_string(&plan).unwrap_or_default(),
                 rendered: render(&plan, &root.to_string_lossy()),
@@ -139,7 +140,8 @@ impl AgentService {
         };
         Ok(stream_job("apply-layout", guard, move |emit: Emit<'_>| {
             let (layout, disks) = open(&req, true)?;
-            let plan = disk::plan_layout(&layout, &disks, &plan_options(&req)).map_err(disk_status)?;
+            let plan =
+                disk::plan_layout(&layout, &disks, &plan_options(&req)).map_err(disk_status)?;
             if (plan.is_destructive() || req.force) && !req.confirm_destroy {
                 return Err(Status::failed_precondition(format!(
                     "{}: applying this layout destroys data; confirm it:\n{}",

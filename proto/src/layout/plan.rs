@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::error::LayoutError;
-use super::ownership::PlanOptions;
 use super::model::{Content, Layout, LvSize, Partition};
+use super::ownership::PlanOptions;
 use super::sectors::{Geometry, NewPartition, SectorError, SgdiskTable};
 use super::units::{human_bytes, Position};
 
@@ -624,11 +624,7 @@ pub fn plan_with(
             gpt: d.gpt,
             partitions,
             already_applied,
-            disk_guid: if d.gpt {
-                opts.disk_guid(&d.key)
-            } else {
-                None
-            },
+            disk_guid: if d.gpt { opts.disk_guid(&d.key) } else { None },
             foreign_layout,
             keep_existing: opts.keep_existing,
         });

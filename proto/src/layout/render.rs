@@ -45,10 +45,7 @@ pub fn render(plan: &Plan, root: &str) -> String {
             }
         } else {
             if d.foreign_layout {
-                let _ = writeln!(
-                    s,
-                    "  {FOREIGN_LAYOUT} (--keep-existing keeps it)"
-                );
+                let _ = writeln!(s, "  {FOREIGN_LAYOUT} (--keep-existing keeps it)");
             }
             let table = d.existing.table.as_deref().unwrap_or("no partition table");
             if d.existing.table.is_none() && d.existing.signatures.is_empty() {

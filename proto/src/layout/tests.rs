@@ -462,12 +462,19 @@ fn a_different_layout_is_destroyed_whatever_its_guid() {
 
 #[test]
 fn destroy_false_refuses_a_foreign_copy_of_the_layout() {
-    let json = SEED_HAND.replacen("\"type\": \"disk\"", "\"type\": \"disk\", \"destroy\": false", 1);
+    let json = SEED_HAND.replacen(
+        "\"type\": \"disk\"",
+        "\"type\": \"disk\", \"destroy\": false",
+        1,
+    );
     let (_, m) = seed_found_with_guid(Some(install_disk_guid("old", "main")));
     let Ok(l) = Layout::from_json(&json) else {
         panic!("{json}")
     };
-    assert!(!l.disks[0].destroy, "the fixture's disk entry was not changed: {json}");
+    assert!(
+        !l.disks[0].destroy,
+        "the fixture's disk entry was not changed: {json}"
+    );
     let e = plan_with(&l, &m, &PlanOptions::install("this", false)).unwrap_err();
     assert_eq!(e.path, "disk.main.destroy", "{e}");
     assert!(e.message.contains("not formatted by this install"), "{e}");
