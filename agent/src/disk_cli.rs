@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use landfall_agent::disk::{self, ApplyOptions, StepEvent};
-use landfall_proto::layout::{render, Layout};
+use landfall_proto::layout::{render, Layout, PlanOptions};
 
 #[derive(clap::Args, Debug)]
 pub struct DiskArgs {
@@ -73,6 +73,26 @@ struct Common {
     /// of FILE (`-` reads stdin); repeatable.
     #[arg(long = "luks-password", value_name = "NAME=FILE")]
     luks_passwords: Vec<String>,
+    /// Plan and format as install ID (what `landfall install` sends): disks
+    /// get a GPT disk GUID derived from it, and a disk that holds the layout
+    /// is kept only if it carries that GUID — any other copy of the layout is
+    /// wiped and recreated after confirmation. Without it, a local run
+    /// belongs to no install and keeps a disk that holds the layout, as
+    /// `--keep-existing` does.
+    #[arg(long, value_name = "ID")]
+    install_id: Option<String>,
+    /// Keep a disk that holds the layout even if this install did not format it.
+    #[arg(long)]
+    keep_existing: bool,
+}
+
+impl Common {
+    fn plan_options(&self) -> PlanOptions {
+        match &self.install_id {
+            Some(id) => PlanOptions::install(id, self.keep_existing),
+            None => PlanOptions::keep_existing(),
+        }
+    }
 }
 
 /// Read `--luks-password NAME=FILE` arguments: each passphrase is FILE's
@@ -151,7 +171,7 @@ pub fn run(args: &DiskArgs) -> anyhow::Result<()> {
     match &args.command {
         DiskCommand::Plan { common, json } => {
             let (layout, disks) = load(common, false)?;
-            let plan = disk::plan_layout(&layout, &disks)?;
+            let plan = disk::plan_layout(&layout, &disks, &common.plan_options())?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
             } else {
@@ -168,7 +188,7 @@ pub fn run(args: &DiskArgs) -> anyhow::Result<()> {
             force,
         } => {
             let (layout, disks) = load(common, true)?;
-            let plan = disk::plan_layout(&layout, &disks)?;
+            let plan = disk::plan_layout(&layout, &disks, &common.plan_options())?;
             let root = mount.root.to_string_lossy();
             print!("{}", render(&plan, &root));
             let opts = ApplyOptions {
@@ -220,7 +240,7 @@ pub fn run(args: &DiskArgs) -> anyhow::Result<()> {
         }
         DiskCommand::Mount { common, mount } => {
             let (layout, disks) = load(common, false)?;
-            let plan = disk::plan_layout(&layout, &disks)?;
+            let plan = disk::plan_layout(&layout, &disks, &common.plan_options())?;
             let opts = ApplyOptions {
                 root: mount.root.clone(),
                 mount: true,
@@ -238,7 +258,8 @@ pub fn run(args: &DiskArgs) -> anyhow::Result<()> {
         }
         DiskCommand::Unmount { common, root } => {
             let (layout, disks) = load(common, false)?;
-            let plan = disk::plan_layout(&layout, &disks)?;
+            // Unmounting destroys nothing: whoever formatted the disks.
+            let plan = disk::plan_layout(&layout, &disks, &PlanOptions::keep_existing())?;
             let unmounted = disk::unmount_layout(&plan, root)?;
             let swaps = disk::swapoff_layout(&plan, &disks, root)?;
             let closed = disk::close_layout(&plan)?;

@@ -135,7 +135,12 @@ fn apply_btrfs_root(lo: &Loop, root: &Path) -> disk::ApplyReport {
     let overrides: BTreeMap<String, PathBuf> =
         [("main".to_string(), PathBuf::from(&lo.dev))].into();
     let disks = disk::open_disks(&l, &overrides, true, 512).unwrap();
-    let plan = disk::plan_layout(&l, &disks).unwrap();
+    let plan = disk::plan_layout(
+        &l,
+        &disks,
+        &landfall_proto::layout::PlanOptions::keep_existing(),
+    )
+    .unwrap();
     let opts = ApplyOptions {
         root: root.to_path_buf(),
         mount: true,

@@ -111,6 +111,31 @@ fn content_text(c: &Content) -> String {
 }
 
 /// Asks on the terminal; refuses when there is none.
+/// What to ask before applying `plan`: the disks that hold the layout but
+/// were not formatted by this install are named, since nothing else in the
+/// question says why a disk that already looks right is wiped.
+pub fn destroy_question(plan: &PlanReply) -> String {
+    let foreign: Vec<String> =
+        serde_json::from_str::<landfall_proto::layout::Plan>(&plan.plan_json)
+            .map(|p| {
+                p.disks
+                    .into_iter()
+                    .filter(|d| d.foreign_layout)
+                    .map(|d| format!("{} ({})", line(&d.key), line(&d.path)))
+                    .collect()
+            })
+            .unwrap_or_default();
+    if foreign.is_empty() {
+        "This destroys the data listed above.".to_string()
+    } else {
+        format!(
+            "This destroys the data listed above. {} {}; --keep-existing keeps it.",
+            foreign.join(", "),
+            landfall_proto::layout::FOREIGN_LAYOUT
+        )
+    }
+}
+
 pub fn confirm(question: &str) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
@@ -286,6 +311,50 @@ pub async fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_question_names_a_disk_this_install_did_not_format() {
+        use landfall_proto::layout::{plan_with, Layout, PlanOptions};
+        let l = Layout::from_json(
+            r#"{"disk":{"main":{"device":"/dev/vda","content":{"type":"gpt","partitions":{
+            "root":{"size":"100%","content":{"type":"filesystem","format":"ext4"}}}}}}}"#,
+        )
+        .unwrap();
+        let mut facts = landfall_proto::layout::blank_disk_facts(&l, 1 << 30);
+        let blank = plan_with(&l, &facts, &PlanOptions::install("new", false)).unwrap();
+        let reply = |p: &landfall_proto::layout::Plan| PlanReply {
+            plan_json: serde_json::to_string(p).unwrap(),
+            destructive: p.is_destructive(),
+            ..Default::default()
+        };
+        assert_eq!(
+            destroy_question(&reply(&blank)),
+            "This destroys the data listed above."
+        );
+        // The same layout, formatted by another install.
+        let f = facts.get_mut("main").unwrap();
+        f.existing.table = Some("gpt".into());
+        f.existing.disk_guid = Some(landfall_proto::layout::install_disk_guid("old", "main"));
+        f.existing.partitions = blank.disks[0]
+            .partitions
+            .iter()
+            .map(|p| landfall_proto::layout::ExistingPartition {
+                number: p.number,
+                first_lba: p.first_lba,
+                last_lba: p.last_lba,
+                type_guid: p.type_guid.clone(),
+                label: p.label.clone(),
+                part_uuid: "00000000-0000-0000-0000-000000000001".into(),
+                fs_type: Some("ext4".into()),
+                fs_label: None,
+                fs_uuid: None,
+            })
+            .collect();
+        let foreign = plan_with(&l, &facts, &PlanOptions::install("new", false)).unwrap();
+        let q = destroy_question(&reply(&foreign));
+        assert!(q.contains("main (/dev/main)"), "{q}");
+        assert!(q.contains(landfall_proto::layout::FOREIGN_LAYOUT), "{q}");
+    }
 
     #[test]
     fn installer_output_and_plans_from_the_target_are_escaped() {

@@ -108,6 +108,14 @@ pub struct InstallCli {
     /// Do not ask before destroying data.
     #[arg(long)]
     pub yes: bool,
+    /// Keep a disk that already holds the layout even though this install did not
+    /// format it. By default only disks this install formatted are kept (each
+    /// install has a random ID, in the target's state folder until its reboot phase
+    /// is done, recorded in the disks' GPT disk GUID); a disk holding the same
+    /// layout from any other system is wiped and recreated after confirmation,
+    /// since whoever ran that system could have changed what is on it.
+    #[arg(long)]
+    pub keep_existing: bool,
     /// Machine-readable progress (JSON lines) and summary.
     #[arg(long)]
     pub json: bool,

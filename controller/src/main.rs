@@ -15,6 +15,7 @@ mod flow;
 mod hardware_config;
 mod image;
 mod install;
+mod install_id;
 mod kernel;
 mod kexec;
 mod nix;
@@ -187,6 +188,9 @@ enum DiskCommand {
         /// Print the agent's plan as JSON.
         #[arg(long)]
         json: bool,
+        /// Plan to keep a disk that holds the layout even if this install did not format it.
+        #[arg(long)]
+        keep_existing: bool,
     },
     /// Partition, format and mount through an agent. Asks before destroying data.
     Apply {
@@ -203,6 +207,13 @@ enum DiskCommand {
         /// Rewrite disks that already hold the layout.
         #[arg(long)]
         force: bool,
+        /// Keep a disk that already holds the layout even though this install did not
+        /// format it. By default a disk is kept only if it carries this install's ID
+        /// (the one in the agent's state folder, shared with `landfall install --agent`
+        /// until its reboot phase); any other copy of the layout is wiped and recreated
+        /// after confirmation.
+        #[arg(long)]
+        keep_existing: bool,
         /// Mount under this folder on the target instead of the agent's root (/mnt).
         #[arg(long)]
         root: Option<String>,
@@ -286,6 +297,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             agent,
             tls,
             json,
+            keep_existing,
         }) => {
             let text = std::fs::read_to_string(&layout.layout)
                 .with_context(|| format!("Cannot read {}", layout.layout.display()))?;
@@ -293,6 +305,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("{} is not a valid layout", layout.layout.display()))?;
             match (agent, tls) {
                 (Some(agent), Some(tls)) => {
+                    let (install_id, _) = install_id::current(&state::state_dir(&agent))?;
                     let mut c = connect(&AgentArgs {
                         agent,
                         tls,
@@ -302,6 +315,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     let req = LayoutRequest {
                         layout_json: text,
                         disks: disk::parse_disk_overrides(&layout.disks)?,
+                        install_id,
+                        keep_existing,
                         ..Default::default()
                     };
                     let plan = disk::plan(&mut c, req).await?;
@@ -323,10 +338,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             yes,
             no_mount,
             force,
+            keep_existing,
             root,
         }) => {
             let text = std::fs::read_to_string(&layout.layout)
                 .with_context(|| format!("Cannot read {}", layout.layout.display()))?;
+            let (install_id, _) = install_id::current(&state::state_dir(&agent.agent))?;
             let mut c = connect(&agent).await?;
             let mut req = LayoutRequest {
                 layout_json: text,
@@ -334,11 +351,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 root: root.unwrap_or_default(),
                 mount: !no_mount,
                 force,
+                install_id,
+                keep_existing,
                 ..Default::default()
             };
             let plan = disk::plan_and_show(&mut c, req.clone()).await?;
             if (plan.destructive || force) && !yes {
-                disk::confirm("This destroys the data listed above.")?;
+                disk::confirm(&disk::destroy_question(&plan))?;
             }
             req.confirm_destroy = plan.destructive || force;
             println!("{}", sanitize::text(&disk::apply(&mut c, req).await?));

@@ -77,6 +77,7 @@ fn as_found(plan: &Plan, key: &str) -> ExistingDisk {
             })
             .collect(),
         signatures: Vec::new(),
+        disk_guid: d.disk_guid.clone(),
     }
 }
 

@@ -2,10 +2,12 @@
 //! UEFI "rescue" VM reachable only by SSH (256 MiB) — kexec into the agent's
 //! image, the flake's disko layout, the closure — with the session kept in a
 //! per-target state folder. A second run finds the agent answering (no kexec),
-//! the layout applied (nothing destroyed) and the store complete (nothing sent),
-//! then installs the bootloader and reboots. Finally the disk boots by itself
-//! under OVMF: systemd-boot → the closure's kernel and stage 1 → stage 2 prints
-//! its marker and the verdict of checking its own store.
+//! the layout applied (nothing destroyed: the disk carries this install's ID,
+//! kept in the state folder) and the store complete (nothing sent), then
+//! installs the bootloader and reboots; the finished install's ID is gone.
+//! Finally the disk boots by itself under OVMF: systemd-boot → the closure's
+//! kernel and stage 1 → stage 2 prints its marker and the verdict of checking
+//! its own store.
 
 #[path = "../../controller/src/nix/fixture.rs"]
 mod fixture;
@@ -119,6 +121,10 @@ fn install_over_ssh_from_a_rescue_system() {
     // The session lives in the target's state folder.
     let sessions: Vec<_> = std::fs::read_dir(&state).unwrap().collect();
     assert_eq!(sessions.len(), 1, "one state folder per target");
+    // So does the unfinished install's ID, which the second run resumes.
+    let install_id = sessions[0].as_ref().unwrap().path().join("install-id");
+    let id = std::fs::read_to_string(&install_id).expect("the install's ID in the state folder");
+    assert_eq!(id.trim().len(), 32, "{id}");
 
     // The second run: no kexec, nothing destroyed, nothing sent; then bootloader and reboot.
     let out = run(args("kexec,disko,install,bootloader,reboot"));
@@ -142,6 +148,12 @@ fn install_over_ssh_from_a_rescue_system() {
         "{again}"
     );
     assert_eq!(again["closure"]["sent_paths"], 0);
+    // The reboot phase finished the install: the next one gets a new ID.
+    assert!(
+        !install_id.exists(),
+        "the finished install's ID is still in {}",
+        install_id.display()
+    );
     // The VM resets (qemu's direct kernel boot would bring the rescue system back); the disk is done.
     vm.wait_for("reboot: Restarting system", Duration::from_secs(60))
         .unwrap();

@@ -289,7 +289,9 @@ impl Action {
                 let (d, o) = cx.disk(disk)?;
                 if !cx.opts.force && d.gpt {
                     let now = probe::existing(&o.file, o.geometry).map_err(DiskError::Probe)?;
-                    if matches_existing(&d.partitions, &now) {
+                    // Only a disk this install formatted (or --keep-existing)
+                    // is left as it is: another copy of the layout is wiped.
+                    if matches_existing(&d.partitions, &now) && d.trusts(&now) {
                         return Ok(Some("the disk already holds this layout".into()));
                     }
                 }
@@ -314,7 +316,7 @@ impl Action {
                         ..p.clone()
                     })
                     .collect();
-                Ok(matches_existing(&table_only, &now)
+                Ok((matches_existing(&table_only, &now) && d.trusts(&now))
                     .then(|| "the partition table already matches".into()))
             }
             Action::Reread { disk } => {

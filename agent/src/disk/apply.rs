@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use landfall_proto::layout::{plan, Content, Layout, LayoutError, Plan};
+use landfall_proto::layout::{plan_with, Content, Layout, LayoutError, Plan, PlanOptions};
 use serde::{Deserialize, Serialize};
 
 use super::action::{Action, Context};
@@ -116,13 +116,19 @@ pub struct ApplyReport {
     pub formatted_mapper: Vec<(String, FormatReport)>,
 }
 
-/// Probe the open disks and plan the layout on them.
-pub fn plan_layout(layout: &Layout, disks: &BTreeMap<String, OpenDisk>) -> Result<Plan, DiskError> {
+/// Probe the open disks and plan the layout on them for an install: a disk
+/// that holds the layout is kept only if `opts` trusts it (this install's
+/// disk GUID, or `keep_existing`).
+pub fn plan_layout(
+    layout: &Layout,
+    disks: &BTreeMap<String, OpenDisk>,
+    opts: &PlanOptions,
+) -> Result<Plan, DiskError> {
     let mut facts = BTreeMap::new();
     for (k, d) in disks {
         facts.insert(k.clone(), probe::facts(d).map_err(DiskError::Probe)?);
     }
-    Ok(plan(layout, &facts)?)
+    Ok(plan_with(layout, &facts, opts)?)
 }
 
 /// The actions of a full apply, in order.
@@ -533,7 +539,7 @@ mod tests {
     fn seed_plan() -> Plan {
         let text = include_str!("../../../tests/fixtures/layouts/ext4-tmpfs-swap.json");
         let layout = Layout::from_json(text).unwrap();
-        plan(&layout, &blank_disk_facts(&layout, 1 << 30)).unwrap()
+        landfall_proto::layout::plan(&layout, &blank_disk_facts(&layout, 1 << 30)).unwrap()
     }
 
     #[test]

@@ -38,7 +38,8 @@ pub fn existing(dev: &std::fs::File, geo: Geometry) -> io::Result<ExistingDisk> 
     drop_cache(dev)?;
     let ss = u64::from(geo.logical_sector_size);
     let mut out = ExistingDisk::default();
-    if let Some((table, mut parts)) = read_table(dev, geo.logical_sector_size)? {
+    if let Some(found) = read_table(dev, geo.logical_sector_size)? {
+        let mut parts = found.partitions;
         for p in &mut parts {
             // A corrupt table may point anywhere (found by fuzzing): look only
             // at the part of each range that lies on the device.
@@ -56,7 +57,8 @@ pub fn existing(dev: &std::fs::File, geo: Geometry) -> io::Result<ExistingDisk> 
                 p.fs_uuid = sig.uuid;
             }
         }
-        out.table = Some(table);
+        out.table = Some(found.kind);
+        out.disk_guid = found.disk_guid;
         out.partitions = parts;
     }
     out.signatures = detect(dev, 0, geo.size_bytes, ss)?

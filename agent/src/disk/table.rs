@@ -79,12 +79,14 @@ pub fn write_table(dev: &File, disk: &DiskPlan) -> Result<BTreeMap<u32, String>,
             },
         );
     }
+    // This install's disk GUID (see landfall_proto::layout's ownership), else random.
+    let disk_guid = disk.disk_guid.as_deref().map(guid).transpose()?;
     let handle = dev.try_clone().map_err(TableError::Dup)?;
     let mut gdisk = GptConfig::new()
         .writable(true)
         .logical_block_size(lb)
         .change_partition_count(true)
-        .create_from_device(handle, None)
+        .create_from_device(handle, disk_guid)
         .map_err(TableError::Create)?;
     gdisk
         .update_partitions(parts)
@@ -100,8 +102,19 @@ pub fn write_table(dev: &File, disk: &DiskPlan) -> Result<BTreeMap<u32, String>,
     Ok(guids)
 }
 
-/// The table found on a disk: `("gpt", partitions)`, `("mbr", [])`, or `None`.
-pub fn read_table(dev: &File, ss: u32) -> io::Result<Option<(String, Vec<ExistingPartition>)>> {
+/// A partition table found on a disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundTable {
+    /// `gpt` or `mbr`.
+    pub kind: String,
+    /// The GPT's disk GUID, upper case (`None` for MBR).
+    pub disk_guid: Option<String>,
+    /// The GPT's partitions (none for MBR).
+    pub partitions: Vec<ExistingPartition>,
+}
+
+/// The table found on a disk, or `None`.
+pub fn read_table(dev: &File, ss: u32) -> io::Result<Option<FoundTable>> {
     let Ok(lb) = lb_size(ss) else { return Ok(None) };
     let mut handle = dev.try_clone()?;
     // The `gpt` crate asserts (panics) on entry sizes other than 128, which
@@ -151,13 +164,21 @@ pub fn read_table(dev: &File, ss: u32) -> io::Result<Option<(String, Vec<Existin
                     fs_uuid: None,
                 })
                 .collect();
-            Ok(Some(("gpt".to_string(), parts)))
+            Ok(Some(FoundTable {
+                kind: "gpt".to_string(),
+                disk_guid: Some(g.guid().hyphenated().to_string().to_ascii_uppercase()),
+                partitions: parts,
+            }))
         }
         Err(_) => {
             let mbr = read_at(dev, 0, 512)?;
             let has_records = (0..4).any(|i| mbr[446 + 16 * i + 4] != 0);
             if mbr[510] == 0x55 && mbr[511] == 0xAA && has_records {
-                Ok(Some(("mbr".to_string(), Vec::new())))
+                Ok(Some(FoundTable {
+                    kind: "mbr".to_string(),
+                    disk_guid: None,
+                    partitions: Vec::new(),
+                }))
             } else {
                 Ok(None)
             }
@@ -199,7 +220,8 @@ mod tests {
             ]))
             .unwrap();
         gdisk.write().unwrap();
-        let (table, parts) = read_table(&f, 512).unwrap().unwrap();
+        let found = read_table(&f, 512).unwrap().unwrap();
+        let (table, parts) = (found.kind, found.partitions);
         assert_eq!(table, "gpt");
         let labels: Vec<_> = parts.iter().map(|p| p.label.as_str()).collect();
         assert_eq!(labels, ["good"]);
@@ -289,6 +311,6 @@ mod tests {
         hdr[16..20].copy_from_slice(&crc.to_le_bytes());
         f.write_all_at(&hdr, 512).unwrap();
         let found = read_table(&f, 512).unwrap();
-        assert_ne!(found.map(|(t, _)| t).as_deref(), Some("gpt"));
+        assert_ne!(found.map(|t| t.kind).as_deref(), Some("gpt"));
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use landfall_proto::layout::{render, Layout};
+use landfall_proto::layout::{render, Layout, PlanOptions};
 use landfall_proto::v1::{JobEvent, LayoutRequest, PlanReply, StepState};
 use tonic::Status;
 
@@ -37,6 +37,11 @@ fn open(
     let disks =
         disk::open_disks(&layout, &overrides, writable, 512).map_err(|e| disk_status(e.into()))?;
     Ok((layout, disks))
+}
+
+/// The request's install: only disks carrying its ID count as applied.
+fn plan_options(req: &LayoutRequest) -> PlanOptions {
+    PlanOptions::install(&req.install_id, req.keep_existing)
 }
 
 fn job_event(e: &StepEvent) -> JobEvent {
@@ -110,7 +115,8 @@ impl AgentService {
         let root = self.layout_root(&req);
         run_blocking("plan-layout", move || {
             let (layout, disks) = open(&req, false)?;
-            let plan = disk::plan_layout(&layout, &disks).map_err(disk_status)?;
+            let plan =
+                disk::plan_layout(&layout, &disks, &plan_options(&req)).map_err(disk_status)?;
             Ok(PlanReply {
                 plan_json: serde_json::to_string(&plan).unwrap_or_default(),
                 rendered: render(&plan, &root.to_string_lossy()),
@@ -134,7 +140,8 @@ impl AgentService {
         };
         Ok(stream_job("apply-layout", guard, move |emit: Emit<'_>| {
             let (layout, disks) = open(&req, true)?;
-            let plan = disk::plan_layout(&layout, &disks).map_err(disk_status)?;
+            let plan =
+                disk::plan_layout(&layout, &disks, &plan_options(&req)).map_err(disk_status)?;
             if (plan.is_destructive() || req.force) && !req.confirm_destroy {
                 return Err(Status::failed_precondition(format!(
                     "{}: applying this layout destroys data; confirm it:\n{}",

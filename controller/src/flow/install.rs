@@ -46,6 +46,8 @@ pub struct TargetSteps {
     client: Option<AgentClient<Channel>>,
     /// The disk keys, from the evaluation: sent right after connecting.
     secrets: DiskSecrets,
+    /// This install's ID and `--keep-existing`, sent with each layout request.
+    own: phases::Ownership,
 }
 
 impl TargetSteps {
@@ -128,6 +130,7 @@ impl Steps for TargetSteps {
     async fn ensure_root(&mut self, ev: &Evaluated, phases: &[Phase]) -> anyhow::Result<()> {
         let flake = self.sources.flake.clone();
         let disks = self.disks.clone();
+        let own = self.own.clone();
         let client = self.client()?;
         remount::ensure_root_mounted(
             client,
@@ -136,6 +139,7 @@ impl Steps for TargetSteps {
             flake.as_deref(),
             &disks,
             &ev.secrets,
+            &own,
         )
         .await?;
         Ok(())
@@ -150,12 +154,13 @@ impl Steps for TargetSteps {
         let (policy, policy_name) = (self.bootloader, self.bootloader_name.clone());
         let (wait_ssh, wait) = (self.wait_ssh.clone(), Duration::from_secs(self.wait));
         let extra = self.extra.clone();
+        let own = self.own.clone();
         let client = self.client()?;
         match phase {
             Phase::Kexec => {}
             Phase::Disko => {
                 let layout = ev.layout_json.clone().unwrap_or_default();
-                phases::disko(client, layout, &disks, yes, &ev.secrets).await?;
+                phases::disko(client, layout, &disks, yes, &ev.secrets, &own).await?;
             }
             Phase::Install => {
                 let top = ev.toplevel.as_ref().context("no system to install")?;
@@ -237,6 +242,16 @@ pub async fn run_on_target(
     let extra = extra_files_of(&c)?;
     let state = state.unwrap_or_else(|| crate::state::state_dir(&key));
     let total = Instant::now();
+    // Laptop only: this install's ID, minted now or kept from the unfinished
+    // install a re-run resumes.
+    let (install_id, minted) = crate::install_id::current(&state)?;
+    if !minted {
+        eprintln!(
+            "Resuming the unfinished install {install_id} (from {}/{})",
+            state.display(),
+            crate::install_id::FILE
+        );
+    }
     // Laptop only: a new session's certificates (nothing reaches the target).
     let tls = match &c.tls {
         Some(t) => t.clone(),
@@ -312,8 +327,16 @@ pub async fn run_on_target(
         files_report: None,
         client: None,
         secrets: Default::default(),
+        own: phases::Ownership {
+            install_id,
+            keep_existing: c.keep_existing,
+        },
     };
     let mut report = drive(&mut steps, &c.phases).await?;
+    if c.phases.contains(&Phase::Reboot) {
+        // The install is finished: the next one gets a new ID.
+        crate::install_id::finish(&state)?;
+    }
     report.files = steps.files_report.take();
     if c.json {
         println!("{}", crate::sanitize::json(&report, false)?);

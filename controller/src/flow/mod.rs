@@ -12,8 +12,12 @@
 //!   then the file is written, then the evaluation — still before any disk
 //!   is touched.
 //! - A re-run skips work already done: an agent of this session already
-//!   answering is not kexec'd again, a layout already applied destroys
-//!   nothing, paths already on the target are not sent.
+//!   answering is not kexec'd again, a layout already applied by this
+//!   install destroys nothing, paths already on the target are not sent.
+//! - "This install" is the ID in the state folder ([`crate::install_id`]),
+//!   kept until the reboot phase is done: a disk that holds the same layout
+//!   but was formatted by anything else is planned as destroyed and
+//!   recreated, and asked about, unless `--keep-existing`.
 //! - Arrows only go down: `vm` calls the flow, the flow never calls `vm`.
 
 pub mod bootstrap;

@@ -17,14 +17,24 @@ use crate::disk;
 use crate::disk_keys::DiskSecrets;
 use crate::nix::{ClosureSource, Nix};
 
+/// Whose disks the layout phase may keep: this install's ID, and whether
+/// `--keep-existing` keeps any disk that holds the layout.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ownership {
+    pub install_id: String,
+    pub keep_existing: bool,
+}
+
 /// Disko: plan the layout, show it, ask before destroying (unless `yes`),
-/// apply it and mount it. `disks` are the `--disk NAME=PATH` overrides.
+/// apply it and mount it. `disks` are the `--disk NAME=PATH` overrides; a
+/// disk holding the layout is kept only if `own`'s install formatted it.
 pub async fn disko(
     client: &mut AgentClient<Channel>,
     layout_json: String,
     disks: &[String],
     yes: bool,
     secrets: &DiskSecrets,
+    own: &Ownership,
 ) -> anyhow::Result<()> {
     eprintln!("== disko: partition, format, mount");
     let mut req = LayoutRequest {
@@ -32,11 +42,13 @@ pub async fn disko(
         disks: disk::parse_disk_overrides(disks)?,
         mount: true,
         luks_passwords: secrets.passwords.clone().into_iter().collect(),
+        install_id: own.install_id.clone(),
+        keep_existing: own.keep_existing,
         ..Default::default()
     };
     let plan = disk::plan_and_show(client, req.clone()).await?;
     if plan.destructive && !yes {
-        disk::confirm("This destroys the data listed above.")?;
+        disk::confirm(&disk::destroy_question(&plan))?;
     }
     req.confirm_destroy = plan.destructive;
     // The summary was printed as the job's last line.

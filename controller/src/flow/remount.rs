@@ -47,6 +47,7 @@ pub async fn ensure_root_mounted(
     flake: Option<&str>,
     disks: &[String],
     secrets: &crate::disk_keys::DiskSecrets,
+    own: &super::phases::Ownership,
 ) -> anyhow::Result<RootState> {
     if !needs_root_check(phases) {
         return Ok(RootState::Ready);
@@ -75,6 +76,9 @@ pub async fn ensure_root_mounted(
         disks: disk::parse_disk_overrides(disks)?,
         mount: true,
         luks_passwords: secrets.passwords.clone().into_iter().collect(),
+        // Only the layout this install formatted is mounted again.
+        install_id: own.install_id.clone(),
+        keep_existing: own.keep_existing,
         ..Default::default()
     };
     let plan = disk::plan(client, req.clone()).await?;

@@ -17,6 +17,7 @@ mod json;
 mod luks;
 mod lvm;
 mod model;
+mod ownership;
 mod parse;
 mod plan;
 mod render;
@@ -31,14 +32,15 @@ pub use model::{
     Btrfs, BtrfsCsum, BtrfsProfile, Content, Disk, Filesystem, FsFormat, Layout, LogicalVolume,
     Luks, LuksArgs, LvSize, LvmPv, Nodev, Partition, Subvolume, Swap, Swapfile, VolumeGroup,
 };
+pub use ownership::{install_disk_guid, PlanOptions};
 pub use parse::default_label;
 pub use plan::{
     blank_disk_facts, content_fs_type, lv_extents, matches_existing, partition_ranges, plan,
-    DiskFacts, DiskPlan, ExistingDisk, ExistingPartition, LuksPlan, LvPlan, MapperSwapPlan,
-    MapperVia, MountPlan, MountSource, PartitionPlan, Plan, SwapPlan, SwapfilePlan, VgPlan,
-    LUKS2_DATA_OFFSET, LVM_EXTENT_BYTES, LVM_PE_START,
+    plan_with, DiskFacts, DiskPlan, ExistingDisk, ExistingPartition, LuksPlan, LvPlan,
+    MapperSwapPlan, MapperVia, MountPlan, MountSource, PartitionPlan, Plan, SwapPlan, SwapfilePlan,
+    VgPlan, LUKS2_DATA_OFFSET, LVM_EXTENT_BYTES, LVM_PE_START,
 };
-pub use render::render;
+pub use render::{render, FOREIGN_LAYOUT};
 pub use sectors::Geometry;
 pub use units::{human_bytes, Position, Sign, Size};
 

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::LayoutError;
 use super::model::{Content, Layout, LvSize, Partition};
+use super::ownership::PlanOptions;
 use super::sectors::{Geometry, NewPartition, SectorError, SgdiskTable};
 use super::units::{human_bytes, Position};
 
@@ -32,6 +33,9 @@ pub struct ExistingDisk {
     pub partitions: Vec<ExistingPartition>,
     /// Signatures found on the whole disk (outside partitions): `ext4`, `LVM2_member`, …
     pub signatures: Vec<String>,
+    /// The GPT's disk GUID, upper case, when a GPT was read.
+    #[serde(default)]
+    pub disk_guid: Option<String>,
 }
 
 /// One partition found on a disk.
@@ -137,8 +141,32 @@ pub struct DiskPlan {
     /// Whether a GPT is written (false: the disk is only wiped).
     pub gpt: bool,
     pub partitions: Vec<PartitionPlan>,
-    /// The disk already holds exactly this table and these filesystems.
+    /// The disk already holds exactly this table and these filesystems, and
+    /// this install formatted it (or `keep_existing`).
     pub already_applied: bool,
+    /// The GPT disk GUID to write: derived from the install ID (see
+    /// [`super::ownership`]); `None`: a random one.
+    #[serde(default)]
+    pub disk_guid: Option<String>,
+    /// The disk holds this layout but was not formatted by this install: it
+    /// is wiped and recreated like any other.
+    #[serde(default)]
+    pub foreign_layout: bool,
+    /// `--keep-existing`: a disk holding the layout is kept whoever formatted it.
+    #[serde(default)]
+    pub keep_existing: bool,
+}
+
+impl DiskPlan {
+    /// Whether the disk found now (`now`, probed again at apply time) may be
+    /// kept: it holds this install's disk GUID, or `keep_existing`.
+    pub fn trusts(&self, now: &ExistingDisk) -> bool {
+        self.keep_existing
+            || match (&self.disk_guid, &now.disk_guid) {
+                (Some(want), Some(found)) => want.eq_ignore_ascii_case(found),
+                _ => false,
+            }
+    }
 }
 
 /// One partition to create.
@@ -485,8 +513,21 @@ pub fn blank_disk_facts(layout: &Layout, size_bytes: u64) -> BTreeMap<String, Di
         .collect()
 }
 
-/// Plan a layout against the facts of its disks (keyed by the layout's disk key).
+/// Plan a layout against the facts of its disks (keyed by the layout's disk
+/// key), keeping any disk that holds it and recording no install: what-if
+/// plans. An install plans with [`plan_with`].
 pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan, LayoutError> {
+    plan_with(layout, facts, &PlanOptions::keep_existing())
+}
+
+/// Plan a layout for an install: a disk holding the layout counts as
+/// already applied only if `opts` trusts it (this install's disk GUID, or
+/// `keep_existing`); any other is destroyed and recreated.
+pub fn plan_with(
+    layout: &Layout,
+    facts: &BTreeMap<String, DiskFacts>,
+    opts: &PlanOptions,
+) -> Result<Plan, LayoutError> {
     let mut disks = Vec::new();
     let mut acc = Acc::default();
     let mut paths: BTreeMap<&str, &str> = BTreeMap::new();
@@ -550,11 +591,24 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
                 acc.content(c, &at);
             }
         }
-        let already_applied = if d.gpt {
+        let holds_layout = if d.gpt {
             matches_existing(&partitions, &f.existing)
         } else {
             f.existing.table.is_none() && f.existing.signatures.is_empty()
         };
+        // A blank disk (no GPT) has nothing to distrust.
+        let trusted = !d.gpt || opts.trusts(&d.key, f.existing.disk_guid.as_deref());
+        let already_applied = holds_layout && trusted;
+        let foreign_layout = holds_layout && !trusted;
+        if !d.destroy && foreign_layout {
+            return Err(LayoutError::new(
+                format!("disk.{}.destroy", d.key),
+                format!(
+                    "is false, but {} holds this layout and was not formatted by this install (--keep-existing keeps it)",
+                    f.path
+                ),
+            ));
+        }
         if !d.destroy && !already_applied && !f.existing.partitions.is_empty() {
             return Err(LayoutError::new(
                 format!("disk.{}.destroy", d.key),
@@ -570,6 +624,9 @@ pub fn plan(layout: &Layout, facts: &BTreeMap<String, DiskFacts>) -> Result<Plan
             gpt: d.gpt,
             partitions,
             already_applied,
+            disk_guid: if d.gpt { opts.disk_guid(&d.key) } else { None },
+            foreign_layout,
+            keep_existing: opts.keep_existing,
         });
     }
     for vg in &layout.lvm_vgs {

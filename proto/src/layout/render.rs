@@ -16,6 +16,11 @@ fn type_text(guid: &str) -> String {
     }
 }
 
+/// What the plan says of a disk that holds the layout but carries another
+/// install's ID (or none).
+pub const FOREIGN_LAYOUT: &str =
+    "holds this layout but was not formatted by this install; it will be wiped and recreated";
+
 /// The plan for a person: what exists and will be destroyed, what will be created.
 pub fn render(plan: &Plan, root: &str) -> String {
     let mut s = String::new();
@@ -31,7 +36,17 @@ pub fn render(plan: &Plan, root: &str) -> String {
         );
         if d.already_applied {
             let _ = writeln!(s, "  already applied: the partition table and filesystems match; nothing will be destroyed");
+            let ours = d.disk_guid.is_some() && d.disk_guid == d.existing.disk_guid;
+            if d.gpt && d.keep_existing && !ours {
+                let _ = writeln!(
+                    s,
+                    "  kept with --keep-existing: this install did not format it, its contents are trusted as they are"
+                );
+            }
         } else {
+            if d.foreign_layout {
+                let _ = writeln!(s, "  {FOREIGN_LAYOUT} (--keep-existing keeps it)");
+            }
             let table = d.existing.table.as_deref().unwrap_or("no partition table");
             if d.existing.table.is_none() && d.existing.signatures.is_empty() {
                 let _ = writeln!(s, "  now: blank (no partition table, no known signatures)");

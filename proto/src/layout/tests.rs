@@ -250,6 +250,7 @@ fn plan_recognises_an_applied_disk() {
             })
             .collect(),
         signatures: vec![],
+        disk_guid: None,
     };
     let mut m = BTreeMap::new();
     m.insert(
@@ -360,4 +361,124 @@ fn render_survives_an_existing_partition_at_the_last_lba() {
     m.insert(l.disks[0].key.clone(), f);
     let p = plan(&l, &m).unwrap();
     assert!(render(&p, "/mnt").contains("WILL BE DESTROYED"));
+}
+
+/// The seed layout on a 2 GiB disk that holds it already, its GPT carrying
+/// `disk_guid`: the facts the agent would probe.
+fn seed_found_with_guid(disk_guid: Option<String>) -> (Layout, BTreeMap<String, DiskFacts>) {
+    let l = Layout::from_json(SEED_HAND).unwrap();
+    let p = one_disk(&l, 2 << 30, 512).unwrap();
+    let existing = ExistingDisk {
+        table: Some("gpt".into()),
+        partitions: p.disks[0]
+            .partitions
+            .iter()
+            .map(|q| ExistingPartition {
+                number: q.number,
+                first_lba: q.first_lba,
+                last_lba: q.last_lba,
+                type_guid: q.type_guid.clone(),
+                label: q.label.clone(),
+                part_uuid: "00000000-0000-0000-0000-000000000001".into(),
+                fs_type: q.fs_type().map(str::to_string),
+                fs_label: None,
+                fs_uuid: None,
+            })
+            .collect(),
+        signatures: vec![],
+        disk_guid,
+    };
+    let mut m = BTreeMap::new();
+    m.insert(
+        "main".to_string(),
+        DiskFacts {
+            existing,
+            ..facts(2 << 30, 512)
+        },
+    );
+    (l, m)
+}
+
+#[test]
+fn a_disk_formatted_by_this_install_is_kept() {
+    let (l, m) = seed_found_with_guid(Some(install_disk_guid("this", "main")));
+    let p = plan_with(&l, &m, &PlanOptions::install("this", false)).unwrap();
+    assert!(p.already_applied(), "{p:?}");
+    assert!(!p.is_destructive());
+    assert!(!p.disks[0].foreign_layout);
+    assert_eq!(
+        p.disks[0].disk_guid.as_deref(),
+        Some(install_disk_guid("this", "main").as_str())
+    );
+    let text = render(&p, "/mnt");
+    assert!(text.contains("already applied"), "{text}");
+    assert!(!text.contains(FOREIGN_LAYOUT), "{text}");
+}
+
+#[test]
+fn the_same_layout_from_another_install_is_destroyed_and_recreated() {
+    for found in [Some(install_disk_guid("old", "main")), None] {
+        let (l, m) = seed_found_with_guid(found.clone());
+        let p = plan_with(&l, &m, &PlanOptions::install("this", false)).unwrap();
+        assert!(p.is_destructive(), "{found:?}");
+        let d = &p.disks[0];
+        assert!(!d.already_applied && d.foreign_layout, "{d:?}");
+        // The new table gets this install's GUID.
+        assert_eq!(d.disk_guid, Some(install_disk_guid("this", "main")));
+        let text = render(&p, "/mnt");
+        assert!(text.contains(FOREIGN_LAYOUT), "{text}");
+        assert!(text.contains("WILL BE DESTROYED"), "{text}");
+        assert!(text.contains("will create GPT"), "{text}");
+    }
+    // No install ID at all trusts nothing either.
+    let (l, m) = seed_found_with_guid(Some(install_disk_guid("old", "main")));
+    let p = plan_with(&l, &m, &PlanOptions::install("", false)).unwrap();
+    assert!(p.is_destructive() && p.disks[0].foreign_layout);
+    assert_eq!(p.disks[0].disk_guid, None);
+}
+
+#[test]
+fn keep_existing_keeps_the_layout_whoever_formatted_it() {
+    let (l, m) = seed_found_with_guid(Some(install_disk_guid("old", "main")));
+    let p = plan_with(&l, &m, &PlanOptions::install("this", true)).unwrap();
+    assert!(p.already_applied(), "{p:?}");
+    assert!(!p.disks[0].foreign_layout);
+    let text = render(&p, "/mnt");
+    assert!(text.contains("kept with --keep-existing"), "{text}");
+    // The what-if planner keeps it as well.
+    assert!(plan(&l, &m).unwrap().already_applied());
+}
+
+#[test]
+fn a_different_layout_is_destroyed_whatever_its_guid() {
+    let (l, mut m) = seed_found_with_guid(Some(install_disk_guid("this", "main")));
+    m.get_mut("main").unwrap().existing.partitions[2].fs_type = None;
+    for keep in [false, true] {
+        let p = plan_with(&l, &m, &PlanOptions::install("this", keep)).unwrap();
+        assert!(p.is_destructive(), "keep={keep}");
+        assert!(!p.disks[0].foreign_layout, "not the layout: not 'foreign'");
+    }
+}
+
+#[test]
+fn destroy_false_refuses_a_foreign_copy_of_the_layout() {
+    let json = SEED_HAND.replacen(
+        "\"type\": \"disk\"",
+        "\"type\": \"disk\", \"destroy\": false",
+        1,
+    );
+    let (_, m) = seed_found_with_guid(Some(install_disk_guid("old", "main")));
+    let Ok(l) = Layout::from_json(&json) else {
+        panic!("{json}")
+    };
+    assert!(
+        !l.disks[0].destroy,
+        "the fixture's disk entry was not changed: {json}"
+    );
+    let e = plan_with(&l, &m, &PlanOptions::install("this", false)).unwrap_err();
+    assert_eq!(e.path, "disk.main.destroy", "{e}");
+    assert!(e.message.contains("not formatted by this install"), "{e}");
+    assert!(plan_with(&l, &m, &PlanOptions::install("this", true))
+        .unwrap()
+        .already_applied());
 }

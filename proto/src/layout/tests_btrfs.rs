@@ -403,6 +403,7 @@ fn an_applied_btrfs_disk_is_recognised() {
             })
             .collect(),
         signatures: vec![],
+        disk_guid: None,
     };
     assert!(matches_existing(&p.disks[0].partitions, &existing));
     let mut ext4 = existing.clone();

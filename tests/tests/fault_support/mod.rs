@@ -69,6 +69,14 @@ impl Agent {
 
 /// A fresh session in `dir/session`, and the static agent serving `root` on a free port.
 pub fn start_agent(dir: &Path, root: &Path) -> Agent {
+    let port = free_port().unwrap();
+    start_agent_at(dir, root, &format!("127.0.0.1:{port}"))
+}
+
+/// [`start_agent`] on `addr` (an agent restarted where the last one listened).
+pub fn start_agent_at(dir: &Path, root: &Path, addr: &str) -> Agent {
+    let addr = addr.to_string();
+    let port = addr.rsplit(':').next().unwrap_or("0").to_string();
     let tls = dir.join("session");
     if !tls.join("ca.pem").exists() {
         let out = Command::new(landfall_bin())
@@ -78,9 +86,14 @@ pub fn start_agent(dir: &Path, root: &Path) -> Agent {
             .unwrap();
         assert!(out.status.success(), "landfall certs init failed");
     }
-    let port = free_port().unwrap();
-    let addr = format!("127.0.0.1:{port}");
-    let log = dir.join(format!("agent-{port}.log"));
+    // An agent restarted on the same port gets a log of its own.
+    let log = (0..)
+        .map(|n| match n {
+            0 => dir.join(format!("agent-{port}.log")),
+            n => dir.join(format!("agent-{port}-{n}.log")),
+        })
+        .find(|p| !p.exists())
+        .unwrap();
     let proc = Spawned::spawn(
         "landfall-agent",
         Command::new(agent_static_bin())
