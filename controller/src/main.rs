@@ -23,6 +23,7 @@ mod render;
 mod retry;
 mod sanitize;
 mod secret_file;
+mod session_dir;
 mod ssh;
 mod state;
 mod vm;
@@ -278,7 +279,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Certs(CertsCommand::Init { dir, label, force }) => {
             certs::init(&dir, &label, force)?;
             println!("Created a landfall session in {}", dir.display());
-            println!("  the agent needs ca.pem, agent.pem, agent.key; keep ca.key and controller.key private");
+            println!("  the agent needs ca.pem, agent.pem, agent.key, boot-id; keep ca.key and controller.key private");
+            println!("  (each kexec and `image build --tls` issues a fresh agent identity and pins it)");
         }
         Command::Install(cli) => install::run_cli(*cli).await?,
         Command::Disk(DiskCommand::Plan {
@@ -387,6 +389,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Err(e) => return Err(e.into()),
             };
             show(&st, json, render::status)?;
+            if let Some(why) = agent_status::other_boot(&st, &agent.tls) {
+                eprintln!("Note: {why}");
+            }
         }
         Command::Kexec(a) => kexec::run_kexec(a).await?,
         Command::Vm(c) => vm::run_vm(c).await?,
