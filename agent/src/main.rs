@@ -110,7 +110,10 @@ fn read_boot_id(tls: &std::path::Path) -> String {
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => {
-            tracing::warn!("Cannot read {}: {e}; Status reports no boot ID", path.display());
+            tracing::warn!(
+                "Cannot read {}: {e}; Status reports no boot ID",
+                path.display()
+            );
             String::new()
         }
     }

@@ -24,8 +24,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use landfall_proto::tlsnames::{
-    AGENT_CERT, AGENT_KEY, AGENT_PIN, AGENT_SERVER_NAME, BOOT_ID, CA_CERT, CA_KEY,
-    CONTROLLER_CERT, CONTROLLER_KEY,
+    AGENT_CERT, AGENT_KEY, AGENT_PIN, AGENT_SERVER_NAME, BOOT_ID, CA_CERT, CA_KEY, CONTROLLER_CERT,
+    CONTROLLER_KEY,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -220,9 +220,8 @@ fn write_agent(dir: &Path, issuer: &Issuer<'_, KeyPair>) -> Result<AgentIdentity
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     let cert = p.signed_by(&key, issuer)?;
-    let pin = hex::encode(
-        spki_sha256(cert.der()).ok_or_else(|| CertError::Parse(dir.join(AGENT_CERT)))?,
-    );
+    let pin =
+        hex::encode(spki_sha256(cert.der()).ok_or_else(|| CertError::Parse(dir.join(AGENT_CERT)))?);
     let mut raw = [0u8; 16];
     getrandom::getrandom(&mut raw).map_err(CertError::Random)?;
     let boot_id = hex::encode(raw);
@@ -304,8 +303,7 @@ pub fn agent_pin(dir: &Path) -> Result<[u8; 32], CertError> {
     match fs::read_to_string(&pin_path) {
         Ok(text) => {
             let mut pin = [0u8; 32];
-            hex::decode_to_slice(text.trim(), &mut pin)
-                .map_err(|_| CertError::Parse(pin_path))?;
+            hex::decode_to_slice(text.trim(), &mut pin).map_err(|_| CertError::Parse(pin_path))?;
             Ok(pin)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -457,7 +455,10 @@ mod tests {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let (_, na) = validity(&s.join(CONTROLLER_CERT));
         assert!((na - (now + days(CONTROLLER_DAYS))).abs() < 120);
-        assert!(!controller_due(&s), "the new key matches the new certificate");
+        assert!(
+            !controller_due(&s),
+            "the new key matches the new certificate"
+        );
         // A key that does not match its certificate (a crash between the writes) is due.
         write(
             &s.join(CONTROLLER_KEY),

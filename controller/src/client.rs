@@ -153,13 +153,9 @@ fn tls_config(addr: &str, tls_dir: &Path) -> Result<Arc<rustls::ClientConfig>, C
     let tls_err = |e: String| ClientError::Tls(addr.to_string(), e);
     let pin = crate::certs::agent_pin(tls_dir)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = PinnedAgentVerifier::new(
-        &read(tls_dir.join(CA_CERT))?,
-        pin,
-        addr,
-        provider.clone(),
-    )
-    .map_err(tls_err)?;
+    let verifier =
+        PinnedAgentVerifier::new(&read(tls_dir.join(CA_CERT))?, pin, addr, provider.clone())
+            .map_err(tls_err)?;
     let certs = CertificateDer::pem_slice_iter(&read(tls_dir.join(CONTROLLER_CERT))?)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| tls_err(format!("{}: {e}", tls_dir.join(CONTROLLER_CERT).display())))?;
@@ -456,7 +452,9 @@ mod tests {
             std::io::ErrorKind::InvalidData,
             verify(&v, &old).unwrap_err(),
         ));
-        assert!(io.to_string().starts_with("the agent at 192.0.2.1:7443 presents a key from another boot"));
+        assert!(io
+            .to_string()
+            .starts_with("the agent at 192.0.2.1:7443 presents a key from another boot"));
         assert!(is_pin_mismatch(&io));
     }
 
@@ -469,7 +467,10 @@ mod tests {
         endpoint("127.0.0.1:7443", &s).unwrap();
         std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o750)).unwrap();
         let e = endpoint("127.0.0.1:7443", &s).err().unwrap().to_string();
-        assert!(e.contains("mode 0750") && e.contains(&s.display().to_string()), "{e}");
+        assert!(
+            e.contains("mode 0750") && e.contains(&s.display().to_string()),
+            "{e}"
+        );
     }
 
     #[test]

@@ -251,6 +251,15 @@ enum CertsCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Issue a fresh agent identity in a session (what each kexec and `image
+    /// build --tls` do): a new key, a certificate valid a few days, a new boot
+    /// ID; the controller then accepts only that key. For an agent started by
+    /// hand with `landfall-agent serve --tls`.
+    Agent {
+        /// The session folder (`landfall certs init`).
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 async fn connect(
@@ -280,7 +289,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             certs::init(&dir, &label, force)?;
             println!("Created a landfall session in {}", dir.display());
             println!("  the agent needs ca.pem, agent.pem, agent.key, boot-id; keep ca.key and controller.key private");
-            println!("  (each kexec and `image build --tls` issues a fresh agent identity and pins it)");
+            println!(
+                "  (each kexec and `image build --tls` issues a fresh agent identity and pins it)"
+            );
+        }
+        Command::Certs(CertsCommand::Agent { dir }) => {
+            let id = certs::issue_agent(&dir)?;
+            println!(
+                "Issued a fresh agent identity in {}: boot ID {}, key sha256 {}",
+                dir.display(),
+                id.boot_id,
+                id.pin
+            );
+            println!("  the agent needs ca.pem, agent.pem, agent.key, boot-id; an agent with an older key is refused");
         }
         Command::Install(cli) => install::run_cli(*cli).await?,
         Command::Disk(DiskCommand::Plan {
