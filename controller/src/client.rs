@@ -51,7 +51,10 @@ fn read(path: PathBuf) -> Result<Vec<u8>, ClientError> {
 /// than the one pinned for this boot.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the agent at {addr} presents a key from another boot (its key's sha256 is {found}, this      session pinned {pinned}); either an older boot of this session still runs there, or someone      holding an older agent key poses as the agent. Nothing was sent to it. Run the kexec again      (`landfall install` or `landfall kexec`) to boot an agent with a fresh key"
+    "the agent at {addr} presents a key from another boot (its key's sha256 is {found}, this \
+     session pinned {pinned}); either an older boot of this session still runs there, or \
+     someone holding an older agent key poses as the agent. Nothing was sent to it. Run the \
+     kexec again (`landfall install` or `landfall kexec`) to boot an agent with a fresh key"
 )]
 pub struct PinMismatch {
     pub addr: String,
@@ -323,7 +326,11 @@ pub async fn connect_with_retry(
                     let mut last = e.to_string();
                     let mut src = std::error::Error::source(&e);
                     while let Some(s) = src {
-                        last = format!("{last}: {s}");
+                        // Wrappers (hyper's connect error, io::Error) repeat their cause's text.
+                        let text = s.to_string();
+                        if !last.ends_with(&text) {
+                            last = format!("{last}: {text}");
+                        }
                         src = s.source();
                     }
                     return Err(ClientError::Unreachable {
