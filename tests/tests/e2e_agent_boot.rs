@@ -86,6 +86,13 @@ fn agent_image_boots_and_serves_inventory_over_mtls() {
         built.contains("nvme"),
         "the image lacks the nvme module:\n{built}"
     );
+    // The initrd holds the agent's key: readable by its owner only.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(image.join("initrd"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the key-bearing initrd is not 0600");
 
     let disk = sparse_image(&dir.join("nvme.img"), 2 << 30).unwrap();
     let mut vm = VmBuilder::new("agent")
