@@ -96,6 +96,29 @@ enum Command {
     },
 }
 
+/// The boot ID the session put beside the agent's TLS files ("" when there is
+/// none, e.g. an agent started by hand; a malformed one is logged and ignored).
+fn read_boot_id(tls: &std::path::Path) -> String {
+    let path = tls.join(landfall_proto::tlsnames::BOOT_ID);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => match landfall_proto::boot_id::parse(&text) {
+            Some(id) => id.to_string(),
+            None => {
+                tracing::warn!("{} is not a boot ID; Status reports none", path.display());
+                String::new()
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            tracing::warn!(
+                "Cannot read {}: {e}; Status reports no boot ID",
+                path.display()
+            );
+            String::new()
+        }
+    }
+}
+
 fn run_serve(
     listen: Vec<SocketAddr>,
     tls: PathBuf,
@@ -121,7 +144,8 @@ fn run_serve(
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let state = AgentState::new(root, under_pid1, start_ns);
+    let boot_id = read_boot_id(&tls);
+    let state = AgentState::new(root, under_pid1, start_ns, boot_id);
     let opts = ServeOptions {
         listen,
         tls_dir: tls,

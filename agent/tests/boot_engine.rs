@@ -317,7 +317,7 @@ fn failing_closure_installer_stops_with_its_output_and_blocks_reboot() {
     // The service: the job fails with the output, then Reboot is refused.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let state = landfall_agent::service::AgentState::new(root.clone(), false, 0);
+        let state = landfall_agent::service::AgentState::new(root.clone(), false, 0, String::new());
         let svc = landfall_agent::service::AgentService::new(state);
         let stream = svc
             .install_bootloader(tonic::Request::new(BootloaderRequest {

@@ -41,7 +41,7 @@ fn dry_run_prints_the_captured_network_and_reads_the_session_from_stdin() {
     let initrd = d.path().join("initrd");
     std::fs::write(&initrd, b"12345").unwrap();
     let sha = sha256_hex(&initrd);
-    let stream = session_stream::encode([b"CA", b"CERT", b"KEY"]);
+    let stream = session_stream::encode([b"CA", b"CERT", b"KEY", b"0123abcd"]);
     let out = kexec(
         &[
             "--kernel".as_ref(),
@@ -74,6 +74,7 @@ fn dry_run_prints_the_captured_network_and_reads_the_session_from_stdin() {
     assert!(stderr.contains("landfall.test=1"), "{stderr}");
     assert!(
         stderr.contains("/etc/landfall/tls/agent.key")
+            && stderr.contains("/etc/landfall/tls/boot-id")
             && stderr.contains("/etc/landfall/network.json"),
         "{stderr}"
     );

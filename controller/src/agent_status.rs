@@ -32,13 +32,40 @@ pub async fn ask(
     }
 }
 
-/// True when an agent of the session in `tls` answers at `addr` right now
-/// (one connection attempt, then at most `timeout` for the Status reply).
+/// True when the agent of this boot of the session in `tls` answers at `addr`
+/// right now (one connection attempt, then at most `timeout` for the Status
+/// reply): its key is the pinned one (checked while connecting) and its boot
+/// ID is the session's. An agent of an older boot, or one started without a
+/// boot ID, does not count.
 pub async fn answers_at(addr: &str, tls: &Path, timeout: Duration) -> bool {
+    let Some(expected) = crate::certs::boot_id(tls) else {
+        return false;
+    };
     match crate::client::connect_with_retry(addr, tls, Duration::ZERO).await {
-        Ok(mut c) => ask(&mut c, timeout).await.is_ok(),
+        Ok(mut c) => match ask(&mut c, timeout).await {
+            Ok(st) => is_this_boot(&st, &expected),
+            Err(_) => false,
+        },
         Err(_) => false,
     }
+}
+
+/// Whether the reply comes from the boot whose ID is `expected`.
+pub fn is_this_boot(status: &StatusReply, expected: &str) -> bool {
+    landfall_proto::boot_id::parse(&status.boot_id).is_some_and(|id| id == expected)
+}
+
+/// Why the agent that answered is not the boot the session in `tls` last
+/// started, if it is not (None when it is, or the session has no boot ID).
+pub fn other_boot(status: &StatusReply, tls: &Path) -> Option<String> {
+    let expected = crate::certs::boot_id(tls)?;
+    (!is_this_boot(status, &expected)).then(|| {
+        format!(
+            "the agent reports boot ID {:?}, but the session in {} last started boot {expected}",
+            crate::sanitize::line(&status.boot_id),
+            tls.display()
+        )
+    })
 }
 
 /// True when the agent's install root is a mount point.
@@ -68,6 +95,19 @@ mod tests {
                 .collect(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn only_the_sessions_boot_id_counts() {
+        let mut st = status("/mnt", &[]);
+        assert!(!is_this_boot(&st, "00ff"), "an agent without a boot ID");
+        st.boot_id = "00ff".into();
+        assert!(is_this_boot(&st, "00ff"));
+        assert!(!is_this_boot(&st, "00fe"), "another boot");
+        st.boot_id = "00ff\n".into();
+        assert!(is_this_boot(&st, "00ff"));
+        st.boot_id = "00ff zz".into();
+        assert!(!is_this_boot(&st, "00ff"));
     }
 
     #[test]

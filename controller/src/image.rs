@@ -28,14 +28,22 @@ pub fn find_agent() -> Option<PathBuf> {
     musl.is_file().then_some(musl)
 }
 
-/// Appends the session's agent files (CA, agent certificate and key) to `initrd`.
+/// Issues a fresh agent identity in the session `tls_dir` (a new key, a
+/// short-lived certificate and a boot ID; the key is pinned) and appends it
+/// with the CA certificate to `initrd`, which is rewritten 0600.
 pub fn append_session(
     initrd: &Path,
     tls_dir: &Path,
     extra: Vec<SessionFile>,
 ) -> anyhow::Result<()> {
-    let mut files: Vec<SessionFile> = certs::agent_files(tls_dir)
-        .with_context(|| format!("Cannot read the session in {}", tls_dir.display()))?
+    let mut files: Vec<SessionFile> = certs::issue_agent(tls_dir)
+        .with_context(|| {
+            format!(
+                "Cannot issue the agent's identity in the session {}",
+                tls_dir.display()
+            )
+        })?
+        .files
         .into_iter()
         .map(|(name, data)| SessionFile {
             path: format!("{IMAGE_TLS_DIR}/{name}"),

@@ -9,7 +9,7 @@ use clap::Args;
 use landfall_proto::AGENT_PORT;
 
 use crate::sanitize::line;
-use crate::{client, image, ssh};
+use crate::{certs, client, image, ssh};
 
 /// How to reach the target over SSH.
 #[derive(Args, Clone, Debug)]
@@ -159,6 +159,19 @@ pub async fn kexec_and_wait(a: &KexecArgs, says: Says) -> anyhow::Result<String>
         report.facts.mem_total_bytes >> 20,
         report.image_bytes,
         line(&report.upload_dir)
+    ));
+    // This boot's identity: a fresh agent key (pinned) and boot ID, which
+    // start_kexec sends on the SSH channel's stdin.
+    let identity = certs::issue_agent(&a.tls).with_context(|| {
+        format!(
+            "Cannot issue the agent's identity in the session {}",
+            a.tls.display()
+        )
+    })?;
+    says.line(format_args!(
+        "Fresh agent identity for this boot: boot ID {}, key sha256 {}",
+        identity.boot_id,
+        &identity.pin[..16]
     ));
     let t = target.clone();
     let r = report.clone();

@@ -24,6 +24,7 @@ mod render;
 mod retry;
 mod sanitize;
 mod secret_file;
+mod session_dir;
 mod ssh;
 mod state;
 mod vm;
@@ -261,6 +262,15 @@ enum CertsCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Issue a fresh agent identity in a session (what each kexec and `image
+    /// build --tls` do): a new key, a certificate valid a few days, a new boot
+    /// ID; the controller then accepts only that key. For an agent started by
+    /// hand with `landfall-agent serve --tls`.
+    Agent {
+        /// The session folder (`landfall certs init`).
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 async fn connect(
@@ -289,7 +299,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Certs(CertsCommand::Init { dir, label, force }) => {
             certs::init(&dir, &label, force)?;
             println!("Created a landfall session in {}", dir.display());
-            println!("  the agent needs ca.pem, agent.pem, agent.key; keep ca.key and controller.key private");
+            println!("  the agent needs ca.pem, agent.pem, agent.key, boot-id; keep ca.key and controller.key private");
+            println!(
+                "  (each kexec and `image build --tls` issues a fresh agent identity and pins it)"
+            );
+        }
+        Command::Certs(CertsCommand::Agent { dir }) => {
+            let id = certs::issue_agent(&dir)?;
+            println!(
+                "Issued a fresh agent identity in {}: boot ID {}, key sha256 {}",
+                dir.display(),
+                id.boot_id,
+                id.pin
+            );
+            println!("  the agent needs ca.pem, agent.pem, agent.key, boot-id; an agent with an older key is refused");
         }
         Command::Install(cli) => install::run_cli(*cli).await?,
         Command::Disk(DiskCommand::Plan {
@@ -406,6 +429,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Err(e) => return Err(e.into()),
             };
             show(&st, json, render::status)?;
+            if let Some(why) = agent_status::other_boot(&st, &agent.tls) {
+                eprintln!("Note: {why}");
+            }
         }
         Command::Kexec(a) => kexec::run_kexec(a).await?,
         Command::Vm(c) => vm::run_vm(c).await?,

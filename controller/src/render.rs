@@ -95,7 +95,7 @@ pub fn inventory(inv: &InventoryReply) -> String {
 
 pub fn status(s: &StatusReply) -> String {
     let mut out = format!(
-        "Job: {}\nUp for {:.1} s{}; ready {} ms after start\nRoot: {}\n",
+        "Job: {}\nUp for {:.1} s{}; ready {} ms after start\nBoot ID: {}\nRoot: {}\n",
         if s.job.is_empty() {
             "idle".into()
         } else {
@@ -108,6 +108,11 @@ pub fn status(s: &StatusReply) -> String {
             ""
         },
         s.boot_to_serve_ms,
+        if s.boot_id.is_empty() {
+            "none (started without one)".into()
+        } else {
+            line(&s.boot_id)
+        },
         line(&s.root)
     );
     for m in &s.mounts {

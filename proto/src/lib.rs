@@ -3,6 +3,7 @@
 //!
 //! Nothing here may depend on Linux-only code: the controller builds on macOS too.
 
+pub mod boot_id;
 pub mod closure;
 pub mod files_manifest;
 pub mod hardware_config;

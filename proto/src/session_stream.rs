@@ -1,5 +1,5 @@
-//! The agent's session files (CA certificate, agent certificate and key) as
-//! one byte stream, for `landfall-agent kexec --session-stdin`: the
+//! The agent's session files (CA certificate, agent certificate and key, boot
+//! ID) as one byte stream, for `landfall-agent kexec --session-stdin`: the
 //! controller writes it into the SSH channel's stdin, so the key never
 //! touches the target's filesystem.
 //!
@@ -7,14 +7,14 @@
 //! `NAME SIZE\n` (SIZE in decimal bytes) followed by exactly SIZE bytes;
 //! nothing after the last file. Each file is at most [`MAX_FILE_BYTES`].
 
-use crate::tlsnames::{AGENT_CERT, AGENT_KEY, CA_CERT};
+use crate::tlsnames::{AGENT_CERT, AGENT_KEY, BOOT_ID, CA_CERT};
 
 /// The files the stream carries, in order.
-pub const SESSION_FILES: [&str; 3] = [CA_CERT, AGENT_CERT, AGENT_KEY];
+pub const SESSION_FILES: [&str; 4] = [CA_CERT, AGENT_CERT, AGENT_KEY, BOOT_ID];
 /// The largest file accepted (PEM certificates and keys are a few KiB).
 pub const MAX_FILE_BYTES: usize = 64 << 10;
-/// The largest stream accepted (three files plus their headers).
-pub const MAX_STREAM_BYTES: usize = 3 * (MAX_FILE_BYTES + 64);
+/// The largest stream accepted (the files plus their headers).
+pub const MAX_STREAM_BYTES: usize = SESSION_FILES.len() * (MAX_FILE_BYTES + 64);
 
 /// Why a session stream was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,8 +29,8 @@ pub enum SessionStreamError {
     Trailing(usize),
 }
 
-/// Encodes the three files, given in [`SESSION_FILES`] order.
-pub fn encode(files: [&[u8]; 3]) -> Vec<u8> {
+/// Encodes the files, given in [`SESSION_FILES`] order.
+pub fn encode(files: [&[u8]; SESSION_FILES.len()]) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, data) in SESSION_FILES.iter().zip(files) {
         out.extend_from_slice(format!("{name} {}\n", data.len()).as_bytes());
@@ -82,8 +82,9 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let s = encode([b"CA\n", b"", b"KEY with\nnewlines 12\n"]);
+        let s = encode([b"CA\n", b"", b"KEY with\nnewlines 12\n", b"0af3"]);
         assert!(s.starts_with(b"ca.pem 3\nCA\nagent.pem 0\nagent.key 21\n"));
+        assert!(s.ends_with(b"\nboot-id 4\n0af3"));
         let files = decode(&s).unwrap();
         assert_eq!(
             files,
@@ -91,17 +92,18 @@ mod tests {
                 ("ca.pem", b"CA\n".to_vec()),
                 ("agent.pem", Vec::new()),
                 ("agent.key", b"KEY with\nnewlines 12\n".to_vec()),
+                ("boot-id", b"0af3".to_vec()),
             ]
         );
     }
 
     #[test]
     fn refusals() {
-        let good = encode([b"a", b"b", b"c"]);
+        let good = encode([b"a", b"b", b"c", b"d"]);
         assert_eq!(decode(b""), Err(SessionStreamError::Truncated("ca.pem")));
         assert_eq!(
             decode(&good[..good.len() - 1]),
-            Err(SessionStreamError::Truncated("agent.key"))
+            Err(SessionStreamError::Truncated("boot-id"))
         );
         let mut extra = good.clone();
         extra.push(b'x');

@@ -33,8 +33,11 @@ fn curl(args: &[&str]) -> (i32, String) {
     )
 }
 
+/// Copies session files into a private folder (the controller refuses one open to others).
 fn copy(from: &Path, to: &Path, names: &[&str]) {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(to).unwrap();
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700)).unwrap();
     for n in names {
         std::fs::copy(from.join(n), to.join(n)).unwrap();
     }
@@ -83,6 +86,13 @@ fn agent_image_boots_and_serves_inventory_over_mtls() {
         built.contains("nvme"),
         "the image lacks the nvme module:\n{built}"
     );
+    // The initrd holds the agent's key: readable by its owner only.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(image.join("initrd"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the key-bearing initrd is not 0600");
 
     let disk = sparse_image(&dir.join("nvme.img"), 2 << 30).unwrap();
     let mut vm = VmBuilder::new("agent")
@@ -158,7 +168,7 @@ fn agent_image_boots_and_serves_inventory_over_mtls() {
 
     // A client whose certificate comes from another CA (but which trusts the agent).
     let mixed = dir.join("mixed");
-    copy(&session, &mixed, &["ca.pem"]);
+    copy(&session, &mixed, &["ca.pem", "agent.pin"]);
     copy(&other, &mixed, &["controller.pem", "controller.key"]);
     let out = landfall(&[
         "inventory",

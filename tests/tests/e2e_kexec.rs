@@ -209,6 +209,14 @@ fn kexec_story(net: RescueNetwork, uefi: bool, label: &str) -> String {
     let status = landfall_ok(&["status", "--agent", &agent_addr, "--tls", tls, "--json"]);
     let st: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(st["pid1"], true, "{status}");
+    // The kexec issued this boot's identity: the agent reports the boot ID
+    // the session carried, and its key is the one pinned (else no answer).
+    let boot_id = std::fs::read_to_string(session.join("boot-id")).unwrap();
+    assert_eq!(st["boot_id"], boot_id.trim(), "{status}");
+    assert!(
+        out.contains(&format!("boot ID {}", boot_id.trim())),
+        "{out}"
+    );
     let console = std::fs::read_to_string(vm.console_log()).unwrap();
     vm.quit(Duration::from_secs(10)).unwrap();
     console

@@ -98,7 +98,7 @@ fn bad_client_certificates_are_refused_and_the_agent_keeps_serving() {
     ];
     for (case, ident) in cases {
         // The client trusts the real session CA, so only its own identity is bad.
-        let tls = controller_dir(&dir.join(case.label), &s.ca.pem, &ident);
+        let tls = controller_dir(&dir.join(case.label), &s.ca.pem, &ident, &s.agent_pin);
         let before = agent.log_text().matches("Refused a connection").count();
         let out = landfall(&["status"], &agent.addr, &tls);
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -214,4 +214,118 @@ fn the_controller_refuses_an_agent_with_a_wrong_server_certificate() {
             "{label}: something was written"
         );
     }
+}
+
+/// Copies a session's agent files (what a kexec sends the agent) into `to`.
+fn agent_files(session: &std::path::Path, to: &std::path::Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(to).unwrap();
+    for f in ["ca.pem", "agent.pem", "agent.key", "boot-id"] {
+        std::fs::copy(session.join(f), to.join(f)).unwrap();
+    }
+    to.to_path_buf()
+}
+
+#[test]
+fn an_impostor_with_an_older_boots_key_is_refused_and_status_reports_this_boot() {
+    let tdir = TestDir::new("hostile-tls-old-key").unwrap();
+    let dir = tdir.path();
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    // A session as the real controller makes it; its first agent identity
+    // leaks (the impostor keeps a copy: key, certificate, boot ID).
+    let session = hostile_common::certs_init(&dir.join("session"));
+    let old = agent_files(&session, &dir.join("old-agent"));
+    // The next boot: a fresh identity, as a kexec issues it.
+    let out = std::process::Command::new(landfall_tests::bins::landfall_bin())
+        .args(["certs", "agent", "--dir"])
+        .arg(&session)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let boot_id = std::fs::read_to_string(session.join("boot-id"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_ne!(
+        boot_id,
+        std::fs::read_to_string(old.join("boot-id")).unwrap().trim()
+    );
+    let now = agent_files(&session, &dir.join("this-boot"));
+
+    // The agent of this boot answers, and Status reports the boot ID the session carried.
+    let agent = Agent::start(dir, &now, &root, &[]);
+    let out = landfall(&["status", "--json"], &agent.addr, &session);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["boot_id"], boot_id.as_str(), "{st}");
+    assert!(!stderr.contains("Note:"), "{stderr}");
+    let text = landfall(&["status"], &agent.addr, &session);
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains(&format!("Boot ID: {boot_id}")),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
+    drop(agent);
+
+    // The impostor: the older boot's key and certificate (valid, same CA,
+    // same name) on the agent's address. Refused while connecting, with the
+    // pin message, before any request reaches it.
+    let impostor = Agent::start(dir, &old, &root, &[]);
+    let out = landfall(&["status"], &impostor.addr, &session);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "the controller accepted the old key");
+    assert!(
+        err.contains(&format!(
+            "the agent at {} presents a key from another boot",
+            impostor.addr
+        )) && err.contains("Nothing was sent to it"),
+        "unclear refusal: {err}"
+    );
+    eprintln!("old key: the controller says: {}", err.trim());
+    // The controller broke the handshake off: the impostor logs the alert.
+    let log = impostor.wait_log("TLS handshake failed");
+    eprintln!(
+        "old key: the impostor logs: {}",
+        log.lines()
+            .rfind(|l| l.contains("TLS handshake failed"))
+            .unwrap()
+    );
+    drop(impostor);
+
+    // The right key but another boot's ID (an agent restarted from an older
+    // image): it answers, and status says it is not this boot.
+    let stale = agent_files(&session, &dir.join("stale-boot"));
+    std::fs::write(stale.join("boot-id"), "00112233445566778899aabbccddeeff\n").unwrap();
+    let agent = Agent::start(dir, &stale, &root, &[]);
+    let out = landfall(&["status"], &agent.addr, &session);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Note: the agent reports boot ID \"00112233445566778899aabbccddeeff\"")
+            && stderr.contains(&format!("last started boot {boot_id}")),
+        "{stderr}"
+    );
+
+    // A session folder open to others is refused before any connection.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&session, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let out = landfall(&["status"], &agent.addr, &session);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            "The session folder {} is mode 0750, open to group or others",
+            session.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        root.read_dir().unwrap().next().is_none(),
+        "something was written"
+    );
 }

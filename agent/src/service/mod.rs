@@ -37,10 +37,12 @@ pub struct AgentState {
     pub jobs: JobSlot,
     /// Set when a bootloader install failed: Reboot is refused unless forced.
     pub bootloader_failure: std::sync::Mutex<Option<String>>,
+    /// This boot's ID from the session (`Status` reports it), "" when none.
+    pub boot_id: String,
 }
 
 impl AgentState {
-    pub fn new(root: PathBuf, pid1: bool, started_mono_ns: u64) -> Arc<Self> {
+    pub fn new(root: PathBuf, pid1: bool, started_mono_ns: u64, boot_id: String) -> Arc<Self> {
         Arc::new(Self {
             started: Instant::now(),
             started_mono_ns,
@@ -49,6 +51,7 @@ impl AgentState {
             root,
             jobs: JobSlot::default(),
             bootloader_failure: std::sync::Mutex::new(None),
+            boot_id,
         })
     }
 }
@@ -99,6 +102,7 @@ impl Agent for AgentService {
             boot_to_serve_ms: self.state.boot_to_serve_ms.load(Ordering::Relaxed),
             mounts,
             root: self.state.root.display().to_string(),
+            boot_id: self.state.boot_id.clone(),
         }))
     }
 

@@ -37,10 +37,13 @@ pub struct Bootstrap {
 /// Runs the bootstrap; returns the agent's address and, when a kexec ran,
 /// how long it took.
 pub async fn bootstrap(b: &Bootstrap) -> anyhow::Result<(String, Option<f64>)> {
-    // An agent of this session already answering (a second run): no kexec.
+    // The agent of this session's current boot already answering (a second
+    // run): no kexec. An older boot's agent, or one with another key, does
+    // not count: the kexec below boots a fresh one.
     if agent_status::answers_at(&b.agent_addr, &b.tls, Duration::from_secs(5)).await {
         eprintln!(
-            "== kexec: the agent already answers at {}; skipping",
+            "== kexec: the agent of this boot (ID {}) already answers at {}; skipping",
+            crate::certs::boot_id(&b.tls).unwrap_or_default(),
             b.agent_addr
         );
         return Ok((b.agent_addr.clone(), None));

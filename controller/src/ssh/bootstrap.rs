@@ -3,7 +3,8 @@
 //! `landfall-agent kexec` there with the kernel's and initrd's SHA-256 on its
 //! command line.
 //!
-//! The session files (CA certificate, agent certificate and key) go on the
+//! The session files (CA certificate, this boot's agent certificate, key and
+//! boot ID, issued just before by [`crate::certs::issue_agent`]) go on the
 //! SSH channel's stdin (`--session-stdin`, `landfall_proto::session_stream`):
 //! the agent puts them into the in-memory initrd, and they never touch the
 //! target's filesystem.
@@ -30,7 +31,7 @@ pub struct KexecPlan {
     pub kernel: PathBuf,
     /// The image's initrd.
     pub initrd: PathBuf,
-    /// The session folder (`landfall certs init`); its ca.pem, agent.pem and agent.key are sent.
+    /// The session folder (`landfall certs init`); its ca.pem, agent.pem, agent.key and boot-id are sent.
     pub session: PathBuf,
     /// Extra kernel parameters for the image.
     pub append: Option<String>,
@@ -217,7 +218,12 @@ impl Target {
             let p = plan.session.join(name);
             session.push(std::fs::read(&p).map_err(|e| KexecError::Local(p, e))?);
         }
-        let stream = session_stream::encode([&session[0][..], &session[1][..], &session[2][..]]);
+        let stream = session_stream::encode([
+            &session[0][..],
+            &session[1][..],
+            &session[2][..],
+            &session[3][..],
+        ]);
         let sha = |name: &str| {
             report
                 .uploaded

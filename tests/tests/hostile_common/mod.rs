@@ -9,20 +9,30 @@ use std::process::Command;
 use std::time::Duration;
 
 use landfall_proto::tlsnames::{
-    AGENT_CERT, AGENT_KEY, AGENT_SERVER_NAME, CA_CERT, CONTROLLER_CERT, CONTROLLER_KEY,
+    AGENT_CERT, AGENT_KEY, AGENT_PIN, AGENT_SERVER_NAME, CA_CERT, CONTROLLER_CERT, CONTROLLER_KEY,
 };
 use landfall_tests::bins::{agent_static_bin, landfall_bin};
 use landfall_tests::{free_port, retry_until, Spawned};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
+    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData,
 };
+use sha2::{Digest, Sha256};
 use time::{Duration as Days, OffsetDateTime};
 
-/// A certificate and its key, PEM.
+/// A certificate and its key, PEM, and the key's pin (SHA-256 of its
+/// SubjectPublicKeyInfo, hex: what the controller keeps in `agent.pin`).
 pub struct Ident {
     pub cert: String,
     pub key: String,
+    pub pin: String,
+}
+
+fn pin_of(key: &KeyPair) -> String {
+    Sha256::digest(key.subject_public_key_info())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A CA that can issue good and bad certificates.
@@ -94,6 +104,7 @@ impl Ca {
         let cert = p.signed_by(&key, &self.issuer).unwrap();
         Ident {
             cert: cert.pem(),
+            pin: pin_of(&key),
             key: key.serialize_pem(),
         }
     }
@@ -119,6 +130,7 @@ pub fn self_signed(name: &str) -> Ident {
     ];
     Ident {
         cert: p.self_signed(&key).unwrap().pem(),
+        pin: pin_of(&key),
         key: key.serialize_pem(),
     }
 }
@@ -132,12 +144,17 @@ pub fn agent_dir(dir: &Path, ca_pem: &str, id: &Ident) -> PathBuf {
     dir.to_path_buf()
 }
 
-/// Writes a controller's session folder (what `landfall --tls` reads).
-pub fn controller_dir(dir: &Path, ca_pem: &str, id: &Ident) -> PathBuf {
+/// Writes a controller's session folder (what `landfall --tls` reads): mode
+/// 0700 (the controller refuses a folder open to others), pinning the agent
+/// key `agent_pin`.
+pub fn controller_dir(dir: &Path, ca_pem: &str, id: &Ident, agent_pin: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     std::fs::write(dir.join(CA_CERT), ca_pem).unwrap();
     std::fs::write(dir.join(CONTROLLER_CERT), &id.cert).unwrap();
     std::fs::write(dir.join(CONTROLLER_KEY), &id.key).unwrap();
+    std::fs::write(dir.join(AGENT_PIN), agent_pin).unwrap();
     dir.to_path_buf()
 }
 
@@ -146,25 +163,26 @@ pub struct Session {
     pub ca: Ca,
     pub agent_tls: PathBuf,
     pub controller_tls: PathBuf,
+    /// The pin of the agent's key (in the controller's folder).
+    pub agent_pin: String,
 }
 
 impl Session {
     pub fn new(dir: &Path) -> Self {
         let ca = Ca::new("session");
-        let agent_tls = agent_dir(
-            &dir.join("agent-tls"),
-            &ca.pem,
-            &ca.agent(AGENT_SERVER_NAME, Flavour::Good),
-        );
+        let agent = ca.agent(AGENT_SERVER_NAME, Flavour::Good);
+        let agent_tls = agent_dir(&dir.join("agent-tls"), &ca.pem, &agent);
         let controller_tls = controller_dir(
             &dir.join("controller-tls"),
             &ca.pem,
             &ca.controller(Flavour::Good),
+            &agent.pin,
         );
         Self {
             ca,
             agent_tls,
             controller_tls,
+            agent_pin: agent.pin,
         }
     }
 }
@@ -342,6 +360,13 @@ pub fn build_image(dir: &Path, session: &Path, modules: &Path) -> PathBuf {
         "landfall image build: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // It holds the agent's key: readable by its owner only.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(image.join("initrd"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the key-bearing initrd is not 0600");
     image
 }
 
