@@ -133,10 +133,19 @@ fn install_vm_runs_the_whole_flow_and_the_installed_system_comes_up() {
     );
     let done = text
         .lines()
-        .find(|l| l.starts_with("Done: evaluate"))
+        .find(|l| l.starts_with("Done: "))
         .expect("a phase summary");
     eprintln!("FIGURE vm install phases: {done}");
     assert!(done.contains("files "), "{done}");
+    // The hardware configuration is made after the kexec, and only then is
+    // the flake evaluated.
+    assert!(
+        done.starts_with("Done: kexec ") && done.contains(", hardware-config ") && {
+            let hw = done.find("hardware-config").unwrap();
+            done.find("evaluate").is_some_and(|e| e > hw)
+        },
+        "{done}"
+    );
     check_installed_files(&dir, &text, &toplevel, &hw_file);
     // The throwaway VM is gone: no qemu is left with this test's disk.
     let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
