@@ -18,6 +18,8 @@
 #   printf 'a passphrase' > disk.key
 #   landfall install --flake ./examples/office#office-luks-lvm --vm --yes \
 #     --disk-encryption-keys /tmp/disk.key ./disk.key
+#   landfall install --flake .#office-hw --vm --yes \
+#     --generate-hardware-config nixos-generate-config ./hardware-configuration.nix
 #
 # With internet access, `real/flake.nix` beside this file is the seed's real
 # flake (nixpkgs + disko + GRUB).
@@ -35,10 +37,11 @@
       options = builtins.fromJSON (builtins.readFile "${vendor}/options.json");
       # One system per evaluated disko layout: the packages and the
       # `config` attributes landfall reads.
-      systemOf = name: devicesFile: rec {
+      systemOf = name: devicesFile: systemWith { inherit name devicesFile; };
+      systemWith = { name, devicesFile, hardwareFile ? null }: rec {
         devices = builtins.fromJSON (builtins.readFile devicesFile);
         pkgs = import ./packages.nix {
-          inherit system options vendor name;
+          inherit system options vendor name hardwareFile;
           fstab = import ./fstab.nix devices;
           crypttab = import ./crypttab.nix devices;
         };
@@ -50,6 +53,18 @@
       office = systemOf "office" ./disko-devices.json;
       office-btrfs = systemOf "office-btrfs" ./disko-devices-btrfs.json;
       office-luks-lvm = systemOf "office-luks-lvm" ./disko-devices-luks-lvm.json;
+      # A NixOS flake imports the machine's generated hardware configuration;
+      # here it is evaluated by ./hardware.nix (no nixpkgs).
+      hardwareFile = ./hardware-configuration.nix;
+      office-hw =
+        if builtins.pathExists hardwareFile then
+          systemWith { name = "office-hw"; devicesFile = ./disko-devices.json; inherit hardwareFile; }
+        else
+          throw ''
+            office-hw imports ./hardware-configuration.nix, which is missing: generate it for the
+            target, e.g. `landfall install --flake .#office-hw --generate-hardware-config
+            nixos-generate-config ./hardware-configuration.nix …` (in a git work tree landfall
+            adds it with `git add --intent-to-add`; a file git does not know is invisible to the flake).'';
     in
     {
       packages.${system} = office.pkgs // { default = office.pkgs.toplevel; };
@@ -64,5 +79,11 @@
       # for the passphrase on the console (the key file's bytes: write it with
       # `printf`/`echo -n`), opens it with cryptsetup and activates the VG with lvm.
       nixosConfigurations.office-luks-lvm = office-luks-lvm.configuration;
+      # The seed's disk and system, built with the machine's generated
+      # hardware configuration: stage 1 loads exactly the kernel modules
+      # ./hardware-configuration.nix (and the profiles it imports) name, and
+      # the system carries the file. Without the file, evaluation stops and
+      # says how to generate it.
+      nixosConfigurations.office-hw = office-hw.configuration;
     };
 }

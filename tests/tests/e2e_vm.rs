@@ -5,6 +5,14 @@
 //! disk boots alone and landfall reports the installed system came up. The
 //! confirmation names the VM disk's model, serial and size. `landfall vm`
 //! alone starts the rescue machine and says how to log in: the test does.
+//!
+//! The first install is also issue 17's end-to-end hardware configuration:
+//! the flake is `office-hw` in a git work tree, which imports
+//! `./hardware-configuration.nix` — absent until `--generate-hardware-config
+//! nixos-generate-config PATH` writes it from the VM after the kexec (and
+//! git-adds it); the flake is then evaluated and built with it, installed,
+//! and the installed system's stage 1 loads exactly the modules the file
+//! names and its toplevel carries the file.
 
 #[path = "../../controller/src/nix/fixture.rs"]
 mod fixture;
@@ -49,12 +57,49 @@ fn install_vm_runs_the_whole_flow_and_the_installed_system_comes_up() {
     };
     let built = fixture::build_office_fixture(&dir.join("flake"), &opts)
         .expect("the office example builds with nix");
+    // The example as a user's flake: a git work tree (the vendor folder, an
+    // input of its own, left out), without the hardware configuration.
+    let flake = built.flake_dir.clone();
+    let hw_file = flake.join("hardware-configuration.nix");
+    assert!(!hw_file.exists());
+    std::fs::write(flake.join(".gitignore"), "vendor/\n").unwrap();
+    git(&flake, &["init", "-q"]);
+    git(&flake, &["add", "-A"]);
+    git(
+        &flake,
+        &[
+            "-c",
+            "user.name=landfall",
+            "-c",
+            "user.email=landfall@localhost",
+            "commit",
+            "-qm",
+            "office",
+        ],
+    );
+    let flake_ref = format!("{}#office-hw", flake.display());
+    let missing = fixture::nix_command("nix")
+        .args(["eval", "--raw"])
+        .arg(format!(
+            "{}#nixosConfigurations.office-hw.config.system.build.toplevel",
+            flake.display()
+        ))
+        .output()
+        .unwrap();
+    let missing = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        missing.contains("office-hw imports ./hardware-configuration.nix, which is missing"),
+        "evaluating office-hw without the file: {missing}"
+    );
     let extra = extra_files_tree(&dir.join("extra"));
     let started = Instant::now();
     let (ok, text) = vm_install_output(
         &dir,
-        &format!("{}#office", built.flake_ref),
+        &flake_ref,
         &[
+            "--generate-hardware-config",
+            "nixos-generate-config",
+            hw_file.to_str().unwrap(),
             "--extra-files",
             extra.to_str().unwrap(),
             "--chown",
@@ -76,18 +121,32 @@ fn install_vm_runs_the_whole_flow_and_the_installed_system_comes_up() {
         "bootloader installed",
         "the VM has 256 MiB of RAM",
         "The installed system came up",
-        &format!("LANDFALL-STAGE2: {}", built.toplevel),
         "LANDFALL-STORE-CHECK: OK",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in the output");
     }
+    let toplevel = check_hardware_config(&flake, &hw_file, &dir.join("vm/installed-console.log"));
+    assert_ne!(toplevel, built.toplevel, "office-hw is not office");
+    assert!(
+        text.contains(&format!("LANDFALL-STAGE2: {toplevel}")),
+        "the installed system is not office-hw built with the generated file"
+    );
     let done = text
         .lines()
-        .find(|l| l.starts_with("Done: evaluate"))
+        .find(|l| l.starts_with("Done: "))
         .expect("a phase summary");
     eprintln!("FIGURE vm install phases: {done}");
     assert!(done.contains("files "), "{done}");
-    check_installed_files(&dir, &text);
+    // The hardware configuration is made after the kexec, and only then is
+    // the flake evaluated.
+    assert!(
+        done.starts_with("Done: kexec ") && done.contains(", hardware-config ") && {
+            let hw = done.find("hardware-config").unwrap();
+            done.find("evaluate").is_some_and(|e| e > hw)
+        },
+        "{done}"
+    );
+    check_installed_files(&dir, &text, &toplevel, &hw_file);
     // The throwaway VM is gone: no qemu is left with this test's disk.
     let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
     let disk = dir.join("vm/disk.img").display().to_string();
@@ -95,6 +154,162 @@ fn install_vm_runs_the_whole_flow_and_the_installed_system_comes_up() {
         !String::from_utf8_lossy(&ps.stdout).contains(&disk),
         "a qemu with {disk} is still running"
     );
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("git is missing ({e}): apt-get install -y git"));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The `"a" "b"` of the generated file's `NAME = [ "a" "b" ];` line.
+fn nix_list(text: &str, name: &str) -> Vec<String> {
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{name} = [")))
+        .unwrap_or_else(|| panic!("no {name} line in:\n{text}"));
+    line.split('"')
+        .skip(1)
+        .step_by(2)
+        .map(String::from)
+        .collect()
+}
+
+/// The words after `prefix` on the console line starting with it.
+fn console_words(console: &str, prefix: &str) -> Vec<String> {
+    let line = console
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} line on the console:\n{console}"));
+    line[prefix.len()..]
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+/// Checks the generated hardware configuration and what the installed
+/// system made of it; returns office-hw's toplevel built from the flake
+/// with the file.
+fn check_hardware_config(flake: &Path, hw_file: &Path, console_log: &Path) -> String {
+    let hw = std::fs::read_to_string(hw_file).expect("the hardware configuration was written");
+    eprintln!("{}:\n{hw}", hw_file.display());
+    assert_eq!(
+        git(flake, &["status", "--porcelain"]).trim(),
+        "A hardware-configuration.nix",
+        "the file is added with --intent-to-add"
+    );
+    let parsed = Command::new("nix-instantiate")
+        .arg("--parse")
+        .arg(hw_file)
+        .output()
+        .expect("nix-instantiate (Debian: apt-get install -y nix-bin)");
+    assert!(
+        parsed.status.success(),
+        "nix-instantiate --parse: {}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    // The rescue VM: qemu's q35 with its disk on an NVMe controller (bound
+    // to nvme) and the ICH9 AHCI controller (ahci), under KVM or TCG: a
+    // qemu guest. Its network card is not storage.
+    let available = nix_list(&hw, "boot.initrd.availableKernelModules");
+    assert_eq!(available, ["nvme", "ahci"], "{hw}");
+    let initrd_kernel = nix_list(&hw, "boot.initrd.kernelModules");
+    assert!(
+        hw.contains("  imports =\n    [ (modulesPath + \"/profiles/qemu-guest.nix\")\n    ];\n"),
+        "{hw}"
+    );
+    // In the order the module system merges them: the file's
+    // availableKernelModules, then the fixture's qemu-guest profile's (the
+    // virtio storage drivers), then boot.initrd.kernelModules; as module
+    // names (`-` as `_`).
+    let named: Vec<String> = available
+        .iter()
+        .map(String::as_str)
+        .chain(["virtio_pci", "virtio_blk", "virtio_scsi"])
+        .chain(initrd_kernel.iter().map(String::as_str))
+        .map(|m| m.replace('-', "_"))
+        .collect();
+    let console = std::fs::read_to_string(console_log).expect("the installed VM's console log");
+    assert_eq!(
+        console_words(
+            &console,
+            "LANDFALL-STAGE1: hardware-configuration.nix modules: "
+        ),
+        named,
+        "stage 1 was built from the file's modules"
+    );
+    // Loaded: exactly those, their dependencies and the ext4 root's — the
+    // load orders the fixture vendored for each.
+    let mut expected = std::collections::BTreeSet::new();
+    for m in named
+        .iter()
+        .map(String::as_str)
+        .chain(["ext4", "crc32c_generic"])
+    {
+        let order = flake.join(format!("vendor/kernel/hw/{}.order", m.replace('-', "_")));
+        for k in std::fs::read_to_string(&order)
+            .unwrap_or_else(|e| panic!("{}: {e}", order.display()))
+            .split_whitespace()
+        {
+            expected.insert(k.to_string());
+        }
+    }
+    let loaded: std::collections::BTreeSet<String> =
+        console_words(&console, "LANDFALL-STAGE1: modules loaded: ")
+            .into_iter()
+            .collect();
+    assert_eq!(
+        loaded, expected,
+        "stage 1 loaded other modules than the file's"
+    );
+    assert!(
+        !console.contains("insmod"),
+        "a module failed to load:\n{console}"
+    );
+    // The installed system carries the file it was built with.
+    let sum = Command::new("sha256sum").arg(hw_file).output().unwrap();
+    let sum = String::from_utf8_lossy(&sum.stdout);
+    let sum = sum.split_whitespace().next().unwrap();
+    let hwconfig = console_words(&console, "LANDFALL-HWCONFIG: ");
+    assert_eq!(
+        hwconfig[0], sum,
+        "the installed system's hardware-configuration.nix"
+    );
+    // The flake, now with the file, builds the system that was installed.
+    let out = fixture::nix_command("nix")
+        .args(["build", "--no-link", "--json"])
+        .arg(format!(
+            "{}#nixosConfigurations.office-hw.config.system.build.toplevel",
+            flake.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nix build office-hw: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let toplevel = v[0]["outputs"]["out"].as_str().unwrap().to_string();
+    assert!(
+        toplevel.ends_with("-nixos-system-office-hw-fixture"),
+        "{toplevel}"
+    );
+    assert_eq!(
+        hwconfig[1],
+        format!("{toplevel}/hardware-configuration.nix")
+    );
+    toplevel
 }
 
 /// The `--extra-files` tree: modes, a relative and an absolute link, a
@@ -151,7 +366,7 @@ fn fingerprint(p: &Path) -> String {
 
 /// Mounts the installed root (partition 3 of the VM's disk) read-only on
 /// the host and checks what the files phase wrote.
-fn check_installed_files(dir: &Path, text: &str) {
+fn check_installed_files(dir: &Path, text: &str, toplevel: &str, hw_file: &Path) {
     use std::os::unix::fs::MetadataExt;
     let disk = dir.join("vm/disk.img");
     let out = Command::new("partx")
@@ -245,6 +460,13 @@ fn check_installed_files(dir: &Path, text: &str) {
                 "The installed system's host key: etc/ssh/ssh_host_ed25519_key.pub ssh-ed25519 "
             ),
             "the controller reports the host key"
+        );
+        // The installed store's system carries the generated file.
+        let installed = mnt.join(toplevel.trim_start_matches('/'));
+        assert_eq!(
+            std::fs::read_to_string(installed.join("hardware-configuration.nix"))
+                .unwrap_or_else(|e| panic!("{}: {e}", installed.display())),
+            std::fs::read_to_string(hw_file).unwrap()
         );
     });
     let _ = Command::new("umount").arg(&mnt).status();

@@ -56,6 +56,12 @@ pub struct FixtureOptions {
     /// device-mapper, dm-crypt, the aes-xts-plain64 cipher's modules and the
     /// kernel crypto API cryptsetup opens keyslots with: `kernel/modules-dm`.
     pub dm_modules: Vec<String>,
+    /// The modules a generated hardware configuration may name for stage 1
+    /// (`office-hw`'s initrd loads exactly those its file and the profiles it
+    /// imports name, plus the root file system's): `kernel/hw/<name>.ko`,
+    /// one folder for all, and `kernel/hw/<name>.order`, the module and its
+    /// dependencies in load order.
+    pub hw_modules: Vec<String>,
     /// The programs that stage 1 unlocks LUKS and activates LVM with
     /// (Debian's cryptsetup and lvm, dynamically linked): copied with every
     /// library `ldd` names into `dm/bin` and `dm/lib`.
@@ -89,6 +95,28 @@ impl Default for FixtureOptions {
             .map(String::from)
             .to_vec(),
             dm_tools: vec![DEBIAN_CRYPTSETUP.into(), DEBIAN_LVM.into()],
+            // What nixos-generate-config names for the storage, USB and
+            // keyboard controllers of PCs and VMs (and the fixture's
+            // qemu-guest profile adds), and the ext4 root's modules.
+            hw_modules: [
+                "nvme",
+                "ahci",
+                "ata_piix",
+                "sd_mod",
+                "sr_mod",
+                "virtio_pci",
+                "virtio_blk",
+                "virtio_scsi",
+                "xhci_pci",
+                "ehci_pci",
+                "uhci_hcd",
+                "usbhid",
+                "usb_storage",
+                "ext4",
+                "crc32c_generic",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }
@@ -348,7 +376,8 @@ fn copy_program(program: &Path, dest: &Path) -> Result<(), FixtureError> {
 /// Fills `dest` (created) with what the office flake's `vendor` input holds:
 /// `bb/busybox`, `kernel/{bzImage,version}`, `kernel/modules/*.ko` +
 /// `load-order`, `kernel/modules-btrfs/` (the same for a btrfs root),
-/// `kernel/modules-dm/` and `dm/{bin,lib}` (a LUKS + LVM root's), optional `efi/systemd-bootx64.efi` and `options.json`.
+/// `kernel/modules-dm/` and `dm/{bin,lib}` (a LUKS + LVM root's),
+/// `kernel/hw/` (the modules a hardware configuration may name), optional `efi/systemd-bootx64.efi` and `options.json`.
 pub fn lay_out_vendor(dest: &Path, opts: &FixtureOptions) -> Result<(), FixtureError> {
     if !opts.busybox.is_file() {
         return Err(FixtureError::Missing(format!(
@@ -390,6 +419,12 @@ pub fn lay_out_vendor(dest: &Path, opts: &FixtureOptions) -> Result<(), FixtureE
         loaded,
         &dest.join("kernel/modules-dm"),
     )?;
+    let hw = dest.join("kernel/hw");
+    for m in &opts.hw_modules {
+        copy_stage1_modules(&modules, std::slice::from_ref(m), Vec::new(), &hw)?;
+        let order = hw.join(format!("{}.order", module_key(m)));
+        fs::rename(hw.join("load-order"), &order).map_err(|e| FixtureError::Io(order, e))?;
+    }
     for tool in &opts.dm_tools {
         copy_program(tool, &dest.join("dm"))?;
     }
