@@ -1,0 +1,233 @@
+//! A small HTTP/1.1 GET client for binary caches: hyper's connection API
+//! over a tokio TCP stream, wrapped in rustls for `https` (the webpki roots
+//! built in, since the RAM image has no CA bundle, plus any extra CA given).
+//! One connection per request, `Connection: close`; bodies are streamed.
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+
+/// Why an HTTP request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The URL is not `http(s)://host[:port]/path`.
+    #[error("Not an http(s) URL: {0:?}")]
+    BadUrl(String),
+    /// An extra CA certificate does not parse.
+    #[error("Cannot use the extra CA certificate")]
+    BadCa(#[source] io::Error),
+    /// The TCP connection failed (refused, unreachable, DNS).
+    #[error("Cannot connect to {url}")]
+    Connect {
+        /// The URL.
+        url: String,
+        /// The failure.
+        #[source]
+        source: io::Error,
+    },
+    /// The TLS handshake failed (untrusted certificate, …).
+    #[error("TLS handshake with {url} failed")]
+    Tls {
+        /// The URL.
+        url: String,
+        /// The failure.
+        #[source]
+        source: io::Error,
+    },
+    /// The HTTP exchange failed before a response.
+    #[error("HTTP request to {url} failed")]
+    Request {
+        /// The URL.
+        url: String,
+        /// The failure.
+        #[source]
+        source: hyper::Error,
+    },
+    /// The response status is not 200.
+    #[error("{url} answered {status}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The status.
+        status: StatusCode,
+    },
+    /// The body broke off (the server stopped, the connection dropped).
+    #[error("The body of {url} broke off")]
+    Body {
+        /// The URL.
+        url: String,
+        /// The failure.
+        #[source]
+        source: hyper::Error,
+    },
+    /// A small document (narinfo, nix-cache-info) was larger than allowed.
+    #[error("{url} is larger than {limit} bytes")]
+    TooLarge {
+        /// The URL.
+        url: String,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// The client (cheap to clone).
+#[derive(Clone)]
+pub struct HttpClient {
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HttpClient")
+    }
+}
+
+/// A streamed response body.
+pub struct Body {
+    url: String,
+    inner: Incoming,
+}
+
+impl Body {
+    /// The next chunk of data; `None` at the end.
+    pub async fn next(&mut self) -> Option<Result<Bytes, HttpError>> {
+        loop {
+            match self.inner.frame().await? {
+                Ok(frame) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Some(Ok(data));
+                    }
+                }
+                Err(source) => {
+                    return Some(Err(HttpError::Body {
+                        url: self.url.clone(),
+                        source,
+                    }))
+                }
+            }
+        }
+    }
+
+    /// The whole body, refused beyond `limit` bytes.
+    pub async fn collect_limited(mut self, limit: usize) -> Result<Vec<u8>, HttpError> {
+        let mut out = Vec::new();
+        while let Some(chunk) = self.next().await {
+            let chunk = chunk?;
+            if out.len() + chunk.len() > limit {
+                return Err(HttpError::TooLarge {
+                    url: self.url,
+                    limit,
+                });
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+}
+
+impl HttpClient {
+    /// A client trusting the webpki roots and the PEM certificates in `extra_ca_pem`.
+    pub fn new(extra_ca_pem: &[u8]) -> Result<Self, HttpError> {
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        for cert in rustls_pemfile::certs(&mut &extra_ca_pem[..]) {
+            let cert = cert.map_err(HttpError::BadCa)?;
+            roots
+                .add(cert)
+                .map_err(|e| HttpError::BadCa(io::Error::other(e)))?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| HttpError::BadCa(io::Error::other(e)))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Self { tls: Arc::new(tls) })
+    }
+
+    /// GETs `url`; a 200 response's body, streamed.
+    pub async fn get(&self, url: &str) -> Result<Body, HttpError> {
+        let bad = || HttpError::BadUrl(url.to_owned());
+        let uri: Uri = url.parse().map_err(|_| bad())?;
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err(bad()),
+        };
+        let host = uri.host().ok_or_else(bad)?.to_owned();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        // A bracketed IPv6 literal connects without its brackets.
+        let bare = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let tcp = TcpStream::connect((bare.as_str(), port))
+            .await
+            .map_err(|source| HttpError::Connect {
+                url: url.to_owned(),
+                source,
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let authority = uri.authority().map_or(host.clone(), |a| a.to_string());
+        let req = Request::get(path)
+            .header(http::header::HOST, authority)
+            .header(http::header::CONNECTION, "close")
+            .header(http::header::USER_AGENT, "landfall-agent")
+            .body(Empty::<Bytes>::new())
+            .map_err(|_| bad())?;
+        let resp = if https {
+            let name = ServerName::try_from(bare).map_err(|_| bad())?;
+            let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(|source| HttpError::Tls {
+                    url: url.to_owned(),
+                    source,
+                })?;
+            send(url, TokioIo::new(tls), req).await?
+        } else {
+            send(url, TokioIo::new(tcp), req).await?
+        };
+        if resp.status() != StatusCode::OK {
+            return Err(HttpError::Status {
+                url: url.to_owned(),
+                status: resp.status(),
+            });
+        }
+        Ok(Body {
+            url: url.to_owned(),
+            inner: resp.into_body(),
+        })
+    }
+}
+
+async fn send<T>(
+    url: &str,
+    io: TokioIo<T>,
+    req: Request<Empty<Bytes>>,
+) -> Result<Response<Incoming>, HttpError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let rerr = |source| HttpError::Request {
+        url: url.to_owned(),
+        source,
+    };
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(rerr)?;
+    // The connection task ends with the body (or when the body is dropped).
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    sender.send_request(req).await.map_err(rerr)
+}
