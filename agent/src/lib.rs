@@ -24,6 +24,5 @@ pub mod secrets;
 pub mod server;
 pub mod service;
 pub mod store;
-pub mod substitute;
 pub mod sys;
 pub mod tls;

@@ -7,17 +7,17 @@
 #[path = "store_common/mod.rs"]
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use common::fixture::nix_command;
 use common::path_info;
-use landfall_agent::store::{query_missing, InstallError, StoreInstaller, UnpackError};
-use landfall_agent::substitute::{
+use landfall_agent::store::substitute::{
     HttpClient, HttpError, SignatureError, SubstituteError, Substituter, TrustedKeys,
 };
+use landfall_agent::store::{query_missing, InstallError, StoreInstaller, UnpackError};
 use landfall_proto::nar::{PathInfo, StorePath};
 
 /// Two paths built by real Nix: `b` refers to `a`; `a` has a 3 MB file
@@ -136,33 +136,47 @@ enum Serve {
     CutAfter(usize),
 }
 
-/// Serves `dir` over HTTP/1.1 on 127.0.0.1 (one thread per connection);
-/// returns the base URL. The server lives as long as the test process.
-fn serve(dir: PathBuf, mode: Serve) -> String {
+/// Serves `dir` over HTTP/1.1 on 127.0.0.1 (one thread per connection),
+/// over TLS when `tls` is given; returns the base URL. The server lives as
+/// long as the test process.
+fn serve_with(dir: PathBuf, mode: Serve, tls: Option<Arc<rustls::ServerConfig>>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", listener.local_addr().unwrap());
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(conn) = conn else { continue };
             let dir = dir.clone();
-            std::thread::spawn(move || answer(conn, &dir, mode));
+            let tls = tls.clone();
+            std::thread::spawn(move || match tls {
+                None => answer(conn, &dir, mode),
+                Some(cfg) => {
+                    let Ok(server) = rustls::ServerConnection::new(cfg) else {
+                        return;
+                    };
+                    answer(rustls::StreamOwned::new(server, conn), &dir, mode)
+                }
+            });
         }
     });
     url
 }
 
-fn answer(mut conn: TcpStream, dir: &Path, mode: Serve) {
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
-    let mut request = String::new();
-    if reader.read_line(&mut request).is_err() {
-        return;
-    }
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-            break;
+fn serve(dir: PathBuf, mode: Serve) -> String {
+    serve_with(dir, mode, None)
+}
+
+fn answer(mut conn: impl Read + Write, dir: &Path, mode: Serve) {
+    // A GET has no body: read up to the blank line.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match conn.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return,
         }
     }
+    let request = String::from_utf8_lossy(&head);
     let target = request.split(' ').nth(1).unwrap_or("/");
     let rel = target.trim_start_matches('/');
     let file = dir.join(rel);
@@ -172,6 +186,7 @@ fn answer(mut conn: TcpStream, dir: &Path, mode: Serve) {
             let _ = conn.write_all(
                 b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             );
+            let _ = conn.flush();
             return;
         }
     };
@@ -187,6 +202,33 @@ fn answer(mut conn: TcpStream, dir: &Path, mode: Serve) {
     let _ = conn.write_all(send);
     let _ = conn.flush();
     // Dropping the socket closes it: a cut body ends early.
+}
+
+/// A test CA and a server certificate for 127.0.0.1 signed by it:
+/// (the CA's PEM, the server's TLS configuration).
+fn test_tls() -> (String, Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, &ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+    (ca_cert.pem(), Arc::new(cfg))
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -599,4 +641,56 @@ fn refuses_a_cache_of_another_store_dir() {
         SubstituteError::StoreDir { store_dir, .. } => assert_eq!(store_dir, "/gnu/store"),
         e => panic!("{e:?}"),
     }
+}
+
+#[test]
+fn fetches_over_https_with_an_extra_ca() {
+    let fx = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    fx.cache(&cache, "zstd", true);
+    let (ca_pem, tls) = test_tls();
+    let url = serve_with(cache, Serve::Whole, Some(tls));
+    assert!(url.starts_with("https://127.0.0.1:"));
+    let sub = Substituter::new(
+        &url,
+        TrustedKeys::parse(&[&fx.public]).unwrap(),
+        HttpClient::new(ca_pem.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let root = new_root(tmp.path());
+    let rt = runtime();
+    assert_eq!(substitute(&rt, &sub, &root, &fx.host).unwrap(), 2);
+    assert_eq!(path_info(Some(&root), &fx.top).len(), 2);
+    let verify = nix_command("nix-store")
+        .args(["--verify", "--check-contents", "--store"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(verify.status.success() && verify.stdout.is_empty());
+}
+
+#[test]
+fn refuses_https_from_an_unknown_ca() {
+    let fx = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    fx.cache(&cache, "zstd", true);
+    let (_, tls) = test_tls();
+    let url = serve_with(cache, Serve::Whole, Some(tls));
+    // Only the built-in webpki roots: the test CA is not among them.
+    let root = new_root(tmp.path());
+    let rt = runtime();
+    let err = substitute(
+        &rt,
+        &substituter(&url, &[&fx.public]),
+        &root,
+        &[fx.a().clone()],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, SubstituteError::Http(HttpError::Tls { .. })),
+        "{err:?}"
+    );
+    assert_untouched(&root, &[fx.a().clone()]);
 }

@@ -133,16 +133,25 @@ impl Body {
 }
 
 impl HttpClient {
-    /// A client trusting the webpki roots and the PEM certificates in `extra_ca_pem`.
+    /// A client trusting the webpki roots and the PEM certificates in
+    /// `extra_ca_pem` (empty: none; text without a certificate is refused).
     pub fn new(extra_ca_pem: &[u8]) -> Result<Self, HttpError> {
         let mut roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
+        let mut added = 0;
         for cert in rustls_pemfile::certs(&mut &extra_ca_pem[..]) {
             let cert = cert.map_err(HttpError::BadCa)?;
             roots
                 .add(cert)
                 .map_err(|e| HttpError::BadCa(io::Error::other(e)))?;
+            added += 1;
+        }
+        if added == 0 && !extra_ca_pem.iter().all(u8::is_ascii_whitespace) {
+            return Err(HttpError::BadCa(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "no PEM certificate in it",
+            )));
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)

@@ -61,7 +61,7 @@ pub use self::http::{HttpClient, HttpError};
 pub use narinfo::{fingerprint, CacheInfo, Compression, NarInfo, NarInfoError};
 pub use trust::{KeyParseError, SignatureError, TrustedKeys};
 
-use crate::store::{InstallError, StoreInstaller, UnpackedPath};
+use super::{InstallError, StoreInstaller, UnpackedPath};
 
 /// Largest `nix-cache-info` or narinfo accepted.
 const MAX_DOC: usize = 64 * 1024;
@@ -274,7 +274,7 @@ impl Substituter {
         };
         let url = self.nar_url(&verified.narinfo);
         let failure: Arc<Mutex<Option<SubstituteError>>> = Arc::default();
-        let body = spawn_body(rt, self.client.clone(), url, failure.clone());
+        let (body, task) = spawn_body(rt, self.client.clone(), url, failure.clone());
         let (reader, xz_thread): (Box<dyn Read>, _) = match compression {
             "none" => (Box::new(body), None),
             "zstd" => {
@@ -296,10 +296,15 @@ impl Substituter {
             }
         };
         let result = installer.add(&verified.info, reader);
+        // A transport or decoder failure was recorded before the unpacker saw it.
+        let first = failure.lock().map(|mut f| f.take()).unwrap_or(None);
+        if result.is_err() {
+            // Stop the download (a stalled server must not keep the xz thread).
+            task.abort();
+        }
         if let Some(t) = xz_thread {
             let _ = t.join();
         }
-        let first = failure.lock().map(|mut f| f.take()).unwrap_or(None);
         match (result, first) {
             (Ok(done), _) => Ok(done),
             // The transport or decoder failure is the cause of the unpacker's error.
@@ -407,9 +412,9 @@ fn spawn_body(
     client: HttpClient,
     url: String,
     failure: Arc<Mutex<Option<SubstituteError>>>,
-) -> BodyReader {
+) -> (BodyReader, tokio::task::JoinHandle<()>) {
     let (tx, rx) = tokio::sync::mpsc::channel(BODY_CHUNKS);
-    rt.spawn(async move {
+    let task = rt.spawn(async move {
         let mut body = match client.get(&url).await {
             Ok(b) => b,
             Err(e) => {
@@ -433,11 +438,12 @@ fn spawn_body(
             }
         }
     });
-    BodyReader {
+    let reader = BodyReader {
         rx,
         cur: Bytes::new(),
         failed: false,
-    }
+    };
+    (reader, task)
 }
 
 impl Read for BodyReader {
@@ -599,5 +605,183 @@ impl Read for PipeReader {
         buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64ct::{Base64, Encoding};
+    use ed25519_dalek::{Signer, SigningKey};
+    use landfall_proto::nar::NarHash;
+
+    const A: &str = "/nix/store/0mdqa9w1p6cmli6976v4wi0sw9r4p5pr-hello-2.12";
+    const B: &str = "/nix/store/1fz0n5dl2dw9bqcrqg0jvgb1nksh1ab0-glibc-2.35";
+    const D: &str = "/nix/store/2a3b4c5d6f7g8h9i0j1k2l3m4n5p6q7r-hello-2.12.drv";
+
+    fn expected() -> PathInfo {
+        PathInfo {
+            path: StorePath::parse(A).unwrap(),
+            nar_hash: NarHash([7; 32]),
+            nar_size: 1000,
+            references: vec![StorePath::parse(B).unwrap(), StorePath::parse(A).unwrap()],
+            deriver: Some(StorePath::parse(D).unwrap()),
+            signatures: vec![],
+            ca: None,
+        }
+    }
+
+    /// A narinfo for `info`, signed by `sk` as `cache-1`.
+    fn signed(info: &PathInfo, sk: &SigningKey) -> NarInfo {
+        let mut refs = info.references.clone();
+        refs.sort();
+        let mut n = NarInfo {
+            store_path: info.path.clone(),
+            url: "nar/x.nar".into(),
+            compression: Compression::None,
+            file_hash: None,
+            file_size: None,
+            nar_hash: info.nar_hash,
+            nar_size: info.nar_size,
+            references: refs,
+            deriver: info.deriver.clone(),
+            sigs: vec![],
+            ca: info.ca.clone(),
+        };
+        let sig = sk.sign(n.fingerprint().as_bytes()).to_bytes();
+        n.sigs
+            .push(format!("cache-1:{}", Base64::encode_string(&sig)));
+        n
+    }
+
+    fn keys(sk: &SigningKey) -> TrustedKeys {
+        let pk = Base64::encode_string(sk.verifying_key().as_bytes());
+        TrustedKeys::parse(&[format!("cache-1:{pk}")]).unwrap()
+    }
+
+    fn field(e: SubstituteError) -> &'static str {
+        match e {
+            SubstituteError::Mismatch { field, .. } => field,
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_a_matching_signed_narinfo_and_keeps_its_signature() {
+        let sk = SigningKey::from_bytes(&[3; 32]);
+        let want = expected();
+        let n = signed(&want, &sk);
+        let v = check(&want, n.clone(), &keys(&sk)).unwrap();
+        assert_eq!(v.signed_by, "cache-1");
+        assert_eq!(v.info.signatures, n.sigs);
+        assert_eq!(v.info.path, want.path);
+        // The narinfo may omit the deriver (Deriver is not signed).
+        let mut no_deriver = n;
+        no_deriver.deriver = None;
+        assert!(check(&want, no_deriver, &keys(&sk)).is_ok());
+    }
+
+    #[test]
+    fn every_mismatch_names_its_field() {
+        let sk = SigningKey::from_bytes(&[3; 32]);
+        let k = keys(&sk);
+        let want = expected();
+        // Signed by the cache for what it serves; the controller expected `want`.
+        let mut other = want.clone();
+        other.path = StorePath::parse(B).unwrap();
+        assert_eq!(
+            field(check(&want, signed(&other, &sk), &k).unwrap_err()),
+            "StorePath"
+        );
+        let mut other = want.clone();
+        other.nar_hash = NarHash([8; 32]);
+        assert_eq!(
+            field(check(&want, signed(&other, &sk), &k).unwrap_err()),
+            "NarHash"
+        );
+        let mut other = want.clone();
+        other.nar_size += 1;
+        assert_eq!(
+            field(check(&want, signed(&other, &sk), &k).unwrap_err()),
+            "NarSize"
+        );
+        let mut other = want.clone();
+        other.references.pop();
+        assert_eq!(
+            field(check(&want, signed(&other, &sk), &k).unwrap_err()),
+            "References"
+        );
+        let mut other = want.clone();
+        other.deriver = Some(
+            StorePath::parse("/nix/store/2a3b4c5d6f7g8h9i0j1k2l3m4n5p6q7r-other.drv").unwrap(),
+        );
+        assert_eq!(
+            field(check(&want, signed(&other, &sk), &k).unwrap_err()),
+            "Deriver"
+        );
+        let mut want_ca = want.clone();
+        want_ca.ca = Some("fixed:r:sha256:abc".into());
+        let mut other = want_ca.clone();
+        other.ca = Some("fixed:r:sha256:def".into());
+        assert_eq!(
+            field(check(&want_ca, signed(&other, &sk), &k).unwrap_err()),
+            "CA"
+        );
+    }
+
+    #[test]
+    fn the_signature_comes_before_the_fields() {
+        let sk = SigningKey::from_bytes(&[3; 32]);
+        let want = expected();
+        let mut n = signed(&want, &sk);
+        n.nar_size += 1; // changed after signing
+        assert!(matches!(
+            check(&want, n, &keys(&sk)).unwrap_err(),
+            SubstituteError::Signature {
+                source: SignatureError::Invalid(_),
+                ..
+            }
+        ));
+        let other = SigningKey::from_bytes(&[4; 32]);
+        assert!(matches!(
+            check(&want, signed(&want, &sk), &keys(&other)).unwrap_err(),
+            SubstituteError::Signature {
+                source: SignatureError::Invalid(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn an_extra_ca_must_hold_a_certificate() {
+        assert!(HttpClient::new(b"").is_ok());
+        assert!(HttpClient::new(b"\n").is_ok());
+        assert!(matches!(
+            HttpClient::new(b"this is not PEM\n").unwrap_err(),
+            HttpError::BadCa(_)
+        ));
+    }
+
+    #[test]
+    fn cache_urls() {
+        let k = TrustedKeys::default();
+        let c = HttpClient::new(b"").unwrap();
+        for bad in [
+            "file:///tmp/cache",
+            "s3://bucket",
+            "http://",
+            "cache.nixos.org",
+        ] {
+            assert!(
+                Substituter::new(bad, k.clone(), c.clone()).is_err(),
+                "{bad}"
+            );
+        }
+        let s = Substituter::new("https://cache.example.org/prefix/", k, c).unwrap();
+        assert_eq!(s.url(), "https://cache.example.org/prefix");
+        let mut n = signed(&expected(), &SigningKey::from_bytes(&[3; 32]));
+        assert_eq!(s.nar_url(&n), "https://cache.example.org/prefix/nar/x.nar");
+        n.url = "https://cdn.example.org/nar/y.nar".into();
+        assert_eq!(s.nar_url(&n), "https://cdn.example.org/nar/y.nar");
     }
 }
