@@ -484,7 +484,7 @@ fn refuses_a_nar_whose_hash_differs_from_its_narinfo() {
         true,
         Serve::Whole,
         &[&fx.public],
-        &[a.clone()],
+        std::slice::from_ref(&a),
         |c| {
             // One byte in the middle of the big file's contents.
             let f = nar_file(c, &a);
@@ -611,7 +611,7 @@ fn refuses_an_unsupported_compression_by_name() {
         true,
         Serve::Whole,
         &[&fx.public],
-        &[a.clone()],
+        std::slice::from_ref(&a),
         |c| {
             let f = narinfo_file(c, &a);
             let text = std::fs::read_to_string(&f).unwrap();

@@ -147,7 +147,10 @@ mod tests {
         let keys = TrustedKeys::parse(&[pk1]).unwrap();
         let fp = "1;/nix/store/x;sha256:y;1;";
         let good = sign(&sk1, "cache-1", fp);
-        assert_eq!(keys.verify(fp, &[good.clone()]).unwrap(), "cache-1");
+        assert_eq!(
+            keys.verify(fp, std::slice::from_ref(&good)).unwrap(),
+            "cache-1"
+        );
         // An untrusted signature first does not matter.
         let other = sign(&sk2, "other-1", fp);
         assert!(keys.verify(fp, &[other.clone(), good.clone()]).is_ok());
