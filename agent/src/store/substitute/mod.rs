@@ -17,6 +17,11 @@
 //!   are checked before the path is queued for registration, and a failed
 //!   path leaves nothing behind.
 //!
+//! What is registered is the caller's path info with the narinfo's `Sig`
+//! lines added. `FileHash`/`FileSize` are not checked: they are not signed,
+//! the NAR hash is. `bzip2` is refused by name (no pure-Rust decoder in the
+//! workspace; caches have written xz or zstd for years).
+//!
 //! Memory is flat: the body goes through a bounded channel of a few chunks,
 //! xz through a bounded pipe, and the unpacker writes as it reads.
 //!
@@ -42,8 +47,8 @@
 //! - **Controller flags**: `--substituters`, `--trusted-public-keys`,
 //!   `--no-substitute-on-target`, defaults from the flake's
 //!   `nix.settings`; summary and `--json` counting paths/bytes per source.
-//! - **Tests/bench**: HTTPS with a test CA (rcgen), the qemu VM through
-//!   user networking, `bench/` with the controller link throttled to
+//! - **Tests/bench**: the qemu VM through user networking (HTTP and HTTPS
+//!   with a test CA are tested on loopback already), `bench/` with the controller link throttled to
 //!   8 MiB/s: time ratio and the agent's peak RSS while substituting.
 
 pub mod http;
