@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use common::fixture::nix_command;
 use common::path_info;
@@ -134,6 +135,11 @@ enum Serve {
     Whole,
     /// Announces the full length, sends this many bytes, closes.
     CutAfter(usize),
+    /// Announces the full length, sends this many bytes, then holds the
+    /// connection open without sending more.
+    StallAfter(usize),
+    /// Reads the request and never answers (every file).
+    Silent,
 }
 
 /// Serves `dir` over HTTP/1.1 on 127.0.0.1 (one thread per connection),
@@ -176,6 +182,10 @@ fn answer(mut conn: impl Read + Write, dir: &Path, mode: Serve) {
             _ => return,
         }
     }
+    if matches!(mode, Serve::Silent) {
+        std::thread::sleep(std::time::Duration::from_secs(600));
+        return;
+    }
     let request = String::from_utf8_lossy(&head);
     let target = request.split(' ').nth(1).unwrap_or("/");
     let rel = target.trim_start_matches('/');
@@ -195,12 +205,17 @@ fn answer(mut conn: impl Read + Write, dir: &Path, mode: Serve) {
         body.len()
     );
     let send = match mode {
-        Serve::CutAfter(n) if rel.starts_with("nar/") => &body[..n.min(body.len())],
+        Serve::CutAfter(n) | Serve::StallAfter(n) if rel.starts_with("nar/") => {
+            &body[..n.min(body.len())]
+        }
         _ => &body[..],
     };
     let _ = conn.write_all(head.as_bytes());
     let _ = conn.write_all(send);
     let _ = conn.flush();
+    if matches!(mode, Serve::StallAfter(_)) && rel.starts_with("nar/") {
+        std::thread::sleep(std::time::Duration::from_secs(600));
+    }
     // Dropping the socket closes it: a cut body ends early.
 }
 
@@ -693,4 +708,38 @@ fn refuses_https_from_an_unknown_ca() {
         "{err:?}"
     );
     assert_untouched(&root, &[fx.a().clone()]);
+}
+
+#[test]
+fn refuses_a_cache_that_stalls() {
+    // Short timeouts so the test is quick; the assertion is on the error, not on time.
+    let fx = fixture();
+    let short = || {
+        HttpClient::new(b"")
+            .unwrap()
+            .with_timeouts(Duration::from_secs(2), Duration::from_secs(2))
+    };
+    let rt = runtime();
+    let tmp = tempfile::tempdir().unwrap();
+
+    // Never answers at all.
+    let silent = serve(tmp.path().join("nothing"), Serve::Silent);
+    let keys = TrustedKeys::parse(&[&fx.public]).unwrap();
+    let sub = Substituter::new(&silent, keys.clone(), short()).unwrap();
+    match rt.block_on(sub.cache_info()).unwrap_err() {
+        SubstituteError::Http(HttpError::Timeout { what, .. }) => assert_eq!(what, "response"),
+        e => panic!("{e:?}"),
+    }
+
+    // Answers, sends 1 MiB of the NAR, then nothing.
+    let cache = tmp.path().join("cache");
+    fx.cache(&cache, "none", true);
+    let url = serve(cache, Serve::StallAfter(1 << 20));
+    let root = new_root(tmp.path());
+    let sub = Substituter::new(&url, keys, short()).unwrap();
+    match substitute(&rt, &sub, &root, std::slice::from_ref(fx.a())).unwrap_err() {
+        SubstituteError::Http(HttpError::Timeout { what, .. }) => assert_eq!(what, "body data"),
+        e => panic!("{e:?}"),
+    }
+    assert_untouched(&root, std::slice::from_ref(fx.a()));
 }

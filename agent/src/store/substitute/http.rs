@@ -2,9 +2,13 @@
 //! over a tokio TCP stream, wrapped in rustls for `https` (the webpki roots
 //! built in, since the RAM image has no CA bundle, plus any extra CA given).
 //! One connection per request, `Connection: close`; bodies are streamed.
+//! A cache that does not answer within the connect timeout (connection, TLS
+//! and response head), or stalls longer than the idle timeout between body
+//! chunks, is an [`HttpError::Timeout`]: a slow cache is a failed one.
 
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, Uri};
@@ -67,6 +71,16 @@ pub enum HttpError {
         #[source]
         source: hyper::Error,
     },
+    /// The server did not answer in time, or stalled mid-body.
+    #[error("{url}: no {what} within {timeout:?}")]
+    Timeout {
+        /// The URL.
+        url: String,
+        /// What was awaited: "response" or "body data".
+        what: &'static str,
+        /// The timeout.
+        timeout: Duration,
+    },
     /// A small document (narinfo, nix-cache-info) was larger than allowed.
     #[error("{url} is larger than {limit} bytes")]
     TooLarge {
@@ -81,7 +95,14 @@ pub enum HttpError {
 #[derive(Clone)]
 pub struct HttpClient {
     tls: Arc<rustls::ClientConfig>,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
 }
+
+/// Default time for connecting, TLS and the response head.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Default longest pause between body chunks.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -93,13 +114,22 @@ impl std::fmt::Debug for HttpClient {
 pub struct Body {
     url: String,
     inner: Incoming,
+    idle_timeout: Duration,
 }
 
 impl Body {
     /// The next chunk of data; `None` at the end.
     pub async fn next(&mut self) -> Option<Result<Bytes, HttpError>> {
         loop {
-            match self.inner.frame().await? {
+            let frame = tokio::time::timeout(self.idle_timeout, self.inner.frame()).await;
+            let Ok(frame) = frame else {
+                return Some(Err(HttpError::Timeout {
+                    url: self.url.clone(),
+                    what: "body data",
+                    timeout: self.idle_timeout,
+                }));
+            };
+            match frame? {
                 Ok(frame) => {
                     if let Ok(data) = frame.into_data() {
                         return Some(Ok(data));
@@ -159,11 +189,33 @@ impl HttpClient {
             .map_err(|e| HttpError::BadCa(io::Error::other(e)))?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        Ok(Self { tls: Arc::new(tls) })
+        Ok(Self {
+            tls: Arc::new(tls),
+            connect_timeout: CONNECT_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
+        })
+    }
+
+    /// The same client with other timeouts.
+    pub fn with_timeouts(mut self, connect: Duration, idle: Duration) -> Self {
+        self.connect_timeout = connect;
+        self.idle_timeout = idle;
+        self
     }
 
     /// GETs `url`; a 200 response's body, streamed.
     pub async fn get(&self, url: &str) -> Result<Body, HttpError> {
+        match tokio::time::timeout(self.connect_timeout, self.get_head(url)).await {
+            Ok(r) => r,
+            Err(_) => Err(HttpError::Timeout {
+                url: url.to_owned(),
+                what: "response",
+                timeout: self.connect_timeout,
+            }),
+        }
+    }
+
+    async fn get_head(&self, url: &str) -> Result<Body, HttpError> {
         let bad = || HttpError::BadUrl(url.to_owned());
         let uri: Uri = url.parse().map_err(|_| bad())?;
         let https = match uri.scheme_str() {
@@ -215,6 +267,7 @@ impl HttpClient {
         Ok(Body {
             url: url.to_owned(),
             inner: resp.into_body(),
+            idle_timeout: self.idle_timeout,
         })
     }
 }

@@ -41,8 +41,8 @@
 //! - **Fallback**: every [`SubstituteError`] of a path (unreachable, status,
 //!   broken body, bad signature, mismatch, bad NAR) marks that path "from
 //!   the controller"; the agent tells the controller, which streams it on
-//!   its own channel. Add connect/idle timeouts (a slow cache) and
-//!   `http_proxy`/`https_proxy` (CONNECT for https), DNS from the captured
+//!   its own channel (a slow cache already fails, by
+//!   [`HttpError::Timeout`]). Add `http_proxy`/`https_proxy` (CONNECT for https), DNS from the captured
 //!   resolv.conf or DHCP, redirects (S3-style caches).
 //! - **Controller flags**: `--substituters`, `--trusted-public-keys`,
 //!   `--no-substitute-on-target`, defaults from the flake's
