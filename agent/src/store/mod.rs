@@ -1,7 +1,9 @@
 //! The store engine: unpacks NAR streams into `<root>/nix/store` (verified,
 //! never following a symlink, nothing left behind on failure), registers
 //! validity in the root's Nix database, answers which paths are missing, and
-//! sets the system profile. Plain Rust values in, typed errors out.
+//! sets the system profile; [`substitute`] fetches paths from Nix binary
+//! caches into the same verifying unpacker. Plain Rust values in, typed
+//! errors out.
 //!
 //! The service uses [`StoreInstaller`]: `missing` → `add` per path
 //! (references first) → `commit` every so often → `finish(toplevel)`.
@@ -16,6 +18,7 @@ pub mod install;
 pub mod missing;
 pub mod profile;
 pub mod space;
+pub mod substitute;
 pub mod unpack;
 
 pub use block_reader::{Block, BlockDecompressor, BlockReader};

@@ -1,0 +1,295 @@
+//! A small HTTP/1.1 GET client for binary caches: hyper's connection API
+//! over a tokio TCP stream, wrapped in rustls for `https` (the webpki roots
+//! built in, since the RAM image has no CA bundle, plus any extra CA given).
+//! One connection per request, `Connection: close`; bodies are streamed.
+//! A cache that does not answer within the connect timeout (connection, TLS
+//! and response head), or stalls longer than the idle timeout between body
+//! chunks, is an [`HttpError::Timeout`]: a slow cache is a failed one.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+
+/// Why an HTTP request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The URL is not `http(s)://host[:port]/path`.
+    #[error("Not an http(s) URL: {0:?}")]
+    BadUrl(String),
+    /// An extra CA certificate does not parse.
+    #[error("Cannot use the extra CA certificate")]
+    BadCa(#[source] io::Error),
+    /// The TCP connection failed (refused, unreachable, DNS).
+    #[error("Cannot connect to {url}")]
+    Connect {
+        /// The URL.
+        url: String,
+        /// The failure.
+        #[source]
+        source: io::Error,
+    },
+    /// The TLS handshake failed (untrusted certificate, …).
+    #[error("TLS handshake with {url} failed")]
+    Tls {
+        /// The URL.
+        url: String,
+        /// The failure.
+        #[source]
+        source: io::Error,
+    },
+    /// The HTTP exchange failed before a response.
+    #[error("HTTP request to {url} failed")]
+    Request {
+        /// The URL.
+        url: String,
+        /// The failure.
+        #[source]
+        source: hyper::Error,
+    },
+    /// The response status is not 200.
+    #[error("{url} answered {status}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The status.
+        status: StatusCode,
+    },
+    /// The body broke off (the server stopped, the connection dropped).
+    #[error("The body of {url} broke off")]
+    Body {
+        /// The URL.
+        url: String,
+        /// The failure.
+        #[source]
+        source: hyper::Error,
+    },
+    /// The server did not answer in time, or stalled mid-body.
+    #[error("{url}: no {what} within {timeout:?}")]
+    Timeout {
+        /// The URL.
+        url: String,
+        /// What was awaited: "response" or "body data".
+        what: &'static str,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// A small document (narinfo, nix-cache-info) was larger than allowed.
+    #[error("{url} is larger than {limit} bytes")]
+    TooLarge {
+        /// The URL.
+        url: String,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// The client (cheap to clone).
+#[derive(Clone)]
+pub struct HttpClient {
+    tls: Arc<rustls::ClientConfig>,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+/// Default time for connecting, TLS and the response head.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Default longest pause between body chunks.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HttpClient")
+    }
+}
+
+/// A streamed response body.
+pub struct Body {
+    url: String,
+    inner: Incoming,
+    idle_timeout: Duration,
+}
+
+impl Body {
+    /// The next chunk of data; `None` at the end.
+    pub async fn next(&mut self) -> Option<Result<Bytes, HttpError>> {
+        loop {
+            let frame = tokio::time::timeout(self.idle_timeout, self.inner.frame()).await;
+            let Ok(frame) = frame else {
+                return Some(Err(HttpError::Timeout {
+                    url: self.url.clone(),
+                    what: "body data",
+                    timeout: self.idle_timeout,
+                }));
+            };
+            match frame? {
+                Ok(frame) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Some(Ok(data));
+                    }
+                }
+                Err(source) => {
+                    return Some(Err(HttpError::Body {
+                        url: self.url.clone(),
+                        source,
+                    }))
+                }
+            }
+        }
+    }
+
+    /// The whole body, refused beyond `limit` bytes.
+    pub async fn collect_limited(mut self, limit: usize) -> Result<Vec<u8>, HttpError> {
+        let mut out = Vec::new();
+        while let Some(chunk) = self.next().await {
+            let chunk = chunk?;
+            if out.len() + chunk.len() > limit {
+                return Err(HttpError::TooLarge {
+                    url: self.url,
+                    limit,
+                });
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+}
+
+impl HttpClient {
+    /// A client trusting the webpki roots and the PEM certificates in
+    /// `extra_ca_pem` (empty: none; text without a certificate is refused).
+    pub fn new(extra_ca_pem: &[u8]) -> Result<Self, HttpError> {
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let mut added = 0;
+        for cert in rustls_pemfile::certs(&mut &extra_ca_pem[..]) {
+            let cert = cert.map_err(HttpError::BadCa)?;
+            roots
+                .add(cert)
+                .map_err(|e| HttpError::BadCa(io::Error::other(e)))?;
+            added += 1;
+        }
+        if added == 0 && !extra_ca_pem.iter().all(u8::is_ascii_whitespace) {
+            return Err(HttpError::BadCa(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "no PEM certificate in it",
+            )));
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| HttpError::BadCa(io::Error::other(e)))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Self {
+            tls: Arc::new(tls),
+            connect_timeout: CONNECT_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
+        })
+    }
+
+    /// The same client with other timeouts.
+    pub fn with_timeouts(mut self, connect: Duration, idle: Duration) -> Self {
+        self.connect_timeout = connect;
+        self.idle_timeout = idle;
+        self
+    }
+
+    /// GETs `url`; a 200 response's body, streamed.
+    pub async fn get(&self, url: &str) -> Result<Body, HttpError> {
+        match tokio::time::timeout(self.connect_timeout, self.get_head(url)).await {
+            Ok(r) => r,
+            Err(_) => Err(HttpError::Timeout {
+                url: url.to_owned(),
+                what: "response",
+                timeout: self.connect_timeout,
+            }),
+        }
+    }
+
+    async fn get_head(&self, url: &str) -> Result<Body, HttpError> {
+        let bad = || HttpError::BadUrl(url.to_owned());
+        let uri: Uri = url.parse().map_err(|_| bad())?;
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err(bad()),
+        };
+        let host = uri.host().ok_or_else(bad)?.to_owned();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        // A bracketed IPv6 literal connects without its brackets.
+        let bare = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let tcp = TcpStream::connect((bare.as_str(), port))
+            .await
+            .map_err(|source| HttpError::Connect {
+                url: url.to_owned(),
+                source,
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let authority = uri.authority().map_or(host.clone(), |a| a.to_string());
+        let req = Request::get(path)
+            .header(http::header::HOST, authority)
+            .header(http::header::CONNECTION, "close")
+            .header(http::header::USER_AGENT, "landfall-agent")
+            .body(Empty::<Bytes>::new())
+            .map_err(|_| bad())?;
+        let resp = if https {
+            let name = ServerName::try_from(bare).map_err(|_| bad())?;
+            let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(|source| HttpError::Tls {
+                    url: url.to_owned(),
+                    source,
+                })?;
+            send(url, TokioIo::new(tls), req).await?
+        } else {
+            send(url, TokioIo::new(tcp), req).await?
+        };
+        if resp.status() != StatusCode::OK {
+            return Err(HttpError::Status {
+                url: url.to_owned(),
+                status: resp.status(),
+            });
+        }
+        Ok(Body {
+            url: url.to_owned(),
+            inner: resp.into_body(),
+            idle_timeout: self.idle_timeout,
+        })
+    }
+}
+
+async fn send<T>(
+    url: &str,
+    io: TokioIo<T>,
+    req: Request<Empty<Bytes>>,
+) -> Result<Response<Incoming>, HttpError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let rerr = |source| HttpError::Request {
+        url: url.to_owned(),
+        source,
+    };
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(rerr)?;
+    // The connection task ends with the body (or when the body is dropped).
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    sender.send_request(req).await.map_err(rerr)
+}
