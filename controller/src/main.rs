@@ -383,6 +383,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 disk::confirm(&disk::destroy_question(&plan))?;
             }
             req.confirm_destroy = plan.destructive || force;
+            if req.confirm_destroy {
+                // The agent applies exactly what was shown, or nothing.
+                req.confirmed_plan = landfall_proto::layout::plan_digest(&plan.plan_json);
+            }
             println!("{}", sanitize::text(&disk::apply(&mut c, req).await?));
         }
         Command::Image(ImageCommand::Build {

@@ -76,3 +76,16 @@ pub fn landfall_ok(args: &[&str]) -> String {
     assert!(out.status.success(), "landfall {} failed", args.join(" "));
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
+
+/// `landfall … --json`'s stdout: every line must be a JSON value (progress
+/// events, then the summary), as scripts read it line by line; returns the
+/// last one (the summary). A line that is not JSON fails the test, naming it.
+pub fn json_lines(out: &str) -> serde_json::Value {
+    let mut last = None;
+    for l in out.lines() {
+        let v: serde_json::Value = serde_json::from_str(l)
+            .unwrap_or_else(|e| panic!("a --json stdout line is not JSON ({e}): {l:?}"));
+        last = Some(v);
+    }
+    last.expect("--json printed nothing on stdout")
+}

@@ -231,6 +231,24 @@ pub fn sparse_image(path: &Path, size: u64) -> Result<PathBuf, FixtureError> {
     Ok(path.to_path_buf())
 }
 
+/// `git -C DIR ARGS…`, which must succeed; its stdout. (The hardware
+/// configuration tests need a git work tree: the generated file is added with
+/// `git add --intent-to-add` so the flake sees it.)
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("git is missing ({e}): apt-get install -y git"));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ use std::process::Command;
 
 use landfall_tests::agentimage::{start_agent_vm, AgentVm, AgentVmSpec};
 use landfall_tests::bins::{landfall, landfall_ok};
+use landfall_tests::fixtures::git;
 
 fn layout_fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -32,21 +33,6 @@ fn nix_parses(path: &Path) -> Result<(), String> {
     } else {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("git is missing ({e}): apt-get install -y git"));
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]

@@ -66,7 +66,7 @@ fn flake_is_partitioned_and_installed_into_the_vms_disk() {
         "--yes",
         "--json",
     ]));
-    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let summary = landfall_tests::bins::json_lines(&out);
     eprintln!("FIGURE install phases: {}", summary["phases"]);
     assert!(summary["closure"]["sent_paths"].as_u64().unwrap() >= 5);
 

@@ -99,7 +99,7 @@ fn install_over_ssh_from_a_rescue_system() {
     };
     let run = |a: Vec<String>| landfall(&a.iter().map(String::as_str).collect::<Vec<_>>(), &state);
     let out = run(args("kexec,disko,install"));
-    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let summary = landfall_tests::bins::json_lines(&out);
     eprintln!("FIGURE target install phases: {}", summary["phases"]);
     let phases: Vec<&str> = summary["phases"]
         .as_array()
@@ -128,7 +128,7 @@ fn install_over_ssh_from_a_rescue_system() {
 
     // The second run: no kexec, nothing destroyed, nothing sent; then bootloader and reboot.
     let out = run(args("kexec,disko,install,bootloader,reboot"));
-    let again: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let again = landfall_tests::bins::json_lines(&out);
     let phases: Vec<&str> = again["phases"]
         .as_array()
         .unwrap()

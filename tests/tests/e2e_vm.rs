@@ -23,6 +23,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use landfall_tests::bins::{agent_static_bin, landfall_bin};
+use landfall_tests::fixtures::git;
 use landfall_tests::TestDir;
 
 fn vm_install_output(dir: &std::path::Path, flake: &str, extra: &[&str]) -> (bool, String) {
@@ -154,21 +155,6 @@ fn install_vm_runs_the_whole_flow_and_the_installed_system_comes_up() {
         !String::from_utf8_lossy(&ps.stdout).contains(&disk),
         "a qemu with {disk} is still running"
     );
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("git is missing ({e}): apt-get install -y git"));
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The `"a" "b"` of the generated file's `NAME = [ "a" "b" ];` line.

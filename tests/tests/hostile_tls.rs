@@ -236,16 +236,7 @@ fn an_impostor_with_an_older_boots_key_is_refused_and_status_reports_this_boot()
     let session = hostile_common::certs_init(&dir.join("session"));
     let old = agent_files(&session, &dir.join("old-agent"));
     // The next boot: a fresh identity, as a kexec issues it.
-    let out = std::process::Command::new(landfall_tests::bins::landfall_bin())
-        .args(["certs", "agent", "--dir"])
-        .arg(&session)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    hostile_common::certs(&["agent"], &session);
     let boot_id = std::fs::read_to_string(session.join("boot-id"))
         .unwrap()
         .trim()

@@ -142,6 +142,17 @@ impl AgentService {
             let (layout, disks) = open(&req, true)?;
             let plan =
                 disk::plan_layout(&layout, &disks, &plan_options(&req)).map_err(disk_status)?;
+            if !req.confirmed_plan.is_empty() {
+                let now = serde_json::to_string(&plan).unwrap_or_default();
+                if landfall_proto::layout::plan_digest(&now) != req.confirmed_plan {
+                    return Err(Status::failed_precondition(format!(
+                        "{}: the disks changed since the plan you confirmed was made; nothing was \
+                         written. The plan now is:\n{}",
+                        reason::CONFIRM,
+                        render(&plan, &opts.root.to_string_lossy())
+                    )));
+                }
+            }
             if (plan.is_destructive() || req.force) && !req.confirm_destroy {
                 return Err(Status::failed_precondition(format!(
                     "{}: applying this layout destroys data; confirm it:\n{}",

@@ -51,6 +51,10 @@ pub async fn disko(
         disk::confirm(&disk::destroy_question(&plan))?;
     }
     req.confirm_destroy = plan.destructive;
+    if plan.destructive {
+        // The agent applies exactly what was shown, or nothing.
+        req.confirmed_plan = landfall_proto::layout::plan_digest(&plan.plan_json);
+    }
     // The summary was printed as the job's last line.
     disk::apply(client, req).await?;
     Ok(())

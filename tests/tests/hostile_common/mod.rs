@@ -301,6 +301,7 @@ pub async fn channel_once(addr: &str, tls: &Path) -> tonic::transport::Channel {
         .expect("connect to the agent")
 }
 
+/// The endpoint of the agent at `addr` for the controller identity in `tls`.
 fn endpoint(addr: &str, tls: &Path) -> tonic::transport::Endpoint {
     use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
     let read = |f: &str| std::fs::read(tls.join(f)).unwrap();
@@ -319,19 +320,7 @@ fn endpoint(addr: &str, tls: &Path) -> tonic::transport::Endpoint {
 
 /// A gRPC channel to the agent with the controller identity in `tls`.
 pub async fn channel(addr: &str, tls: &Path) -> tonic::transport::Channel {
-    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
-    let read = |f: &str| std::fs::read(tls.join(f)).unwrap();
-    let cfg = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(read(CA_CERT)))
-        .identity(Identity::from_pem(
-            read(CONTROLLER_CERT),
-            read(CONTROLLER_KEY),
-        ))
-        .domain_name(AGENT_SERVER_NAME);
-    Endpoint::from_shared(format!("https://{addr}"))
-        .unwrap()
-        .tls_config(cfg)
-        .unwrap()
+    endpoint(addr, tls)
         .connect()
         .await
         .expect("connect to the agent")
@@ -372,17 +361,24 @@ pub fn build_image(dir: &Path, session: &Path, modules: &Path) -> PathBuf {
 
 /// `landfall certs init --dir DIR`: a session as the real controller makes it.
 pub fn certs_init(dir: &Path) -> PathBuf {
+    certs(&["init"], dir);
+    dir.to_path_buf()
+}
+
+/// `landfall certs SUB… --dir DIR`, which must succeed.
+pub fn certs(sub: &[&str], dir: &Path) {
     let out = Command::new(landfall_bin())
-        .args(["certs", "init", "--dir"])
+        .arg("certs")
+        .args(sub)
+        .arg("--dir")
         .arg(dir)
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "{}",
+        "landfall certs {sub:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    dir.to_path_buf()
 }
 
 /// Every log line the agent has (`Logs` without follow), as `LEVEL message`.
