@@ -222,9 +222,7 @@ fn write_agent(dir: &Path, issuer: &Issuer<'_, KeyPair>) -> Result<AgentIdentity
     let cert = p.signed_by(&key, issuer)?;
     let pin =
         hex::encode(spki_sha256(cert.der()).ok_or_else(|| CertError::Parse(dir.join(AGENT_CERT)))?);
-    let mut raw = [0u8; 16];
-    getrandom::getrandom(&mut raw).map_err(CertError::Random)?;
-    let boot_id = hex::encode(raw);
+    let boot_id = random_id().map_err(CertError::Random)?;
     // The pin last: until it is written, the controller still accepts only the
     // previous boot's key, never a half-written identity.
     write(&dir.join(AGENT_KEY), &key.serialize_pem(), true)?;
@@ -252,6 +250,14 @@ pub fn issue_agent(dir: &Path) -> Result<AgentIdentity, CertError> {
     let issuer = load_issuer(dir)?;
     renew_controller_with(dir, &issuer)?;
     write_agent(dir, &issuer)
+}
+
+/// A fresh random ID: 16 bytes from the OS's random source, as 32 hex digits
+/// (boot IDs here; install IDs in [`crate::install_id`]).
+pub fn random_id() -> Result<String, getrandom::Error> {
+    let mut raw = [0u8; 16];
+    getrandom::getrandom(&mut raw)?;
+    Ok(hex::encode(raw))
 }
 
 /// True when the controller certificate in `dir` expires within
@@ -291,8 +297,8 @@ pub fn renew_controller_if_due(dir: &Path) -> Result<bool, CertError> {
     if !dir.join(CA_KEY).is_file() || !controller_due(dir) {
         return Ok(false);
     }
-    let issuer = load_issuer(dir)?;
-    renew_controller_with(dir, &issuer)
+    write_controller(dir, &load_issuer(dir)?)?;
+    Ok(true)
 }
 
 /// The pinned agent key of the session in `dir` (SHA-256 of its SPKI), from

@@ -49,7 +49,7 @@ fn read(path: PathBuf) -> Result<Vec<u8>, ClientError> {
 
 /// An agent whose certificate passed the chain check but holds another key
 /// than the one pinned for this boot.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error(
     "the agent at {addr} presents a key from another boot (its key's sha256 is {found}, this \
      session pinned {pinned}); either an older boot of this session still runs there, or \
@@ -298,11 +298,7 @@ fn unwrap_pin_mismatch(e: std::io::Error) -> std::io::Error {
             rustls::Error::Other(rustls::OtherError(o)) => o.downcast_ref::<PinMismatch>(),
             _ => None,
         })
-        .map(|p| PinMismatch {
-            addr: p.addr.clone(),
-            found: p.found.clone(),
-            pinned: p.pinned.clone(),
-        });
+        .cloned();
     match pin {
         Some(p) => std::io::Error::new(std::io::ErrorKind::PermissionDenied, p),
         None => e,

@@ -16,7 +16,7 @@
 //!   (write to a fresh temporary file, then rename); a file that is not 32
 //!   hex digits is refused, never silently replaced.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -36,11 +36,7 @@ pub fn is_valid(id: &str) -> bool {
 
 /// A fresh ID: 16 bytes from the kernel's random source, in hex.
 pub fn mint() -> anyhow::Result<String> {
-    let mut b = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .context("Cannot read /dev/urandom for a new install ID")?;
-    Ok(hex::encode(b))
+    crate::certs::random_id().context("Cannot get random bytes for a new install ID")
 }
 
 /// The ID of the unfinished install in `state`, or a new one written there.

@@ -118,7 +118,7 @@ impl AgentService {
             let plan =
                 disk::plan_layout(&layout, &disks, &plan_options(&req)).map_err(disk_status)?;
             Ok(PlanReply {
-                plan_json: serde_json::to_string(&plan).unwrap_or_default(),
+                plan_json: plan.to_json(),
                 rendered: render(&plan, &root.to_string_lossy()),
                 destructive: plan.is_destructive(),
                 already_applied: plan.already_applied(),
@@ -142,16 +142,13 @@ impl AgentService {
             let (layout, disks) = open(&req, true)?;
             let plan =
                 disk::plan_layout(&layout, &disks, &plan_options(&req)).map_err(disk_status)?;
-            if !req.confirmed_plan.is_empty() {
-                let now = serde_json::to_string(&plan).unwrap_or_default();
-                if landfall_proto::layout::plan_digest(&now) != req.confirmed_plan {
-                    return Err(Status::failed_precondition(format!(
-                        "{}: the disks changed since the plan you confirmed was made; nothing was \
-                         written. The plan now is:\n{}",
-                        reason::CONFIRM,
-                        render(&plan, &opts.root.to_string_lossy())
-                    )));
-                }
+            if !req.confirmed_plan.is_empty() && plan.digest() != req.confirmed_plan {
+                return Err(Status::failed_precondition(format!(
+                    "{}: the disks changed since the plan you confirmed was made; nothing was \
+                     written. The plan now is:\n{}",
+                    reason::CONFIRM,
+                    render(&plan, &opts.root.to_string_lossy())
+                )));
             }
             if (plan.is_destructive() || req.force) && !req.confirm_destroy {
                 return Err(Status::failed_precondition(format!(

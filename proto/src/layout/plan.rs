@@ -275,7 +275,29 @@ pub struct SwapfilePlan {
     pub priority: Option<i64>,
 }
 
+/// The digest that binds a confirmation to the plan that was shown: the
+/// SHA-256 (hex) of a `PlanReply.plan_json`. The controller sends it with the
+/// confirmed ApplyLayout; the agent, which plans again at apply time, refuses
+/// when its own plan's digest differs (the disks changed in between). The plan
+/// serialises deterministically (no hash maps), so an unchanged machine gives
+/// the same digest.
+pub fn plan_digest(plan_json: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(plan_json.as_bytes()))
+}
+
 impl Plan {
+    /// The plan as the agent sends it (`PlanReply.plan_json`) and as
+    /// [`Plan::digest`] hashes it: one serialisation for both.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// [`plan_digest`] of [`Plan::to_json`].
+    pub fn digest(&self) -> String {
+        plan_digest(&self.to_json())
+    }
+
     /// Whether applying would change anything on any disk.
     pub fn is_destructive(&self) -> bool {
         self.disks.iter().any(|d| !d.already_applied)

@@ -363,14 +363,12 @@ fn render_survives_an_existing_partition_at_the_last_lba() {
     assert!(render(&p, "/mnt").contains("WILL BE DESTROYED"));
 }
 
-/// The seed layout on a 2 GiB disk that holds it already, its GPT carrying
-/// `disk_guid`: the facts the agent would probe.
-fn seed_found_with_guid(disk_guid: Option<String>) -> (Layout, BTreeMap<String, DiskFacts>) {
-    let l = Layout::from_json(SEED_HAND).unwrap();
-    let p = one_disk(&l, 2 << 30, 512).unwrap();
-    let existing = ExistingDisk {
+/// A disk as probed after `disk` was applied to it (GPT, the planned
+/// partitions with their filesystem types, GUID `disk_guid`).
+pub(super) fn existing_as_planned(disk: &DiskPlan, disk_guid: Option<String>) -> ExistingDisk {
+    ExistingDisk {
         table: Some("gpt".into()),
-        partitions: p.disks[0]
+        partitions: disk
             .partitions
             .iter()
             .map(|q| ExistingPartition {
@@ -387,7 +385,15 @@ fn seed_found_with_guid(disk_guid: Option<String>) -> (Layout, BTreeMap<String, 
             .collect(),
         signatures: vec![],
         disk_guid,
-    };
+    }
+}
+
+/// The seed layout on a 2 GiB disk that holds it already, its GPT carrying
+/// `disk_guid`: the facts the agent would probe.
+fn seed_found_with_guid(disk_guid: Option<String>) -> (Layout, BTreeMap<String, DiskFacts>) {
+    let l = Layout::from_json(SEED_HAND).unwrap();
+    let p = one_disk(&l, 2 << 30, 512).unwrap();
+    let existing = existing_as_planned(&p.disks[0], disk_guid);
     let mut m = BTreeMap::new();
     m.insert(
         "main".to_string(),
@@ -481,4 +487,21 @@ fn destroy_false_refuses_a_foreign_copy_of_the_layout() {
     assert!(plan_with(&l, &m, &PlanOptions::install("this", true))
         .unwrap()
         .already_applied());
+}
+
+#[test]
+fn the_same_plan_twice_has_one_digest_and_a_change_another() {
+    let layout = Layout::from_json(
+        r#"{"disk":{"main":{"device":"/dev/vda","content":{"type":"gpt","partitions":{
+            "root":{"size":"100%","content":{"type":"filesystem","format":"ext4","mountpoint":"/"}}}}}}}"#,
+    )
+    .unwrap();
+    let facts = blank_disk_facts(&layout, 1 << 30);
+    let a = plan(&layout, &facts).unwrap();
+    let b = plan(&layout, &facts).unwrap();
+    assert_eq!(a.digest(), b.digest());
+    assert_eq!(a.digest().len(), 64);
+    let bigger = blank_disk_facts(&layout, 2 << 30);
+    let c = plan(&layout, &bigger).unwrap();
+    assert_ne!(a.digest(), c.digest());
 }

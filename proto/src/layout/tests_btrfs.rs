@@ -385,26 +385,7 @@ fn a_swapfile_bigger_than_the_partition_is_refused_when_planning() {
 fn an_applied_btrfs_disk_is_recognised() {
     let l = Layout::from_json(ONLY_ROOT).unwrap();
     let p = plan_on(&l, 2 << 30).unwrap();
-    let existing = ExistingDisk {
-        table: Some("gpt".into()),
-        partitions: p.disks[0]
-            .partitions
-            .iter()
-            .map(|q| ExistingPartition {
-                number: q.number,
-                first_lba: q.first_lba,
-                last_lba: q.last_lba,
-                type_guid: q.type_guid.clone(),
-                label: q.label.clone(),
-                part_uuid: "00000000-0000-0000-0000-000000000001".into(),
-                fs_type: q.fs_type().map(str::to_string),
-                fs_label: None,
-                fs_uuid: None,
-            })
-            .collect(),
-        signatures: vec![],
-        disk_guid: None,
-    };
+    let existing = super::tests::existing_as_planned(&p.disks[0], None);
     assert!(matches_existing(&p.disks[0].partitions, &existing));
     let mut ext4 = existing.clone();
     ext4.partitions[1].fs_type = Some("ext4".into());
