@@ -16,8 +16,7 @@
 //!   (write to a fresh temporary file, then rename); a file that is not 32
 //!   hex digits is refused, never silently replaced.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -63,17 +62,8 @@ pub fn current(state: &Path) -> anyhow::Result<(String, bool)> {
         .create(state)
         .with_context(|| format!("Cannot create {}", state.display()))?;
     let id = mint()?;
-    let tmp = state.join(format!(".{FILE}.{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("Cannot create {}", tmp.display()))?;
-    f.write_all(format!("{id}\n").as_bytes())
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("Cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &p).with_context(|| format!("Cannot write {}", p.display()))?;
+    crate::secret_file::write_atomic(&p, format!("{id}\n").as_bytes(), 0o600)
+        .with_context(|| format!("Cannot write {}", p.display()))?;
     Ok((id, true))
 }
 
