@@ -14,7 +14,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
-out=$(cargo test --quiet -p landfall-tests --test e2e_luks_lvm -- --nocapture 2>&1) || {
+out=$(cargo test --quiet -p landfall-tests --test e2e luks_lvm:: -- --nocapture 2>&1) || {
     printf '%s\n' "$out" | tail -40 >&2
     exit 1
 }

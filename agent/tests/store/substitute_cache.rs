@@ -1,0 +1,744 @@
+//! The substituter against real binary caches made by Debian's Nix
+//! (`nix copy --to file://…?compression=…&secret-key=…`), served over HTTP on
+//! loopback by a small server in this test. Fetched paths are checked by
+//! real Nix (`nix-store --verify --check-contents`, `nix path-info`); every
+//! refusal leaves nothing registered and no file in the store.
+
+use crate::store_common as common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use common::fixture::nix_command;
+use common::path_info;
+use landfall_agent::store::substitute::{
+    HttpClient, HttpError, SignatureError, SubstituteError, Substituter, TrustedKeys,
+};
+use landfall_agent::store::{query_missing, InstallError, StoreInstaller, UnpackError};
+use landfall_proto::nar::{PathInfo, StorePath};
+
+/// Two paths built by real Nix: `b` refers to `a`; `a` has a 3 MB file
+/// (random, so a cut or a flipped byte lands in file data), a script and a symlink.
+const DRV: &str = r#"
+let
+  mk = name: script: builtins.derivation {
+    inherit name;
+    system = builtins.currentSystem;
+    builder = "/bin/sh";
+    args = [ "-c" script ];
+    PATH = "/usr/bin:/bin";
+    salt = "landfall-substitute-test";
+  };
+  a = mk "subst-a" "mkdir $out; echo hello > $out/f; printf '#!/bin/sh\\necho x\\n' > $out/x; chmod +x $out/x; ln -s f $out/l; head -c 3000000 /dev/urandom > $out/big";
+  b = mk "subst-b" "mkdir $out; echo ${a} > $out/ref; ln -s ${a}/f $out/af";
+in b
+"#;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    /// `b`'s store path.
+    top: String,
+    /// The host's infos of `a` and `b`, sorted by path.
+    host: Vec<PathInfo>,
+    /// `test-1`'s secret key file and public key.
+    secret: PathBuf,
+    public: String,
+    /// Another key pair's public key (`test-2`).
+    other_public: String,
+}
+
+fn run(mut c: std::process::Command) -> Vec<u8> {
+    let out = c.output().expect("nix not found: install nix-bin");
+    assert!(
+        out.status.success(),
+        "{c:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn keypair(dir: &Path, name: &str) -> (PathBuf, String) {
+    let mut c = nix_command("nix");
+    c.args(["key", "generate-secret", "--key-name", name]);
+    let secret = run(c);
+    let file = dir.join(format!("{name}.secret"));
+    std::fs::write(&file, &secret).unwrap();
+    let mut c = nix_command("nix");
+    c.args(["key", "convert-secret-to-public"])
+        .stdin(std::fs::File::open(&file).unwrap());
+    let public = String::from_utf8(run(c)).unwrap().trim().to_owned();
+    (file, public)
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        std::fs::write(dir.join("d.nix"), DRV).unwrap();
+        let mut c = nix_command("nix");
+        c.args(["build", "--no-link", "--json", "-f"])
+            .arg(dir.join("d.nix"));
+        let json: serde_json::Value = serde_json::from_slice(&run(c)).unwrap();
+        let top = json[0]["outputs"]["out"].as_str().unwrap().to_owned();
+        let host = path_info(None, &top);
+        assert_eq!(host.len(), 2);
+        let (secret, public) = keypair(&dir, "test-1");
+        let (_, other_public) = keypair(&dir, "test-2");
+        Fixture {
+            _dir: tmp,
+            top,
+            host,
+            secret,
+            public,
+            other_public,
+        }
+    })
+}
+
+impl Fixture {
+    /// A fresh cache in `dest` holding the closure, compressed as given,
+    /// signed by test-1 unless `signed` is false.
+    fn cache(&self, dest: &Path, compression: &str, signed: bool) {
+        let mut url = format!("file://{}?compression={compression}", dest.display());
+        if signed {
+            url.push_str(&format!("&secret-key={}", self.secret.display()));
+        }
+        let mut c = nix_command("nix");
+        c.args(["copy", "--to", &url, &self.top]);
+        run(c);
+    }
+
+    fn info(&self, name: &str) -> &PathInfo {
+        self.host
+            .iter()
+            .find(|i| i.path.as_str().ends_with(name))
+            .unwrap()
+    }
+
+    fn a(&self) -> &PathInfo {
+        self.info("-subst-a")
+    }
+
+    fn b(&self) -> &PathInfo {
+        self.info("-subst-b")
+    }
+}
+
+/// What the test server does with files under `nar/`.
+#[derive(Clone, Copy)]
+enum Serve {
+    Whole,
+    /// Announces the full length, sends this many bytes, closes.
+    CutAfter(usize),
+    /// Announces the full length, sends this many bytes, then holds the
+    /// connection open without sending more.
+    StallAfter(usize),
+    /// Reads the request and never answers (every file).
+    Silent,
+}
+
+/// Serves `dir` over HTTP/1.1 on 127.0.0.1 (one thread per connection),
+/// over TLS when `tls` is given; returns the base URL. The server lives as
+/// long as the test process.
+fn serve_with(dir: PathBuf, mode: Serve, tls: Option<Arc<rustls::ServerConfig>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let dir = dir.clone();
+            let tls = tls.clone();
+            std::thread::spawn(move || match tls {
+                None => answer(conn, &dir, mode),
+                Some(cfg) => {
+                    let Ok(server) = rustls::ServerConnection::new(cfg) else {
+                        return;
+                    };
+                    answer(rustls::StreamOwned::new(server, conn), &dir, mode)
+                }
+            });
+        }
+    });
+    url
+}
+
+fn serve(dir: PathBuf, mode: Serve) -> String {
+    serve_with(dir, mode, None)
+}
+
+fn answer(mut conn: impl Read + Write, dir: &Path, mode: Serve) {
+    // A GET has no body: read up to the blank line.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match conn.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return,
+        }
+    }
+    if matches!(mode, Serve::Silent) {
+        std::thread::sleep(std::time::Duration::from_secs(600));
+        return;
+    }
+    let request = String::from_utf8_lossy(&head);
+    let target = request.split(' ').nth(1).unwrap_or("/");
+    let rel = target.trim_start_matches('/');
+    let file = dir.join(rel);
+    let body = match (rel.contains(".."), std::fs::read(&file)) {
+        (false, Ok(b)) => b,
+        _ => {
+            let _ = conn.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            let _ = conn.flush();
+            return;
+        }
+    };
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let send = match mode {
+        Serve::CutAfter(n) | Serve::StallAfter(n) if rel.starts_with("nar/") => {
+            &body[..n.min(body.len())]
+        }
+        _ => &body[..],
+    };
+    let _ = conn.write_all(head.as_bytes());
+    let _ = conn.write_all(send);
+    let _ = conn.flush();
+    if matches!(mode, Serve::StallAfter(_)) && rel.starts_with("nar/") {
+        std::thread::sleep(std::time::Duration::from_secs(600));
+    }
+    // Dropping the socket closes it: a cut body ends early.
+}
+
+/// A test CA and a server certificate for 127.0.0.1 signed by it:
+/// (the CA's PEM, the server's TLS configuration).
+fn test_tls() -> (String, Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, &ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+    (ca_cert.pem(), Arc::new(cfg))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn substituter(url: &str, keys: &[&str]) -> Substituter {
+    Substituter::new(
+        url,
+        TrustedKeys::parse(keys).unwrap(),
+        HttpClient::new(b"").unwrap(),
+    )
+    .unwrap()
+}
+
+/// Queries and fetches `infos` (in order) from `sub` into `root`, then commits.
+fn substitute(
+    rt: &tokio::runtime::Runtime,
+    sub: &Substituter,
+    root: &Path,
+    infos: &[PathInfo],
+) -> Result<usize, SubstituteError> {
+    let mut installer = StoreInstaller::open(root).unwrap();
+    let result = (|| {
+        rt.block_on(sub.cache_info())?;
+        for info in infos {
+            let v = rt
+                .block_on(sub.query(info))?
+                .unwrap_or_else(|| panic!("the cache lacks {}", info.path));
+            let done = sub.fetch_into(rt.handle(), &v, &mut installer)?;
+            assert_eq!(done.nar_hash, info.nar_hash);
+        }
+        Ok(())
+    })();
+    // Whatever failed, commit what verified: a refused path must not be among it.
+    let registered = installer.commit().unwrap();
+    result.map(|()| registered)
+}
+
+/// After a refusal: nothing valid, nothing in the store directory.
+fn assert_untouched(root: &Path, infos: &[PathInfo]) {
+    let all: Vec<StorePath> = infos.iter().map(|i| i.path.clone()).collect();
+    assert_eq!(
+        query_missing(root, &all).unwrap(),
+        all,
+        "nothing registered"
+    );
+    let store = root.join("nix/store");
+    if store.exists() {
+        assert_eq!(
+            common::entries(&store),
+            Vec::<Vec<u8>>::new(),
+            "no file left"
+        );
+    }
+}
+
+fn new_root(tmp: &Path) -> PathBuf {
+    let root = tmp.join("root");
+    std::fs::create_dir(&root).unwrap();
+    root
+}
+
+fn narinfo_file(cache: &Path, info: &PathInfo) -> PathBuf {
+    cache.join(format!("{}.narinfo", info.path.hash_part()))
+}
+
+fn nar_file(cache: &Path, info: &PathInfo) -> PathBuf {
+    let text = std::fs::read_to_string(narinfo_file(cache, info)).unwrap();
+    let url = text.lines().find_map(|l| l.strip_prefix("URL: ")).unwrap();
+    cache.join(url)
+}
+
+/// Fetches the signed closure (compressed as given) and has real Nix check it.
+fn fetches_and_nix_verifies(compression: &str) {
+    let fx = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    fx.cache(&cache, compression, true);
+    let url = serve(cache.clone(), Serve::Whole);
+    let root = new_root(tmp.path());
+    let rt = runtime();
+    // An untrusted key next to the trusted one changes nothing.
+    let sub = substituter(&url, &[&fx.other_public, &fx.public]);
+    let info = rt.block_on(sub.cache_info()).unwrap();
+    assert_eq!(info.store_dir, "/nix/store");
+    assert_eq!(info.priority, 50, "a file:// cache states no priority");
+
+    let registered = substitute(&rt, &sub, &root, &fx.host).unwrap();
+    assert_eq!(registered, 2);
+
+    let verify = nix_command("nix-store")
+        .args(["--verify", "--check-contents", "--store"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&verify.stderr);
+    assert!(verify.status.success(), "{stderr}");
+    assert!(verify.stdout.is_empty());
+    for line in stderr.lines() {
+        assert!(line.ends_with("..."), "nix-store --verify reported: {line}");
+    }
+
+    // Real Nix sees the host's metadata, plus the cache's signature.
+    let installed = path_info(Some(&root), &fx.top);
+    let sig_of = |i: &PathInfo| {
+        let text = std::fs::read_to_string(narinfo_file(&cache, i)).unwrap();
+        text.lines()
+            .filter_map(|l| l.strip_prefix("Sig: "))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    for (got, want) in installed.iter().zip(&fx.host) {
+        let sigs = sig_of(want);
+        assert!(!sigs.is_empty() && sigs.iter().all(|s| got.signatures.contains(s)));
+        let mut want = want.clone();
+        let mut got = got.clone();
+        want.signatures.clear();
+        got.signatures.clear();
+        assert_eq!(got, want);
+    }
+    for i in &fx.host {
+        common::assert_canonical(&root.join("nix/store").join(i.path.base_name()));
+    }
+
+    // A path the cache lacks is `None`, not an error.
+    let mut absent = fx.a().clone();
+    absent.path = StorePath::parse("/nix/store/00000000000000000000000000000000-absent").unwrap();
+    assert!(rt.block_on(sub.query(&absent)).unwrap().is_none());
+}
+
+#[test]
+fn fetches_an_xz_cache() {
+    fetches_and_nix_verifies("xz");
+}
+
+#[test]
+fn fetches_a_zstd_cache() {
+    fetches_and_nix_verifies("zstd");
+}
+
+#[test]
+fn fetches_an_uncompressed_cache() {
+    fetches_and_nix_verifies("none");
+}
+
+/// A cache of `compression`, optionally changed by `edit`, served by `mode`;
+/// substituting `infos` from it with `keys` must fail; returns the error.
+fn refused(
+    compression: &str,
+    signed: bool,
+    mode: Serve,
+    keys: &[&str],
+    infos: &[PathInfo],
+    edit: impl FnOnce(&Path),
+) -> SubstituteError {
+    let fx = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    fx.cache(&cache, compression, signed);
+    edit(&cache);
+    let url = serve(cache, mode);
+    let root = new_root(tmp.path());
+    let rt = runtime();
+    let err = substitute(&rt, &substituter(&url, keys), &root, infos).unwrap_err();
+    assert_untouched(&root, infos);
+    err
+}
+
+#[test]
+fn refuses_an_unsigned_narinfo() {
+    let fx = fixture();
+    let err = refused(
+        "xz",
+        false,
+        Serve::Whole,
+        &[&fx.public],
+        &[fx.a().clone()],
+        |_| {},
+    );
+    assert!(
+        matches!(
+            err,
+            SubstituteError::Signature {
+                source: SignatureError::Unsigned,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn refuses_a_signature_by_an_untrusted_key() {
+    let fx = fixture();
+    let err = refused(
+        "xz",
+        true,
+        Serve::Whole,
+        &[&fx.other_public],
+        &[fx.a().clone()],
+        |_| {},
+    );
+    match err {
+        SubstituteError::Signature {
+            source: SignatureError::Untrusted(names),
+            ..
+        } => assert_eq!(names, "test-1"),
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn refuses_a_narinfo_changed_after_signing() {
+    // The cache claims another NarSize (and the controller expects it too):
+    // the signature no longer covers the fingerprint.
+    let fx = fixture();
+    let mut a = fx.a().clone();
+    a.nar_size += 8;
+    let err = refused(
+        "none",
+        true,
+        Serve::Whole,
+        &[&fx.public],
+        &[a.clone()],
+        |c| {
+            let f = narinfo_file(c, &a);
+            let text = std::fs::read_to_string(&f).unwrap();
+            let old = format!("NarSize: {}", a.nar_size - 8);
+            assert!(text.contains(&old));
+            std::fs::write(&f, text.replace(&old, &format!("NarSize: {}", a.nar_size))).unwrap();
+        },
+    );
+    match err {
+        SubstituteError::Signature {
+            source: SignatureError::Invalid(name),
+            ..
+        } => assert_eq!(name, "test-1"),
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn refuses_a_nar_whose_hash_differs_from_its_narinfo() {
+    let fx = fixture();
+    let a = fx.a().clone();
+    let err = refused(
+        "none",
+        true,
+        Serve::Whole,
+        &[&fx.public],
+        std::slice::from_ref(&a),
+        |c| {
+            // One byte in the middle of the big file's contents.
+            let f = nar_file(c, &a);
+            let mut nar = std::fs::read(&f).unwrap();
+            let mid = nar.len() / 2;
+            nar[mid] ^= 0x55;
+            std::fs::write(&f, nar).unwrap();
+        },
+    );
+    match err {
+        SubstituteError::Install(InstallError::Unpack(UnpackError::HashMismatch {
+            path,
+            expected,
+            ..
+        })) => {
+            assert_eq!(path, a.path);
+            assert_eq!(expected, a.nar_hash);
+        }
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn refuses_references_other_than_expected() {
+    let fx = fixture();
+    let mut b = fx.b().clone();
+    assert_eq!(b.references, vec![fx.a().path.clone()]);
+    b.references.clear();
+    let err = refused("xz", true, Serve::Whole, &[&fx.public], &[b], |_| {});
+    match err {
+        SubstituteError::Mismatch {
+            field,
+            expected,
+            found,
+            ..
+        } => {
+            assert_eq!(field, "References");
+            assert_eq!(expected, "");
+            assert_eq!(found, fx.a().path.base_name());
+        }
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn refuses_a_nar_hash_other_than_expected() {
+    let fx = fixture();
+    let mut b = fx.b().clone();
+    b.nar_hash = fx.a().nar_hash;
+    let err = refused("xz", true, Serve::Whole, &[&fx.public], &[b], |_| {});
+    assert!(
+        matches!(
+            err,
+            SubstituteError::Mismatch {
+                field: "NarHash",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn refuses_a_cache_that_stops_mid_file() {
+    let fx = fixture();
+    for compression in ["none", "xz"] {
+        let err = refused(
+            compression,
+            true,
+            Serve::CutAfter(1 << 20),
+            &[&fx.public],
+            &[fx.a().clone()],
+            |_| {},
+        );
+        assert!(
+            matches!(err, SubstituteError::Http(HttpError::Body { .. })),
+            "{compression}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn refuses_an_unreachable_cache() {
+    let fx = fixture();
+    // A port nobody listens on: bound, then closed.
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let rt = runtime();
+    let sub = substituter(&dead, &[&fx.public]);
+    let connect = |e: SubstituteError| match e {
+        SubstituteError::Http(HttpError::Connect { source, .. }) => {
+            assert_eq!(source.kind(), std::io::ErrorKind::ConnectionRefused)
+        }
+        e => panic!("{e:?}"),
+    };
+    connect(rt.block_on(sub.cache_info()).unwrap_err());
+    connect(rt.block_on(sub.query(fx.a())).unwrap_err());
+
+    // A narinfo verified from a live cache whose NAR host is gone.
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    fx.cache(&cache, "zstd", true);
+    let live = substituter(&serve(cache, Serve::Whole), &[&fx.public]);
+    let verified = rt.block_on(live.query(fx.a())).unwrap().unwrap();
+    let root = new_root(tmp.path());
+    let mut installer = StoreInstaller::open(&root).unwrap();
+    connect(
+        sub.fetch_into(rt.handle(), &verified, &mut installer)
+            .unwrap_err(),
+    );
+    assert_eq!(installer.commit().unwrap(), 0);
+    assert_untouched(&root, &[fx.a().clone()]);
+}
+
+#[test]
+fn refuses_an_unsupported_compression_by_name() {
+    // Compression is not signed: a cache may say anything there.
+    let fx = fixture();
+    let a = fx.a().clone();
+    let err = refused(
+        "none",
+        true,
+        Serve::Whole,
+        &[&fx.public],
+        std::slice::from_ref(&a),
+        |c| {
+            let f = narinfo_file(c, &a);
+            let text = std::fs::read_to_string(&f).unwrap();
+            std::fs::write(&f, text.replace("Compression: none", "Compression: bzip2")).unwrap();
+        },
+    );
+    match err {
+        SubstituteError::Compression { compression, .. } => assert_eq!(compression, "bzip2"),
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn refuses_a_cache_of_another_store_dir() {
+    let fx = fixture();
+    let err = refused(
+        "none",
+        true,
+        Serve::Whole,
+        &[&fx.public],
+        &[fx.a().clone()],
+        |c| {
+            std::fs::write(c.join("nix-cache-info"), "StoreDir: /gnu/store\n").unwrap();
+        },
+    );
+    match err {
+        SubstituteError::StoreDir { store_dir, .. } => assert_eq!(store_dir, "/gnu/store"),
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn fetches_over_https_with_an_extra_ca() {
+    let fx = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    fx.cache(&cache, "zstd", true);
+    let (ca_pem, tls) = test_tls();
+    let url = serve_with(cache, Serve::Whole, Some(tls));
+    assert!(url.starts_with("https://127.0.0.1:"));
+    let sub = Substituter::new(
+        &url,
+        TrustedKeys::parse(&[&fx.public]).unwrap(),
+        HttpClient::new(ca_pem.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let root = new_root(tmp.path());
+    let rt = runtime();
+    assert_eq!(substitute(&rt, &sub, &root, &fx.host).unwrap(), 2);
+    assert_eq!(path_info(Some(&root), &fx.top).len(), 2);
+    let verify = nix_command("nix-store")
+        .args(["--verify", "--check-contents", "--store"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(verify.status.success() && verify.stdout.is_empty());
+}
+
+#[test]
+fn refuses_https_from_an_unknown_ca() {
+    let fx = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    fx.cache(&cache, "zstd", true);
+    let (_, tls) = test_tls();
+    let url = serve_with(cache, Serve::Whole, Some(tls));
+    // Only the built-in webpki roots: the test CA is not among them.
+    let root = new_root(tmp.path());
+    let rt = runtime();
+    let err = substitute(
+        &rt,
+        &substituter(&url, &[&fx.public]),
+        &root,
+        &[fx.a().clone()],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, SubstituteError::Http(HttpError::Tls { .. })),
+        "{err:?}"
+    );
+    assert_untouched(&root, &[fx.a().clone()]);
+}
+
+#[test]
+fn refuses_a_cache_that_stalls() {
+    // Short timeouts so the test is quick; the assertion is on the error, not on time.
+    let fx = fixture();
+    let short = || {
+        HttpClient::new(b"")
+            .unwrap()
+            .with_timeouts(Duration::from_secs(2), Duration::from_secs(2))
+    };
+    let rt = runtime();
+    let tmp = tempfile::tempdir().unwrap();
+
+    // Never answers at all.
+    let silent = serve(tmp.path().join("nothing"), Serve::Silent);
+    let keys = TrustedKeys::parse(&[&fx.public]).unwrap();
+    let sub = Substituter::new(&silent, keys.clone(), short()).unwrap();
+    match rt.block_on(sub.cache_info()).unwrap_err() {
+        SubstituteError::Http(HttpError::Timeout { what, .. }) => assert_eq!(what, "response"),
+        e => panic!("{e:?}"),
+    }
+
+    // Answers, sends 1 MiB of the NAR, then nothing.
+    let cache = tmp.path().join("cache");
+    fx.cache(&cache, "none", true);
+    let url = serve(cache, Serve::StallAfter(1 << 20));
+    let root = new_root(tmp.path());
+    let sub = Substituter::new(&url, keys, short()).unwrap();
+    match substitute(&rt, &sub, &root, std::slice::from_ref(fx.a())).unwrap_err() {
+        SubstituteError::Http(HttpError::Timeout { what, .. }) => assert_eq!(what, "body data"),
+        e => panic!("{e:?}"),
+    }
+    assert_untouched(&root, std::slice::from_ref(fx.a()));
+}

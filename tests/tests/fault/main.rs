@@ -1,0 +1,13 @@
+//! The fault tier: installs that survive an agent restart, a killed controller, a full disk, a
+//! cut network and a second controller. One binary, a module per scenario.
+
+#[path = "../fault_support/mod.rs"]
+mod fault_support;
+#[path = "../../../controller/src/nix/fixture.rs"]
+mod fixture;
+
+mod agent_restart;
+mod controller_kill;
+mod disk_full;
+mod network_cut;
+mod second_controller;
