@@ -10,15 +10,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-/// Reason prefixes carried in status messages ("<reason>: <text>").
-pub mod reason {
-    pub const BUSY: &str = "busy";
-    pub const INTERNAL: &str = "internal";
-    pub const INVALID: &str = "invalid-request";
-    pub const INVALID_LAYOUT: &str = "invalid-layout";
-    pub const CONFIRM: &str = "confirmation-required";
-    pub const DISK: &str = "disk-failed";
-}
+/// The reasons the agent's status messages start with (`"<reason>: <text>"`):
+/// one list, shared with the controller through proto.
+pub use landfall_proto::Reason;
 
 #[derive(Default)]
 struct Current {
@@ -47,12 +41,12 @@ impl JobSlot {
         let mut c = self
             .0
             .lock()
-            .map_err(|_| Status::internal("internal: job slot poisoned"))?;
+            .map_err(|_| Status::internal(format!("{}: job slot poisoned", Reason::Internal)))?;
         if !c.name.is_empty() {
             let secs = c.since.map(|s| s.elapsed().as_secs()).unwrap_or(0);
             return Err(Status::failed_precondition(format!(
                 "{}: the agent is already running '{}' (for {secs} s); wait for it to finish",
-                reason::BUSY,
+                Reason::Busy,
                 c.name
             )));
         }
@@ -107,12 +101,12 @@ where
             );
             Err(Status::internal(format!(
                 "{}: {what} hit an internal error: {msg}",
-                reason::INTERNAL
+                Reason::Internal
             )))
         }
         Err(e) => Err(Status::internal(format!(
             "{}: {what} was cancelled: {e}",
-            reason::INTERNAL
+            Reason::Internal
         ))),
     }
 }
@@ -167,7 +161,7 @@ where
                 tracing::error!("{job} hit an internal error (the agent keeps serving): {msg}");
                 Err(Status::internal(format!(
                     "{}: {job} hit an internal error: {msg}",
-                    reason::INTERNAL
+                    Reason::Internal
                 )))
             }
         };

@@ -33,7 +33,7 @@ fn panic_reply(rpc: &str, msg: &str) -> http::Response<tonic::body::Body> {
     tracing::error!("{rpc} hit an internal error (the agent keeps serving): {msg}");
     tonic::Status::internal(format!(
         "{}: {rpc} hit an internal error: {msg}",
-        crate::jobs::reason::INTERNAL
+        crate::jobs::Reason::Internal
     ))
     .into_http()
 }

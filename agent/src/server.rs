@@ -219,7 +219,7 @@ fn garbage_is_invalid_argument<B>(mut resp: http::Response<B>) -> http::Response
     if status == Some("13") && msg.starts_with(PROTOBUF_DECODE_FAILED) {
         let s = tonic::Status::invalid_argument(format!(
             "{}: the request is not a valid landfall.v1 message ({msg})",
-            crate::jobs::reason::INVALID
+            crate::jobs::Reason::InvalidRequest
         ));
         let h = resp.headers_mut();
         h.remove("grpc-status");
@@ -355,7 +355,7 @@ pub(crate) mod tests {
         assert!(msg.contains("invalid wire type"), "{msg}");
         // The agent's own internal errors stay INTERNAL.
         let r: http::Response<tonic::body::Body> =
-            tonic::Status::internal("internal: boom").into_http();
+            tonic::Status::internal(format!("{}: boom", crate::jobs::Reason::Internal)).into_http();
         assert_eq!(grpc_status(&log_error_replies(r)).0, "13");
     }
 

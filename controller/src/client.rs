@@ -369,9 +369,10 @@ pub fn explain(s: &tonic::Status) -> String {
     let vague = matches!(
         s.code(),
         tonic::Code::Unknown | tonic::Code::Cancelled | tonic::Code::Unavailable
-    ) && (s.message().contains("transport error")
-        || s.message().contains("operation was canceled")
-        || s.message().contains("connection"));
+    ) && landfall_proto::Reason::of(s.message()).is_none()
+        && (s.message().contains("transport error")
+            || s.message().contains("operation was canceled")
+            || s.message().contains("connection"));
     if vague {
         format!(
             "{} ({:?}). The connection broke: either the network, or the agent refused this \

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use landfall_proto::nar::StorePath;
 use landfall_proto::v1::agent_client::AgentClient;
+use landfall_proto::Reason;
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -92,12 +93,17 @@ pub fn classify(e: &anyhow::Error, after_loss: bool) -> Verdict {
 
 fn classify_status(s: &tonic::Status, after_loss: bool) -> Verdict {
     let msg = s.message();
+    // A status with a reason came from the agent's handlers: the agent answered,
+    // so the connection was not lost (whatever the human text says).
+    let reason = Reason::of(msg);
     let lost = match s.code() {
         // Unavailable: connect refused, reset, GOAWAY; Unknown/Cancelled: hyper's
         // body and stream errors (the agent itself always sets a specific code).
-        Code::Unavailable | Code::Unknown | Code::Cancelled => true,
-        Code::Internal => msg.contains("h2 protocol error") || msg.contains("connection"),
-        Code::FailedPrecondition => after_loss && msg.starts_with("busy:"),
+        Code::Unavailable | Code::Unknown | Code::Cancelled => reason.is_none(),
+        Code::Internal => {
+            reason.is_none() && (msg.contains("h2 protocol error") || msg.contains("connection"))
+        }
+        Code::FailedPrecondition => after_loss && reason == Some(Reason::Busy),
         _ => false,
     };
     if lost {
@@ -219,6 +225,39 @@ mod tests {
             classify(&anyhow::anyhow!("Encoding the closure failed"), true),
             Verdict::Final
         );
+    }
+
+    #[test]
+    fn an_agent_error_that_mentions_a_connection_is_still_the_agents_answer() {
+        // The agent answered with a reason: retrying would repeat the failure.
+        assert_eq!(
+            classify(
+                &status(
+                    Code::Internal,
+                    "internal: PutClosure hit an internal error: connection to the store database lost"
+                ),
+                true
+            ),
+            Verdict::Final
+        );
+        assert_eq!(
+            classify(
+                &status(
+                    Code::Unavailable,
+                    "disk-failed: the connection of /dev/sda is gone"
+                ),
+                true
+            ),
+            Verdict::Final
+        );
+        // tonic's own text for the same code is a lost connection.
+        assert!(matches!(
+            classify(
+                &status(Code::Internal, "h2 protocol error: connection reset"),
+                true
+            ),
+            Verdict::Reconnect(_)
+        ));
     }
 
     #[test]

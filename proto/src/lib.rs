@@ -9,6 +9,7 @@ pub mod files_manifest;
 pub mod hardware_config;
 pub mod layout;
 pub mod nar;
+pub mod reason;
 pub mod session_stream;
 pub mod tlsnames;
 
@@ -17,6 +18,8 @@ pub mod tlsnames;
 pub mod v1 {
     tonic::include_proto!("landfall.v1");
 }
+
+pub use reason::Reason;
 
 /// The TCP port the agent serves on.
 pub const AGENT_PORT: u16 = 7443;

@@ -17,7 +17,7 @@ use tonic::Status;
 use super::AgentService;
 use crate::boot::{self, BootEvent, BootPolicy};
 use crate::disk::{error_chain, StepEvent};
-use crate::jobs::{reason, run_blocking, stream_job, Emit};
+use crate::jobs::{run_blocking, stream_job, Emit, Reason};
 
 /// Reason prefix: the bootloader could not be planned or installed.
 pub const BOOTLOADER_FAILED: &str = "bootloader-failed";
@@ -36,7 +36,7 @@ fn policy(p: i32) -> Result<BootPolicy, Status> {
         Ok(BootloaderPolicy::None) => Ok(BootPolicy::None),
         Err(_) => Err(Status::invalid_argument(format!(
             "{}: unknown bootloader policy {p}",
-            reason::INVALID
+            Reason::InvalidRequest
         ))),
     }
 }

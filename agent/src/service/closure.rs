@@ -27,7 +27,7 @@ use tonic::{Status, Streaming};
 use super::AgentService;
 
 use crate::disk::error_chain;
-use crate::jobs::{forward_inbound, reason, run_blocking, stream_job, Emit};
+use crate::jobs::{forward_inbound, run_blocking, stream_job, Emit, Reason};
 use crate::store::{Block, BlockDecompressor, BlockReader, ChunkReader, StoreInstaller};
 
 /// Largest zstd window (log2) the legacy `data` stream may ask for: 8 MiB.
@@ -43,7 +43,10 @@ fn parse_paths(paths: &[String]) -> Result<Vec<StorePath>, Status> {
         .iter()
         .map(|p| {
             StorePath::parse(p).map_err(|_| {
-                Status::invalid_argument(format!("{}: invalid store path {p:?}", reason::INVALID))
+                Status::invalid_argument(format!(
+                    "{}: invalid store path {p:?}",
+                    Reason::InvalidRequest
+                ))
             })
         })
         .collect()
@@ -54,7 +57,7 @@ fn parse_nar_hashes(hashes: &[String], paths: usize) -> Result<Vec<NarHash>, Sta
     if !hashes.is_empty() && hashes.len() != paths {
         return Err(Status::invalid_argument(format!(
             "{}: {} narHashes for {paths} paths",
-            reason::INVALID,
+            Reason::InvalidRequest,
             hashes.len()
         )));
     }
@@ -62,19 +65,26 @@ fn parse_nar_hashes(hashes: &[String], paths: usize) -> Result<Vec<NarHash>, Sta
         .iter()
         .map(|h| {
             NarHash::parse(h).map_err(|_| {
-                Status::invalid_argument(format!("{}: invalid narHash {h:?}", reason::INVALID))
+                Status::invalid_argument(format!(
+                    "{}: invalid narHash {h:?}",
+                    Reason::InvalidRequest
+                ))
             })
         })
         .collect()
 }
 
 fn store_status(what: &str, e: impl std::error::Error) -> Status {
-    Status::internal(format!("store-failed: {what}: {}", error_chain(&e)))
+    Status::internal(format!(
+        "{}: {what}: {}",
+        Reason::StoreFailed,
+        error_chain(&e)
+    ))
 }
 
 /// A store that does not fit: RESOURCE_EXHAUSTED "no-space: …" (final, not retried).
 fn no_space(e: crate::store::space::SpaceError) -> Status {
-    Status::resource_exhausted(format!("no-space: {}", error_chain(&e)))
+    Status::resource_exhausted(format!("{}: {}", Reason::NoSpace, error_chain(&e)))
 }
 
 impl AgentService {
@@ -95,7 +105,7 @@ impl AgentService {
         if self.state.jobs.current() == "put-closure" {
             return Err(Status::failed_precondition(format!(
                 "{}: a closure transfer is still running on the agent; ask again when it has finished",
-                reason::BUSY
+                Reason::Busy
             )));
         }
         let root = self.closure_root(&req.root);
@@ -128,14 +138,19 @@ type Next<'a> = &'a mut dyn FnMut() -> Option<Result<ClosureChunk, Status>>;
 
 fn kind(m: Option<Result<ClosureChunk, Status>>) -> Result<Kind, Status> {
     match m {
-        None => Err(Status::aborted("aborted: the controller went away")),
+        None => Err(Status::aborted(format!(
+            "{}: the controller went away",
+            Reason::Aborted
+        ))),
         Some(Err(s)) => Err(Status::aborted(format!(
-            "aborted: the closure stream broke: {}",
+            "{}: the closure stream broke: {}",
+            Reason::Aborted,
             s.message()
         ))),
-        Some(Ok(ClosureChunk { kind: None })) => Err(Status::invalid_argument(
-            "invalid-request: an empty closure message",
-        )),
+        Some(Ok(ClosureChunk { kind: None })) => Err(Status::invalid_argument(format!(
+            "{}: an empty closure message",
+            Reason::InvalidRequest
+        ))),
         Some(Ok(ClosureChunk { kind: Some(k) })) => Ok(k),
     }
 }
@@ -149,9 +164,10 @@ fn receive_closure(
     let begin = match kind(next())? {
         Kind::Begin(b) => b,
         _ => {
-            return Err(Status::invalid_argument(
-                "invalid-request: the closure stream must start with `begin`",
-            ))
+            return Err(Status::invalid_argument(format!(
+                "{}: the closure stream must start with `begin`",
+                Reason::InvalidRequest
+            )))
         }
     };
     let root = if begin.root.is_empty() {
@@ -168,8 +184,8 @@ fn receive_closure(
     crate::store::space::check_room(&root, begin.nar_bytes, begin.paths).map_err(no_space)?;
     let mut installer =
         StoreInstaller::open(&root).map_err(|e| store_status("cannot open the store", e))?;
-    let mut blocks =
-        BlockDecompressor::new().map_err(|e| Status::internal(format!("internal: zstd: {e}")))?;
+    let mut blocks = BlockDecompressor::new()
+        .map_err(|e| Status::internal(format!("{}: zstd: {e}", Reason::Internal)))?;
     let start = Instant::now();
     let (mut done, mut bytes, mut since_commit_paths, mut since_commit_bytes) =
         (0u32, 0u64, 0usize, 0u64);
@@ -185,7 +201,7 @@ fn receive_closure(
                     Err(e) => {
                         break Err(Status::invalid_argument(format!(
                             "{}: {e}",
-                            reason::INVALID
+                            Reason::InvalidRequest
                         )))
                     }
                 };
@@ -246,7 +262,7 @@ fn receive_closure(
                         Err(_) => {
                             break Err(Status::invalid_argument(format!(
                                 "{}: invalid toplevel {:?}",
-                                reason::INVALID,
+                                Reason::InvalidRequest,
                                 end.toplevel
                             )))
                         }
@@ -276,9 +292,10 @@ fn receive_closure(
             | Kind::Raw(_)
             | Kind::ZstdBlock(_)
             | Kind::PathEnd(_) => {
-                break Err(Status::invalid_argument(
-                    "invalid-request: closure data outside a path",
-                ))
+                break Err(Status::invalid_argument(format!(
+                    "{}: closure data outside a path",
+                    Reason::InvalidRequest
+                )))
             }
         }
     };
@@ -319,7 +336,8 @@ fn receive_path(
             };
             let protocol = |what: &str| {
                 broken.set(Some(Status::invalid_argument(format!(
-                    "invalid-request: {what}"
+                    "{}: {what}",
+                    Reason::InvalidRequest
                 ))));
                 Some(Err(io::Error::other("protocol error")))
             };
@@ -351,12 +369,12 @@ fn receive_path(
                 })
             });
             let mut decoder = zstd::stream::read::Decoder::new(chunks)
-                .map_err(|e| Status::internal(format!("internal: zstd: {e}")))?;
+                .map_err(|e| Status::internal(format!("{}: zstd: {e}", Reason::Internal)))?;
             // At most an 8 MiB window (zstd's default level uses far less):
             // a frame asking for 128 MiB does not get it on a 256 MiB machine.
             decoder
                 .window_log_max(ZSTD_WINDOW_LOG_MAX)
-                .map_err(|e| Status::internal(format!("internal: zstd: {e}")))?;
+                .map_err(|e| Status::internal(format!("{}: zstd: {e}", Reason::Internal)))?;
             installer.add(info, decoder.take(limit))
         } else {
             installer.add(info, BlockReader::new(blocks, pull).take(limit))
@@ -379,7 +397,8 @@ fn receive_path(
             return Err(no_space(full));
         }
         return Err(Status::data_loss(format!(
-            "rejected: {}: {}",
+            "{}: {}: {}",
+            Reason::Rejected,
             info.path,
             error_chain(&e)
         )));
@@ -391,7 +410,8 @@ fn receive_path(
             Kind::PathEnd(_) => ended.set(true),
             _ => {
                 return Err(Status::invalid_argument(format!(
-                    "invalid-request: extra data after the NAR of {}",
+                    "{}: extra data after the NAR of {}",
+                    Reason::InvalidRequest,
                     info.path
                 )))
             }

@@ -23,7 +23,7 @@ use crate::disk::error_chain;
 use crate::files::host_keys::{self, IMAGE_HOST_KEYS_DIR};
 use crate::files::writer::ChownRule;
 use crate::files::{Entry, EntryKind, FilesError, FilesPlan};
-use crate::jobs::{forward_inbound, reason, stream_job, Emit};
+use crate::jobs::{forward_inbound, stream_job, Emit, Reason};
 
 /// The reason prefix of a request refused before anything was written.
 pub const INVALID_FILES: &str = "invalid-files";
@@ -58,14 +58,18 @@ pub type Next<'a> = &'a mut dyn FnMut() -> Option<Result<FileChunk, Status>>;
 
 fn kind(m: Option<Result<FileChunk, Status>>) -> Result<Kind, Status> {
     match m {
-        None => Err(Status::aborted("aborted: the controller went away")),
+        None => Err(Status::aborted(format!(
+            "{}: the controller went away",
+            Reason::Aborted
+        ))),
         Some(Err(s)) => Err(Status::aborted(format!(
-            "aborted: the files stream broke: {}",
+            "{}: the files stream broke: {}",
+            Reason::Aborted,
             s.message()
         ))),
         Some(Ok(FileChunk { kind: None })) => Err(Status::invalid_argument(format!(
             "{}: an empty files message",
-            reason::INVALID
+            Reason::InvalidRequest
         ))),
         Some(Ok(FileChunk { kind: Some(k) })) => Ok(k),
     }
@@ -132,14 +136,14 @@ impl Read for FileData<'_, '_> {
                 Ok(Kind::Data(_)) => {
                     self.broken = Some(Status::invalid_argument(format!(
                         "{}: a data message runs past the end of its file",
-                        reason::INVALID
+                        Reason::InvalidRequest
                     )));
                     return Err(io::Error::other("protocol error"));
                 }
                 Ok(_) => {
                     self.broken = Some(Status::invalid_argument(format!(
                         "{}: a file's data ends before the size the manifest gave",
-                        reason::INVALID
+                        Reason::InvalidRequest
                     )));
                     return Err(io::Error::other("protocol error"));
                 }
@@ -172,7 +176,7 @@ pub fn receive_files(
         _ => {
             return Err(Status::invalid_argument(format!(
                 "{}: the files stream must start with `begin`",
-                reason::INVALID
+                Reason::InvalidRequest
             )))
         }
     };
@@ -258,7 +262,7 @@ pub fn receive_files(
         _ => {
             return Err(Status::invalid_argument(format!(
             "{}: more messages after the last file (the manifest's sizes do not match the data)",
-            reason::INVALID
+            Reason::InvalidRequest
         )))
         }
     }

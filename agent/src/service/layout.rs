@@ -9,20 +9,22 @@ use tonic::Status;
 
 use super::AgentService;
 use crate::disk::{self, ApplyOptions, DiskError, OpenDisk, StepEvent};
-use crate::jobs::{reason, run_blocking, stream_job, Emit};
+use crate::jobs::{run_blocking, stream_job, Emit, Reason};
 
 fn disk_status(e: DiskError) -> Status {
     let chain = disk::error_chain(&e);
     match e {
         DiskError::Layout(_) => {
-            Status::invalid_argument(format!("{}: {chain}", reason::INVALID_LAYOUT))
+            Status::invalid_argument(format!("{}: {chain}", Reason::InvalidLayout))
         }
-        DiskError::Resolve(_) => Status::not_found(format!("{}: {chain}", reason::DISK)),
-        DiskError::Keys(_) => Status::failed_precondition(format!("{}: {chain}", reason::DISK)),
+        DiskError::Resolve(_) => Status::not_found(format!("{}: {chain}", Reason::DiskFailed)),
+        DiskError::Keys(_) => {
+            Status::failed_precondition(format!("{}: {chain}", Reason::DiskFailed))
+        }
         DiskError::Busy { .. } | DiskError::ReadOnly { .. } => {
-            Status::failed_precondition(format!("{}: {chain}", reason::DISK))
+            Status::failed_precondition(format!("{}: {chain}", Reason::DiskFailed))
         }
-        _ => Status::internal(format!("{}: {chain}", reason::DISK)),
+        _ => Status::internal(format!("{}: {chain}", Reason::DiskFailed)),
     }
 }
 
@@ -31,7 +33,7 @@ fn open(
     writable: bool,
 ) -> Result<(Layout, BTreeMap<String, OpenDisk>), Status> {
     let layout = Layout::from_json(&req.layout_json)
-        .map_err(|e| Status::invalid_argument(format!("{}: {e}", reason::INVALID_LAYOUT)))?;
+        .map_err(|e| Status::invalid_argument(format!("{}: {e}", Reason::InvalidLayout)))?;
     let args: Vec<String> = req.disks.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let overrides = disk::parse_overrides(&layout, &args).map_err(|e| disk_status(e.into()))?;
     let disks =
@@ -146,14 +148,14 @@ impl AgentService {
                 return Err(Status::failed_precondition(format!(
                     "{}: the disks changed since the plan you confirmed was made; nothing was \
                      written. The plan now is:\n{}",
-                    reason::CONFIRM,
+                    Reason::ConfirmationRequired,
                     render(&plan, &opts.root.to_string_lossy())
                 )));
             }
             if (plan.is_destructive() || req.force) && !req.confirm_destroy {
                 return Err(Status::failed_precondition(format!(
                     "{}: applying this layout destroys data; confirm it:\n{}",
-                    reason::CONFIRM,
+                    Reason::ConfirmationRequired,
                     render(&plan, &opts.root.to_string_lossy())
                 )));
             }

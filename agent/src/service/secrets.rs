@@ -5,13 +5,13 @@ use tonic::Status;
 use zeroize::Zeroize;
 
 use super::AgentService;
-use crate::jobs::{reason, run_blocking};
+use crate::jobs::{run_blocking, Reason};
 use crate::secrets::{self, SecretError, SecretFile};
 
 fn secret_status(e: SecretError) -> Status {
     match e {
-        SecretError::Io { .. } => Status::internal(format!("{}: {e}", reason::INTERNAL)),
-        _ => Status::invalid_argument(format!("{}: {e}", reason::INVALID)),
+        SecretError::Io { .. } => Status::internal(format!("{}: {e}", Reason::Internal)),
+        _ => Status::invalid_argument(format!("{}: {e}", Reason::InvalidRequest)),
     }
 }
 

@@ -96,7 +96,11 @@ fn leaked_processes_die_at_exit() {
         return;
     }
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "leaked_processes_die_at_exit", "--nocapture"])
+        .args([
+            "--exact",
+            "process::leaked_processes_die_at_exit",
+            "--nocapture",
+        ])
         .env("LANDFALL_LEAK_CHILD", "1")
         .output()
         .unwrap();
