@@ -261,6 +261,26 @@ mod tests {
         f
     }
 
+    /// GUIDs are stored mixed-endian; read back they must read as written
+    /// (the inventory's type and partition GUIDs come from here). Zeros are
+    /// no table at all.
+    #[test]
+    fn guids_read_back_as_written_and_zeros_are_no_table() {
+        let blank = tempfile::tempfile().unwrap();
+        blank.set_len(1 << 20).unwrap();
+        assert_eq!(read_table(&blank, 512).unwrap(), None);
+        let f = gpt_image(&[(2048, 4095)]);
+        let found = read_table(&f, 512).unwrap().unwrap();
+        assert_eq!(found.kind, "gpt");
+        assert_eq!(
+            found.partitions[0].type_guid,
+            "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+        );
+        // The first bytes on disk are the first field, little-endian.
+        let entry = read_at(&f, 1024, 16).unwrap();
+        assert_eq!(entry[..4], [0xAF, 0x3D, 0xC6, 0x0F]);
+    }
+
     /// Found by `fuzz/run.sh disk_probe`: partitions reaching past any device
     /// made the probe fail (pread EINVAL) or overflow; the disk must still be
     /// probed, so that it can be planned and wiped.
