@@ -18,7 +18,6 @@ pub mod kexec;
 pub mod logbuf;
 pub mod net;
 pub mod panic_barrier;
-pub mod probe;
 pub mod refusal_log;
 pub mod secrets;
 pub mod server;

@@ -1,9 +1,10 @@
 //! What the agent reads back from a disk to decide "already partitioned /
 //! already formatted" (the idempotence checks): the GPT (through the `gpt`
 //! crate), ext2/3/4 superblocks, FAT boot sectors, swap headers and the other
-//! signatures (`landfall_agent::disk::probe::existing`, `disk::signatures`,
-//! `disk::format::matches`), plus the inventory probe (`landfall_agent::probe`),
-//! all on the input as an in-memory disk image (a temporary file).
+//! signatures (`landfall_agent::disk::probe::{existing, filesystem_at}`,
+//! `disk::signatures`, `disk::format::matches`) — the one detector the plan,
+//! the idempotence checks and the inventory share — all on the input as an
+//! in-memory disk image (a temporary file).
 //!
 //! A GPT is guarded by CRC32s the fuzzer cannot forge, so before writing the
 //! image the target recomputes them for any header found at LBA 1 or at the
@@ -21,9 +22,8 @@ use std::os::unix::fs::FileExt;
 use std::sync::OnceLock;
 
 use landfall_agent::disk::format::matches;
-use landfall_agent::disk::probe::existing;
+use landfall_agent::disk::probe::{existing, filesystem_at};
 use landfall_agent::disk::signatures::{detect, far_magic_offsets};
-use landfall_agent::probe::{partition_table, probe_signatures};
 use landfall_proto::layout::{Content, Geometry, Layout};
 use libfuzzer_sys::fuzz_target;
 
@@ -133,7 +133,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         let _ = far_magic_offsets(dev, 0, size).expect("far magics never fail");
-        let _ = probe_signatures(dev, size);
-        let _ = partition_table(dev, ss);
+        // The inventory's read of a partition not in a GPT: the node alone.
+        let _ = filesystem_at(dev, 0, size, 512).expect("probing a partition never fails");
     }
 });

@@ -396,7 +396,7 @@ fn load_modules_for(plan: &Plan) {
         .flat_map(|d| &d.partitions)
         .any(|p| matches!(p.content, Some(Content::Btrfs(_))));
     if btrfs && crate::init::in_ram_image() {
-        crate::init::modules::load_on_demand(&["btrfs"]);
+        crate::init::modules::load_on_demand(crate::init::modules::BTRFS_MODULES);
     }
     let dm = !plan.luks.is_empty() || !plan.volume_groups.is_empty();
     if dm && (crate::init::in_ram_image() || !Path::new("/sys/class/misc/device-mapper").exists()) {

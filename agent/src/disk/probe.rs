@@ -1,6 +1,8 @@
 //! What is on a disk now: its partition table, each partition's filesystem,
-//! and signatures on the disk itself — the "exists now" half of the plan and
-//! the input of the idempotence checks.
+//! and signatures on the disk itself — the "exists now" half of the plan, the
+//! input of the idempotence checks, and what the inventory reports of a disk
+//! (one reading, through [`super::table::read_table`] and
+//! [`super::signatures::detect`], for all three).
 
 use std::io;
 
@@ -33,9 +35,15 @@ pub fn filesystem_at(
         .find(|s| !matches!(s.kind, "gpt" | "gpt (backup header)" | "dos")))
 }
 
-/// Read what exists on an open disk.
+/// Read what exists on an open disk, its page cache dropped first.
 pub fn existing(dev: &std::fs::File, geo: Geometry) -> io::Result<ExistingDisk> {
     drop_cache(dev)?;
+    read_existing(dev, geo)
+}
+
+/// Read what exists on an open disk through its page cache as it is (the
+/// inventory, which cannot count on dropping it, drops it when it can).
+pub fn read_existing(dev: &std::fs::File, geo: Geometry) -> io::Result<ExistingDisk> {
     let ss = u64::from(geo.logical_sector_size);
     let mut out = ExistingDisk::default();
     if let Some(found) = read_table(dev, geo.logical_sector_size)? {

@@ -1,7 +1,13 @@
 //! Recognising what is on a device range by its magic bytes, the way blkid
 //! does for the formats landfall cares about: ext2/3/4, vfat, swap, btrfs, xfs,
-//! LUKS, LVM, md RAID, GPT, an MBR. Used for the plan ("what exists now") and
-//! for the idempotence checks; [`super::wipe`] erases what is found.
+//! LUKS, LVM, md RAID, GPT, an MBR. The agent's one signature detector: the
+//! plan ("what exists now", through [`super::probe`]), the idempotence checks
+//! and the inventory all read a disk through it, so the disks a confirmation
+//! names and the data it says will be destroyed cannot disagree.
+//! [`super::wipe`] erases what is found.
+//!
+//! Reading never fails over what the bytes say: a short, blank or corrupt
+//! range yields fewer signatures, only an I/O error is an error.
 
 use std::fs::File;
 use std::io;
@@ -148,9 +154,17 @@ pub fn far_magic_offsets(dev: &File, start: u64, len: u64) -> io::Result<Vec<(u6
     Ok(out)
 }
 
-/// Whether the range carries an MBR boot signature or boot code.
-fn mbr(head: &[u8]) -> bool {
-    head[510] == 0x55 && head[511] == 0xAA
+/// Whether a first sector holds an MBR partition table, as blkid decides it:
+/// the boot signature, boot flags 0x00 or 0x80 only, at least one record, and
+/// not a FAT boot sector (which also ends in 55AA, its code where the records
+/// would be).
+pub fn is_mbr(sector0: &[u8]) -> bool {
+    sector0.len() >= 512
+        && sector0[510] == 0x55
+        && sector0[511] == 0xAA
+        && (0..4).all(|i| matches!(sector0[446 + i * 16], 0x00 | 0x80))
+        && (0..4).any(|i| sector0[446 + i * 16 + 4] != 0)
+        && fat(&sector0[..512]).is_none()
 }
 
 /// Signatures in the range `[start, start+len)` of `dev` whose logical sector
@@ -189,13 +203,25 @@ pub fn detect(dev: &File, start: u64, len: u64, sector: u64) -> io::Result<Vec<S
         });
     }
     if &head[0..6] == b"LUKS\xba\xbe" {
-        out.push(plain("crypto_LUKS"));
+        out.push(Signature {
+            kind: "crypto_LUKS",
+            // Only LUKS2 has a label; both versions keep the UUID as text.
+            label: (le16(&head, 6) == 2)
+                .then(|| text(&head[0x18..0x48]))
+                .flatten(),
+            uuid: text(&head[0xA8..0xD0]),
+        });
     }
-    if (0..4).any(|s| {
-        &head[s * 512..s * 512 + 8] == b"LABELONE"
-            && &head[s * 512 + 24..s * 512 + 32] == b"LVM2 001"
-    }) {
-        out.push(plain("LVM2_member"));
+    if let Some(label) = (0..4)
+        .map(|s| &head[s * 512..s * 512 + 512])
+        .find(|l| &l[0..8] == b"LABELONE" && &l[24..32] == b"LVM2 001")
+    {
+        out.push(Signature {
+            kind: "LVM2_member",
+            label: None,
+            // The PV UUID, 32 characters as stored (blkid adds dashes).
+            uuid: text(&label[32..64]),
+        });
     }
     let md_magic = 0xa92b_4efcu32;
     let md_end_090 = (len & !0xFFFF).saturating_sub(0x10000);
@@ -215,7 +241,7 @@ pub fn detect(dev: &File, start: u64, len: u64, sector: u64) -> io::Result<Vec<S
         && read_at(dev, start.saturating_add(len - sector), 8)? == b"EFI PART"
     {
         out.push(plain("gpt (backup header)"));
-    } else if mbr(&head) && !out.iter().any(|s| s.kind == "vfat") {
+    } else if is_mbr(&head) {
         out.push(plain("dos"));
     }
     Ok(out)
@@ -225,23 +251,119 @@ pub fn detect(dev: &File, start: u64, len: u64, sector: u64) -> io::Result<Vec<S
 mod tests {
     use super::*;
 
+    fn image(size: u64, bytes: &[(u64, &[u8])]) -> File {
+        let f = tempfile::tempfile().unwrap();
+        f.set_len(size).unwrap();
+        for (at, b) in bytes {
+            f.write_all_at(b, *at).unwrap();
+        }
+        f
+    }
+
+    fn kinds(f: &File, len: u64, sector: u64) -> Vec<&'static str> {
+        detect(f, 0, len, sector)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.kind)
+            .collect()
+    }
+
     #[test]
     fn detects_nothing_on_zeros_and_finds_magics() {
-        let f = tempfile::tempfile().unwrap();
-        f.set_len(4 << 20).unwrap();
+        let f = image(4 << 20, &[]);
         assert!(detect(&f, 0, 4 << 20, 512).unwrap().is_empty());
         f.write_at(b"XFSB", 0).unwrap();
         f.write_at(b"SWAPSPACE2", 4086).unwrap();
         f.write_at(b"SKUL\xba\xbe", 2 << 20).unwrap();
-        let kinds: Vec<_> = detect(&f, 0, 4 << 20, 512)
-            .unwrap()
-            .into_iter()
-            .map(|s| s.kind)
-            .collect();
-        assert_eq!(kinds, vec!["swap", "xfs"]);
+        assert_eq!(kinds(&f, 4 << 20, 512), ["swap", "xfs"]);
         assert_eq!(
             far_magic_offsets(&f, 0, 4 << 20).unwrap(),
             vec![(2 << 20, 6)]
         );
+    }
+
+    #[test]
+    fn swap_header_is_found_with_label_and_uuid() {
+        let mut hdr = [0u8; 64];
+        hdr[12..28].copy_from_slice(&[0x11; 16]);
+        hdr[28..32].copy_from_slice(b"swp1");
+        let f = image(1 << 20, &[(1024, &hdr), (4086, b"SWAPSPACE2")]);
+        let sigs = detect(&f, 0, 1 << 20, 512).unwrap();
+        assert_eq!(
+            sigs,
+            [Signature {
+                kind: "swap",
+                label: Some("swp1".into()),
+                uuid: Some("11111111-1111-1111-1111-111111111111".into()),
+            }]
+        );
+    }
+
+    #[test]
+    fn luks_and_lvm_carry_their_uuids() {
+        let mut luks = [0u8; 0x100];
+        luks[0..6].copy_from_slice(b"LUKS\xba\xbe");
+        luks[6..8].copy_from_slice(&2u16.to_le_bytes());
+        luks[0x18..0x1C].copy_from_slice(b"safe");
+        luks[0xA8..0xCC].copy_from_slice(b"01234567-89ab-cdef-0123-456789abcdef");
+        let f = image(1 << 20, &[(0, &luks)]);
+        let sigs = detect(&f, 0, 1 << 20, 512).unwrap();
+        assert_eq!(sigs.len(), 1);
+        assert_eq!(sigs[0].kind, "crypto_LUKS");
+        assert_eq!(sigs[0].label.as_deref(), Some("safe"));
+        assert_eq!(
+            sigs[0].uuid.as_deref(),
+            Some("01234567-89ab-cdef-0123-456789abcdef")
+        );
+        // LUKS1 has no label field: the same bytes are not one.
+        f.write_at(&1u16.to_le_bytes(), 6).unwrap();
+        assert_eq!(detect(&f, 0, 1 << 20, 512).unwrap()[0].label, None);
+
+        let mut pv = [0u8; 64];
+        pv[0..8].copy_from_slice(b"LABELONE");
+        pv[24..32].copy_from_slice(b"LVM2 001");
+        pv[32..64].copy_from_slice(b"AbCdEf0123456789AbCdEf0123456789");
+        let f = image(1 << 20, &[(512, &pv)]);
+        let sigs = detect(&f, 0, 1 << 20, 512).unwrap();
+        assert_eq!(sigs.len(), 1);
+        assert_eq!(sigs[0].kind, "LVM2_member");
+        assert_eq!(
+            sigs[0].uuid.as_deref(),
+            Some("AbCdEf0123456789AbCdEf0123456789")
+        );
+    }
+
+    #[test]
+    fn gpt_header_is_found_at_lba_1_of_either_sector_size() {
+        let f = image(1 << 20, &[(512, b"EFI PART")]);
+        assert_eq!(kinds(&f, 1 << 20, 512), ["gpt"]);
+        let f = image(1 << 20, &[(4096, b"EFI PART")]);
+        assert_eq!(kinds(&f, 1 << 20, 4096), ["gpt"]);
+        assert!(kinds(&f, 1 << 20, 512).is_empty());
+    }
+
+    #[test]
+    fn an_mbr_needs_records_and_is_not_a_fat_boot_sector() {
+        let mut mbr = [0u8; 512];
+        mbr[510..].copy_from_slice(&[0x55, 0xAA]);
+        assert!(!is_mbr(&mbr), "a boot signature alone is no table");
+        mbr[446 + 4] = 0x83;
+        assert!(is_mbr(&mbr));
+        let f = image(1 << 20, &[(0, &mbr)]);
+        assert_eq!(kinds(&f, 1 << 20, 512), ["dos"]);
+        mbr[446] = 0x12;
+        assert!(!is_mbr(&mbr), "boot flags are 0x00 or 0x80");
+        mbr[446] = 0x80;
+        mbr[0x36..0x3B].copy_from_slice(b"FAT16");
+        assert!(!is_mbr(&mbr), "a FAT boot sector is not a table");
+        let f = image(1 << 20, &[(0, &mbr)]);
+        assert_eq!(kinds(&f, 1 << 20, 512), ["vfat"]);
+    }
+
+    #[test]
+    fn a_short_device_is_not_an_error() {
+        let f = image(100, &[]);
+        assert!(detect(&f, 0, 100, 512).unwrap().is_empty());
+        assert!(detect(&f, 0, 1 << 20, 512).unwrap().is_empty());
     }
 }

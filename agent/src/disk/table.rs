@@ -13,7 +13,7 @@ use gpt::partition_types::{OperatingSystem, Type};
 use gpt::GptConfig;
 use landfall_proto::layout::{DiskPlan, ExistingPartition};
 
-use super::signatures::read_at;
+use super::signatures::{is_mbr, read_at};
 
 /// Errors of the partition-table step.
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +113,11 @@ pub struct FoundTable {
     pub partitions: Vec<ExistingPartition>,
 }
 
-/// The table found on a disk, or `None`.
+/// The table found on a disk, or `None`: the agent's one GPT reader (the
+/// inventory's partition names and GUIDs come from here too). The `gpt` crate
+/// checks both headers' CRCs and falls back to the backup, so a table the
+/// kernel would not use is not reported either; an MBR counts as one by
+/// [`is_mbr`].
 pub fn read_table(dev: &File, ss: u32) -> io::Result<Option<FoundTable>> {
     let Ok(lb) = lb_size(ss) else { return Ok(None) };
     let mut handle = dev.try_clone()?;
@@ -171,9 +175,7 @@ pub fn read_table(dev: &File, ss: u32) -> io::Result<Option<FoundTable>> {
             }))
         }
         Err(_) => {
-            let mbr = read_at(dev, 0, 512)?;
-            let has_records = (0..4).any(|i| mbr[446 + 16 * i + 4] != 0);
-            if mbr[510] == 0x55 && mbr[511] == 0xAA && has_records {
+            if is_mbr(&read_at(dev, 0, 512)?) {
                 Ok(Some(FoundTable {
                     kind: "mbr".to_string(),
                     disk_guid: None,
@@ -257,6 +259,26 @@ mod tests {
         gdisk.update_partitions(map).unwrap();
         gdisk.write().unwrap();
         f
+    }
+
+    /// GUIDs are stored mixed-endian; read back they must read as written
+    /// (the inventory's type and partition GUIDs come from here). Zeros are
+    /// no table at all.
+    #[test]
+    fn guids_read_back_as_written_and_zeros_are_no_table() {
+        let blank = tempfile::tempfile().unwrap();
+        blank.set_len(1 << 20).unwrap();
+        assert_eq!(read_table(&blank, 512).unwrap(), None);
+        let f = gpt_image(&[(2048, 4095)]);
+        let found = read_table(&f, 512).unwrap().unwrap();
+        assert_eq!(found.kind, "gpt");
+        assert_eq!(
+            found.partitions[0].type_guid,
+            "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+        );
+        // The first bytes on disk are the first field, little-endian.
+        let entry = read_at(&f, 1024, 16).unwrap();
+        assert_eq!(entry[..4], [0xAF, 0x3D, 0xC6, 0x0F]);
     }
 
     /// Found by `fuzz/run.sh disk_probe`: partitions reaching past any device

@@ -10,57 +10,19 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
-/// Modules the later phases need whatever the hardware: filesystems and their code pages.
-pub const FILESYSTEM_MODULES: &[&str] = &[
-    "crc32c_generic",
-    "crc32c_intel",
-    "ext4",
-    "vfat",
-    "nls_cp437",
-    "nls_ascii",
-    "nls_iso8859_1",
-    "nls_utf8",
-    "efivarfs",
-    "loop",
-];
+use landfall_formats::kmod::{module_name, parse_modules_alias, providers, Alias, ModulesDep};
+/// The modules loaded by name: at boot (filesystems), and when a layout needs
+/// them (btrfs, device-mapper). landfall-image builds its `DEFAULT_MODULES` from
+/// the same lists, so the image carries each one.
+pub use landfall_formats::kmod::{BTRFS_MODULES, DEVICE_MAPPER_MODULES, FILESYSTEM_MODULES};
 
-/// Modules device-mapper layouts need (LUKS2 with aes-xts-plain64, LVM linear
-/// volumes), loaded only when a layout asks for them ([`load_for_device_mapper`]).
-/// `ecb` is listed because `xts` names it as a soft dependency, which
-/// `modules.dep` does not carry; `aes_generic` is built into Debian's kernel,
-/// `aesni_intel` is the fast path where the CPU has AES-NI (elsewhere it says
-/// ENODEV and the generic cipher serves). landfall-image's `DEFAULT_MODULES`
-/// must contain every one of these.
-pub const DEVICE_MAPPER_MODULES: &[&str] = &[
-    "dm_mod",
-    "ecb",
-    "xts",
-    "aes_generic",
-    "aesni_intel",
-    "dm_crypt",
-];
-
-/// The parsed module index of one kernel.
+/// The parsed module index of one kernel (`modules.dep` and `modules.alias`,
+/// read with landfall-formats' `kmod`, the definitions the image writes them by).
 #[derive(Debug, Default)]
 pub struct ModuleIndex {
     dir: PathBuf,
-    /// Normalised module name → path relative to `dir`.
-    paths: HashMap<String, String>,
-    /// Normalised module name → normalised dependency names.
-    deps: HashMap<String, Vec<String>>,
-    /// (glob pattern, module name)
-    aliases: Vec<(String, String)>,
-}
-
-/// `-` and `_` are the same in module names.
-pub fn normalise(name: &str) -> String {
-    name.replace('-', "_")
-}
-
-fn module_name_of(path: &str) -> String {
-    let file = path.rsplit('/').next().unwrap_or(path);
-    let stem = file.split(".ko").next().unwrap_or(file);
-    normalise(stem)
+    dep: ModulesDep,
+    aliases: Vec<Alias>,
 }
 
 impl ModuleIndex {
@@ -83,140 +45,29 @@ impl ModuleIndex {
     }
 
     pub fn parse(dir: &Path, dep: &str, alias: &str) -> Self {
-        let mut idx = ModuleIndex {
+        ModuleIndex {
             dir: dir.to_path_buf(),
-            ..Default::default()
-        };
-        for line in dep.lines() {
-            let Some((path, rest)) = line.split_once(':') else {
-                continue;
-            };
-            let name = module_name_of(path.trim());
-            idx.paths.insert(name.clone(), path.trim().to_string());
-            idx.deps
-                .insert(name, rest.split_whitespace().map(module_name_of).collect());
+            dep: ModulesDep::parse(dep),
+            aliases: parse_modules_alias(alias),
         }
-        for line in alias.lines() {
-            let mut w = line.split_whitespace();
-            if w.next() != Some("alias") {
-                continue;
-            }
-            if let (Some(pat), Some(name)) = (w.next(), w.next()) {
-                idx.aliases.push((pat.to_string(), normalise(name)));
-            }
-        }
-        idx
     }
 
     /// Module names whose alias pattern matches `modalias`.
     pub fn match_alias(&self, modalias: &str) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .aliases
-            .iter()
-            .filter(|(pat, _)| glob_match(pat.as_bytes(), modalias.as_bytes()))
-            .map(|(_, n)| n.clone())
-            .collect();
-        out.dedup();
-        out
+        providers(&self.aliases, modalias)
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
     }
 
     /// `name` and its dependencies, dependencies first, each once.
     pub fn load_order(&self, name: &str) -> Vec<String> {
-        fn visit(idx: &ModuleIndex, n: &str, seen: &mut HashSet<String>, out: &mut Vec<String>) {
-            if !seen.insert(n.to_string()) {
-                return;
-            }
-            for d in idx.deps.get(n).into_iter().flatten() {
-                visit(idx, d, seen, out);
-            }
-            out.push(n.to_string());
-        }
-        let mut out = Vec::new();
-        visit(self, &normalise(name), &mut HashSet::new(), &mut out);
-        out
+        self.dep.load_order(name)
     }
 
     fn path_of(&self, name: &str) -> Option<PathBuf> {
-        self.paths.get(name).map(|p| self.dir.join(p))
+        self.dep.path_of(name).map(|p| self.dir.join(p))
     }
-}
-
-/// fnmatch(3)-style matching of `*`, `?` and `[...]` as modules.alias uses them.
-pub fn glob_match(pat: &[u8], s: &[u8]) -> bool {
-    let (mut p, mut i) = (0usize, 0usize);
-    let (mut star_p, mut star_i) = (usize::MAX, 0usize);
-    while i < s.len() {
-        if p < pat.len() {
-            match pat[p] {
-                b'*' => {
-                    star_p = p;
-                    star_i = i;
-                    p += 1;
-                    continue;
-                }
-                b'?' => {
-                    p += 1;
-                    i += 1;
-                    continue;
-                }
-                b'[' => {
-                    if let Some((matched, next)) = class_match(pat, p, s[i]) {
-                        if matched {
-                            p = next;
-                            i += 1;
-                            continue;
-                        }
-                    } else if s[i] == b'[' {
-                        p += 1;
-                        i += 1;
-                        continue;
-                    }
-                }
-                c if c == s[i] => {
-                    p += 1;
-                    i += 1;
-                    continue;
-                }
-                _ => {}
-            }
-        }
-        if star_p != usize::MAX {
-            p = star_p + 1;
-            star_i += 1;
-            i = star_i;
-            continue;
-        }
-        return false;
-    }
-    pat[p..].iter().all(|&c| c == b'*')
-}
-
-/// Matches `c` against the class starting at `pat[start] == '['`; returns (matched, index after `]`).
-fn class_match(pat: &[u8], start: usize, c: u8) -> Option<(bool, usize)> {
-    let mut j = start + 1;
-    let negate = matches!(pat.get(j), Some(b'!') | Some(b'^'));
-    if negate {
-        j += 1;
-    }
-    let mut matched = false;
-    let first = j;
-    while j < pat.len() && (pat[j] != b']' || j == first) {
-        if j + 2 < pat.len() && pat[j + 1] == b'-' && pat[j + 2] != b']' {
-            if pat[j] <= c && c <= pat[j + 2] {
-                matched = true;
-            }
-            j += 3;
-        } else {
-            if pat[j] == c {
-                matched = true;
-            }
-            j += 1;
-        }
-    }
-    if j >= pat.len() {
-        return None;
-    }
-    Some((matched != negate, j + 1))
 }
 
 /// Every `modalias` under /sys/devices.
@@ -271,7 +122,7 @@ pub fn cmdline_params(cmdline: &str) -> HashMap<String, String> {
             continue;
         }
         let setting = &word[module.len() + 1..];
-        let e = out.entry(normalise(module)).or_default();
+        let e = out.entry(module_name(module)).or_default();
         if !e.is_empty() {
             e.push(' ');
         }
@@ -310,7 +161,7 @@ impl ModuleLoader {
         let builtin = fs::read_to_string(index.dir.join("modules.builtin"))
             .unwrap_or_default()
             .lines()
-            .map(module_name_of)
+            .map(module_name)
             .collect();
         Self {
             index,
@@ -462,31 +313,6 @@ mod tests {
         assert_eq!(p["nvme"], "poll_queues=2");
         assert_eq!(p["landfall"], "debug");
         assert_eq!(p.len(), 4, "{p:?}");
-    }
-
-    #[test]
-    fn globs_as_modules_alias_uses_them() {
-        assert!(glob_match(
-            b"pci:v00001AF4d00001000sv*sd*bc*sc*i*",
-            b"pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00"
-        ));
-        assert!(!glob_match(
-            b"pci:v00001AF4d00001000sv*",
-            b"pci:v00001AF4d00001001sv0"
-        ));
-        assert!(glob_match(
-            b"pci:v*d*sv*sd*bc01sc08i02*",
-            b"pci:v00001B36d00000010sv00001AF4sd00001100bc01sc08i02"
-        ));
-        assert!(glob_match(
-            b"virtio:d00000001v*",
-            b"virtio:d00000001v00001AF4"
-        ));
-        assert!(glob_match(b"acpi*:PNP0A0[38]:*", b"acpi:PNP0A08:"));
-        assert!(!glob_match(b"acpi*:PNP0A0[38]:*", b"acpi:PNP0A05:"));
-        assert!(glob_match(b"a?c", b"abc"));
-        assert!(glob_match(b"*", b""));
-        assert!(!glob_match(b"abc", b"abcd"));
     }
 
     #[test]

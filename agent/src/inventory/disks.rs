@@ -1,13 +1,17 @@
 //! Disks and their partitions from /sys/block, the block ioctls, the on-disk
 //! partition table and filesystem signatures, and /proc/self/mountinfo.
+//!
+//! The table and the signatures are read by the disk engine's own probe
+//! ([`crate::disk::probe`]): the identity lines a layout confirmation shows
+//! and the plan's "will be destroyed" come from one reading of the disk.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
+use landfall_proto::layout::{ExistingPartition, Geometry};
 use landfall_proto::v1::{Disk, Partition};
 
-use super::gpt_read::{read_gpt, GptEntry};
-use crate::probe::{partition_table, probe_signatures};
+use crate::disk::probe;
 use crate::sys::blk;
 
 fn sysfs_str(path: impl AsRef<Path>) -> String {
@@ -111,7 +115,7 @@ fn describe_disk(name: &str, mounts: &[MountEntry], swaps: &[String]) -> Disk {
         ..Default::default()
     };
     // The ioctls are authoritative where the device can be opened.
-    let gpt = match File::open(&path) {
+    let table = match File::open(&path) {
         Ok(f) => {
             if let Ok(s) = blk::device_size(&f) {
                 disk.size_bytes = s;
@@ -125,30 +129,48 @@ fn describe_disk(name: &str, mounts: &[MountEntry], swaps: &[String]) -> Disk {
             if let Ok(ro) = blk::is_read_only(&f) {
                 disk.read_only = ro;
             }
-            disk.partition_table = partition_table(&f, disk.logical_sector_size.max(512))
-                .unwrap_or_default()
-                .to_string();
-            if disk.partition_table.is_empty() {
-                disk.signatures = probe_signatures(&f, disk.size_bytes)
-                    .into_iter()
-                    .map(|s| s.fs_type)
-                    .collect();
-            }
-            read_gpt(&f, disk.logical_sector_size.max(512))
+            read_disk(&f, &path, &mut disk)
         }
         Err(e) => {
             tracing::warn!("Cannot open {} for inventory: {e}", path.display());
-            None
+            Vec::new()
         }
     };
-    disk.partitions = list_partitions(name, &sys, gpt.as_deref().unwrap_or(&[]), mounts, swaps);
+    disk.partitions = list_partitions(name, &sys, &table, mounts, swaps);
     disk
+}
+
+/// The partition table and whole-disk signatures of an open disk, as the
+/// plan sees them; returns the table's partitions (none when unreadable).
+fn read_disk(f: &File, path: &Path, disk: &mut Disk) -> Vec<ExistingPartition> {
+    if let Err(e) = probe::drop_cache(f) {
+        tracing::debug!("Cannot drop the page cache of {}: {e}", path.display());
+    }
+    let geo = Geometry {
+        size_bytes: disk.size_bytes,
+        logical_sector_size: disk.logical_sector_size.max(512),
+    };
+    match probe::read_existing(f, geo) {
+        Ok(found) => {
+            disk.partition_table = match found.table.as_deref() {
+                // The proto names an MBR as blkid's PTTYPE does.
+                Some("mbr") => "dos".to_string(),
+                other => other.unwrap_or_default().to_string(),
+            };
+            disk.signatures = found.signatures;
+            found.partitions
+        }
+        Err(e) => {
+            tracing::warn!("Cannot read the table of {}: {e}", path.display());
+            Vec::new()
+        }
+    }
 }
 
 fn list_partitions(
     disk: &str,
     sys: &Path,
-    gpt: &[GptEntry],
+    table: &[ExistingPartition],
     mounts: &[MountEntry],
     swaps: &[String],
 ) -> Vec<Partition> {
@@ -161,7 +183,7 @@ fn list_partitions(
                 if !pname.starts_with(disk) || !psys.join("partition").exists() {
                     return None;
                 }
-                Some(describe_partition(&pname, &psys, gpt, mounts, swaps))
+                Some(describe_partition(&pname, &psys, table, mounts, swaps))
             })
             .collect()
         })
@@ -173,7 +195,7 @@ fn list_partitions(
 fn describe_partition(
     name: &str,
     sys: &Path,
-    gpt: &[GptEntry],
+    table: &[ExistingPartition],
     mounts: &[MountEntry],
     swaps: &[String],
 ) -> Partition {
@@ -195,17 +217,31 @@ fn describe_partition(
     if swaps.iter().any(|s| s == &p.path) {
         p.mountpoints.push("[SWAP]".into());
     }
-    if let Some(e) = gpt.iter().find(|e| e.number == number) {
-        p.label = e.name.clone();
-        p.type_guid = e.type_guid.clone();
-        p.uuid = e.unique_guid.clone();
-    }
-    if let Ok(f) = File::open(&p.path) {
-        if let Some(sig) = probe_signatures(&f, p.size_bytes).into_iter().next() {
-            p.filesystem = sig.fs_type;
-            p.filesystem_label = sig.label;
-            p.filesystem_uuid = sig.uuid;
+    let fs = match table.iter().find(|e| e.number == number) {
+        Some(e) => {
+            // GUIDs in lower case, as blkid prints them.
+            p.label = e.label.clone();
+            p.type_guid = e.type_guid.to_ascii_lowercase();
+            p.uuid = e.part_uuid.to_ascii_lowercase();
+            e.fs_type
+                .clone()
+                .map(|kind| (kind, e.fs_label.clone(), e.fs_uuid.clone()))
         }
+        // Not in a GPT (an MBR's partitions): the same detector on the
+        // partition's own node.
+        None => File::open(&p.path)
+            .ok()
+            .and_then(|f| {
+                probe::filesystem_at(&f, 0, p.size_bytes, 512)
+                    .ok()
+                    .flatten()
+            })
+            .map(|s| (s.kind.to_string(), s.label, s.uuid)),
+    };
+    if let Some((kind, label, uuid)) = fs {
+        p.filesystem = kind;
+        p.filesystem_label = label.unwrap_or_default();
+        p.filesystem_uuid = uuid.unwrap_or_default();
     }
     p
 }

@@ -6,14 +6,12 @@
 //! empty and the problem is logged.
 
 pub mod disks;
-mod gpt_read;
 pub mod hardware;
 mod nics;
 mod system;
 pub mod virt;
 
 pub use disks::{list_disks, mountinfo, MountEntry};
-pub use gpt_read::{read_gpt, GptEntry};
 pub use system::kernel_release;
 
 use landfall_proto::v1::InventoryReply;

@@ -27,19 +27,18 @@
 //! ```
 //! PRE/POST entries are module names or aliases (resolve via modules.alias).
 
+use landfall_formats::kmod::{alias_line, dep_line};
+
 use super::select::ModuleSelection;
 
 /// The `modules.dep` text.
 pub fn modules_dep(selection: &ModuleSelection) -> String {
     let mut out = String::new();
     for module in &selection.modules {
-        out.push_str(&module.image_path());
-        out.push(':');
-        for dep in &module.dep_closure {
-            out.push(' ');
-            out.push_str(dep);
-        }
-        out.push('\n');
+        out.push_str(&dep_line(
+            &module.image_path(),
+            module.dep_closure.iter().map(String::as_str),
+        ));
     }
     out
 }
@@ -50,10 +49,9 @@ pub fn modules_alias(selection: &ModuleSelection) -> String {
     for module in &selection.modules {
         let name = module_name(module);
         for alias in &module.module.info.aliases {
-            if alias.split_whitespace().count() != 1 {
-                continue;
+            if let Some(line) = alias_line(alias, &name) {
+                out.push_str(&line);
             }
-            out.push_str(&format!("alias {alias} {name}\n"));
         }
     }
     out

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use super::decompress::{decompress, Compression, DecompressError};
 use super::elf::{modinfo_section, ElfError};
 use super::modinfo::ModInfo;
-use super::name::{alias_matches, normalize_module_name};
+use landfall_formats::kmod::{
+    alias_matches, module_name as normalize_module_name, parse_modules_alias, providers, Alias,
+};
 
 /// Deepest directory nesting we follow (guards against symlink loops).
 const MAX_DEPTH: usize = 16;
@@ -110,7 +112,7 @@ pub struct ModuleIndex {
     modules: BTreeMap<String, ModuleFile>,
     builtin: BTreeSet<String>,
     builtin_aliases: Vec<(String, String)>,
-    aliases: OnceCell<Result<Vec<(String, String)>, String>>,
+    aliases: OnceCell<Result<Vec<Alias>, String>>,
 }
 
 impl ModuleIndex {
@@ -231,32 +233,20 @@ impl ModuleIndex {
             path: self.root.join("modules.alias"),
             source: io::Error::other(message.clone()),
         })?;
-        let mut names: Vec<String> = table
-            .iter()
-            .filter(|(pattern, _)| alias_matches(pattern, alias))
-            .map(|(_, name)| normalize_module_name(name))
-            .filter(|name| self.modules.contains_key(name))
+        let mut names: Vec<String> = providers(table, alias)
+            .into_iter()
+            .filter(|name| self.modules.contains_key(*name))
+            .map(str::to_owned)
             .collect();
         names.sort();
         names.dedup();
         Ok(names)
     }
 
-    fn build_alias_table(&self) -> Result<Vec<(String, String)>, String> {
+    fn build_alias_table(&self) -> Result<Vec<Alias>, String> {
         let alias_file = self.root.join("modules.alias");
         if let Some(text) = read_optional(&alias_file).map_err(|e| e.to_string())? {
-            return Ok(String::from_utf8_lossy(&text)
-                .lines()
-                .filter_map(|line| {
-                    let mut words = line.split_whitespace();
-                    match (words.next(), words.next(), words.next()) {
-                        (Some("alias"), Some(pattern), Some(name)) => {
-                            Some((pattern.to_owned(), name.to_owned()))
-                        }
-                        _ => None,
-                    }
-                })
-                .collect());
+            return Ok(parse_modules_alias(&String::from_utf8_lossy(&text)));
         }
         let mut table = Vec::new();
         for file in self.modules.values() {
@@ -275,8 +265,11 @@ impl ModuleIndex {
                     Err(_) => continue,
                 },
             };
-            for alias in info.aliases {
-                table.push((alias, file.name.clone()));
+            for pattern in info.aliases {
+                table.push(Alias {
+                    pattern,
+                    module: file.name.clone(),
+                });
             }
         }
         Ok(table)

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::index::{IndexError, LoadedModule, ModuleIndex};
-use super::name::normalize_module_name;
+use landfall_formats::kmod::module_name as normalize_module_name;
 
 /// Why a selection could not be made.
 #[derive(Debug, thiserror::Error)]

@@ -11,6 +11,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use landfall_formats::kmod;
+
 /// A module could not be found or inspected.
 #[derive(thiserror::Error)]
 pub enum ModuleError {
@@ -37,18 +39,10 @@ pub enum ModuleError {
 }
 crate::debug_as_display!(ModuleError);
 
-/// A module's canonical name: `nvme-core` and `nvme_core` are the same module.
-pub fn canonical(name: &str) -> String {
-    name.replace('-', "_")
-}
-
-/// The module name of a file such as `nvme-core.ko` or `e1000.ko.zst`.
+/// The module name of a file such as `nvme-core.ko` or `e1000.ko.zst`
+/// (landfall-formats' rule, the one the image and the agent use).
 pub fn module_name(file: &Path) -> Option<String> {
-    let name = file.file_name()?.to_str()?;
-    [".ko", ".ko.xz", ".ko.zst", ".ko.gz"]
-        .iter()
-        .find_map(|ext| name.strip_suffix(ext))
-        .map(canonical)
+    kmod::module_file_name(file.file_name()?.to_str()?)
 }
 
 /// Every module file under `dir`, by canonical name.
@@ -97,7 +91,7 @@ pub fn depends(file: &Path) -> Result<Vec<String>, ModuleError> {
         .trim()
         .split(',')
         .filter(|s| !s.is_empty())
-        .map(canonical)
+        .map(kmod::module_name)
         .collect())
 }
 
@@ -107,7 +101,7 @@ pub fn resolve(dir: &Path, names: &[&str]) -> Result<Vec<PathBuf>, ModuleError> 
     let mut order = Vec::new();
     let mut seen = HashSet::new();
     for name in names {
-        visit(&index, dir, &canonical(name), &mut seen, &mut order)?;
+        visit(&index, dir, &kmod::module_name(name), &mut seen, &mut order)?;
     }
     Ok(order)
 }
@@ -133,22 +127,4 @@ fn visit(
     }
     order.push(file.clone());
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_canonical() {
-        assert_eq!(
-            module_name(Path::new("/x/nvme-core.ko")).as_deref(),
-            Some("nvme_core")
-        );
-        assert_eq!(
-            module_name(Path::new("e1000e.ko.zst")).as_deref(),
-            Some("e1000e")
-        );
-        assert_eq!(module_name(Path::new("modules.dep")), None);
-    }
 }

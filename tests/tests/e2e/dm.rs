@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use landfall_image::modules::{modules_dep, select_modules, ModuleIndex, DEFAULT_MODULES};
+use landfall_image::modules::{modules_dep, select_modules, ModuleIndex};
 use landfall_tests::bins::agent_static_bin;
 use landfall_tests::{
     debian_kernel, sparse_image, BusyboxInitramfs, DebianKernel, Disk, TestDir, VmBuilder,
@@ -22,9 +22,9 @@ use landfall_tests::{
 };
 use sha2::{Digest, Sha256};
 
-/// The modules the agent's `load_for_device_mapper` asks for (its
-/// DEVICE_MAPPER_MODULES, in the image's spelling); each must be in the image.
-const DM_MODULES: &[&str] = &["dm-mod", "dm-crypt", "xts", "ecb", "aesni-intel"];
+// The modules the agent's `load_for_device_mapper` asks for; landfall-image's
+// DEFAULT_MODULES is built from the same list.
+use landfall_formats::kmod::DEVICE_MAPPER_MODULES as DM_MODULES;
 
 const SECTOR: u64 = 512;
 /// The linear test's region on the data disk: sectors [2048, 2048 + 4096).
@@ -49,12 +49,6 @@ fn dmsetup() -> &'static Path {
 /// A busybox initramfs with the agent, dmsetup, the DM modules in a depmod-style
 /// tree, and `script` (whose output goes to /tmp/out, copied to /dev/vdb at the end).
 fn initramfs(kernel: &DebianKernel, dir: &TestDir, extra: &[(&str, Vec<u8>)], script: &str) {
-    for m in DM_MODULES {
-        assert!(
-            DEFAULT_MODULES.contains(m),
-            "landfall-image's DEFAULT_MODULES lacks {m}: the agent's image could not open LUKS"
-        );
-    }
     let index = ModuleIndex::scan(&kernel.modules).unwrap();
     let selection = select_modules(&index, DM_MODULES).unwrap();
     let base = format!("/lib/modules/{}", kernel.version);
