@@ -2,7 +2,9 @@
 # Fills /var/cache/landfall/office-vendor, the folder the example flake
 # examples/office reads its binaries from (its `vendor` input): Debian's static
 # busybox, the Debian kernel scripts/fetch-kernel.sh unpacked (with the modules
-# stage 1 loads) and systemd-boot's EFI binary. Run by scripts/setup.sh.
+# stage 1 loads), systemd-boot's EFI binary and GRUB 2 (grub-install,
+# grub-probe and the i386-pc and x86_64-efi platform folders, for office-grub).
+# Run by scripts/setup.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 dest=${1:-/var/cache/landfall/office-vendor}

@@ -17,6 +17,7 @@ packages=(
     hyperfine                     # benchmarks
     curl                          # an independent TLS client in the tests
     systemd-boot-efi              # the systemd-boot EFI binary for boot tests
+    grub-pc-bin grub-efi-amd64-bin grub2-common   # GRUB 2 for BIOS and UEFI: the office-grub example's bootloader (office-vendor.sh)
     lvm2                          # judges the native LVM2 writer (pvs/vgs/lvs/vgck/pvck)
     cryptsetup-bin                # judges our LUKS2 headers (luksDump, open --test-passphrase)
     dmsetup                       # device-mapper tests: the real tool beside our ioctls, in the VM

@@ -1,18 +1,21 @@
 # The `office` example: the seed configuration (`nixosConfigurations.office`,
 # the seed's disko layout — GPT with a 1M BIOS-boot partition, a 512M ESP
 # (vfat at /boot) and an ext4 root filling the disk) — adapted so that any Nix
-# builds it offline: no nixpkgs, no disko, no GRUB. Every derivation is built
+# builds it offline: no nixpkgs, no disko. Every derivation is built
 # by a static busybox; the kernel is a distribution kernel; stage 1 is a small
 # busybox script that finds the root by its partition label; the bootloader is
 # systemd-boot (landfall writes it natively from the closure's boot.json, or
-# the closure's own switch-to-configuration installs it). Stage 2 prints
+# the closure's own switch-to-configuration installs it; `office-grub` boots
+# with GRUB 2, as the seed does). Stage 2 prints
 # `LANDFALL-STAGE2: <toplevel>` and checks its own store against the build.
 #
 # The binaries it is built from come from the `vendor` input, a folder that
 # `scripts/office-vendor.sh` fills from Debian packages (busybox-static, the
-# kernel scripts/fetch-kernel.sh unpacks, systemd-boot-efi):
+# kernel scripts/fetch-kernel.sh unpacks, systemd-boot-efi, GRUB 2 from
+# grub-pc-bin, grub-efi-amd64-bin and grub2-common):
 #
-#   bb/busybox  kernel/{bzImage,version,modules/}  efi/systemd-bootx64.efi  options.json
+#   bb/busybox  kernel/{bzImage,version,modules/}  efi/systemd-bootx64.efi
+#   grub/{bin,lib,i386-pc,x86_64-efi}  options.json
 #
 #   landfall install --flake ./examples/office#office --vm --yes
 #   printf 'a passphrase' > disk.key
@@ -38,18 +41,31 @@
       # One system per evaluated disko layout: the packages and the
       # `config` attributes landfall reads.
       systemOf = name: devicesFile: systemWith { inherit name devicesFile; };
-      systemWith = { name, devicesFile, hardwareFile ? null }: rec {
-        devices = builtins.fromJSON (builtins.readFile devicesFile);
+      # `devices`: the evaluated disko.devices, when not read from `devicesFile`.
+      systemWith =
+        { name
+        , devicesFile ? null
+        , devices ? builtins.fromJSON (builtins.readFile devicesFile)
+        , hardwareFile ? null
+        , bootloader ? "systemd-boot"
+        , grubDevices ? null
+        }: rec {
+        configuration.config.disko.devices = import ./disko.nix devices;
         pkgs = import ./packages.nix {
-          inherit system options vendor name hardwareFile;
+          inherit system options vendor name hardwareFile bootloader;
+          # boot.loader.grub.devices as the seed's disko sets it: every disk
+          # with an EF02 (BIOS boot) partition.
+          grubDevices = if grubDevices != null then grubDevices else biosBootDisks devices;
           fstab = import ./fstab.nix devices;
           crypttab = import ./crypttab.nix devices;
         };
-        configuration.config = {
-          system.build.toplevel = pkgs.toplevel;
-          disko.devices = import ./disko.nix devicesFile;
-        };
+        configuration.config.system.build.toplevel = pkgs.toplevel;
       };
+      biosBootDisks = devices:
+        map (d: d.device) (builtins.filter
+          (d: d.content != null && d.content ? partitions
+            && builtins.any (p: p.type == "EF02") (builtins.attrValues d.content.partitions))
+          (builtins.attrValues devices.disk));
       office = systemOf "office" ./disko-devices.json;
       office-btrfs = systemOf "office-btrfs" ./disko-devices-btrfs.json;
       office-luks-lvm = systemOf "office-luks-lvm" ./disko-devices-luks-lvm.json;
@@ -65,6 +81,30 @@
             target, e.g. `landfall install --flake .#office-hw --generate-hardware-config
             nixos-generate-config ./hardware-configuration.nix …` (in a git work tree landfall
             adds it with `git add --intent-to-add`; a file git does not know is invisible to the flake).'';
+      # The seed's own bootloader on the seed's hybrid disk: GRUB for BIOS in
+      # the 1M EF02 partition and for UEFI at the ESP's removable path.
+      office-grub = systemWith {
+        name = "office-grub";
+        devicesFile = ./disko-devices.json;
+        bootloader = "grub";
+      };
+      # The same system with the EF02 partition gone from its layout while
+      # boot.loader.grub.devices still names the disk (set by hand): GRUB for
+      # BIOS has nowhere to embed its core image, and the install must stop.
+      seedDevices = builtins.fromJSON (builtins.readFile ./disko-devices.json);
+      withoutBiosBoot = seedDevices // {
+        disk.main = seedDevices.disk.main // {
+          content = seedDevices.disk.main.content // {
+            partitions = builtins.removeAttrs seedDevices.disk.main.content.partitions [ "boot" ];
+          };
+        };
+      };
+      office-grub-no-bios-boot = systemWith {
+        name = "office-grub-no-bios-boot";
+        devices = withoutBiosBoot;
+        bootloader = "grub";
+        grubDevices = [ "/dev/nvme0n1" ];
+      };
     in
     {
       packages.${system} = office.pkgs // { default = office.pkgs.toplevel; };
@@ -85,5 +125,17 @@
       # the system carries the file. Without the file, evaluation stops and
       # says how to generate it.
       nixosConfigurations.office-hw = office-hw.configuration;
+      # The seed's bootloader: `boot.loader.grub = { efiSupport = true;
+      # efiInstallAsRemovable = true; }` with disko's EF02 disks as GRUB's
+      # devices. switch-to-configuration runs Debian's GRUB 2 (the vendor
+      # folder's grub/): grub-install --target=i386-pc on /dev/nvme0n1,
+      # --target=x86_64-efi --removable --no-nvram on the ESP, and a grub.cfg
+      # booting the kernel and initrd from the store. Boots under SeaBIOS
+      # and OVMF alike:
+      #   landfall install --flake ./examples/office#office-grub --vm --yes --firmware bios
+      nixosConfigurations.office-grub = office-grub.configuration;
+      # office-grub whose layout lost its EF02 partition: its installer fails
+      # (GRUB cannot embed for BIOS), and landfall stops before the reboot.
+      nixosConfigurations.office-grub-no-bios-boot = office-grub-no-bios-boot.configuration;
     };
 }

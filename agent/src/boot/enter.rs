@@ -1,7 +1,11 @@
 //! Running programs of the installed system inside it, as `nixos-enter` does:
 //! a private mount namespace (`/` made rprivate so nothing leaks out), `/dev`,
-//! `/proc` and `/sys` bound into the root, efivarfs when booted with UEFI, a
-//! tmpfs on `/run`, then chroot.
+//! `/proc` and `/sys` bound into the root, a tmpfs on `/dev/disk` with the
+//! `by-*` links udev would make ([`super::disk_links`]: the agent has no
+//! udev, and GRUB's installer finds file systems there), efivarfs when
+//! booted with UEFI, a tmpfs on `/run`, then chroot. The installed system's
+//! own mounts (the ESP at the path its configuration names) are the ones the
+//! layout phase made below the root, seen as they are.
 //!
 //! The namespace and the chroot belong to one dedicated thread (unshare with
 //! CLONE_NEWNS | CLONE_FS affects only the calling thread); the programs are
@@ -137,6 +141,30 @@ fn bind(src: &str, root: &Path) -> Result<(), EnterError> {
     })
 }
 
+/// A tmpfs on the root's `dev/disk` (the agent's /dev bound there: only the
+/// empty folder is made in it, when missing) with the `by-*` links.
+fn disk_links(root: &Path) -> Result<(), EnterError> {
+    let dir = root.join("dev/disk");
+    fs::create_dir_all(&dir).map_err(|source| EnterError::Prepare {
+        path: dir.clone(),
+        source,
+    })?;
+    mount(
+        Some("tmpfs"),
+        &dir,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("mode=0755"),
+    )
+    .map_err(|source| EnterError::Mount {
+        what: "tmpfs (/dev/disk)".into(),
+        target: dir.clone(),
+        source,
+    })?;
+    super::disk_links::write_links(&dir, &super::disk_links::current_links())
+        .map_err(|source| EnterError::Prepare { path: dir, source })
+}
+
 /// Called on the dedicated thread: namespace, mounts, chroot.
 fn enter(opts: &EnterOptions) -> Result<(), EnterError> {
     unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_FS).map_err(EnterError::Unshare)?;
@@ -154,6 +182,7 @@ fn enter(opts: &EnterOptions) -> Result<(), EnterError> {
     })?;
     let root = &opts.root;
     bind("/dev", root)?;
+    disk_links(root)?;
     bind("/proc", root)?;
     bind("/sys", root)?;
     if opts.efivarfs {

@@ -20,6 +20,7 @@
 
 pub mod bootspec;
 pub mod closure;
+pub mod disk_links;
 pub mod enter;
 pub mod policy;
 pub mod reboot;

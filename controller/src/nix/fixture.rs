@@ -24,6 +24,14 @@ pub const DEBIAN_BUSYBOX: &str = "/bin/busybox";
 /// Where Debian's systemd-boot-efi installs the EFI binary.
 pub const DEBIAN_SYSTEMD_BOOT_EFI: &str = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
 
+/// Where Debian's grub-pc-bin and grub-efi-amd64-bin put GRUB's platform
+/// folders (`i386-pc`, `x86_64-efi`).
+pub const DEBIAN_GRUB_LIB: &str = "/usr/lib/grub";
+/// GRUB's programs the `office-grub` system's installer runs (grub2-common, grub-common).
+pub const DEBIAN_GRUB_PROGRAMS: &[&str] = &["/usr/sbin/grub-install", "/usr/sbin/grub-probe"];
+/// GRUB's platforms the fixture installs: BIOS and 64-bit UEFI.
+pub const GRUB_PLATFORMS: &[&str] = &["i386-pc", "x86_64-efi"];
+
 /// Where Debian's cryptsetup-bin installs cryptsetup.
 pub const DEBIAN_CRYPTSETUP: &str = "/usr/sbin/cryptsetup";
 /// Where Debian's lvm2 installs lvm.
@@ -39,6 +47,10 @@ pub struct FixtureOptions {
     pub kernel: Option<PathBuf>,
     /// The systemd-boot EFI binary to put in the closure (as `<toplevel>/systemd`).
     pub systemd_boot_efi: Option<PathBuf>,
+    /// GRUB 2 for `office-grub`: the folder holding its platform folders
+    /// (Debian's /usr/lib/grub); the programs are [`DEBIAN_GRUB_PROGRAMS`].
+    /// Vendored as `grub/{bin,lib,i386-pc,x86_64-efi}`.
+    pub grub: Option<PathBuf>,
     /// `kernelParams` of boot.json.
     pub kernel_params: Vec<String>,
     /// Makes `bin/switch-to-configuration` fail, to test a failing bootloader installer.
@@ -74,6 +86,7 @@ impl Default for FixtureOptions {
             busybox: PathBuf::from(DEBIAN_BUSYBOX),
             kernel: None,
             systemd_boot_efi: None,
+            grub: None,
             kernel_params: vec![
                 "console=ttyS0,115200".into(),
                 "panic=-1".into(),
@@ -373,11 +386,46 @@ fn copy_program(program: &Path, dest: &Path) -> Result<(), FixtureError> {
     Ok(())
 }
 
+/// GRUB for `office-grub` in `dest`: Debian's grub-install and grub-probe with
+/// every library `ldd` names (`bin/`, `lib/`, run through `lib/`'s dynamic
+/// loader) and the files of each platform folder (`i386-pc/`, `x86_64-efi/`:
+/// modules, images, lists; not the prebuilt monolithic images).
+fn lay_out_grub(lib: &Path, dest: &Path) -> Result<(), FixtureError> {
+    let missing = |p: &Path| {
+        FixtureError::Missing(format!(
+            "{}: install the Debian packages grub-pc-bin, grub-efi-amd64-bin and grub2-common",
+            p.display()
+        ))
+    };
+    for platform in GRUB_PLATFORMS {
+        let from = lib.join(platform);
+        if !from.join("moddep.lst").is_file() {
+            return Err(missing(&from));
+        }
+        let to = dest.join(platform);
+        for e in fs::read_dir(&from).map_err(|e| FixtureError::Io(from.clone(), e))? {
+            let e = e.map_err(|e| FixtureError::Io(from.clone(), e))?;
+            if e.path().is_file() {
+                copy(&e.path(), &to.join(e.file_name()))?;
+            }
+        }
+    }
+    for program in DEBIAN_GRUB_PROGRAMS {
+        let program = Path::new(program);
+        if !program.is_file() {
+            return Err(missing(program));
+        }
+        copy_program(program, dest)?;
+    }
+    Ok(())
+}
+
 /// Fills `dest` (created) with what the office flake's `vendor` input holds:
 /// `bb/busybox`, `kernel/{bzImage,version}`, `kernel/modules/*.ko` +
 /// `load-order`, `kernel/modules-btrfs/` (the same for a btrfs root),
 /// `kernel/modules-dm/` and `dm/{bin,lib}` (a LUKS + LVM root's),
-/// `kernel/hw/` (the modules a hardware configuration may name), optional `efi/systemd-bootx64.efi` and `options.json`.
+/// `kernel/hw/` (the modules a hardware configuration may name), optional
+/// `efi/systemd-bootx64.efi` and `grub/` ([`lay_out_grub`]), and `options.json`.
 pub fn lay_out_vendor(dest: &Path, opts: &FixtureOptions) -> Result<(), FixtureError> {
     if !opts.busybox.is_file() {
         return Err(FixtureError::Missing(format!(
@@ -438,6 +486,9 @@ pub fn lay_out_vendor(dest: &Path, opts: &FixtureOptions) -> Result<(), FixtureE
             )));
         }
         copy(efi, &dest.join("efi/systemd-bootx64.efi"))?;
+    }
+    if let Some(grub) = &opts.grub {
+        lay_out_grub(grub, &dest.join("grub"))?;
     }
     let options = serde_json::json!({
         "kernelParams": opts.kernel_params,

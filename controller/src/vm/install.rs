@@ -1,6 +1,6 @@
 //! `landfall install --vm`: the whole normal flow — SSH, kexec, disko,
 //! closure, bootloader, reboot — against a throwaway local rescue VM, then the
-//! installed disk booted alone under UEFI to see the installed system come up.
+//! installed disk booted alone with the VM's firmware (`--firmware`) to see the installed system come up.
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! `landfall vm` and `landfall install --vm`: a throwaway local qemu machine
 //! that looks like a rented server in its provider's rescue system — a Debian
 //! kernel with a busybox + OpenSSH-server initramfs, an NVMe disk, UEFI
-//! (OVMF), 256 MiB of RAM, reachable only through SSH on a forwarded port
+//! (OVMF) or BIOS (SeaBIOS, `--firmware bios`), 256 MiB of RAM, reachable only through SSH on a forwarded port
 //! (and the agent's port, forwarded for after the kexec). `install --vm` runs
 //! the normal flow against it, then boots the installed disk and says whether
 //! the installed system came up.
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::kernel::{self, KernelPaths};
+pub use qemu::Firmware;
 use qemu::{Accel, Boot, RunningVm, VmSpec};
 use rescue::Rescue;
 
@@ -36,6 +37,9 @@ const CAME_UP: &[&str] = &[
 const FAILED: &[&str] = &[
     "Kernel panic",
     "No bootable option or device was found",
+    "No bootable device.",
+    "error: no such device",
+    "error: file `",
     "LANDFALL-STAGE1: FAILED",
     "An error occurred in stage 1",
 ];
@@ -55,6 +59,12 @@ pub struct VmOptions {
     /// qemu accelerator: auto (KVM when it really works here, else TCG), kvm or tcg.
     #[arg(long, value_enum, default_value_t = Accel::Auto)]
     pub accel: Accel,
+    /// The VM's firmware: uefi (OVMF) or bios (SeaBIOS). The rescue system
+    /// boots with it, and after `install --vm` the installed disk is booted
+    /// with it too — a GRUB system on a hybrid layout (EF02 + ESP) boots
+    /// under either.
+    #[arg(long, value_enum, default_value_t = Firmware::Uefi)]
+    pub firmware: Firmware,
 }
 
 /// `4G`, `512M`, `1T`, or bytes.
@@ -150,17 +160,25 @@ pub fn start_rescue(
             // An emulated NVMe disk can stall past the driver's 30 s I/O timeout
             // when qemu's writes wait on a busy host; the agent's image inherits
             // this setting through the kexec, as it would a cloud image's.
-            append: "console=ttyS0,115200 panic=-1 loglevel=4 nvme_core.io_timeout=600".into(),
+            // `no_timer_check`: under software emulation on a busy host the
+            // kernel's check that the 8254 timer reaches the IO-APIC can
+            // fail and panic ("IO-APIC + timer doesn't work!", seen after
+            // the kexec under SeaBIOS); virtual machines' kernels skip it.
+            append:
+                "console=ttyS0,115200 panic=-1 loglevel=4 nvme_core.io_timeout=600 no_timer_check"
+                    .into(),
         },
         forwards: vec![(22, ssh_port), (AGENT_PORT, agent_port)],
         accel: opts.accel,
+        firmware: opts.firmware,
         console_input: false,
     };
     let started = Instant::now();
     let mut vm = RunningVm::start(&spec)?;
     eprintln!(
-        "Started the rescue VM (qemu pid {}, {} MiB, {} disk); console: {}",
+        "Started the rescue VM (qemu pid {}, {}, {} MiB, {} disk); console: {}",
         vm.pid,
+        opts.firmware,
         opts.memory_mib,
         crate::render::human_bytes(size),
         vm.console.display()
@@ -193,8 +211,8 @@ pub fn start_rescue(
 }
 
 /// After the installer rebooted the rescue VM: power it off (qemu's direct
-/// kernel boot would bring the rescue system back), boot the disk alone under
-/// UEFI, and wait for the installed system. Returns the line that showed it.
+/// kernel boot would bring the rescue system back), boot the disk alone with
+/// the rescue VM's firmware, and wait for the installed system. Returns the line that showed it.
 pub fn boot_installed(
     r: &mut RescueVm,
     timeout: Duration,
@@ -213,7 +231,8 @@ pub fn boot_installed(
     };
     let mut vm = RunningVm::start(&spec)?;
     eprintln!(
-        "Booting the installed disk under UEFI (qemu pid {}); console: {}",
+        "Booting the installed disk with {} firmware (qemu pid {}); console: {}",
+        spec.firmware,
         vm.pid,
         vm.console.display()
     );

@@ -34,6 +34,27 @@ pub enum Accel {
     Tcg,
 }
 
+/// The VM's firmware: `--firmware bios|uefi`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Firmware {
+    /// SeaBIOS, qemu's default: boots a disk's MBR boot code (GRUB's i386-pc
+    /// core image in a BIOS boot partition).
+    Bios,
+    /// OVMF (Debian's ovmf package) with a fresh variable store: boots the
+    /// ESP's `EFI/BOOT/BOOTX64.EFI`.
+    #[default]
+    Uefi,
+}
+
+impl std::fmt::Display for Firmware {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Bios => "BIOS (SeaBIOS)",
+            Self::Uefi => "UEFI (OVMF)",
+        })
+    }
+}
+
 /// What to boot.
 #[derive(Debug, Clone)]
 pub enum Boot {
@@ -59,6 +80,7 @@ pub struct VmSpec {
     /// Guest port → host port (on 127.0.0.1).
     pub forwards: Vec<(u16, u16)>,
     pub accel: Accel,
+    pub firmware: Firmware,
     /// Whether the console also takes input (a FIFO beside its log, see
     /// [`RunningVm::type_line`]): the installed system's LUKS passphrase prompt.
     pub console_input: bool,
@@ -95,8 +117,15 @@ fn escape(p: &Path) -> String {
     p.display().to_string().replace(',', ",,")
 }
 
-/// The qemu arguments for `spec` with the console going to `console`.
-pub fn args(spec: &VmSpec, kvm: bool, code: &Path, vars: &Path, console: &Path) -> Vec<String> {
+/// OVMF's code and the VM's copy of its variable store, for a UEFI VM.
+pub struct Ovmf<'a> {
+    pub code: &'a Path,
+    pub vars: &'a Path,
+}
+
+/// The qemu arguments for `spec` with the console going to `console`;
+/// `ovmf` for a UEFI VM (a BIOS VM gets qemu's default SeaBIOS).
+pub fn args(spec: &VmSpec, kvm: bool, ovmf: Option<Ovmf<'_>>, console: &Path) -> Vec<String> {
     let mut a: Vec<String> = vec![
         "-name".into(),
         spec.name.clone(),
@@ -126,13 +155,15 @@ pub fn args(spec: &VmSpec, kvm: bool, code: &Path, vars: &Path, console: &Path) 
         a.push(format!("file,id=con,path={}", escape(console)));
     }
     a.extend(["-serial", "chardev:con"].map(String::from));
-    a.push("-drive".into());
-    a.push(format!(
-        "if=pflash,format=raw,unit=0,readonly=on,file={}",
-        escape(code)
-    ));
-    a.push("-drive".into());
-    a.push(format!("if=pflash,format=raw,unit=1,file={}", escape(vars)));
+    if let Some(Ovmf { code, vars }) = ovmf {
+        a.push("-drive".into());
+        a.push(format!(
+            "if=pflash,format=raw,unit=0,readonly=on,file={}",
+            escape(code)
+        ));
+        a.push("-drive".into());
+        a.push(format!("if=pflash,format=raw,unit=1,file={}", escape(vars)));
+    }
     a.push("-drive".into());
     a.push(format!(
         "file={},if=none,id=disk0,format=raw",
@@ -259,14 +290,20 @@ fn console_pipes(console: &Path) -> anyhow::Result<PathBuf> {
 impl RunningVm {
     /// Starts qemu.
     pub fn start(spec: &VmSpec) -> anyhow::Result<RunningVm> {
-        let (code, vars_template) = ovmf()?;
         std::fs::create_dir_all(&spec.dir)
             .with_context(|| format!("Cannot create {}", spec.dir.display()))?;
-        let vars = spec.dir.join("ovmf-vars.fd");
-        if !vars.exists() {
-            std::fs::copy(&vars_template, &vars)
-                .with_context(|| format!("Cannot copy {}", vars_template.display()))?;
-        }
+        let uefi = match spec.firmware {
+            Firmware::Bios => None,
+            Firmware::Uefi => {
+                let (code, vars_template) = ovmf()?;
+                let vars = spec.dir.join("ovmf-vars.fd");
+                if !vars.exists() {
+                    std::fs::copy(&vars_template, &vars)
+                        .with_context(|| format!("Cannot copy {}", vars_template.display()))?;
+                }
+                Some((code, vars))
+            }
+        };
         let kvm = match spec.accel {
             Accel::Kvm => true,
             Accel::Tcg => false,
@@ -281,7 +318,12 @@ impl RunningVm {
         };
         // qemu stays in landfall's process group: Ctrl-C on the terminal stops both.
         let child = Command::new(qemu_binary()?)
-            .args(args(spec, kvm, &code, &vars, &console))
+            .args(args(
+                spec,
+                kvm,
+                uefi.as_ref().map(|(code, vars)| Ovmf { code, vars }),
+                &console,
+            ))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -417,16 +459,16 @@ mod tests {
             },
             forwards: vec![(22, 2222), (7443, 7444)],
             accel: Accel::Tcg,
+            firmware: Firmware::Uefi,
             console_input: false,
         };
-        let a = args(
-            &spec,
-            false,
-            "/c.fd".as_ref(),
-            "/v.fd".as_ref(),
-            "/d/con".as_ref(),
-        )
-        .join(" ");
+        let ovmf = || {
+            Some(Ovmf {
+                code: "/c.fd".as_ref(),
+                vars: "/v.fd".as_ref(),
+            })
+        };
+        let a = args(&spec, false, ovmf(), "/d/con".as_ref()).join(" ");
         assert!(a.contains("-m 256"), "{a}");
         assert!(a.contains("-accel tcg -cpu max"), "{a}");
         assert!(a.contains("file=/d/disk,,1.img,if=none"), "{a}");
@@ -443,14 +485,7 @@ mod tests {
             boot: Boot::Disk,
             ..spec
         };
-        let a = args(
-            &disk,
-            true,
-            "/c.fd".as_ref(),
-            "/v.fd".as_ref(),
-            "/d/con".as_ref(),
-        )
-        .join(" ");
+        let a = args(&disk, true, ovmf(), "/d/con".as_ref()).join(" ");
         assert!(
             a.contains("-accel kvm -cpu host") && !a.contains("-kernel"),
             "{a}"
@@ -460,16 +495,20 @@ mod tests {
             console_input: true,
             ..disk
         };
-        let a = args(
-            &typed,
-            true,
-            "/c.fd".as_ref(),
-            "/v.fd".as_ref(),
-            "/d/con".as_ref(),
-        )
-        .join(" ");
+        let a = args(&typed, true, ovmf(), "/d/con".as_ref()).join(" ");
         assert!(
             a.contains("-chardev pipe,id=con,path=/d/con -serial chardev:con"),
+            "{a}"
+        );
+        assert!(
+            a.contains("if=pflash,format=raw,unit=0,readonly=on,file=/c.fd")
+                && a.contains("if=pflash,format=raw,unit=1,file=/v.fd"),
+            "{a}"
+        );
+        // BIOS: qemu's default firmware, no flash drives.
+        let a = args(&typed, true, None, "/d/con".as_ref()).join(" ");
+        assert!(
+            !a.contains("pflash") && a.contains("nvme,drive=disk0"),
             "{a}"
         );
     }

@@ -1,6 +1,6 @@
 //! `office-vendor DIR`: fills the folder the `office` example flake's `vendor`
 //! input reads (examples/office/flake.nix) — static busybox, the cached
-//! Debian kernel with its stage-1 modules, the systemd-boot EFI binary.
+//! Debian kernel with its stage-1 modules, the systemd-boot EFI binary, GRUB 2 (office-grub).
 
 #[path = "../../../controller/src/nix/fixture.rs"]
 mod fixture;
@@ -16,6 +16,7 @@ fn main() {
     };
     let opts = fixture::FixtureOptions {
         systemd_boot_efi: Some(fixture::DEBIAN_SYSTEMD_BOOT_EFI.into()),
+        grub: Some(fixture::DEBIAN_GRUB_LIB.into()),
         ..fixture::FixtureOptions::default()
     };
     let tmp = dir.with_extension("new");

@@ -661,3 +661,334 @@ fn install_vm_office_luks_lvm_unlocks_in_stage_1_and_boots_from_the_lvs() {
         "a step failed on the installed system:\n{console}"
     );
 }
+
+/// Issue 18, the seed's own bootloader: `office-grub` (GRUB 2 for BIOS in the
+/// 1M EF02 partition and for UEFI at the ESP's removable path, installed by
+/// the closure's switch-to-configuration in the agent's chroot) installed
+/// with `--vm --firmware bios` and with `--firmware uefi`; each installed disk
+/// boots through GRUB's menu entry with that firmware, then — the hybrid
+/// layout's point — with the other one. The disk is checked from outside:
+/// `sgdisk -v`, the ESP with `fsck.fat -n`, GRUB's core image in the BIOS
+/// boot partition with boot.img in the MBR pointing at it, and nothing
+/// written outside the partitions but the MBR's boot code and the GPT.
+#[test]
+fn install_vm_office_grub_boots_under_bios_and_uefi() {
+    let tdir = TestDir::new("vm-install-grub").unwrap();
+    let dir = tdir.path().to_path_buf();
+    let opts = fixture::FixtureOptions {
+        grub: Some(fixture::DEBIAN_GRUB_LIB.into()),
+        ..fixture::FixtureOptions::default()
+    };
+    let built = fixture::build_office_fixture(&dir.join("flake"), &opts)
+        .expect("the office example builds with nix");
+    let grub = format!("{}#office-grub", built.flake_ref);
+    for (firmware, other) in [("bios", "uefi"), ("uefi", "bios")] {
+        let run = dir.join(firmware);
+        let started = Instant::now();
+        let (ok, text) = vm_install_output(&run, &grub, &["--firmware", firmware]);
+        assert!(ok, "landfall install --vm --firmware {firmware} failed");
+        eprintln!(
+            "FIGURE vm install office-grub --firmware {firmware}: {:.1} s from start to the installed system checked",
+            started.elapsed().as_secs_f64()
+        );
+        let shown = if firmware == "bios" {
+            "BIOS (SeaBIOS)"
+        } else {
+            "UEFI (OVMF)"
+        };
+        for needle in [
+            "Started the rescue VM (qemu pid ".into(),
+            format!("{shown}, 256 MiB"),
+            "switch-to-configuration: installing GRUB for BIOS (i386-pc) on /dev/nvme0n1".into(),
+            "switch-to-configuration: installing GRUB for UEFI (x86_64-efi)".into(),
+            "bootloader installed (GRUB, store on ".into(),
+            format!("Booting the installed disk with {shown} firmware"),
+            "The installed system came up".into(),
+            "LANDFALL-STORE-CHECK: OK".into(),
+        ] {
+            assert!(text.contains(&needle), "missing {needle:?} in the output");
+        }
+        let toplevel = text
+            .lines()
+            .find_map(|l| {
+                l.split("LANDFALL-STAGE2: ")
+                    .nth(1)
+                    .filter(|t| t.ends_with("-nixos-system-office-grub-fixture"))
+            })
+            .expect("the installed system's stage 2 is office-grub's")
+            .to_string();
+        let console = std::fs::read_to_string(run.join("vm/installed-console.log"))
+            .expect("the installed VM's console log");
+        check_grub_console(&console, &toplevel, firmware);
+        let disk = run.join("vm/disk.img");
+        check_grub_disk(&disk);
+        // The same disk with the other firmware.
+        let started = Instant::now();
+        let console = boot_disk_with(&disk, other, &toplevel);
+        check_grub_console(&console, &toplevel, other);
+        eprintln!(
+            "FIGURE office-grub disk installed with --firmware {firmware} booted with {other}: {:.1} s to the store check",
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// `office-grub-no-bios-boot`: office-grub whose layout lost its EF02
+/// partition while GRUB's devices still name the disk. GRUB cannot embed its
+/// core image for BIOS: the bootloader phase fails with the installer's
+/// output naming why, and the machine is not rebooted.
+#[test]
+fn install_vm_office_grub_without_bios_boot_partition_stops_before_the_reboot() {
+    let tdir = TestDir::new("vm-install-grub-no-ef02").unwrap();
+    let dir = tdir.path().to_path_buf();
+    let opts = fixture::FixtureOptions {
+        grub: Some(fixture::DEBIAN_GRUB_LIB.into()),
+        ..fixture::FixtureOptions::default()
+    };
+    let built = fixture::build_office_fixture(&dir.join("flake"), &opts)
+        .expect("the office example builds with nix");
+    let run = dir.join("no-bios-boot");
+    let (ok, text) = vm_install_output(
+        &run,
+        &format!("{}#office-grub-no-bios-boot", built.flake_ref),
+        &["--firmware", "bios"],
+    );
+    assert!(!ok, "an install whose GRUB cannot embed succeeded");
+    for needle in [
+        "Write a GPT with 2 partition(s) to /dev/nvme0n1",
+        "The closure's bootloader installer failed (exit status 1)",
+        "this GPT partition label contains no BIOS Boot Partition",
+        "NOT rebooted",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in the output");
+    }
+    assert!(
+        !text.contains("The installed system came up")
+            && !run.join("vm/installed-console.log").exists(),
+        "the installed disk was booted"
+    );
+    let rescue = std::fs::read_to_string(run.join("vm/rescue-console.log")).unwrap_or_default();
+    assert!(
+        !rescue.contains("reboot: Restarting system"),
+        "the agent rebooted:\n{rescue}"
+    );
+}
+
+/// GRUB's menu with its entry on the console, GRUB booting it, then the
+/// system it boots.
+fn check_grub_console(console: &str, toplevel: &str, firmware: &str) {
+    let menu = console
+        .find("GNU GRUB  version 2.06")
+        .unwrap_or_else(|| panic!("no GRUB menu on the {firmware} console:\n{console}"));
+    let entry = console
+        .find("*NixOS - landfall-fixture")
+        .unwrap_or_else(|| panic!("no GRUB menu entry on the {firmware} console:\n{console}"));
+    let booting = console
+        .find("Booting `NixOS - landfall-fixture'")
+        .unwrap_or_else(|| {
+            panic!("GRUB did not boot the entry on the {firmware} console:\n{console}")
+        });
+    assert!(
+        menu < entry && entry < booting,
+        "GRUB's menu out of order:\n{console}"
+    );
+    let stage2 = console
+        .find(&format!("LANDFALL-STAGE2: {toplevel}"))
+        .unwrap_or_else(|| panic!("no stage 2 on the {firmware} console:\n{console}"));
+    assert!(
+        booting < stage2,
+        "GRUB's menu came after stage 2:\n{console}"
+    );
+    assert!(
+        console.contains("LANDFALL-STORE-CHECK: OK"),
+        "the store check on the {firmware} console:\n{console}"
+    );
+}
+
+/// Boots `disk` alone with `firmware` (`bios` or `uefi`) through the test
+/// harness until stage 2 has checked its store; returns the console.
+fn boot_disk_with(disk: &Path, firmware: &str, toplevel: &str) -> String {
+    use landfall_tests::disk::Disk;
+    use landfall_tests::vm::VmBuilder;
+    let mut b = VmBuilder::new("grub-other-firmware")
+        .memory_mib(512)
+        .disk(Disk::nvme(disk.to_path_buf()).serial("landfall-vm-0"));
+    if firmware == "uefi" {
+        b = b.ovmf();
+    }
+    let mut vm = b
+        .start_in(TestDir::new(&format!("grub-boot-{firmware}")).unwrap())
+        .unwrap();
+    vm.wait_for(
+        format!("LANDFALL-STAGE2: {toplevel}").as_str(),
+        Duration::from_secs(600),
+    )
+    .unwrap_or_else(|e| panic!("{firmware}: {e}\n{}", vm.console().output()));
+    let verdict = vm
+        .wait_for_any(
+            ["LANDFALL-STORE-CHECK: OK", "LANDFALL-STORE-CHECK: FAILED"],
+            Duration::from_secs(180),
+        )
+        .unwrap();
+    let console = vm.console().output();
+    assert_eq!(verdict.text, "LANDFALL-STORE-CHECK: OK", "{console}");
+    let _ = vm.wait_exit(Duration::from_secs(60));
+    console
+}
+
+/// `(number, first sector, sectors, type)` of each partition, by partx.
+fn partitions(disk: &Path) -> Vec<(u32, u64, u64, String)> {
+    let out = Command::new("partx")
+        .args(["-g", "-o", "NR,START,SECTORS,TYPE"])
+        .arg(disk)
+        .output()
+        .expect("partx (Debian: apt-get install -y util-linux)");
+    assert!(
+        out.status.success(),
+        "partx: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (
+                w[0].parse().unwrap(),
+                w[1].parse().unwrap(),
+                w[2].parse().unwrap(),
+                w[3].to_ascii_lowercase(),
+            )
+        })
+        .collect()
+}
+
+fn read_range(f: &std::fs::File, at: u64, len: usize) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let mut b = vec![0u8; len];
+    f.read_exact_at(&mut b, at).unwrap();
+    b
+}
+
+/// The hybrid disk from outside: a valid GPT, the ESP's FAT clean, GRUB's
+/// boot.img in the MBR pointing at its core image in the BIOS boot
+/// partition, the protective MBR's table intact, and zeros everywhere
+/// outside the partitions, the MBR and the two GPTs.
+fn check_grub_disk(disk: &Path) {
+    let v = Command::new("sgdisk")
+        .arg("-v")
+        .arg(disk)
+        .output()
+        .expect("sgdisk");
+    let said = String::from_utf8_lossy(&v.stdout);
+    assert!(said.contains("No problems found"), "sgdisk -v:\n{said}");
+    let parts = partitions(disk);
+    const BIOS_BOOT: &str = "21686148-6449-6e6f-744e-656564454649";
+    const ESP: &str = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b";
+    let bios = parts
+        .iter()
+        .find(|p| p.3 == BIOS_BOOT)
+        .unwrap_or_else(|| panic!("no BIOS boot partition in {parts:?}"));
+    let esp = parts
+        .iter()
+        .find(|p| p.3 == ESP)
+        .unwrap_or_else(|| panic!("no ESP in {parts:?}"));
+    let f = std::fs::File::open(disk).unwrap();
+    // MBR: GRUB's boot.img code (its "GRUB " message) with the core image's
+    // first sector at 0x5c; the protective partition entry and 55AA kept.
+    let mbr = read_range(&f, 0, 512);
+    for s in [&b"GRUB "[..], b"Geom", b"Hard Disk"] {
+        assert!(
+            mbr[..440].windows(s.len()).any(|w| w == s),
+            "no GRUB boot code in the MBR"
+        );
+    }
+    let core_sector = u64::from_le_bytes(mbr[0x5c..0x64].try_into().unwrap());
+    assert_eq!(
+        core_sector, bios.1,
+        "boot.img does not point at the BIOS boot partition"
+    );
+    assert_eq!(mbr[446 + 4], 0xEE, "the protective MBR's entry");
+    assert_eq!(&mbr[510..], &[0x55, 0xAA]);
+    assert!(mbr[462..510].iter().all(|&b| b == 0), "other MBR entries");
+    // The core image: diskboot.img's code, then GRUB's compressed kernel.
+    let core = read_range(&f, bios.1 * 512, 512);
+    let diskboot = std::fs::read("/usr/lib/grub/i386-pc/diskboot.img").unwrap();
+    assert_eq!(
+        core[..0x100],
+        diskboot[..0x100],
+        "no GRUB core image in the BIOS boot partition"
+    );
+    assert!(core.windows(7).any(|w| w == b"loading"));
+    // Zeros outside: from the primary GPT's end (LBA 34) to the last
+    // partition's end, except the partitions; then up to the backup GPT.
+    let size = f.metadata().unwrap().len();
+    let mut spans = parts
+        .iter()
+        .map(|p| (p.1 * 512, (p.1 + p.2) * 512))
+        .collect::<Vec<_>>();
+    spans.sort();
+    let mut at = 34 * 512;
+    let mut gaps = Vec::new();
+    for (s, e) in &spans {
+        if *s > at {
+            gaps.push((at, *s));
+        }
+        at = at.max(*e);
+    }
+    gaps.push((at, size - 33 * 512));
+    for (s, e) in gaps {
+        let mut off = s;
+        while off < e {
+            let n = (e - off).min(1 << 20) as usize;
+            assert!(
+                read_range(&f, off, n).iter().all(|&b| b == 0),
+                "bytes written outside the partitions in [{s}, {e})"
+            );
+            off += n as u64;
+        }
+    }
+    // The ESP's FAT, read through a read-only loop device.
+    let lo = Command::new("losetup")
+        .args([
+            "--find",
+            "--show",
+            "--read-only",
+            "--offset",
+            &(esp.1 * 512).to_string(),
+            "--sizelimit",
+            &(esp.2 * 512).to_string(),
+        ])
+        .arg(disk)
+        .output()
+        .unwrap();
+    assert!(
+        lo.status.success(),
+        "losetup: {}",
+        String::from_utf8_lossy(&lo.stderr)
+    );
+    let lo = String::from_utf8_lossy(&lo.stdout).trim().to_string();
+    let fsck = Command::new("fsck.fat").args(["-n", &lo]).output();
+    // GRUB's files on it, read with mtools (no vfat in this kernel).
+    let listing = Command::new("mdir")
+        .args(["-i", &lo, "-/", "-b", "::"])
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .output();
+    let _ = Command::new("losetup").args(["-d", &lo]).status();
+    let fsck = fsck.expect("fsck.fat (Debian: apt-get install -y dosfstools)");
+    assert!(
+        fsck.status.success(),
+        "fsck.fat -n on the ESP: {}{}",
+        String::from_utf8_lossy(&fsck.stdout),
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+    let listing = listing.expect("mdir (Debian: apt-get install -y mtools)");
+    let files = String::from_utf8_lossy(&listing.stdout).to_ascii_lowercase();
+    for f in [
+        "::/efi/boot/bootx64.efi",
+        "::/grub/grub.cfg",
+        "::/grub/i386-pc/core.img",
+        "::/grub/x86_64-efi/normal.mod",
+    ] {
+        assert!(files.contains(f), "{f} missing on the ESP:\n{files}");
+    }
+}
