@@ -23,13 +23,7 @@ pub mod target;
 pub mod upload;
 pub mod upload_dir;
 
-// Re-exported as the API `landfall install` builds on.
-#[allow(unused_imports)]
-pub use bootstrap::{KexecError, KexecPlan, KexecReport};
-#[allow(unused_imports)]
-pub use error::SshError;
-#[allow(unused_imports)]
-pub use facts::{FactsError, TargetFacts};
+// The bootstrap's plan and the parsed target are what `landfall install` and
+// `landfall kexec` build on; the rest is named by module (`ssh::facts::…`).
+pub use bootstrap::KexecPlan;
 pub use target::Target;
-#[allow(unused_imports)]
-pub use upload::{Upload, Uploaded};
