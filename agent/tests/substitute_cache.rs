@@ -19,7 +19,7 @@ use landfall_agent::store::substitute::{
 use landfall_agent::store::{query_missing, InstallError, StoreInstaller, UnpackError};
 use landfall_proto::nar::{PathInfo, StorePath};
 use landfall_tests::binary_cache::{
-    self, copy_to_cache, key_pair, serve, serve_with, test_tls, Serve,
+    self, copy_to_cache, key_pair, serve, serve_redirects, serve_with, test_tls, Serve,
 };
 
 /// Two paths built by real Nix: `b` refers to `a`; `a` has a 3 MB file
@@ -596,4 +596,34 @@ fn refuses_a_cache_that_stalls() {
         e => panic!("{e:?}"),
     }
     assert_untouched(&root, std::slice::from_ref(fx.a()));
+}
+
+#[test]
+fn follows_redirects_and_refuses_a_redirect_loop() {
+    let fx = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    fx.cache(&cache, "xz", true);
+    // Every file (nix-cache-info, narinfos, NARs) is behind a 302.
+    let url = serve_redirects(Some(serve(cache, Serve::Whole)));
+    let root = new_root(tmp.path());
+    let rt = runtime();
+    let sub = substituter(&url, &[&fx.public]);
+    assert_eq!(substitute(&rt, &sub, &root, &fx.host).unwrap(), 2);
+    let verify = nix_command("nix-store")
+        .args(["--verify", "--check-contents", "--store"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+
+    let looping = substituter(&serve_redirects(None), &[&fx.public]);
+    match rt.block_on(looping.cache_info()).unwrap_err() {
+        SubstituteError::Http(HttpError::TooManyRedirects { .. }) => {}
+        e => panic!("{e:?}"),
+    }
 }

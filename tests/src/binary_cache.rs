@@ -194,3 +194,36 @@ pub fn test_tls() -> (String, Arc<rustls::ServerConfig>) {
         .unwrap();
     (ca_cert.pem(), Arc::new(cfg))
 }
+
+/// An HTTP server on 127.0.0.1 that answers every GET with `302 Found` and
+/// `Location: TO + the path asked for` (TO = None: its own URL, a loop), as
+/// S3-style caches send clients elsewhere. Returns its base URL.
+pub fn serve_redirects(to: Option<String>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let to = to.unwrap_or_else(|| url.clone());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let to = to.clone();
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match conn.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let request = String::from_utf8_lossy(&head);
+                let target = request.split(' ').nth(1).unwrap_or("/");
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 302 Found\r\nLocation: {to}{target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = conn.flush();
+            });
+        }
+    });
+    url
+}

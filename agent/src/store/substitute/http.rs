@@ -81,6 +81,12 @@ pub enum HttpError {
         /// The timeout.
         timeout: Duration,
     },
+    /// A redirect chain longer than [`MAX_REDIRECTS`] (or a loop).
+    #[error("{url}: more than 5 redirects")]
+    TooManyRedirects {
+        /// The URL first asked for.
+        url: String,
+    },
     /// A small document (narinfo, nix-cache-info) was larger than allowed.
     #[error("{url} is larger than {limit} bytes")]
     TooLarge {
@@ -203,19 +209,38 @@ impl HttpClient {
         self
     }
 
-    /// GETs `url`; a 200 response's body, streamed.
+    /// GETs `url`, following up to [`MAX_REDIRECTS`] redirects (S3 and CDN
+    /// caches answer 301/302/307/308 with a `Location`); a 200 response's
+    /// body, streamed. What a redirect leads to is checked as any answer:
+    /// the narinfo by its signature, the NAR by its narHash.
     pub async fn get(&self, url: &str) -> Result<Body, HttpError> {
-        match tokio::time::timeout(self.connect_timeout, self.get_head(url)).await {
-            Ok(r) => r,
-            Err(_) => Err(HttpError::Timeout {
-                url: url.to_owned(),
-                what: "response",
-                timeout: self.connect_timeout,
-            }),
+        let mut current = url.to_owned();
+        for _ in 0..=MAX_REDIRECTS {
+            let answer =
+                match tokio::time::timeout(self.connect_timeout, self.get_head(&current)).await {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        return Err(HttpError::Timeout {
+                            url: current,
+                            what: "response",
+                            timeout: self.connect_timeout,
+                        })
+                    }
+                };
+            match answer {
+                Answer::Body(b) => return Ok(b),
+                Answer::Redirect(location) => {
+                    current = resolve_location(&current, &location)
+                        .ok_or_else(|| HttpError::BadUrl(location.clone()))?;
+                }
+            }
         }
+        Err(HttpError::TooManyRedirects {
+            url: url.to_owned(),
+        })
     }
 
-    async fn get_head(&self, url: &str) -> Result<Body, HttpError> {
+    async fn get_head(&self, url: &str) -> Result<Answer, HttpError> {
         let bad = || HttpError::BadUrl(url.to_owned());
         let uri: Uri = url.parse().map_err(|_| bad())?;
         let https = match uri.scheme_str() {
@@ -258,18 +283,57 @@ impl HttpClient {
         } else {
             send(url, TokioIo::new(tcp), req).await?
         };
-        if resp.status() != StatusCode::OK {
+        let status = resp.status();
+        if matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
+            if let Some(loc) = resp
+                .headers()
+                .get(http::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+            {
+                return Ok(Answer::Redirect(loc.to_owned()));
+            }
+        }
+        if status != StatusCode::OK {
             return Err(HttpError::Status {
                 url: url.to_owned(),
-                status: resp.status(),
+                status,
             });
         }
-        Ok(Body {
+        Ok(Answer::Body(Body {
             url: url.to_owned(),
             inner: resp.into_body(),
             idle_timeout: self.idle_timeout,
-        })
+        }))
     }
+}
+
+/// Redirects followed for one GET.
+pub const MAX_REDIRECTS: usize = 5;
+
+enum Answer {
+    Body(Body),
+    Redirect(String),
+}
+
+/// A `Location` resolved against the URL that answered it: absolute
+/// http(s), absolute path, or relative to the answering URL's folder.
+/// None for another scheme.
+pub fn resolve_location(base: &str, location: &str) -> Option<String> {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return Some(location.to_owned());
+    }
+    if location.contains("://") || location.starts_with("//") {
+        return None;
+    }
+    let uri: Uri = base.parse().ok()?;
+    let origin = format!("{}://{}", uri.scheme_str()?, uri.authority()?);
+    if location.starts_with('/') {
+        return Some(format!("{origin}{location}"));
+    }
+    let path = uri.path();
+    let folder = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+    let folder = if folder.is_empty() { "/" } else { folder };
+    Some(format!("{origin}{folder}{location}"))
 }
 
 async fn send<T>(
@@ -292,4 +356,32 @@ where
         let _ = conn.await;
     });
     sender.send_request(req).await.map_err(rerr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_location;
+
+    #[test]
+    fn locations_resolve_as_browsers_do() {
+        let base = "https://cache.example.org/prefix/nar/abc.nar.xz";
+        assert_eq!(
+            resolve_location(base, "https://s3.example.com/b/abc?sig=1").as_deref(),
+            Some("https://s3.example.com/b/abc?sig=1")
+        );
+        assert_eq!(
+            resolve_location(base, "/other/abc.nar.xz").as_deref(),
+            Some("https://cache.example.org/other/abc.nar.xz")
+        );
+        assert_eq!(
+            resolve_location(base, "def.nar.xz").as_deref(),
+            Some("https://cache.example.org/prefix/nar/def.nar.xz")
+        );
+        assert_eq!(
+            resolve_location("http://h:8080", "x").as_deref(),
+            Some("http://h:8080/x")
+        );
+        assert_eq!(resolve_location(base, "ftp://h/x"), None);
+        assert_eq!(resolve_location(base, "//h/x"), None);
+    }
 }

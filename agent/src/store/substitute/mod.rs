@@ -45,9 +45,10 @@
 //!
 //! # Not yet
 //! `http_proxy`/`https_proxy` (CONNECT for https), DNS from the captured
-//! resolv.conf or DHCP, redirects (S3-style caches); the qemu VM test
-//! through user networking; `bench/` with the controller link throttled to
-//! 8 MiB/s (time ratio, the agent's peak RSS while substituting).
+//! resolv.conf or DHCP (the client resolves with the agent's own
+//! resolver today), the qemu VM test through user networking.
+//! Redirects are followed ([`http::MAX_REDIRECTS`]); `bench/substitute.sh`
+//! measures the time ratio and the agent's peak RSS.
 
 pub mod http;
 pub mod narinfo;
