@@ -19,7 +19,7 @@ use landfall_agent::store::substitute::{
 use landfall_agent::store::{query_missing, InstallError, StoreInstaller, UnpackError};
 use landfall_proto::nar::{PathInfo, StorePath};
 use landfall_tests::binary_cache::{
-    self, copy_to_cache, key_pair, serve, serve_redirects, serve_with, test_tls, Serve,
+    self, copy_to_cache, key_pair, serve, serve_proxy, serve_redirects, serve_with, test_tls, Serve,
 };
 
 /// Two paths built by real Nix: `b` refers to `a`; `a` has a 3 MB file
@@ -626,4 +626,54 @@ fn follows_redirects_and_refuses_a_redirect_loop() {
         SubstituteError::Http(HttpError::TooManyRedirects { .. }) => {}
         e => panic!("{e:?}"),
     }
+}
+
+#[test]
+fn goes_through_an_http_proxy_for_http_and_https() {
+    let fx = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    fx.cache(&cache, "zstd", true);
+    let (proxy, used) = serve_proxy();
+    let rt = runtime();
+    let keys = TrustedKeys::parse(&[fx.public.as_str()]).unwrap();
+
+    // http: requests in absolute form.
+    let plain = serve(cache.clone(), Serve::Whole);
+    let client = HttpClient::new(b"").unwrap().with_proxy(&proxy).unwrap();
+    let sub = Substituter::new(&plain, keys.clone(), client).unwrap();
+    let root = tmp.path().join("root-http");
+    std::fs::create_dir(&root).unwrap();
+    assert_eq!(substitute(&rt, &sub, &root, &fx.host).unwrap(), 2);
+    let after_http = used.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(after_http >= 5, "the proxy saw {after_http} requests");
+
+    // https: a CONNECT tunnel, TLS (test CA) end to end with the cache.
+    let (ca, tls) = test_tls();
+    let secure = serve_with(cache, Serve::Whole, Some(tls));
+    let client = HttpClient::new(ca.as_bytes())
+        .unwrap()
+        .with_proxy(&proxy)
+        .unwrap();
+    let sub = Substituter::new(&secure, keys.clone(), client).unwrap();
+    let root = tmp.path().join("root-https");
+    std::fs::create_dir(&root).unwrap();
+    assert_eq!(substitute(&rt, &sub, &root, &fx.host).unwrap(), 2);
+    assert!(used.load(std::sync::atomic::Ordering::Relaxed) >= after_http + 5);
+
+    // A proxy that is not there: the connection to it fails, by its name.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let client = HttpClient::new(b"").unwrap().with_proxy(&dead).unwrap();
+    let sub = Substituter::new(&plain, keys, client).unwrap();
+    match rt.block_on(sub.cache_info()).unwrap_err() {
+        SubstituteError::Http(HttpError::Connect { url, .. }) => assert_eq!(url, dead),
+        e => panic!("{e:?}"),
+    }
+    assert!(HttpClient::new(b"")
+        .unwrap()
+        .with_proxy("socks5://h:1")
+        .is_err());
 }

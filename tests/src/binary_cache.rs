@@ -227,3 +227,70 @@ pub fn serve_redirects(to: Option<String>) -> String {
     });
     url
 }
+
+/// An HTTP proxy on 127.0.0.1, as `http_proxy`/`https_proxy` name one:
+/// `GET http://…` in absolute form is forwarded in origin form, `CONNECT
+/// host:port` opens a tunnel. Returns its URL and how many requests it took.
+pub fn serve_proxy() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::net::TcpStream;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match conn.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                seen.fetch_add(1, Ordering::Relaxed);
+                let text = String::from_utf8_lossy(&head).into_owned();
+                let mut first = text.lines().next().unwrap_or_default().split(' ');
+                let (method, target) = (first.next().unwrap_or(""), first.next().unwrap_or(""));
+                let (authority, request) = if method == "CONNECT" {
+                    (target.to_owned(), None)
+                } else {
+                    let rest = target.trim_start_matches("http://");
+                    let (auth, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+                    let path = if path.is_empty() { "/" } else { path };
+                    let tail = &text[text.find("\r\n").unwrap_or(0)..];
+                    (
+                        auth.to_owned(),
+                        Some(format!("{method} {path} HTTP/1.1{tail}")),
+                    )
+                };
+                let Ok(mut up) = TcpStream::connect(&authority) else {
+                    let _ =
+                        conn.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
+                    return;
+                };
+                match request {
+                    None => {
+                        let _ = conn.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                    }
+                    Some(r) => {
+                        let _ = up.write_all(r.as_bytes());
+                    }
+                }
+                let (Ok(mut up2), Ok(mut conn2)) = (up.try_clone(), conn.try_clone()) else {
+                    return;
+                };
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut conn2, &mut up2);
+                    let _ = up2.shutdown(std::net::Shutdown::Write);
+                });
+                let _ = std::io::copy(&mut up, &mut conn);
+                let _ = conn.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    (url, count)
+}

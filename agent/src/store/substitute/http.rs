@@ -81,6 +81,16 @@ pub enum HttpError {
         /// The timeout.
         timeout: Duration,
     },
+    /// The proxy refused or broke the tunnel.
+    #[error("The proxy {proxy} refused {url}: {reason}")]
+    Proxy {
+        /// The proxy.
+        proxy: String,
+        /// The URL asked for.
+        url: String,
+        /// Its answer.
+        reason: String,
+    },
     /// A redirect chain longer than [`MAX_REDIRECTS`] (or a loop).
     #[error("{url}: more than 5 redirects")]
     TooManyRedirects {
@@ -103,6 +113,8 @@ pub struct HttpClient {
     tls: Arc<rustls::ClientConfig>,
     connect_timeout: Duration,
     idle_timeout: Duration,
+    /// An HTTP proxy (`http_proxy`/`https_proxy`): host, port, as given.
+    proxy: Option<(String, u16, String)>,
 }
 
 /// Default time for connecting, TLS and the response head.
@@ -197,6 +209,7 @@ impl HttpClient {
             .with_no_client_auth();
         Ok(Self {
             tls: Arc::new(tls),
+            proxy: None,
             connect_timeout: CONNECT_TIMEOUT,
             idle_timeout: IDLE_TIMEOUT,
         })
@@ -207,6 +220,24 @@ impl HttpClient {
         self.connect_timeout = connect;
         self.idle_timeout = idle;
         self
+    }
+
+    /// Goes through the HTTP proxy `url` (`http://host:port`, as in
+    /// `http_proxy`/`https_proxy`): plain requests in absolute form, https
+    /// through a `CONNECT` tunnel (TLS still ends at the cache).
+    pub fn with_proxy(mut self, url: &str) -> Result<Self, HttpError> {
+        let bad = || HttpError::BadUrl(url.to_owned());
+        let uri: Uri = url.parse().map_err(|_| bad())?;
+        if uri.scheme_str() != Some("http") {
+            return Err(bad());
+        }
+        let host = uri.host().ok_or_else(bad)?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        self.proxy = Some((host, uri.port_u16().unwrap_or(80), url.to_owned()));
+        Ok(self)
     }
 
     /// GETs `url`, following up to [`MAX_REDIRECTS`] redirects (S3 and CDN
@@ -256,15 +287,35 @@ impl HttpClient {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
-        let tcp = TcpStream::connect((bare.as_str(), port))
-            .await
-            .map_err(|source| HttpError::Connect {
-                url: url.to_owned(),
-                source,
-            })?;
+        let (tcp, target) = match &self.proxy {
+            None => (
+                TcpStream::connect((bare.as_str(), port))
+                    .await
+                    .map_err(|source| HttpError::Connect {
+                        url: url.to_owned(),
+                        source,
+                    })?,
+                path,
+            ),
+            Some((phost, pport, purl)) => {
+                let mut tcp =
+                    TcpStream::connect((phost.as_str(), *pport))
+                        .await
+                        .map_err(|source| HttpError::Connect {
+                            url: purl.clone(),
+                            source,
+                        })?;
+                if https {
+                    connect_tunnel(&mut tcp, &host, port, purl, url).await?;
+                    (tcp, path)
+                } else {
+                    (tcp, url.to_owned())
+                }
+            }
+        };
         let _ = tcp.set_nodelay(true);
         let authority = uri.authority().map_or(host.clone(), |a| a.to_string());
-        let req = Request::get(path)
+        let req = Request::get(target)
             .header(http::header::HOST, authority)
             .header(http::header::CONNECTION, "close")
             .header(http::header::USER_AGENT, "landfall-agent")
@@ -305,6 +356,41 @@ impl HttpClient {
             idle_timeout: self.idle_timeout,
         }))
     }
+}
+
+/// Opens a `CONNECT host:port` tunnel through the proxy on `tcp`.
+async fn connect_tunnel(
+    tcp: &mut TcpStream,
+    host: &str,
+    port: u16,
+    proxy: &str,
+    url: &str,
+) -> Result<(), HttpError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let refused = |reason: String| HttpError::Proxy {
+        proxy: proxy.to_owned(),
+        url: url.to_owned(),
+        reason,
+    };
+    let authority = format!("{host}:{port}");
+    tcp.write_all(format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n").as_bytes())
+        .await
+        .map_err(|e| refused(e.to_string()))?;
+    // The answer's head, byte by byte (nothing of the tunnel is read).
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 8192 {
+            return Err(refused("an answer head over 8 KiB".into()));
+        }
+        let b = tcp.read_u8().await.map_err(|e| refused(e.to_string()))?;
+        head.push(b);
+    }
+    let text = String::from_utf8_lossy(&head);
+    let status = text.lines().next().unwrap_or_default();
+    if status.split(' ').nth(1) != Some("200") {
+        return Err(refused(status.to_owned()));
+    }
+    Ok(())
 }
 
 /// Redirects followed for one GET.
