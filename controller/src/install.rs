@@ -130,6 +130,10 @@ pub struct InstallCli {
     /// the web's roots built into the agent.
     #[arg(long, value_name = "FILE")]
     pub substituters_ca: Option<PathBuf>,
+    /// The HTTP proxy the target reaches the caches through (http://HOST:PORT; https
+    /// caches through CONNECT), as its `http_proxy`/`https_proxy` would say.
+    #[arg(long, value_name = "URL")]
+    pub substituters_proxy: Option<String>,
     /// The target fetches nothing from binary caches: every path comes from this
     /// machine (nixos-anywhere's flag).
     #[arg(long)]

@@ -18,6 +18,8 @@ pub struct Substitution {
     pub trusted_keys: Vec<String>,
     /// PEM CA certificates the agent trusts besides its built-in roots.
     pub extra_ca_pem: Vec<u8>,
+    /// The target's HTTP proxy (`http://host:port`), "" = none.
+    pub proxy: String,
 }
 
 impl Substitution {
@@ -37,6 +39,7 @@ impl Substitution {
             caches: self.caches.clone(),
             trusted_keys: self.trusted_keys.clone(),
             extra_ca_pem: self.extra_ca_pem.clone(),
+            proxy: self.proxy.clone(),
         }
     }
 }
@@ -47,6 +50,7 @@ pub struct SubstituteArgs {
     pub substituters: Vec<String>,
     pub trusted_public_keys: Vec<String>,
     pub ca_file: Option<std::path::PathBuf>,
+    pub proxy: Option<String>,
     pub off: bool,
 }
 
@@ -89,6 +93,7 @@ pub fn resolve(args: &SubstituteArgs, flake: Option<&str>) -> anyhow::Result<Sub
         caches: kept,
         trusted_keys: keys,
         extra_ca_pem,
+        proxy: args.proxy.clone().unwrap_or_default(),
     })
 }
 

@@ -18,8 +18,8 @@ use std::process::Output;
 
 use fault_support::{build_office, install_command, start_agent, summary, verify, Agent};
 use landfall_tests::binary_cache::{
-    copy_to_cache, key_pair, nar_file, narinfo_file, nix, run_ok, serve, serve_with, test_tls,
-    Serve,
+    copy_to_cache, key_pair, nar_file, narinfo_file, nix, run_ok, serve, serve_proxy, serve_with,
+    test_tls, Serve,
 };
 use landfall_tests::nixstore::comparable_path_info;
 use landfall_tests::TestDir;
@@ -190,6 +190,27 @@ fn the_cached_half_is_fetched_by_the_agent_over_http_and_https() {
     ));
     let c = counts(&s);
     assert_eq!((c.cache, c.fallback), (kept.len() as u64, 0), "{s}");
+    check_installed(&root, &top, Some(&cache), &kept);
+
+    // Through an HTTP proxy (CONNECT for this https cache).
+    let (proxy, used) = serve_proxy();
+    let (agent, root) = fresh_agent(dir, "https-proxy");
+    let s = summary(&install_from(
+        &agent,
+        &top,
+        &[
+            "--substituters",
+            &https,
+            "--trusted-public-keys",
+            &public,
+            "--substituters-ca",
+            ca_file.to_str().unwrap(),
+            "--substituters-proxy",
+            &proxy,
+        ],
+    ));
+    assert_eq!(counts(&s).cache, kept.len() as u64, "{s}");
+    assert!(used.load(std::sync::atomic::Ordering::Relaxed) > kept.len());
     check_installed(&root, &top, Some(&cache), &kept);
 
     // Without the CA the agent does not trust that server: all from the laptop.

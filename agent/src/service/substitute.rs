@@ -35,6 +35,19 @@ pub const QUERIES_IN_FLIGHT: usize = 8;
 /// NAR downloads in flight during PutClosure.
 pub const WORKERS: usize = 4;
 
+/// The HTTP client a config asks for (extra CA, proxy).
+fn client_of(config: &SubstituteConfig) -> Result<HttpClient, Status> {
+    let invalid = |e: &dyn std::error::Error| {
+        Status::invalid_argument(format!("{}: {}", reason::INVALID, error_chain(e)))
+    };
+    let client = HttpClient::new(&config.extra_ca_pem).map_err(|e| invalid(&e))?;
+    if config.proxy.is_empty() {
+        Ok(client)
+    } else {
+        client.with_proxy(&config.proxy).map_err(|e| invalid(&e))
+    }
+}
+
 /// The caches of a config, usable ones in priority order, and why the others
 /// are not used.
 pub async fn open_caches(
@@ -43,9 +56,7 @@ pub async fn open_caches(
     let keys = TrustedKeys::parse(&config.trusted_keys).map_err(|e| {
         Status::invalid_argument(format!("{}: {}", reason::INVALID, error_chain(&e)))
     })?;
-    let client = HttpClient::new(&config.extra_ca_pem).map_err(|e| {
-        Status::invalid_argument(format!("{}: {}", reason::INVALID, error_chain(&e)))
-    })?;
+    let client = client_of(config)?;
     let mut usable = Vec::new();
     let mut errors = Vec::new();
     for url in &config.caches {
@@ -173,9 +184,7 @@ impl Fetchers {
         let keys = TrustedKeys::parse(&config.trusted_keys).map_err(|e| {
             Status::invalid_argument(format!("{}: {}", reason::INVALID, error_chain(&e)))
         })?;
-        let client = HttpClient::new(&config.extra_ca_pem).map_err(|e| {
-            Status::invalid_argument(format!("{}: {}", reason::INVALID, error_chain(&e)))
-        })?;
+        let client = client_of(config)?;
         let mut caches: HashMap<String, Option<Substituter>> = HashMap::new();
         for (_, url) in &fetch {
             caches

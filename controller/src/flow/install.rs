@@ -350,6 +350,7 @@ pub async fn run_on_target(
             substituters: c.substituters.clone(),
             trusted_public_keys: c.trusted_public_keys.clone(),
             ca_file: c.substituters_ca.clone(),
+            proxy: c.substituters_proxy.clone(),
             off: c.no_substitute_on_target,
         },
         substitution: Default::default(),

@@ -44,10 +44,11 @@
 //!   flake's `nix.settings`; the summary counts paths and bytes per source.
 //!
 //! # Not yet
-//! `http_proxy`/`https_proxy` (CONNECT for https), DNS from the captured
-//! resolv.conf or DHCP (the client resolves with the agent's own
-//! resolver today), the qemu VM test through user networking.
-//! Redirects are followed ([`http::MAX_REDIRECTS`]); `bench/substitute.sh`
+//! DNS from the captured resolv.conf or DHCP (the client resolves with the
+//! agent's own resolver today), taking `http_proxy`/`https_proxy` from the
+//! old system at kexec (today the controller's `--substituters-proxy`
+//! gives it; [`HttpClient::with_proxy`], CONNECT for https), the qemu VM
+//! test through user networking. Redirects are followed ([`http::MAX_REDIRECTS`]); `bench/substitute.sh`
 //! measures the time ratio and the agent's peak RSS.
 
 pub mod http;
