@@ -44,8 +44,10 @@
 //!   flake's `nix.settings`; the summary counts paths and bytes per source.
 //!
 //! # Not yet
-//! DNS from the captured resolv.conf or DHCP (the client resolves with the
-//! agent's own resolver today), taking `http_proxy`/`https_proxy` from the
+//! A VM test of name resolution: the client resolves with musl's
+//! getaddrinfo, which reads the /etc/resolv.conf that `net::up` writes from
+//! the nameservers captured at kexec or the DHCP lease (loopback tests use
+//! IP literals only). Taking `http_proxy`/`https_proxy` from the
 //! old system at kexec (today the controller's `--substituters-proxy`
 //! gives it; [`HttpClient::with_proxy`], CONNECT for https), the qemu VM
 //! test through user networking. Redirects are followed ([`http::MAX_REDIRECTS`]); `bench/substitute.sh`
