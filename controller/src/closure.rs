@@ -4,6 +4,7 @@
 //! does not (`landfall_proto::nar::block`), and send them references-first
 //! over one PutClosure stream, showing bytes, paths, rate and ETA.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
@@ -17,13 +18,14 @@ use landfall_proto::v1::agent_client::AgentClient;
 use landfall_proto::v1::closure_chunk::Kind;
 use landfall_proto::v1::{
     ClosureBegin, ClosureChunk, ClosureEnd, JobEvent, PathEnd, QueryMissingRequest, StepState,
-    StorePathInfo,
+    StorePathInfo, SubstituteFetch, SubstitutePlan, SubstituteQuery,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
 use crate::nix::ClosureSource;
+use crate::substitute::Substitution;
 
 /// Paths encoded ahead of the one being sent.
 const ENCODERS: usize = 3;
@@ -31,13 +33,24 @@ const ENCODERS: usize = 3;
 const BLOCKS_AHEAD: usize = 16;
 const ZSTD_LEVEL: i32 = 3;
 
-/// What a transfer did.
-#[derive(Debug, Clone, serde::Serialize)]
+/// What a transfer did. `sent_paths`/`nar_bytes`/`wire_bytes` count what
+/// this laptop streamed (fallbacks included); `cache_*` what the agent
+/// fetched from binary caches itself.
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct TransferSummary {
     pub closure_paths: usize,
+    /// Paths the target lacked.
+    pub missing_paths: usize,
     pub sent_paths: usize,
     pub nar_bytes: u64,
     pub wire_bytes: u64,
+    /// Paths (and their NAR bytes) the agent fetched from caches.
+    pub cache_paths: usize,
+    pub cache_nar_bytes: u64,
+    /// Paths the caches offered but could not deliver: streamed instead.
+    pub fallback_paths: usize,
+    /// The caches' refusals and unusable caches (why fewer paths came from them).
+    pub cache_notes: Vec<String>,
     pub seconds: f64,
     pub agent_summary: String,
 }
@@ -177,14 +190,81 @@ fn style() -> ProgressStyle {
     .progress_chars("=> ")
 }
 
-/// Sends what the agent lacks of `closure` into `root` ("" = the agent's root);
-/// with `toplevel`, the agent then points the system profile at it.
-pub async fn put_closure(
+/// What the caches offered, split from what the laptop streams.
+struct Split {
+    fetch: Vec<(PathInfo, String)>,
+    stream: Vec<PathInfo>,
+    notes: Vec<String>,
+}
+
+/// Asks the agent which of `missing` the caches serve. A failure of the
+/// question (an agent without the call, say) means no substitution.
+async fn split_by_source(
+    client: &mut AgentClient<Channel>,
+    missing: &[PathInfo],
+    subst: &Substitution,
+) -> Split {
+    let mut split = Split {
+        fetch: Vec::new(),
+        stream: missing.to_vec(),
+        notes: Vec::new(),
+    };
+    if !subst.enabled() || missing.is_empty() {
+        return split;
+    }
+    let reply = client
+        .query_substitutes(SubstituteQuery {
+            config: Some(subst.config()),
+            paths: missing.iter().map(StorePathInfo::from).collect(),
+        })
+        .await;
+    let offers = match reply {
+        Ok(r) => r.into_inner(),
+        Err(s) => {
+            let why = crate::client::explain(&s);
+            eprintln!(
+                "The agent cannot use binary caches ({}); sending everything",
+                crate::sanitize::line(&why)
+            );
+            split.notes.push(why);
+            return split;
+        }
+    };
+    split.notes.extend(offers.cache_errors.iter().cloned());
+    split.notes.extend(offers.refused.iter().cloned());
+    let offered: HashMap<String, String> = offers
+        .offers
+        .into_iter()
+        .map(|o| (o.path, o.cache))
+        .collect();
+    split.stream.clear();
+    for info in missing {
+        match offered.get(&info.path.to_string()) {
+            Some(cache) => split.fetch.push((info.clone(), cache.clone())),
+            None => split.stream.push(info.clone()),
+        }
+    }
+    split
+}
+
+/// How a fetch the agent made ended.
+enum Fetch {
+    Done,
+    Fallback(String),
+}
+
+/// Sends what the agent lacks of `closure` into `root` ("" = the agent's
+/// root); with `toplevel`, the agent then points the system profile at it.
+/// With binary caches in `subst`, the agent fetches what `subst`'s
+/// caches serve while this laptop streams the rest, then streams what the
+/// caches failed to deliver.
+pub async fn put_closure_with(
     client: &mut AgentClient<Channel>,
     closure: ClosureSource,
     toplevel: Option<&StorePath>,
     root: &str,
     progress: Progress,
+    subst: &Substitution,
 ) -> anyhow::Result<TransferSummary> {
     let start = Instant::now();
     let all: Vec<String> = closure.paths().iter().map(|p| p.path.to_string()).collect();
@@ -208,27 +288,61 @@ pub async fn put_closure(
         .iter()
         .filter_map(|p| StorePath::parse(p).ok())
         .collect();
-    let to_send: Vec<PathInfo> = closure.subset(&wanted).into_iter().cloned().collect();
-    let nar_total: u64 = to_send.iter().map(|p| p.nar_size).sum();
+    let to_install: Vec<PathInfo> = closure.subset(&wanted).into_iter().cloned().collect();
+    let nar_total: u64 = to_install.iter().map(|p| p.nar_size).sum();
+    let split = split_by_source(client, &to_install, subst).await;
+    let fetch_bytes: u64 = split.fetch.iter().map(|(i, _)| i.nar_size).sum();
     if progress == Progress::Bar {
         eprintln!(
-            "Closure: {} paths, {:.1} MiB; the target already has {}; sending {} paths, {:.1} MiB",
+            "Closure: {} paths, {:.1} MiB; the target already has {}; {} paths, {:.1} MiB to install: \
+             {} ({:.1} MiB) from binary caches, {} from this machine",
             all.len(),
             closure.total_nar_size() as f64 / 1048576.0,
-            all.len() - to_send.len(),
-            to_send.len(),
-            nar_total as f64 / 1048576.0
+            all.len() - to_install.len(),
+            to_install.len(),
+            nar_total as f64 / 1048576.0,
+            split.fetch.len(),
+            fetch_bytes as f64 / 1048576.0,
+            split.stream.len(),
         );
+        for n in split.notes.iter().take(5) {
+            eprintln!("  cache: {}", crate::sanitize::line(n));
+        }
+        if split.notes.len() > 5 {
+            eprintln!("  … and {} more cache notes", split.notes.len() - 5);
+        }
     }
 
     let wire = Arc::new(AtomicU64::new(0));
+    let streamed = Arc::new(std::sync::Mutex::new((0usize, 0u64)));
     let (tx, rx) = mpsc::channel::<ClosureChunk>(16);
+    let (fetch_tx, fetch_rx) = std_mpsc::channel::<Fetch>();
+    let fetch_count = split.fetch.len();
     let producer = {
         let closure = Arc::new(closure);
-        let to_send = to_send.clone();
+        let stream = split.stream.clone();
+        let by_path: HashMap<String, PathInfo> = split
+            .fetch
+            .iter()
+            .map(|(i, _)| (i.path.to_string(), i.clone()))
+            .collect();
+        let plan = (fetch_count > 0).then(|| SubstitutePlan {
+            config: Some(subst.config()),
+            fetch: split
+                .fetch
+                .iter()
+                .map(|(i, c)| SubstituteFetch {
+                    info: Some(StorePathInfo::from(i)),
+                    cache: c.clone(),
+                })
+                .collect(),
+            streamed: stream.iter().map(|i| i.path.to_string()).collect(),
+        });
         let wire = wire.clone();
+        let streamed = streamed.clone();
         let toplevel = toplevel.map(|t| t.to_string()).unwrap_or_default();
         let root = root.to_string();
+        let paths = to_install.len() as u32;
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let send = |k: Kind| {
                 tx.blocking_send(ClosureChunk { kind: Some(k) })
@@ -236,18 +350,40 @@ pub async fn put_closure(
             };
             send(Kind::Begin(ClosureBegin {
                 root,
-                paths: to_send.len() as u32,
+                paths,
                 nar_bytes: nar_total,
+                substitute: plan,
             }))?;
-            let receivers = spawn_encoders(closure, to_send.clone());
-            for (info, rx) in to_send.iter().zip(receivers) {
-                send(Kind::Path(StorePathInfo::from(info)))?;
-                for block in rx {
-                    let block = block.map_err(|e| anyhow::anyhow!("{e}"))?;
-                    wire.fetch_add(block.len() as u64, Ordering::Relaxed);
-                    send(block.into_kind())?;
+            let send_paths = |infos: Vec<PathInfo>| -> anyhow::Result<()> {
+                let receivers = spawn_encoders(closure.clone(), infos.clone());
+                for (info, rx) in infos.iter().zip(receivers) {
+                    send(Kind::Path(StorePathInfo::from(info)))?;
+                    for block in rx {
+                        let block = block.map_err(|e| anyhow::anyhow!("{e}"))?;
+                        wire.fetch_add(block.len() as u64, Ordering::Relaxed);
+                        send(block.into_kind())?;
+                    }
+                    send(Kind::PathEnd(PathEnd {}))?;
+                    if let Ok(mut s) = streamed.lock() {
+                        s.0 += 1;
+                        s.1 += info.nar_size;
+                    }
                 }
-                send(Kind::PathEnd(PathEnd {}))?;
+                Ok(())
+            };
+            send_paths(stream)?;
+            // Then what the caches could not deliver, as each fetch ends.
+            for _ in 0..fetch_count {
+                match fetch_rx.recv() {
+                    Ok(Fetch::Done) => {}
+                    Ok(Fetch::Fallback(p)) => {
+                        let info = by_path.get(&p).cloned().with_context(|| {
+                            format!("the agent fell back on {p}, never offered")
+                        })?;
+                        send_paths(vec![info])?;
+                    }
+                    Err(_) => bail!("the agent's events ended before its cache fetches did"),
+                }
             }
             send(Kind::End(ClosureEnd { toplevel }))?;
             Ok(())
@@ -270,13 +406,32 @@ pub async fn put_closure(
         .into_inner();
     let mut summary = String::new();
     let mut failure: Option<tonic::Status> = None;
+    let mut tally = Tally::default();
     loop {
         match events.message().await {
             Ok(Some(e)) => {
                 if progress == Progress::Json {
                     println!("{}", crate::sanitize::json(&e, false)?);
                 }
-                handle_event(&bar, &e, to_send.len());
+                if e.source == "cache" {
+                    let ended = if e.state == StepState::Finished as i32 {
+                        tally.cache_paths += 1;
+                        tally.cache_bytes = tally.cache_bytes.max(e.cache_bytes);
+                        Some(Fetch::Done)
+                    } else if e.fallback {
+                        tally.fallbacks += 1;
+                        Some(Fetch::Fallback(e.description.clone()))
+                    } else {
+                        None
+                    };
+                    if let Some(f) = ended {
+                        let _ = fetch_tx.send(f);
+                    }
+                } else if e.state == StepState::Finished as i32 {
+                    tally.stream_bytes = e.bytes;
+                    tally.stream_paths += 1;
+                }
+                handle_event(&bar, &e, &tally, to_install.len());
                 if e.state == StepState::Done as i32 {
                     summary = e.summary.clone();
                 }
@@ -288,6 +443,7 @@ pub async fn put_closure(
             }
         }
     }
+    drop(fetch_tx);
     bar.finish_and_clear();
     let produced = producer.await;
     if let Some(f) = failure {
@@ -301,22 +457,52 @@ pub async fn put_closure(
     if summary.is_empty() {
         return Err(crate::retry::StreamEndedEarly.into());
     }
+    let (sent_paths, sent_bytes) = streamed.lock().map(|s| *s).unwrap_or_default();
     Ok(TransferSummary {
         closure_paths: all.len(),
-        sent_paths: to_send.len(),
-        nar_bytes: nar_total,
+        missing_paths: to_install.len(),
+        sent_paths,
+        nar_bytes: sent_bytes,
         wire_bytes: wire.load(Ordering::Relaxed),
+        cache_paths: tally.cache_paths,
+        cache_nar_bytes: tally.cache_bytes,
+        fallback_paths: tally.fallbacks,
+        cache_notes: split.notes,
         seconds: start.elapsed().as_secs_f64(),
         agent_summary: summary,
     })
 }
 
-fn handle_event(bar: &ProgressBar, e: &JobEvent, total: usize) {
+/// Progress by source, from the agent's events.
+#[derive(Default)]
+struct Tally {
+    stream_paths: usize,
+    stream_bytes: u64,
+    cache_paths: usize,
+    cache_bytes: u64,
+    fallbacks: usize,
+}
+
+fn handle_event(bar: &ProgressBar, e: &JobEvent, t: &Tally, total: usize) {
     match StepState::try_from(e.state).unwrap_or(StepState::Unspecified) {
         StepState::Finished => {
-            bar.set_position(e.bytes);
-            bar.set_message(format!("{}/{} paths", e.index.saturating_add(1), total));
+            bar.set_position(t.stream_bytes + t.cache_bytes);
+            let paths = t.stream_paths + t.cache_paths;
+            if t.cache_paths > 0 {
+                bar.set_message(format!(
+                    "{paths}/{total} paths (cache {} MiB, laptop {} MiB)",
+                    t.cache_bytes >> 20,
+                    t.stream_bytes >> 20
+                ));
+            } else {
+                bar.set_message(format!("{paths}/{total} paths"));
+            }
         }
+        StepState::Skipped if e.fallback => bar.println(format!(
+            "from the laptop instead of the cache: {}: {}",
+            crate::sanitize::line(&e.description),
+            crate::sanitize::line(&e.reason)
+        )),
         StepState::Failed => bar.println(format!(
             "rejected {}: {}",
             crate::sanitize::line(&e.description),

@@ -116,6 +116,28 @@ pub struct InstallCli {
     /// since whoever ran that system could have changed what is on it.
     #[arg(long)]
     pub keep_existing: bool,
+    /// Binary caches the target fetches missing store paths from itself, while this
+    /// machine streams the rest (http:// or https://; repeatable). Default: the flake's
+    /// `nix.settings.substituters` (cache.nixos.org on NixOS) when it evaluates, else none.
+    #[arg(long, num_args = 1.., value_name = "URL")]
+    pub substituters: Vec<String>,
+    /// Keys (NAME:BASE64) whose signature makes a cache's path trusted; repeatable.
+    /// Default: the flake's `nix.settings.trusted-public-keys`. Without a key nothing
+    /// is fetched from caches.
+    #[arg(long, num_args = 1.., value_name = "KEY")]
+    pub trusted_public_keys: Vec<String>,
+    /// A PEM file of CA certificates the target trusts for https caches, besides
+    /// the web's roots built into the agent.
+    #[arg(long, value_name = "FILE")]
+    pub substituters_ca: Option<PathBuf>,
+    /// The HTTP proxy the target reaches the caches through (http://HOST:PORT; https
+    /// caches through CONNECT), as its `http_proxy`/`https_proxy` would say.
+    #[arg(long, value_name = "URL")]
+    pub substituters_proxy: Option<String>,
+    /// The target fetches nothing from binary caches: every path comes from this
+    /// machine (nixos-anywhere's flag).
+    #[arg(long)]
+    pub no_substitute_on_target: bool,
     /// Machine-readable progress (JSON lines) and summary.
     #[arg(long)]
     pub json: bool,

@@ -27,6 +27,7 @@ mod secret_file;
 mod session_dir;
 mod ssh;
 mod state;
+mod substitute;
 mod vm;
 
 use std::path::PathBuf;

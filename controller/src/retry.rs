@@ -19,8 +19,9 @@ use landfall_proto::Reason;
 use tonic::transport::Channel;
 use tonic::Code;
 
-use crate::closure::{put_closure, Progress, TransferSummary};
+use crate::closure::{put_closure_with, Progress, TransferSummary};
 use crate::nix::ClosureSource;
+use crate::substitute::Substitution;
 
 /// How long and how often to try again after the connection is lost.
 #[derive(Debug, Clone, Copy)]
@@ -128,12 +129,15 @@ pub async fn put_closure_resuming(
     root: &str,
     progress: Progress,
     policy: RetryPolicy,
+    subst: &Substitution,
 ) -> anyhow::Result<TransferSummary> {
     let start = Instant::now();
     let mut first_loss: Option<Instant> = None;
     let mut attempt = 0u32;
     loop {
-        let e = match put_closure(client, closure.clone(), toplevel, root, progress).await {
+        let e = match put_closure_with(client, closure.clone(), toplevel, root, progress, subst)
+            .await
+        {
             Ok(mut s) => {
                 s.seconds = start.elapsed().as_secs_f64();
                 return Ok(s);

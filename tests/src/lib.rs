@@ -117,6 +117,7 @@ macro_rules! debug_as_display {
 
 pub mod accel;
 pub mod agentimage;
+pub mod binary_cache;
 pub mod bins;
 pub mod console;
 pub mod disk;

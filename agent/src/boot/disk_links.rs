@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use landfall_proto::v1::Disk;
 
-use crate::probe::{probe_signatures, Signature};
+use crate::disk::signatures::{detect, Signature};
 
 /// One link: `by-uuid/<uuid>` → `../../<device name>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,8 +91,8 @@ pub fn links(disks: &[Disk], dm: &[(String, Signature)]) -> Vec<DiskLink> {
         }
     }
     for (name, sig) in dm {
-        out.extend(link("by-uuid", &sig.uuid, name));
-        out.extend(link("by-label", &sig.label, name));
+        out.extend(link("by-uuid", sig.uuid.as_deref().unwrap_or(""), name));
+        out.extend(link("by-label", sig.label.as_deref().unwrap_or(""), name));
     }
     // Two file systems with one UUID or label (a copied disk): udev keeps
     // one; so do we — the first.
@@ -116,7 +116,11 @@ fn dm_signatures() -> Vec<(String, Signature)> {
             continue;
         };
         let size = crate::sys::blk::device_size(&f).unwrap_or(0);
-        if let Some(sig) = probe_signatures(&f, size).into_iter().next() {
+        // The disk engine's detector, as the plan and the inventory use it; a
+        // partition table on a mapped device gets no file system link.
+        let sector = crate::sys::blk::logical_sector_size(&f).map_or(512, u64::from);
+        let found = detect(&f, 0, size, sector).unwrap_or_default();
+        if let Some(sig) = found.into_iter().find(|s| !matches!(s.kind, "gpt" | "dos")) {
             out.push((name, sig));
         }
     }
@@ -234,11 +238,9 @@ mod tests {
     #[test]
     fn device_mapper_file_systems_get_uuid_links() {
         let sig = Signature {
-            fs_type: "ext4".into(),
-            label: "root".into(),
-            uuid: "abcd".into(),
-            magic_offset: 0,
-            magic_len: 0,
+            kind: "ext4",
+            label: Some("root".into()),
+            uuid: Some("abcd".into()),
         };
         let got = as_pairs(&links(&[], &[("dm-1".into(), sig)]));
         assert_eq!(

@@ -12,7 +12,7 @@
 //! bytes are decompressed, so a compression bomb cannot expand past what the
 //! unpacker will reject anyway).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -20,10 +20,11 @@ use std::time::Instant;
 use landfall_proto::nar::{NarHash, PathInfo, StorePath};
 use landfall_proto::v1::closure_chunk::Kind;
 use landfall_proto::v1::{
-    ClosureChunk, JobEvent, QueryMissingReply, QueryMissingRequest, StepState,
+    ClosureChunk, JobEvent, QueryMissingReply, QueryMissingRequest, StepState, SubstitutePlan,
 };
 use tonic::{Status, Streaming};
 
+use super::substitute::{parse_fetch, Fetched, Fetchers};
 use super::AgentService;
 
 use crate::disk::error_chain;
@@ -127,11 +128,114 @@ impl AgentService {
     ) -> Result<tokio_stream::wrappers::ReceiverStream<Result<JobEvent, Status>>, Status> {
         let guard = self.state.jobs.begin("put-closure")?;
         let default_root = self.state.root.clone();
-        let mut rx = forward_inbound(inbound);
+        let rt = tokio::runtime::Handle::current();
+        // One inbox for the controller's messages and the fetch workers' events,
+        // so a worker's event goes out while the loop waits for the stream.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Input>(64);
+        let mut inbound = forward_inbound(inbound);
+        let forward = tx.clone();
+        tokio::spawn(async move {
+            while let Some(m) = inbound.recv().await {
+                if forward.send(Input::Chunk(m)).await.is_err() {
+                    return;
+                }
+            }
+            let _ = forward.send(Input::Closed).await;
+        });
         Ok(stream_job("put-closure", guard, move |emit: Emit<'_>| {
-            receive_closure(&mut || rx.blocking_recv(), &default_root, emit)
+            let emit = RefCell::new(emit);
+            let rx = RefCell::new(rx);
+            let workers_left = Cell::new(0usize);
+            let (cached_paths, cached_bytes) = (Cell::new(0usize), Cell::new(0u64));
+            let on_event = |e: JobEvent| {
+                if e.source == "cache" && e.state == StepState::Finished as i32 {
+                    cached_paths.set(cached_paths.get() + 1);
+                    cached_bytes.set(e.cache_bytes.max(cached_bytes.get()));
+                }
+                (emit.borrow_mut())(e);
+            };
+            let mut next = || loop {
+                match rx.borrow_mut().blocking_recv() {
+                    Some(Input::Chunk(m)) => return Some(m),
+                    Some(Input::Closed) | None => return None,
+                    Some(Input::Fetched(Fetched::Event(e))) => on_event(e),
+                    Some(Input::Fetched(Fetched::WorkerDone)) => {
+                        workers_left.set(workers_left.get().saturating_sub(1))
+                    }
+                }
+            };
+            let fetchers: RefCell<Option<Fetchers>> = RefCell::new(None);
+            let mut start = |plan: &SubstitutePlan, installer: &mut StoreInstaller| {
+                let fetch = parse_fetch(&plan.fetch)?;
+                let streamed = parse_paths(&plan.streamed)?;
+                installer.expect(fetch.iter().map(|(i, _)| &i.path));
+                installer.expect(streamed.iter());
+                let config = plan.config.clone().unwrap_or_default();
+                let events = tx.clone();
+                let f = Fetchers::start(
+                    rt.clone(),
+                    &config,
+                    fetch,
+                    || installer.adder(),
+                    move |m| events.blocking_send(Input::Fetched(m)).is_ok(),
+                )?;
+                tracing::info!(
+                    "Fetching {} path(s) ({} MiB of NAR) from binary caches with {} worker(s)",
+                    f.paths,
+                    f.nar_bytes >> 20,
+                    f.workers()
+                );
+                workers_left.set(f.workers());
+                *fetchers.borrow_mut() = Some(f);
+                Ok(())
+            };
+            // Every fetch has ended (fetched, or fallen back and its event sent).
+            let mut wait_fetches = || {
+                while workers_left.get() > 0 {
+                    match rx.borrow_mut().blocking_recv() {
+                        Some(Input::Fetched(Fetched::Event(e))) => on_event(e),
+                        Some(Input::Fetched(Fetched::WorkerDone)) => {
+                            workers_left.set(workers_left.get() - 1)
+                        }
+                        Some(Input::Chunk(_) | Input::Closed) => {}
+                        None => break,
+                    }
+                }
+            };
+            let result = receive_closure_with(
+                &mut next,
+                &default_root,
+                &mut |e| on_event(e),
+                &mut start,
+                &mut wait_fetches,
+            );
+            // Workers blocked on a full inbox see it gone and stop.
+            drop(rx);
+            if let Some(f) = fetchers.into_inner() {
+                f.stop();
+            }
+            let (n, b) = (cached_paths.get(), cached_bytes.get());
+            result.map(|s| {
+                if n == 0 {
+                    s
+                } else {
+                    format!(
+                        "{s}; from binary caches: {n} path(s), {:.1} MiB of NAR",
+                        b as f64 / 1048576.0
+                    )
+                }
+            })
         }))
     }
+}
+
+/// What the receive loop reads: the controller's messages and the fetch
+/// workers' events, in one queue.
+enum Input {
+    Chunk(Result<ClosureChunk, Status>),
+    /// The controller's stream ended.
+    Closed,
+    Fetched(Fetched),
 }
 
 type Next<'a> = &'a mut dyn FnMut() -> Option<Result<ClosureChunk, Status>>;
@@ -155,11 +259,39 @@ fn kind(m: Option<Result<ClosureChunk, Status>>) -> Result<Kind, Status> {
     }
 }
 
-/// The blocking receive loop. Returns the job summary.
+type StartFetches<'a> =
+    &'a mut dyn FnMut(&SubstitutePlan, &mut StoreInstaller) -> Result<(), Status>;
+
+/// The blocking receive loop, without binary caches (tests).
+#[cfg(test)]
 fn receive_closure(
     next: Next<'_>,
     default_root: &std::path::Path,
     emit: Emit<'_>,
+) -> Result<String, Status> {
+    receive_closure_with(
+        next,
+        default_root,
+        emit,
+        &mut |_, _| {
+            Err(Status::invalid_argument(format!(
+                "{}: no binary caches here",
+                Reason::InvalidRequest
+            )))
+        },
+        &mut || {},
+    )
+}
+
+/// The blocking receive loop. `start` begins the fetches of
+/// `begin.substitute`; `wait_fetches` returns once every fetch has ended
+/// (called at `end`, before the final commit). Returns the job summary.
+fn receive_closure_with(
+    next: Next<'_>,
+    default_root: &std::path::Path,
+    emit: Emit<'_>,
+    start_fetches: StartFetches<'_>,
+    wait_fetches: &mut dyn FnMut(),
 ) -> Result<String, Status> {
     let begin = match kind(next())? {
         Kind::Begin(b) => b,
@@ -184,6 +316,9 @@ fn receive_closure(
     crate::store::space::check_room(&root, begin.nar_bytes, begin.paths).map_err(no_space)?;
     let mut installer =
         StoreInstaller::open(&root).map_err(|e| store_status("cannot open the store", e))?;
+    if let Some(plan) = begin.substitute.as_ref().filter(|p| !p.fetch.is_empty()) {
+        start_fetches(plan, &mut installer)?;
+    }
     let mut blocks = BlockDecompressor::new()
         .map_err(|e| Status::internal(format!("{}: zstd: {e}", Reason::Internal)))?;
     let start = Instant::now();
@@ -251,14 +386,12 @@ fn receive_closure(
                 });
             }
             Kind::End(end) => {
-                let finish: Result<(), crate::store::InstallError> = if end.toplevel.is_empty() {
-                    installer.commit().map(|_| ())
+                wait_fetches();
+                let top = if end.toplevel.is_empty() {
+                    None
                 } else {
                     match StorePath::parse(&end.toplevel) {
-                        Ok(top) => installer.commit().and_then(|_| {
-                            crate::store::install_system_profile(&root, &top)
-                                .map_err(crate::store::InstallError::from)
-                        }),
+                        Ok(top) => Some(top),
                         Err(_) => {
                             break Err(Status::invalid_argument(format!(
                                 "{}: invalid toplevel {:?}",
@@ -268,8 +401,22 @@ fn receive_closure(
                         }
                     }
                 };
-                let finish = finish
+                let finish = installer
+                    .commit()
                     .map_err(|e| store_status("cannot register paths", e))
+                    .and_then(|_| match installer.first_missing_reference() {
+                        None => Ok(()),
+                        Some((path, missing)) => Err(Status::failed_precondition(format!(
+                            "{}: {} path(s) wait for a reference that never came ({path} refers to {missing})",
+                            Reason::InvalidRequest,
+                            installer.pending().len()
+                        ))),
+                    })
+                    .and_then(|()| match &top {
+                        None => Ok(()),
+                        Some(top) => crate::store::install_system_profile(&root, top)
+                            .map_err(|e| store_status("cannot set the system profile", e)),
+                    })
                     .and_then(|()| {
                         // The profile links and /etc/NIXOS are durable before we say done.
                         std::fs::File::open(&root)
@@ -481,6 +628,7 @@ mod tests {
             root: String::new(),
             paths: n,
             nar_bytes: 0,
+            substitute: None,
         }))
     }
 

@@ -25,6 +25,7 @@ mod closure;
 pub mod files;
 mod layout;
 mod secrets;
+mod substitute;
 
 /// State shared by every request.
 pub struct AgentState {
@@ -163,6 +164,15 @@ impl Agent for AgentService {
         req: Request<tonic::Streaming<ClosureChunk>>,
     ) -> Result<Response<Self::PutClosureStream>, Status> {
         Ok(Response::new(self.put_closure_impl(req.into_inner())?))
+    }
+
+    async fn query_substitutes(
+        &self,
+        req: Request<landfall_proto::v1::SubstituteQuery>,
+    ) -> Result<Response<landfall_proto::v1::SubstituteOffers>, Status> {
+        Ok(Response::new(
+            self.query_substitutes_impl(req.into_inner()).await?,
+        ))
     }
 
     type InstallBootloaderStream = ReceiverStream<Result<JobEvent, Status>>;

@@ -11,10 +11,11 @@
 //! hands a batch over and returns at once (unpacking goes on while the batch
 //! is flushed), `commit` waits until every batch handed over is registered.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
 use landfall_proto::nar::{PathInfo, StorePath};
@@ -139,12 +140,66 @@ impl Drop for Committer {
     }
 }
 
+/// Something that unpacks and verifies one path's NAR and queues it for
+/// registration: the installer itself, or a [`PathAdder`] on another thread.
+pub trait AddPath {
+    /// Unpacks `nar` as `info.path`, verified against `info`, and queues it.
+    fn add_path(
+        &mut self,
+        info: &PathInfo,
+        nar: &mut dyn Read,
+    ) -> Result<UnpackedPath, InstallError>;
+}
+
+/// Adds paths to a [`StoreInstaller`] from another thread (a substitution
+/// worker): the same unpacker verifies them, and they are registered at the
+/// installer's next commit.
+pub struct PathAdder {
+    unpacker: Arc<NarUnpacker>,
+    verified: mpsc::Sender<PathInfo>,
+}
+
+impl AddPath for PathAdder {
+    fn add_path(
+        &mut self,
+        info: &PathInfo,
+        nar: &mut dyn Read,
+    ) -> Result<UnpackedPath, InstallError> {
+        let done = self
+            .unpacker
+            .unpack(&info.path, &info.nar_hash, info.nar_size, nar)?;
+        // The installer gone means the job ended: the path stays unregistered,
+        // which query_missing reports as missing.
+        let _ = self.verified.send(info.clone());
+        Ok(done)
+    }
+}
+
+impl AddPath for StoreInstaller {
+    fn add_path(
+        &mut self,
+        info: &PathInfo,
+        nar: &mut dyn Read,
+    ) -> Result<UnpackedPath, InstallError> {
+        self.add(info, nar)
+    }
+}
+
 /// Unpacks, verifies and registers store paths in one root.
+///
+/// Paths announced with [`StoreInstaller::expect`] may arrive in any order
+/// (from the stream and from caches at once): a verified path whose
+/// reference is expected but not registered yet waits, so every batch is
+/// references-first.
 pub struct StoreInstaller {
     root: PathBuf,
-    unpacker: NarUnpacker,
+    unpacker: Arc<NarUnpacker>,
     committer: Committer,
     pending: Vec<PathInfo>,
+    /// Expected in this job and not yet handed to the committer.
+    awaited: HashSet<StorePath>,
+    verified_tx: mpsc::Sender<PathInfo>,
+    verified_rx: mpsc::Receiver<PathInfo>,
 }
 
 impl StoreInstaller {
@@ -152,12 +207,63 @@ impl StoreInstaller {
     pub fn open(root: &Path) -> Result<Self, InstallError> {
         let unpacker = NarUnpacker::open(root)?;
         let committer = Committer::start(root, NixDb::open(root)?)?;
+        let (verified_tx, verified_rx) = mpsc::channel();
         Ok(Self {
             root: root.to_path_buf(),
-            unpacker,
+            unpacker: Arc::new(unpacker),
             committer,
             pending: Vec::new(),
+            awaited: HashSet::new(),
+            verified_tx,
+            verified_rx,
         })
+    }
+
+    /// Announces paths this job will add, in any order: a path referring to
+    /// one of them is registered only after it.
+    pub fn expect<'a>(&mut self, paths: impl IntoIterator<Item = &'a StorePath>) {
+        self.awaited.extend(paths.into_iter().cloned());
+    }
+
+    /// A handle that adds paths from another thread.
+    pub fn adder(&self) -> PathAdder {
+        PathAdder {
+            unpacker: self.unpacker.clone(),
+            verified: self.verified_tx.clone(),
+        }
+    }
+
+    /// Takes in what the adders verified, then removes from `pending` every
+    /// path whose expected references are registered or go first in the
+    /// batch, keeping their order.
+    fn take_ready(&mut self) -> Batch {
+        while let Ok(info) = self.verified_rx.try_recv() {
+            self.pending.push(info);
+        }
+        if self.awaited.is_empty() {
+            return std::mem::take(&mut self.pending);
+        }
+        let mut batch = Vec::new();
+        loop {
+            let before = batch.len();
+            let mut rest = Vec::with_capacity(self.pending.len());
+            for info in std::mem::take(&mut self.pending) {
+                let ready = info
+                    .references
+                    .iter()
+                    .all(|r| *r == info.path || !self.awaited.contains(r));
+                if ready {
+                    self.awaited.remove(&info.path);
+                    batch.push(info);
+                } else {
+                    rest.push(info);
+                }
+            }
+            self.pending = rest;
+            if batch.len() == before || self.pending.is_empty() {
+                return batch;
+            }
+        }
     }
 
     /// The paths of `paths` the root does not have yet (valid and on disk).
@@ -180,9 +286,20 @@ impl StoreInstaller {
         &self.root
     }
 
-    /// Paths unpacked but not yet registered.
+    /// Paths unpacked but not handed to registration yet (after a commit:
+    /// the ones still waiting for an expected reference).
     pub fn pending(&self) -> &[PathInfo] {
         &self.pending
+    }
+
+    /// For a path still waiting after a commit: a reference that never came.
+    pub fn first_missing_reference(&self) -> Option<(&StorePath, &StorePath)> {
+        self.pending.iter().find_map(|info| {
+            info.references
+                .iter()
+                .find(|r| **r != info.path && self.awaited.contains(*r))
+                .map(|r| (&info.path, r))
+        })
     }
 
     /// Hands the queued paths to the registration thread (flush, then one
@@ -192,8 +309,9 @@ impl StoreInstaller {
     /// in the same or an earlier batch.
     pub fn commit_in_background(&mut self) -> Result<(), InstallError> {
         self.committer.collect_ready()?;
-        if !self.pending.is_empty() {
-            self.committer.submit(std::mem::take(&mut self.pending))?;
+        let batch = self.take_ready();
+        if !batch.is_empty() {
+            self.committer.submit(batch)?;
         }
         Ok(())
     }
@@ -204,8 +322,9 @@ impl StoreInstaller {
     /// last call).
     pub fn commit(&mut self) -> Result<usize, InstallError> {
         let ready = self.committer.collect_ready();
-        if !self.pending.is_empty() {
-            self.committer.submit(std::mem::take(&mut self.pending))?;
+        let batch = self.take_ready();
+        if !batch.is_empty() {
+            self.committer.submit(batch)?;
         }
         let rest = self.committer.wait_all();
         Ok(ready? + rest?)
@@ -216,5 +335,72 @@ impl StoreInstaller {
         self.commit()?;
         install_system_profile(&self.root, toplevel)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use landfall_proto::nar::{dump_path, NarHash};
+    use sha2::Digest;
+
+    const A: &str = "/nix/store/0mdqa9w1p6cmli6976v4wi0sw9r4p5pr-a";
+    const B: &str = "/nix/store/1mdqa9w1p6cmli6976v4wi0sw9r4p5pr-b";
+    const C: &str = "/nix/store/2mdqa9w1p6cmli6976v4wi0sw9r4p5pr-c";
+
+    fn nar_info(path: &str, refs: &[&str]) -> (PathInfo, Vec<u8>) {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f");
+        std::fs::write(&f, path.as_bytes()).unwrap();
+        let mut nar = Vec::new();
+        dump_path(&f, &mut nar).unwrap();
+        let info = PathInfo {
+            path: StorePath::parse(path).unwrap(),
+            nar_hash: NarHash(sha2::Sha256::digest(&nar).into()),
+            nar_size: nar.len() as u64,
+            references: refs.iter().map(|r| StorePath::parse(r).unwrap()).collect(),
+            deriver: None,
+            signatures: vec![],
+            ca: None,
+        };
+        (info, nar)
+    }
+
+    fn valid(root: &Path, p: &str) -> bool {
+        query_missing(root, &[StorePath::parse(p).unwrap()])
+            .unwrap()
+            .is_empty()
+    }
+
+    #[test]
+    fn referrers_wait_for_expected_references_from_any_source() {
+        let root = tempfile::tempdir().unwrap();
+        let (a, nar_a) = nar_info(A, &[]);
+        let (b, nar_b) = nar_info(B, &[A, B]);
+        let (c, nar_c) = nar_info(C, &[B]);
+        let mut installer = StoreInstaller::open(root.path()).unwrap();
+        installer.expect([&a.path, &b.path, &c.path]);
+        // The referrer first (as a cache worker may deliver it), from another thread.
+        let mut adder = installer.adder();
+        let c2 = c.clone();
+        std::thread::spawn(move || adder.add_path(&c2, &mut &nar_c[..]).map(|_| ()))
+            .join()
+            .unwrap()
+            .unwrap();
+        installer.add(&b, &nar_b[..]).unwrap();
+        installer.commit().unwrap();
+        // Nothing could be registered: both wait for A.
+        assert_eq!(installer.pending().len(), 2);
+        assert_eq!(
+            installer.first_missing_reference().map(|(_, r)| r.as_str()),
+            Some(A)
+        );
+        assert!(!valid(root.path(), B) && !valid(root.path(), C));
+        installer.add(&a, &nar_a[..]).unwrap();
+        installer.commit().unwrap();
+        assert!(installer.pending().is_empty());
+        for p in [A, B, C] {
+            assert!(valid(root.path(), p), "{p}");
+        }
     }
 }

@@ -24,7 +24,7 @@ pub mod unpack;
 pub use block_reader::{Block, BlockDecompressor, BlockReader};
 pub use chunk_reader::ChunkReader;
 pub use db::{DbError, NixDb};
-pub use install::{InstallError, StoreInstaller};
+pub use install::{AddPath, InstallError, PathAdder, StoreInstaller};
 pub use missing::{query_missing, query_missing_with};
 pub use profile::{install_system_profile, ProfileError};
 pub use unpack::{NarUnpacker, UnpackError, UnpackedPath};

@@ -1,15 +1,13 @@
 //! The substituter against real binary caches made by Debian's Nix
 //! (`nix copy --to file://…?compression=…&secret-key=…`), served over HTTP on
-//! loopback by a small server in this test. Fetched paths are checked by
+//! loopback by the shared test server (`landfall_tests::binary_cache`). Fetched paths are checked by
 //! real Nix (`nix-store --verify --check-contents`, `nix path-info`); every
 //! refusal leaves nothing registered and no file in the store.
 
 use crate::store_common as common;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::fixture::nix_command;
@@ -19,6 +17,9 @@ use landfall_agent::store::substitute::{
 };
 use landfall_agent::store::{query_missing, InstallError, StoreInstaller, UnpackError};
 use landfall_proto::nar::{PathInfo, StorePath};
+use landfall_tests::binary_cache::{
+    self, copy_to_cache, key_pair, serve, serve_proxy, serve_redirects, serve_with, test_tls, Serve,
+};
 
 /// Two paths built by real Nix: `b` refers to `a`; `a` has a 3 MB file
 /// (random, so a cut or a flipped byte lands in file data), a script and a symlink.
@@ -50,29 +51,6 @@ struct Fixture {
     other_public: String,
 }
 
-fn run(mut c: std::process::Command) -> Vec<u8> {
-    let out = c.output().expect("nix not found: install nix-bin");
-    assert!(
-        out.status.success(),
-        "{c:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-fn keypair(dir: &Path, name: &str) -> (PathBuf, String) {
-    let mut c = nix_command("nix");
-    c.args(["key", "generate-secret", "--key-name", name]);
-    let secret = run(c);
-    let file = dir.join(format!("{name}.secret"));
-    std::fs::write(&file, &secret).unwrap();
-    let mut c = nix_command("nix");
-    c.args(["key", "convert-secret-to-public"])
-        .stdin(std::fs::File::open(&file).unwrap());
-    let public = String::from_utf8(run(c)).unwrap().trim().to_owned();
-    (file, public)
-}
-
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
@@ -82,12 +60,12 @@ fn fixture() -> &'static Fixture {
         let mut c = nix_command("nix");
         c.args(["build", "--no-link", "--json", "-f"])
             .arg(dir.join("d.nix"));
-        let json: serde_json::Value = serde_json::from_slice(&run(c)).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&binary_cache::run_ok(c)).unwrap();
         let top = json[0]["outputs"]["out"].as_str().unwrap().to_owned();
         let host = path_info(None, &top);
         assert_eq!(host.len(), 2);
-        let (secret, public) = keypair(&dir, "test-1");
-        let (_, other_public) = keypair(&dir, "test-2");
+        let (secret, public) = key_pair(&dir, "test-1");
+        let (_, other_public) = key_pair(&dir, "test-2");
         Fixture {
             _dir: tmp,
             top,
@@ -103,13 +81,8 @@ impl Fixture {
     /// A fresh cache in `dest` holding the closure, compressed as given,
     /// signed by test-1 unless `signed` is false.
     fn cache(&self, dest: &Path, compression: &str, signed: bool) {
-        let mut url = format!("file://{}?compression={compression}", dest.display());
-        if signed {
-            url.push_str(&format!("&secret-key={}", self.secret.display()));
-        }
-        let mut c = nix_command("nix");
-        c.args(["copy", "--to", &url, &self.top]);
-        run(c);
+        let secret = signed.then_some(self.secret.as_path());
+        copy_to_cache(dest, &[&self.top], compression, secret);
     }
 
     fn info(&self, name: &str) -> &PathInfo {
@@ -126,123 +99,6 @@ impl Fixture {
     fn b(&self) -> &PathInfo {
         self.info("-subst-b")
     }
-}
-
-/// What the test server does with files under `nar/`.
-#[derive(Clone, Copy)]
-enum Serve {
-    Whole,
-    /// Announces the full length, sends this many bytes, closes.
-    CutAfter(usize),
-    /// Announces the full length, sends this many bytes, then holds the
-    /// connection open without sending more.
-    StallAfter(usize),
-    /// Reads the request and never answers (every file).
-    Silent,
-}
-
-/// Serves `dir` over HTTP/1.1 on 127.0.0.1 (one thread per connection),
-/// over TLS when `tls` is given; returns the base URL. The server lives as
-/// long as the test process.
-fn serve_with(dir: PathBuf, mode: Serve, tls: Option<Arc<rustls::ServerConfig>>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let url = format!("{scheme}://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { continue };
-            let dir = dir.clone();
-            let tls = tls.clone();
-            std::thread::spawn(move || match tls {
-                None => answer(conn, &dir, mode),
-                Some(cfg) => {
-                    let Ok(server) = rustls::ServerConnection::new(cfg) else {
-                        return;
-                    };
-                    answer(rustls::StreamOwned::new(server, conn), &dir, mode)
-                }
-            });
-        }
-    });
-    url
-}
-
-fn serve(dir: PathBuf, mode: Serve) -> String {
-    serve_with(dir, mode, None)
-}
-
-fn answer(mut conn: impl Read + Write, dir: &Path, mode: Serve) {
-    // A GET has no body: read up to the blank line.
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match conn.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return,
-        }
-    }
-    if matches!(mode, Serve::Silent) {
-        std::thread::sleep(std::time::Duration::from_secs(600));
-        return;
-    }
-    let request = String::from_utf8_lossy(&head);
-    let target = request.split(' ').nth(1).unwrap_or("/");
-    let rel = target.trim_start_matches('/');
-    let file = dir.join(rel);
-    let body = match (rel.contains(".."), std::fs::read(&file)) {
-        (false, Ok(b)) => b,
-        _ => {
-            let _ = conn.write_all(
-                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
-            let _ = conn.flush();
-            return;
-        }
-    };
-    let head = format!(
-        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let send = match mode {
-        Serve::CutAfter(n) | Serve::StallAfter(n) if rel.starts_with("nar/") => {
-            &body[..n.min(body.len())]
-        }
-        _ => &body[..],
-    };
-    let _ = conn.write_all(head.as_bytes());
-    let _ = conn.write_all(send);
-    let _ = conn.flush();
-    if matches!(mode, Serve::StallAfter(_)) && rel.starts_with("nar/") {
-        std::thread::sleep(std::time::Duration::from_secs(600));
-    }
-    // Dropping the socket closes it: a cut body ends early.
-}
-
-/// A test CA and a server certificate for 127.0.0.1 signed by it:
-/// (the CA's PEM, the server's TLS configuration).
-fn test_tls() -> (String, Arc<rustls::ServerConfig>) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, &ca_key);
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
-        )
-        .unwrap();
-    (ca_cert.pem(), Arc::new(cfg))
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -311,13 +167,11 @@ fn new_root(tmp: &Path) -> PathBuf {
 }
 
 fn narinfo_file(cache: &Path, info: &PathInfo) -> PathBuf {
-    cache.join(format!("{}.narinfo", info.path.hash_part()))
+    binary_cache::narinfo_file(cache, info.path.as_str())
 }
 
 fn nar_file(cache: &Path, info: &PathInfo) -> PathBuf {
-    let text = std::fs::read_to_string(narinfo_file(cache, info)).unwrap();
-    let url = text.lines().find_map(|l| l.strip_prefix("URL: ")).unwrap();
-    cache.join(url)
+    binary_cache::nar_file(cache, info.path.as_str())
 }
 
 /// Fetches the signed closure (compressed as given) and has real Nix check it.
@@ -585,7 +439,7 @@ fn refuses_an_unreachable_cache() {
     let fx = fixture();
     // A port nobody listens on: bound, then closed.
     let dead = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
     let rt = runtime();
@@ -741,4 +595,84 @@ fn refuses_a_cache_that_stalls() {
         e => panic!("{e:?}"),
     }
     assert_untouched(&root, std::slice::from_ref(fx.a()));
+}
+
+#[test]
+fn follows_redirects_and_refuses_a_redirect_loop() {
+    let fx = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    fx.cache(&cache, "xz", true);
+    // Every file (nix-cache-info, narinfos, NARs) is behind a 302.
+    let url = serve_redirects(Some(serve(cache, Serve::Whole)));
+    let root = new_root(tmp.path());
+    let rt = runtime();
+    let sub = substituter(&url, &[&fx.public]);
+    assert_eq!(substitute(&rt, &sub, &root, &fx.host).unwrap(), 2);
+    let verify = nix_command("nix-store")
+        .args(["--verify", "--check-contents", "--store"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+
+    let looping = substituter(&serve_redirects(None), &[&fx.public]);
+    match rt.block_on(looping.cache_info()).unwrap_err() {
+        SubstituteError::Http(HttpError::TooManyRedirects { .. }) => {}
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn goes_through_an_http_proxy_for_http_and_https() {
+    let fx = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    fx.cache(&cache, "zstd", true);
+    let (proxy, used) = serve_proxy();
+    let rt = runtime();
+    let keys = TrustedKeys::parse(&[fx.public.as_str()]).unwrap();
+
+    // http: requests in absolute form.
+    let plain = serve(cache.clone(), Serve::Whole);
+    let client = HttpClient::new(b"").unwrap().with_proxy(&proxy).unwrap();
+    let sub = Substituter::new(&plain, keys.clone(), client).unwrap();
+    let root = tmp.path().join("root-http");
+    std::fs::create_dir(&root).unwrap();
+    assert_eq!(substitute(&rt, &sub, &root, &fx.host).unwrap(), 2);
+    let after_http = used.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(after_http >= 5, "the proxy saw {after_http} requests");
+
+    // https: a CONNECT tunnel, TLS (test CA) end to end with the cache.
+    let (ca, tls) = test_tls();
+    let secure = serve_with(cache, Serve::Whole, Some(tls));
+    let client = HttpClient::new(ca.as_bytes())
+        .unwrap()
+        .with_proxy(&proxy)
+        .unwrap();
+    let sub = Substituter::new(&secure, keys.clone(), client).unwrap();
+    let root = tmp.path().join("root-https");
+    std::fs::create_dir(&root).unwrap();
+    assert_eq!(substitute(&rt, &sub, &root, &fx.host).unwrap(), 2);
+    assert!(used.load(std::sync::atomic::Ordering::Relaxed) >= after_http + 5);
+
+    // A proxy that is not there: the connection to it fails, by its name.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let client = HttpClient::new(b"").unwrap().with_proxy(&dead).unwrap();
+    let sub = Substituter::new(&plain, keys, client).unwrap();
+    match rt.block_on(sub.cache_info()).unwrap_err() {
+        SubstituteError::Http(HttpError::Connect { url, .. }) => assert_eq!(url, dead),
+        e => panic!("{e:?}"),
+    }
+    assert!(HttpClient::new(b"")
+        .unwrap()
+        .with_proxy("socks5://h:1")
+        .is_err());
 }

@@ -48,6 +48,9 @@ pub struct TargetSteps {
     secrets: DiskSecrets,
     /// This install's ID and `--keep-existing`, sent with each layout request.
     own: phases::Ownership,
+    /// The binary caches the agent fetches from (resolved at evaluation).
+    substitute_args: crate::substitute::SubstituteArgs,
+    substitution: crate::substitute::Substitution,
 }
 
 impl TargetSteps {
@@ -65,6 +68,17 @@ impl Steps for TargetSteps {
             None => tokio::task::block_in_place(|| evaluate(&self.sources, &self.phases))?,
         };
         self.secrets = ev.secrets.clone();
+        if self.phases.contains(&Phase::Install) {
+            self.substitution = tokio::task::block_in_place(|| {
+                crate::substitute::resolve(&self.substitute_args, self.sources.flake.as_deref())
+            })?;
+            if self.substitution.enabled() {
+                eprintln!(
+                    "The target fetches from binary caches: {}",
+                    crate::sanitize::line(&self.substitution.caches.join(" "))
+                );
+            }
+        }
         Ok(ev)
     }
 
@@ -155,6 +169,7 @@ impl Steps for TargetSteps {
         let (wait_ssh, wait) = (self.wait_ssh.clone(), Duration::from_secs(self.wait));
         let extra = self.extra.clone();
         let own = self.own.clone();
+        let subst = self.substitution.clone();
         let client = self.client()?;
         match phase {
             Phase::Kexec => {}
@@ -164,7 +179,7 @@ impl Steps for TargetSteps {
             }
             Phase::Install => {
                 let top = ev.toplevel.as_ref().context("no system to install")?;
-                return Ok(Some(phases::install(client, top, json).await?));
+                return Ok(Some(phases::install(client, top, json, &subst).await?));
             }
             Phase::Files if extra.is_empty() => {}
             Phase::Files => {
@@ -331,6 +346,14 @@ pub async fn run_on_target(
             install_id,
             keep_existing: c.keep_existing,
         },
+        substitute_args: crate::substitute::SubstituteArgs {
+            substituters: c.substituters.clone(),
+            trusted_public_keys: c.trusted_public_keys.clone(),
+            ca_file: c.substituters_ca.clone(),
+            proxy: c.substituters_proxy.clone(),
+            off: c.no_substitute_on_target,
+        },
+        substitution: Default::default(),
     };
     let mut report = drive(&mut steps, &c.phases).await?;
     if c.phases.contains(&Phase::Reboot) {

@@ -86,6 +86,7 @@ pub async fn install(
     client: &mut AgentClient<Channel>,
     toplevel: &StorePath,
     json: bool,
+    subst: &crate::substitute::Substitution,
 ) -> anyhow::Result<TransferSummary> {
     eprintln!("== install: {toplevel}");
     let infos = tokio::task::block_in_place(|| Nix::new().closure_path_info(toplevel))
@@ -99,10 +100,21 @@ pub async fn install(
         "",
         progress,
         Default::default(),
+        subst,
     )
     .await?;
+    let from_caches = if s.cache_paths > 0 || s.fallback_paths > 0 {
+        format!(
+            "; {} paths ({:.1} MiB of NAR) came from binary caches, {} fell back to this machine",
+            s.cache_paths,
+            s.cache_nar_bytes as f64 / 1048576.0,
+            s.fallback_paths
+        )
+    } else {
+        String::new()
+    };
     eprintln!(
-        "Sent {} of {} paths ({:.1} MiB of NAR as {:.1} MiB on the wire) in {:.1} s. Agent: {}",
+        "Sent {} of {} paths ({:.1} MiB of NAR as {:.1} MiB on the wire) in {:.1} s{from_caches}. Agent: {}",
         s.sent_paths,
         s.closure_paths,
         s.nar_bytes as f64 / 1048576.0,

@@ -20,5 +20,6 @@ mod kexec_errors;
 mod layout;
 mod luks_lvm;
 mod reinstall_same_layout;
+mod substitute_install;
 mod target;
 mod vm;

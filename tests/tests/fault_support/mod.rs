@@ -224,8 +224,8 @@ pub fn summary_of(stdout: &str) -> serde_json::Value {
 
 /// The fixture flake's system (`nixosConfigurations.office`), built by real Nix.
 pub fn build_office(dir: &Path) -> String {
-    #[path = "../../../controller/src/nix/fixture.rs"]
-    mod fixture;
+    // The tier's crate root includes the fixture builder (`mod fixture`).
+    use crate::fixture;
     fixture::build_office_fixture(&dir.join("flake"), &fixture::FixtureOptions::default())
         .expect("the office fixture builds with nix")
         .toplevel

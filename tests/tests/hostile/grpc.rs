@@ -151,6 +151,7 @@ fn begin(n: u32) -> ClosureChunk {
         root: String::new(),
         paths: n,
         nar_bytes: 0,
+        substitute: None,
     }))
 }
 

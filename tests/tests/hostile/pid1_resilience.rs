@@ -113,6 +113,7 @@ fn oom_closure(dir: &Path) -> Vec<ClosureChunk> {
             root: String::new(),
             paths: 2,
             nar_bytes: 0,
+            substitute: None,
         })),
     }];
     msgs.extend(path_msgs(&bb, BUSYBOX, &[]));

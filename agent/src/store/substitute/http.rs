@@ -81,6 +81,22 @@ pub enum HttpError {
         /// The timeout.
         timeout: Duration,
     },
+    /// The proxy refused or broke the tunnel.
+    #[error("The proxy {proxy} refused {url}: {reason}")]
+    Proxy {
+        /// The proxy.
+        proxy: String,
+        /// The URL asked for.
+        url: String,
+        /// Its answer.
+        reason: String,
+    },
+    /// A redirect chain longer than [`MAX_REDIRECTS`] (or a loop).
+    #[error("{url}: more than 5 redirects")]
+    TooManyRedirects {
+        /// The URL first asked for.
+        url: String,
+    },
     /// A small document (narinfo, nix-cache-info) was larger than allowed.
     #[error("{url} is larger than {limit} bytes")]
     TooLarge {
@@ -97,6 +113,8 @@ pub struct HttpClient {
     tls: Arc<rustls::ClientConfig>,
     connect_timeout: Duration,
     idle_timeout: Duration,
+    /// An HTTP proxy (`http_proxy`/`https_proxy`): host, port, as given.
+    proxy: Option<(String, u16, String)>,
 }
 
 /// Default time for connecting, TLS and the response head.
@@ -191,6 +209,7 @@ impl HttpClient {
             .with_no_client_auth();
         Ok(Self {
             tls: Arc::new(tls),
+            proxy: None,
             connect_timeout: CONNECT_TIMEOUT,
             idle_timeout: IDLE_TIMEOUT,
         })
@@ -203,19 +222,56 @@ impl HttpClient {
         self
     }
 
-    /// GETs `url`; a 200 response's body, streamed.
-    pub async fn get(&self, url: &str) -> Result<Body, HttpError> {
-        match tokio::time::timeout(self.connect_timeout, self.get_head(url)).await {
-            Ok(r) => r,
-            Err(_) => Err(HttpError::Timeout {
-                url: url.to_owned(),
-                what: "response",
-                timeout: self.connect_timeout,
-            }),
+    /// Goes through the HTTP proxy `url` (`http://host:port`, as in
+    /// `http_proxy`/`https_proxy`): plain requests in absolute form, https
+    /// through a `CONNECT` tunnel (TLS still ends at the cache).
+    pub fn with_proxy(mut self, url: &str) -> Result<Self, HttpError> {
+        let bad = || HttpError::BadUrl(url.to_owned());
+        let uri: Uri = url.parse().map_err(|_| bad())?;
+        if uri.scheme_str() != Some("http") {
+            return Err(bad());
         }
+        let host = uri.host().ok_or_else(bad)?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        self.proxy = Some((host, uri.port_u16().unwrap_or(80), url.to_owned()));
+        Ok(self)
     }
 
-    async fn get_head(&self, url: &str) -> Result<Body, HttpError> {
+    /// GETs `url`, following up to [`MAX_REDIRECTS`] redirects (S3 and CDN
+    /// caches answer 301/302/307/308 with a `Location`); a 200 response's
+    /// body, streamed. What a redirect leads to is checked as any answer:
+    /// the narinfo by its signature, the NAR by its narHash.
+    pub async fn get(&self, url: &str) -> Result<Body, HttpError> {
+        let mut current = url.to_owned();
+        for _ in 0..=MAX_REDIRECTS {
+            let answer =
+                match tokio::time::timeout(self.connect_timeout, self.get_head(&current)).await {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        return Err(HttpError::Timeout {
+                            url: current,
+                            what: "response",
+                            timeout: self.connect_timeout,
+                        })
+                    }
+                };
+            match answer {
+                Answer::Body(b) => return Ok(b),
+                Answer::Redirect(location) => {
+                    current = resolve_location(&current, &location)
+                        .ok_or_else(|| HttpError::BadUrl(location.clone()))?;
+                }
+            }
+        }
+        Err(HttpError::TooManyRedirects {
+            url: url.to_owned(),
+        })
+    }
+
+    async fn get_head(&self, url: &str) -> Result<Answer, HttpError> {
         let bad = || HttpError::BadUrl(url.to_owned());
         let uri: Uri = url.parse().map_err(|_| bad())?;
         let https = match uri.scheme_str() {
@@ -231,15 +287,35 @@ impl HttpClient {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
-        let tcp = TcpStream::connect((bare.as_str(), port))
-            .await
-            .map_err(|source| HttpError::Connect {
-                url: url.to_owned(),
-                source,
-            })?;
+        let (tcp, target) = match &self.proxy {
+            None => (
+                TcpStream::connect((bare.as_str(), port))
+                    .await
+                    .map_err(|source| HttpError::Connect {
+                        url: url.to_owned(),
+                        source,
+                    })?,
+                path,
+            ),
+            Some((phost, pport, purl)) => {
+                let mut tcp =
+                    TcpStream::connect((phost.as_str(), *pport))
+                        .await
+                        .map_err(|source| HttpError::Connect {
+                            url: purl.clone(),
+                            source,
+                        })?;
+                if https {
+                    connect_tunnel(&mut tcp, &host, port, purl, url).await?;
+                    (tcp, path)
+                } else {
+                    (tcp, url.to_owned())
+                }
+            }
+        };
         let _ = tcp.set_nodelay(true);
         let authority = uri.authority().map_or(host.clone(), |a| a.to_string());
-        let req = Request::get(path)
+        let req = Request::get(target)
             .header(http::header::HOST, authority)
             .header(http::header::CONNECTION, "close")
             .header(http::header::USER_AGENT, "landfall-agent")
@@ -258,18 +334,92 @@ impl HttpClient {
         } else {
             send(url, TokioIo::new(tcp), req).await?
         };
-        if resp.status() != StatusCode::OK {
+        let status = resp.status();
+        if matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
+            if let Some(loc) = resp
+                .headers()
+                .get(http::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+            {
+                return Ok(Answer::Redirect(loc.to_owned()));
+            }
+        }
+        if status != StatusCode::OK {
             return Err(HttpError::Status {
                 url: url.to_owned(),
-                status: resp.status(),
+                status,
             });
         }
-        Ok(Body {
+        Ok(Answer::Body(Body {
             url: url.to_owned(),
             inner: resp.into_body(),
             idle_timeout: self.idle_timeout,
-        })
+        }))
     }
+}
+
+/// Opens a `CONNECT host:port` tunnel through the proxy on `tcp`.
+async fn connect_tunnel(
+    tcp: &mut TcpStream,
+    host: &str,
+    port: u16,
+    proxy: &str,
+    url: &str,
+) -> Result<(), HttpError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let refused = |reason: String| HttpError::Proxy {
+        proxy: proxy.to_owned(),
+        url: url.to_owned(),
+        reason,
+    };
+    let authority = format!("{host}:{port}");
+    tcp.write_all(format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n").as_bytes())
+        .await
+        .map_err(|e| refused(e.to_string()))?;
+    // The answer's head, byte by byte (nothing of the tunnel is read).
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 8192 {
+            return Err(refused("an answer head over 8 KiB".into()));
+        }
+        let b = tcp.read_u8().await.map_err(|e| refused(e.to_string()))?;
+        head.push(b);
+    }
+    let text = String::from_utf8_lossy(&head);
+    let status = text.lines().next().unwrap_or_default();
+    if status.split(' ').nth(1) != Some("200") {
+        return Err(refused(status.to_owned()));
+    }
+    Ok(())
+}
+
+/// Redirects followed for one GET.
+pub const MAX_REDIRECTS: usize = 5;
+
+enum Answer {
+    Body(Body),
+    Redirect(String),
+}
+
+/// A `Location` resolved against the URL that answered it: absolute
+/// http(s), absolute path, or relative to the answering URL's folder.
+/// None for another scheme.
+pub fn resolve_location(base: &str, location: &str) -> Option<String> {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return Some(location.to_owned());
+    }
+    if location.contains("://") || location.starts_with("//") {
+        return None;
+    }
+    let uri: Uri = base.parse().ok()?;
+    let origin = format!("{}://{}", uri.scheme_str()?, uri.authority()?);
+    if location.starts_with('/') {
+        return Some(format!("{origin}{location}"));
+    }
+    let path = uri.path();
+    let folder = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+    let folder = if folder.is_empty() { "/" } else { folder };
+    Some(format!("{origin}{folder}{location}"))
 }
 
 async fn send<T>(
@@ -292,4 +442,32 @@ where
         let _ = conn.await;
     });
     sender.send_request(req).await.map_err(rerr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_location;
+
+    #[test]
+    fn locations_resolve_as_browsers_do() {
+        let base = "https://cache.example.org/prefix/nar/abc.nar.xz";
+        assert_eq!(
+            resolve_location(base, "https://s3.example.com/b/abc?sig=1").as_deref(),
+            Some("https://s3.example.com/b/abc?sig=1")
+        );
+        assert_eq!(
+            resolve_location(base, "/other/abc.nar.xz").as_deref(),
+            Some("https://cache.example.org/other/abc.nar.xz")
+        );
+        assert_eq!(
+            resolve_location(base, "def.nar.xz").as_deref(),
+            Some("https://cache.example.org/prefix/nar/def.nar.xz")
+        );
+        assert_eq!(
+            resolve_location("http://h:8080", "x").as_deref(),
+            Some("http://h:8080/x")
+        );
+        assert_eq!(resolve_location(base, "ftp://h/x"), None);
+        assert_eq!(resolve_location(base, "//h/x"), None);
+    }
 }

@@ -30,26 +30,28 @@
 //! it) → [`Substituter::fetch_into`] (blocking, from a blocking thread, with
 //! the runtime's handle) → the installer's `commit` as for streamed paths.
 //!
-//! # Next slices (not in this module yet)
-//! - **RPC**: a `Substitute` call (or a message in the install stream)
-//!   carrying cache URLs, trusted keys and an extra CA; the agent answers
-//!   which missing paths each cache has (query in parallel, a few in
-//!   flight, per-cache priority order from `nix-cache-info`), then fetches
-//!   them with N workers (each its own connection, references-first
-//!   ordering kept by committing only batches whose references are valid or
-//!   pending), reporting bytes per source in the progress stream.
-//! - **Fallback**: every [`SubstituteError`] of a path (unreachable, status,
-//!   broken body, bad signature, mismatch, bad NAR) marks that path "from
-//!   the controller"; the agent tells the controller, which streams it on
-//!   its own channel (a slow cache already fails, by
-//!   [`HttpError::Timeout`]). Add `http_proxy`/`https_proxy` (CONNECT for https), DNS from the captured
-//!   resolv.conf or DHCP, redirects (S3-style caches).
-//! - **Controller flags**: `--substituters`, `--trusted-public-keys`,
-//!   `--no-substitute-on-target`, defaults from the flake's
-//!   `nix.settings`; summary and `--json` counting paths/bytes per source.
-//! - **Tests/bench**: the qemu VM through user networking (HTTP and HTTPS
-//!   with a test CA are tested on loopback already), `bench/` with the controller link throttled to
-//!   8 MiB/s: time ratio and the agent's peak RSS while substituting.
+//! # Where it is used
+//! - **RPC** (`service::substitute`): `QuerySubstitutes` answers which
+//!   missing paths the caches serve (caches in `nix-cache-info` priority
+//!   order, 8 narinfos in flight); PutClosure's `begin.substitute` makes 4
+//!   workers fetch them into the same installer while the controller's
+//!   stream is received. The installer registers references first whatever
+//!   the arrival order ([`super::StoreInstaller::expect`]).
+//! - **Fallback**: every [`SubstituteError`] of a path ends in a SKIPPED
+//!   event with `fallback`; the controller streams that path itself.
+//! - **Controller**: `--substituters`, `--trusted-public-keys`,
+//!   `--substituters-ca`, `--no-substitute-on-target`, defaults from the
+//!   flake's `nix.settings`; the summary counts paths and bytes per source.
+//!
+//! # Not yet
+//! A VM test of name resolution: the client resolves with musl's
+//! getaddrinfo, which reads the /etc/resolv.conf that `net::up` writes from
+//! the nameservers captured at kexec or the DHCP lease (loopback tests use
+//! IP literals only). Taking `http_proxy`/`https_proxy` from the
+//! old system at kexec (today the controller's `--substituters-proxy`
+//! gives it; [`HttpClient::with_proxy`], CONNECT for https), the qemu VM
+//! test through user networking. Redirects are followed ([`http::MAX_REDIRECTS`]); `bench/substitute.sh`
+//! measures the time ratio and the agent's peak RSS.
 
 pub mod http;
 pub mod narinfo;
@@ -66,7 +68,7 @@ pub use self::http::{HttpClient, HttpError};
 pub use narinfo::{fingerprint, CacheInfo, Compression, NarInfo, NarInfoError};
 pub use trust::{KeyParseError, SignatureError, TrustedKeys};
 
-use super::{InstallError, StoreInstaller, UnpackedPath};
+use super::{AddPath, InstallError, UnpackedPath};
 
 /// Largest `nix-cache-info` or narinfo accepted.
 const MAX_DOC: usize = 64 * 1024;
@@ -263,7 +265,7 @@ impl Substituter {
         &self,
         rt: &Handle,
         verified: &Verified,
-        installer: &mut StoreInstaller,
+        installer: &mut impl AddPath,
     ) -> Result<UnpackedPath, SubstituteError> {
         let path = &verified.info.path;
         let compression = match &verified.narinfo.compression {
@@ -280,7 +282,7 @@ impl Substituter {
         let url = self.nar_url(&verified.narinfo);
         let failure: Arc<Mutex<Option<SubstituteError>>> = Arc::default();
         let (body, task) = spawn_body(rt, self.client.clone(), url, failure.clone());
-        let (reader, xz_thread): (Box<dyn Read>, _) = match compression {
+        let (mut reader, xz_thread): (Box<dyn Read>, _) = match compression {
             "none" => (Box::new(body), None),
             "zstd" => {
                 let dec = zstd::stream::read::Decoder::new(body).map_err(|source| {
@@ -300,7 +302,7 @@ impl Substituter {
                 (Box::new(pipe), Some(thread))
             }
         };
-        let result = installer.add(&verified.info, reader);
+        let result = installer.add_path(&verified.info, &mut reader);
         // A transport or decoder failure was recorded before the unpacker saw it.
         let first = failure.lock().map(|mut f| f.take()).unwrap_or(None);
         if result.is_err() {
