@@ -117,6 +117,7 @@ pub struct AgentVmSpec {
     memory_mib: u32,
     ovmf: bool,
     allow_reboot: bool,
+    guest_forwards: Vec<(String, u16)>,
 }
 
 impl AgentVmSpec {
@@ -129,6 +130,7 @@ impl AgentVmSpec {
             memory_mib: 256,
             ovmf: false,
             allow_reboot: false,
+            guest_forwards: Vec::new(),
         }
     }
     pub fn serial(mut self, serial: &str) -> AgentVmSpec {
@@ -150,6 +152,12 @@ impl AgentVmSpec {
     }
     pub fn allow_reboot(mut self) -> AgentVmSpec {
         self.allow_reboot = true;
+        self
+    }
+    /// The guest reaches the host's `127.0.0.1:host_port` at `addr` (see
+    /// [`crate::Nic::guest_forward`]).
+    pub fn guest_forward(mut self, addr: &str, host_port: u16) -> AgentVmSpec {
+        self.guest_forwards.push((addr.into(), host_port));
         self
     }
 }
@@ -180,6 +188,10 @@ pub fn start_agent_vm(spec: AgentVmSpec) -> AgentVm {
     if spec.allow_reboot {
         builder = builder.allow_reboot();
     }
+    let mut nic = crate::Nic::user().forward(7443);
+    for (addr, port) in &spec.guest_forwards {
+        nic = nic.guest_forward(addr, *port);
+    }
     let mut vm = builder
         .kernel(
             image.join("bzImage"),
@@ -188,7 +200,7 @@ pub fn start_agent_vm(spec: AgentVmSpec) -> AgentVm {
         .initrd(image.join("initrd"))
         .memory_mib(spec.memory_mib)
         .disk(crate::Disk::nvme(disk.clone()).serial(&spec.serial))
-        .nic(crate::Nic::user().forward(7443))
+        .nic(nic)
         .start_in(tdir)
         .unwrap();
     let addr = vm.forwarded_addr(7443).unwrap().to_string();

@@ -41,6 +41,20 @@ pub struct Nic {
     model: NicModel,
     mac: Option<String>,
     forwards: Vec<Forward>,
+    guest_forwards: Vec<GuestForward>,
+}
+
+/// Debian's busybox-static (scripts/setup.sh), whose `nc` carries guest forwards.
+const BUSYBOX: &str = "/bin/busybox";
+
+/// A TCP forward the other way: the guest connects to `addr` (an address of
+/// the user network, e.g. `10.0.2.100:80`) and reaches the host's loopback
+/// port `host_port`. qemu's `guestfwd` with a `busybox nc` per connection; it
+/// works with `restrict=on`, which only blocks what no rule names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestForward {
+    pub addr: String,
+    pub host_port: u16,
 }
 
 /// A TCP port forward from the host's loopback to the guest.
@@ -88,6 +102,16 @@ impl Nic {
         self
     }
 
+    /// Lets the guest reach the host's `127.0.0.1:host_port` at `addr`
+    /// (`"10.0.2.100:80"`): a service of the test (a binary cache) for the guest.
+    pub fn guest_forward(mut self, addr: &str, host_port: u16) -> Nic {
+        self.guest_forwards.push(GuestForward {
+            addr: addr.to_owned(),
+            host_port,
+        });
+        self
+    }
+
     /// The forwards as configured (host ports may still be unchosen).
     pub fn forwards(&self) -> &[Forward] {
         &self.forwards
@@ -101,6 +125,16 @@ impl Nic {
         for (fwd, host) in self.forwards.iter().zip(resolved) {
             netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{}", fwd.guest));
         }
+        for g in &self.guest_forwards {
+            // `cmd:` starts the command for each guest connection (a
+            // `tcp:` chardev would carry one connection only, made when qemu
+            // starts); Debian's static busybox is the harness's netcat.
+            netdev.push_str(&format!(
+                ",guestfwd=tcp:{}-cmd:{BUSYBOX} nc 127.0.0.1 {}",
+                escape_option(&g.addr),
+                g.host_port
+            ));
+        }
         let mut device = format!("{},netdev={id}", self.model.device());
         if let Some(mac) = &self.mac {
             device.push_str(&format!(",mac={}", escape_option(mac)));
@@ -112,6 +146,22 @@ impl Nic {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guest_forwards_reach_the_hosts_loopback() {
+        let nic = Nic::user()
+            .forward(7443)
+            .guest_forward("10.0.2.100:80", 41000);
+        assert_eq!(
+            nic.args(0, &[40000]),
+            [
+                "-netdev",
+                "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40000-:7443,guestfwd=tcp:10.0.2.100:80-cmd:/bin/busybox nc 127.0.0.1 41000",
+                "-device",
+                "virtio-net-pci,netdev=net0",
+            ]
+        );
+    }
 
     #[test]
     fn restricted_with_loopback_forwards() {

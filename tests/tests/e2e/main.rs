@@ -21,5 +21,6 @@ mod layout;
 mod luks_lvm;
 mod reinstall_same_layout;
 mod substitute_install;
+mod substitute_vm;
 mod target;
 mod vm;

@@ -1,0 +1,140 @@
+//! Substitution on the target (issue 19) with the agent as PID 1 in a qemu VM
+//! (256 MiB, NVMe), reaching a binary cache on the host through qemu's user
+//! network: the cache (made by Debian's Nix with `nix copy --to file://…`,
+//! signed by a `nix key generate-secret` key) is served on the host's
+//! loopback and forwarded into the guest's network at 10.0.2.100:80
+//! (`guestfwd`; the guest is otherwise isolated). `landfall install
+//! --phases disko,install --substituters http://10.0.2.100 …` lays out the
+//! VM's disk and installs the office closure: half of it is in the cache,
+//! and one of the cached NARs is corrupted, so the agent fetches the rest of
+//! that half itself, falls back to the laptop for the corrupted one, and the
+//! laptop streams the other half. Then, on the host, the installed root is
+//! checked as for the streamed install (`e2fsck -fn`, a kernel mount,
+//! `nix-store --verify --check-contents`, `nix path-info -r` equal to the
+//! host's but for the cache's signatures, which the fetched paths carry).
+
+use crate::fixture;
+use crate::install::check_installed_root;
+
+use std::process::Command;
+use std::time::Duration;
+
+use landfall_tests::agentimage::{start_agent_vm, AgentVm, AgentVmSpec};
+use landfall_tests::binary_cache::{copy_to_cache, key_pair, nar_file, narinfo_file, serve, Serve};
+use landfall_tests::bins::landfall_bin;
+use landfall_tests::nixstore::comparable_path_info;
+
+/// Where the guest finds the host's cache.
+const CACHE_IN_GUEST: &str = "10.0.2.100:80";
+
+#[test]
+fn the_agent_in_a_vm_fetches_the_cached_half_through_user_networking() {
+    let tdir = landfall_tests::TestDir::new("subst-vm-cache").unwrap();
+    let host_dir = tdir.path().to_path_buf();
+    let built =
+        fixture::build_office_fixture(&host_dir.join("flake"), &fixture::FixtureOptions::default())
+            .expect("the office fixture builds with nix");
+    let top = built.toplevel.clone();
+
+    // The cache: every other path of the closure, signed; the largest cached
+    // NAR gets a flipped byte (its narinfo still names the true hash).
+    let all: Vec<(String, u64)> = comparable_path_info(None, &top)
+        .iter()
+        .map(|v| {
+            (
+                v["path"].as_str().unwrap().to_owned(),
+                v["narSize"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let kept: Vec<String> = all.iter().step_by(2).map(|(p, _)| p.clone()).collect();
+    assert!(
+        kept.len() >= 2,
+        "the closure is too small to split: {all:?}"
+    );
+    let (secret, public) = key_pair(&host_dir, "vm-cache-1");
+    let cache = host_dir.join("cache");
+    copy_to_cache(&cache, &[&top], "xz", Some(&secret));
+    for (p, _) in &all {
+        if !kept.contains(p) {
+            std::fs::remove_file(narinfo_file(&cache, p)).unwrap();
+        }
+    }
+    let broken = all
+        .iter()
+        .filter(|(p, _)| kept.contains(p))
+        .max_by_key(|(_, n)| *n)
+        .map(|(p, _)| p.clone())
+        .unwrap();
+    let nar = nar_file(&cache, &broken);
+    let mut bytes = std::fs::read(&nar).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&nar, bytes).unwrap();
+    let url = serve(cache.clone(), Serve::Whole);
+    let host_port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+
+    let AgentVm {
+        mut vm,
+        dir,
+        addr,
+        tls,
+        disk,
+    } = start_agent_vm(
+        AgentVmSpec::new("subst-vm")
+            .disk_bytes(4 << 30)
+            .guest_forward(CACHE_IN_GUEST, host_port),
+    );
+    let out = Command::new(landfall_bin())
+        .args(["install", "--agent", &addr, "--tls", &tls, "--flake"])
+        .arg(format!("{}#office", built.flake_ref))
+        .args(["--phases", "disko,install", "--yes", "--json"])
+        .args(["--substituters", &format!("http://{CACHE_IN_GUEST}")])
+        .args(["--trusted-public-keys", &public])
+        .env("NIX_CONFIG", fixture::NIX_CONFIG)
+        .output()
+        .unwrap();
+    eprintln!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "landfall install failed");
+    let summary = landfall_tests::bins::json_lines(&String::from_utf8_lossy(&out.stdout));
+    let c = &summary["closure"];
+    let streamed = all.len() - kept.len();
+    assert_eq!(
+        (
+            c["cache_paths"].as_u64().unwrap(),
+            c["fallback_paths"].as_u64().unwrap(),
+            c["sent_paths"].as_u64().unwrap(),
+        ),
+        (kept.len() as u64 - 1, 1, streamed as u64 + 1),
+        "from the cache: all cached paths but the corrupted one; from the laptop: the rest: {summary}"
+    );
+    let cached_bytes: u64 = all
+        .iter()
+        .filter(|(p, _)| kept.contains(p) && *p != broken)
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(c["cache_nar_bytes"].as_u64().unwrap(), cached_bytes);
+    eprintln!(
+        "FIGURE substitution in the VM: {} paths / {} bytes from the cache, {} from the laptop",
+        kept.len() - 1,
+        cached_bytes,
+        streamed + 1
+    );
+    vm.quit(Duration::from_secs(20)).unwrap();
+
+    let installed = check_installed_root(&dir, &disk, &top, true);
+    for p in kept.iter().filter(|p| **p != broken) {
+        let text = std::fs::read_to_string(narinfo_file(&cache, p)).unwrap();
+        let sig = text.lines().find_map(|l| l.strip_prefix("Sig: ")).unwrap();
+        let info = installed.iter().find(|v| v["path"] == p.as_str()).unwrap();
+        let sigs = info["signatures"].as_array().cloned().unwrap_or_default();
+        assert!(
+            sigs.iter().any(|s| s == sig),
+            "{p}: fetched from the cache but its signature is not registered: {sigs:?}"
+        );
+    }
+}
