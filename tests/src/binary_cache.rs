@@ -171,6 +171,11 @@ fn answer(mut conn: impl Read + Write, dir: &Path, mode: Serve) {
 /// A test CA and a server certificate for 127.0.0.1 signed by it:
 /// (the CA's PEM, the server's TLS configuration).
 pub fn test_tls() -> (String, Arc<rustls::ServerConfig>) {
+    test_tls_for(&["127.0.0.1"])
+}
+
+/// [`test_tls`] with a certificate for `names` (IP addresses or DNS names).
+pub fn test_tls_for(names: &[&str]) -> (String, Arc<rustls::ServerConfig>) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -178,7 +183,7 @@ pub fn test_tls() -> (String, Arc<rustls::ServerConfig>) {
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca_params, &ca_key);
     let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+    let cert = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
         .unwrap()
         .signed_by(&key, &issuer)
         .unwrap();

@@ -2,9 +2,10 @@
 //! (256 MiB, NVMe), reaching a binary cache on the host through qemu's user
 //! network: the cache (made by Debian's Nix with `nix copy --to file://…`,
 //! signed by a `nix key generate-secret` key) is served on the host's
-//! loopback and forwarded into the guest's network at 10.0.2.100:80
-//! (`guestfwd`; the guest is otherwise isolated). `landfall install
-//! --phases disko,install --substituters http://10.0.2.100 …` lays out the
+//! loopback, over HTTP and over HTTPS (a test CA), and forwarded into the
+//! guest's network at 10.0.2.100:80 and :443 (`guestfwd`; the guest is
+//! otherwise isolated), one VM for each. `landfall install
+//! --phases disko,install --substituters http(s)://10.0.2.100 …` lays out the
 //! VM's disk and installs the office closure: half of it is in the cache,
 //! and one of the cached NARs is corrupted, so the agent fetches the rest of
 //! that half itself, falls back to the laptop for the corrupted one, and the
@@ -20,15 +21,19 @@ use std::process::Command;
 use std::time::Duration;
 
 use landfall_tests::agentimage::{start_agent_vm, AgentVm, AgentVmSpec};
-use landfall_tests::binary_cache::{copy_to_cache, key_pair, nar_file, narinfo_file, serve, Serve};
+use landfall_tests::binary_cache::{
+    copy_to_cache, key_pair, nar_file, narinfo_file, serve, serve_with, test_tls_for, Serve,
+};
 use landfall_tests::bins::landfall_bin;
 use landfall_tests::nixstore::comparable_path_info;
 
-/// Where the guest finds the host's cache.
-const CACHE_IN_GUEST: &str = "10.0.2.100:80";
+/// Where the guest finds the host's cache (port 80 for HTTP, 443 for HTTPS;
+/// the HTTPS certificate is for this address, signed by a test CA given
+/// with `--substituters-ca`).
+const CACHE_HOST: &str = "10.0.2.100";
 
 #[test]
-fn the_agent_in_a_vm_fetches_the_cached_half_through_user_networking() {
+fn the_agent_in_a_vm_fetches_the_cached_half_over_http_and_https_through_user_networking() {
     let tdir = landfall_tests::TestDir::new("subst-vm-cache").unwrap();
     let host_dir = tdir.path().to_path_buf();
     let built =
@@ -71,70 +76,83 @@ fn the_agent_in_a_vm_fetches_the_cached_half_through_user_networking() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x55;
     std::fs::write(&nar, bytes).unwrap();
-    let url = serve(cache.clone(), Serve::Whole);
-    let host_port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
-
-    let AgentVm {
-        mut vm,
-        dir,
-        addr,
-        tls,
-        disk,
-    } = start_agent_vm(
-        AgentVmSpec::new("subst-vm")
-            .disk_bytes(4 << 30)
-            .guest_forward(CACHE_IN_GUEST, host_port),
-    );
-    let out = Command::new(landfall_bin())
-        .args(["install", "--agent", &addr, "--tls", &tls, "--flake"])
-        .arg(format!("{}#office", built.flake_ref))
-        .args(["--phases", "disko,install", "--yes", "--json"])
-        .args(["--substituters", &format!("http://{CACHE_IN_GUEST}")])
-        .args(["--trusted-public-keys", &public])
-        .env("NIX_CONFIG", fixture::NIX_CONFIG)
-        .output()
-        .unwrap();
-    eprintln!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "landfall install failed");
-    let summary = landfall_tests::bins::json_lines(&String::from_utf8_lossy(&out.stdout));
-    let c = &summary["closure"];
-    let streamed = all.len() - kept.len();
-    assert_eq!(
-        (
-            c["cache_paths"].as_u64().unwrap(),
-            c["fallback_paths"].as_u64().unwrap(),
-            c["sent_paths"].as_u64().unwrap(),
-        ),
-        (kept.len() as u64 - 1, 1, streamed as u64 + 1),
-        "from the cache: all cached paths but the corrupted one; from the laptop: the rest: {summary}"
-    );
+    let (ca_pem, tls) = test_tls_for(&[CACHE_HOST]);
+    let ca_file = host_dir.join("cache-ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let http = serve(cache.clone(), Serve::Whole);
+    let https = serve_with(cache.clone(), Serve::Whole, Some(tls));
+    let cached: Vec<String> = kept.iter().filter(|p| **p != broken).cloned().collect();
     let cached_bytes: u64 = all
         .iter()
-        .filter(|(p, _)| kept.contains(p) && *p != broken)
+        .filter(|(p, _)| cached.contains(p))
         .map(|(_, n)| n)
         .sum();
-    assert_eq!(c["cache_nar_bytes"].as_u64().unwrap(), cached_bytes);
-    eprintln!(
-        "FIGURE substitution in the VM: {} paths / {} bytes from the cache, {} from the laptop",
-        kept.len() - 1,
-        cached_bytes,
-        streamed + 1
-    );
-    vm.quit(Duration::from_secs(20)).unwrap();
-
-    let installed = check_installed_root(&dir, &disk, &top, true);
-    for p in kept.iter().filter(|p| **p != broken) {
-        let text = std::fs::read_to_string(narinfo_file(&cache, p)).unwrap();
-        let sig = text.lines().find_map(|l| l.strip_prefix("Sig: ")).unwrap();
-        let info = installed.iter().find(|v| v["path"] == p.as_str()).unwrap();
-        let sigs = info["signatures"].as_array().cloned().unwrap_or_default();
-        assert!(
-            sigs.iter().any(|s| s == sig),
-            "{p}: fetched from the cache but its signature is not registered: {sigs:?}"
+    let streamed = all.len() - cached.len();
+    for (scheme, url, guest_port, extra) in [
+        ("http", &http, 80, vec![]),
+        (
+            "https",
+            &https,
+            443,
+            vec!["--substituters-ca", ca_file.to_str().unwrap()],
+        ),
+    ] {
+        let host_port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+        let AgentVm {
+            mut vm,
+            dir,
+            addr,
+            tls,
+            disk,
+        } = start_agent_vm(
+            AgentVmSpec::new(&format!("subst-vm-{scheme}"))
+                .disk_bytes(4 << 30)
+                .guest_forward(&format!("{CACHE_HOST}:{guest_port}"), host_port),
         );
+        let out = Command::new(landfall_bin())
+            .args(["install", "--agent", &addr, "--tls", &tls, "--flake"])
+            .arg(format!("{}#office", built.flake_ref))
+            .args(["--phases", "disko,install", "--yes", "--json"])
+            .args(["--substituters", &format!("{scheme}://{CACHE_HOST}")])
+            .args(["--trusted-public-keys", &public])
+            .args(&extra)
+            .env("NIX_CONFIG", fixture::NIX_CONFIG)
+            .output()
+            .unwrap();
+        eprintln!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "landfall install ({scheme}) failed");
+        let summary = landfall_tests::bins::json_lines(&String::from_utf8_lossy(&out.stdout));
+        let c = &summary["closure"];
+        assert_eq!(
+            (
+                c["cache_paths"].as_u64().unwrap(),
+                c["fallback_paths"].as_u64().unwrap(),
+                c["sent_paths"].as_u64().unwrap(),
+            ),
+            (cached.len() as u64, 1, streamed as u64),
+            "{scheme}: from the cache all cached paths but the corrupted one, the rest from the laptop: {summary}"
+        );
+        assert_eq!(c["cache_nar_bytes"].as_u64().unwrap(), cached_bytes);
+        eprintln!(
+            "FIGURE substitution in the VM over {scheme}: {} paths / {cached_bytes} bytes from the cache, {streamed} from the laptop (1 fallback)",
+            cached.len()
+        );
+        vm.quit(Duration::from_secs(20)).unwrap();
+
+        let installed = check_installed_root(&dir, &disk, &top, true);
+        for p in &cached {
+            let text = std::fs::read_to_string(narinfo_file(&cache, p)).unwrap();
+            let sig = text.lines().find_map(|l| l.strip_prefix("Sig: ")).unwrap();
+            let info = installed.iter().find(|v| v["path"] == p.as_str()).unwrap();
+            let sigs = info["signatures"].as_array().cloned().unwrap_or_default();
+            assert!(
+                sigs.iter().any(|s| s == sig),
+                "{scheme}: {p} came from the cache but its signature is not registered: {sigs:?}"
+            );
+        }
     }
 }
