@@ -77,6 +77,57 @@ pub fn nar_file(cache: &Path, path: &str) -> PathBuf {
     cache.join(url)
 }
 
+/// The closure of `top` as the host has it: (path, narSize), sorted by path.
+pub fn closure_nar_sizes(top: &str) -> Vec<(String, u64)> {
+    crate::nixstore::comparable_path_info(None, top)
+        .iter()
+        .map(|v| {
+            (
+                v["path"].as_str().unwrap().to_owned(),
+                v["narSize"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Every other path of the closure (a mix: referrers and references on both sides).
+pub fn every_other(all: &[(String, u64)]) -> Vec<String> {
+    all.iter().step_by(2).map(|(p, _)| p.clone()).collect()
+}
+
+/// Keeps only the narinfos of `keep` in the cache: the others are absent (404).
+pub fn keep_only(cache: &Path, all: &[(String, u64)], keep: &[String]) {
+    for (p, _) in all {
+        if !keep.contains(p) {
+            std::fs::remove_file(narinfo_file(cache, p)).unwrap();
+        }
+    }
+}
+
+/// Flips one byte in the middle of a file.
+pub fn flip_middle(file: &Path) {
+    let mut b = std::fs::read(file).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x55;
+    std::fs::write(file, b).unwrap();
+}
+
+/// Asserts that each of `fetched` is registered in `installed` (`nix
+/// path-info` JSON of the installed store) with the `Sig` its narinfo in
+/// `cache` carries: the path came from the cache.
+pub fn assert_cache_signatures(cache: &Path, installed: &[serde_json::Value], fetched: &[String]) {
+    for p in fetched {
+        let text = std::fs::read_to_string(narinfo_file(cache, p)).unwrap();
+        let sig = text.lines().find_map(|l| l.strip_prefix("Sig: ")).unwrap();
+        let info = installed.iter().find(|v| v["path"] == p.as_str()).unwrap();
+        let sigs = info["signatures"].as_array().cloned().unwrap_or_default();
+        assert!(
+            sigs.iter().any(|s| s == sig),
+            "{p}: fetched from the cache but its signature is not registered: {sigs:?}"
+        );
+    }
+}
+
 /// What the test server does with files under `nar/`.
 #[derive(Clone, Copy, Debug)]
 pub enum Serve {

@@ -18,38 +18,11 @@ use std::process::Output;
 
 use fault_support::{build_office, install_command, start_agent, summary, verify, Agent};
 use landfall_tests::binary_cache::{
-    copy_to_cache, key_pair, nar_file, narinfo_file, nix, run_ok, serve, serve_proxy, serve_with,
-    test_tls, Serve,
+    assert_cache_signatures, closure_nar_sizes, copy_to_cache, every_other, flip_middle, keep_only,
+    key_pair, nar_file, narinfo_file, nix, run_ok, serve, serve_proxy, serve_with, test_tls, Serve,
 };
 use landfall_tests::nixstore::comparable_path_info;
 use landfall_tests::TestDir;
-
-/// The closure's paths and NAR sizes, as the host has them (sorted by path).
-fn closure(top: &str) -> Vec<(String, u64)> {
-    comparable_path_info(None, top)
-        .iter()
-        .map(|v| {
-            (
-                v["path"].as_str().unwrap().to_owned(),
-                v["narSize"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
-/// Keeps only the narinfos of `keep` in the cache: the others are absent (404).
-fn keep_only(cache: &Path, all: &[(String, u64)], keep: &[String]) {
-    for (p, _) in all {
-        if !keep.contains(p) {
-            std::fs::remove_file(narinfo_file(cache, p)).unwrap();
-        }
-    }
-}
-
-/// Every other path of the closure (a mix: referrers and references on both sides).
-fn half(all: &[(String, u64)]) -> Vec<String> {
-    all.iter().step_by(2).map(|(p, _)| p.clone()).collect()
-}
 
 fn install_from(agent: &Agent, top: &str, args: &[&str]) -> Output {
     install_command(&agent.addr, &agent.tls, top)
@@ -74,16 +47,8 @@ fn check_installed(root: &Path, top: &str, cache: Option<&Path>, cached: &[Strin
         strip(comparable_path_info(None, top)),
         "nix path-info -r of the installed store differs from the host's"
     );
-    let Some(cache) = cache else { return };
-    for p in cached {
-        let text = std::fs::read_to_string(narinfo_file(cache, p)).unwrap();
-        let sig = text.lines().find_map(|l| l.strip_prefix("Sig: ")).unwrap();
-        let info = installed.iter().find(|v| v["path"] == p.as_str()).unwrap();
-        let sigs = info["signatures"].as_array().cloned().unwrap_or_default();
-        assert!(
-            sigs.iter().any(|s| s == sig),
-            "{p}: the cache's signature is not registered: {sigs:?}"
-        );
+    if let Some(cache) = cache {
+        assert_cache_signatures(cache, &installed, cached);
     }
 }
 
@@ -114,8 +79,8 @@ fn the_cached_half_is_fetched_by_the_agent_over_http_and_https() {
     let tdir = TestDir::new("subst-half").unwrap();
     let dir = tdir.path();
     let top = build_office(dir);
-    let all = closure(&top);
-    let kept = half(&all);
+    let all = closure_nar_sizes(&top);
+    let kept = every_other(&all);
     let kept_bytes: u64 = all
         .iter()
         .filter(|(p, _)| kept.contains(p))
@@ -243,14 +208,6 @@ fn the_cached_half_is_fetched_by_the_agent_over_http_and_https() {
     check_installed(&root, &top, None, &[]);
 }
 
-/// Flips one byte in the middle of a file.
-fn flip_middle(file: &Path) {
-    let mut b = std::fs::read(file).unwrap();
-    let mid = b.len() / 2;
-    b[mid] ^= 0x55;
-    std::fs::write(file, b).unwrap();
-}
-
 /// A path of the closure with a reference other than itself (the largest such).
 fn referrer(top: &str) -> (String, String) {
     comparable_path_info(None, top)
@@ -275,7 +232,7 @@ fn every_refused_cache_path_comes_from_the_laptop() {
     let tdir = TestDir::new("subst-refused").unwrap();
     let dir = tdir.path();
     let top = build_office(dir);
-    let all = closure(&top);
+    let all = closure_nar_sizes(&top);
     let n = all.len() as u64;
     let (secret, public) = key_pair(dir, "test-1");
     let (_, other_public) = key_pair(dir, "test-2");

@@ -22,10 +22,10 @@ use std::time::Duration;
 
 use landfall_tests::agentimage::{start_agent_vm, AgentVm, AgentVmSpec};
 use landfall_tests::binary_cache::{
-    copy_to_cache, key_pair, nar_file, narinfo_file, serve, serve_with, test_tls_for, Serve,
+    assert_cache_signatures, closure_nar_sizes, copy_to_cache, every_other, flip_middle, keep_only,
+    key_pair, nar_file, serve, serve_with, test_tls_for, Serve,
 };
 use landfall_tests::bins::landfall_bin;
-use landfall_tests::nixstore::comparable_path_info;
 
 /// Where the guest finds the host's cache (port 80 for HTTP, 443 for HTTPS;
 /// the HTTPS certificate is for this address, signed by a test CA given
@@ -43,16 +43,8 @@ fn the_agent_in_a_vm_fetches_the_cached_half_over_http_and_https_through_user_ne
 
     // The cache: every other path of the closure, signed; the largest cached
     // NAR gets a flipped byte (its narinfo still names the true hash).
-    let all: Vec<(String, u64)> = comparable_path_info(None, &top)
-        .iter()
-        .map(|v| {
-            (
-                v["path"].as_str().unwrap().to_owned(),
-                v["narSize"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    let kept: Vec<String> = all.iter().step_by(2).map(|(p, _)| p.clone()).collect();
+    let all = closure_nar_sizes(&top);
+    let kept = every_other(&all);
     assert!(
         kept.len() >= 2,
         "the closure is too small to split: {all:?}"
@@ -60,22 +52,14 @@ fn the_agent_in_a_vm_fetches_the_cached_half_over_http_and_https_through_user_ne
     let (secret, public) = key_pair(&host_dir, "vm-cache-1");
     let cache = host_dir.join("cache");
     copy_to_cache(&cache, &[&top], "xz", Some(&secret));
-    for (p, _) in &all {
-        if !kept.contains(p) {
-            std::fs::remove_file(narinfo_file(&cache, p)).unwrap();
-        }
-    }
+    keep_only(&cache, &all, &kept);
     let broken = all
         .iter()
         .filter(|(p, _)| kept.contains(p))
         .max_by_key(|(_, n)| *n)
         .map(|(p, _)| p.clone())
         .unwrap();
-    let nar = nar_file(&cache, &broken);
-    let mut bytes = std::fs::read(&nar).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x55;
-    std::fs::write(&nar, bytes).unwrap();
+    flip_middle(&nar_file(&cache, &broken));
     let (ca_pem, tls) = test_tls_for(&[CACHE_HOST]);
     let ca_file = host_dir.join("cache-ca.pem");
     std::fs::write(&ca_file, ca_pem).unwrap();
@@ -144,15 +128,6 @@ fn the_agent_in_a_vm_fetches_the_cached_half_over_http_and_https_through_user_ne
         vm.quit(Duration::from_secs(20)).unwrap();
 
         let installed = check_installed_root(&dir, &disk, &top, true);
-        for p in &cached {
-            let text = std::fs::read_to_string(narinfo_file(&cache, p)).unwrap();
-            let sig = text.lines().find_map(|l| l.strip_prefix("Sig: ")).unwrap();
-            let info = installed.iter().find(|v| v["path"] == p.as_str()).unwrap();
-            let sigs = info["signatures"].as_array().cloned().unwrap_or_default();
-            assert!(
-                sigs.iter().any(|s| s == sig),
-                "{scheme}: {p} came from the cache but its signature is not registered: {sigs:?}"
-            );
-        }
+        assert_cache_signatures(&cache, &installed, &cached);
     }
 }
