@@ -16,8 +16,8 @@ use tonic::transport::Channel;
 pub enum StatusError {
     #[error("The agent gave no Status answer within {0:?}")]
     Timeout(Duration),
-    #[error("Status failed: {}", .0.message())]
-    Refused(tonic::Status),
+    #[error("Status failed: {0}")]
+    Refused(crate::agent_error::AgentError),
 }
 
 /// The agent's Status, waiting at most `timeout` for the answer.
@@ -27,7 +27,7 @@ pub async fn ask(
 ) -> Result<StatusReply, StatusError> {
     match tokio::time::timeout(timeout, client.status(StatusRequest {})).await {
         Err(_) => Err(StatusError::Timeout(timeout)),
-        Ok(Err(s)) => Err(StatusError::Refused(s)),
+        Ok(Err(s)) => Err(StatusError::Refused(s.into())),
         Ok(Ok(r)) => Ok(r.into_inner()),
     }
 }

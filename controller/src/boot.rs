@@ -34,7 +34,7 @@ pub async fn install_bootloader(
     let stream = client
         .install_bootloader(req)
         .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))
+        .map_err(crate::agent_error::AgentError::from)
         .context("The agent refused to install the bootloader")?
         .into_inner();
     crate::disk::follow_job(
@@ -52,7 +52,7 @@ pub async fn reboot(
     Ok(client
         .reboot(req)
         .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))
+        .map_err(crate::agent_error::AgentError::from)
         .context("The agent did not reboot")?
         .into_inner())
 }

@@ -361,31 +361,6 @@ fn is_pin_mismatch(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// A failed call's message, with a hint when the connection itself broke: in
-/// TLS 1.3 the agent checks the controller's certificate after the client has
-/// finished its handshake, so a refused certificate shows up here as a vague
-/// transport error on the first call.
-pub fn explain(s: &tonic::Status) -> String {
-    let vague = matches!(
-        s.code(),
-        tonic::Code::Unknown | tonic::Code::Cancelled | tonic::Code::Unavailable
-    ) && landfall_proto::Reason::of(s.message()).is_none()
-        && (s.message().contains("transport error")
-            || s.message().contains("operation was canceled")
-            || s.message().contains("connection"));
-    if vague {
-        format!(
-            "{} ({:?}). The connection broke: either the network, or the agent refused this \
-             session's certificate (is --tls the session the agent was started with? The agent's \
-             console says `Refused a connection` with the reason)",
-            s.message(),
-            s.code()
-        )
-    } else {
-        format!("{} ({:?})", s.message(), s.code())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,16 +480,5 @@ mod tests {
             b.last_made = Some(t0 + Duration::from_secs(3 * i));
             assert!(b.may_connect(t0 + Duration::from_secs(3 * i + 3)), "{i}");
         }
-    }
-
-    #[test]
-    fn transport_errors_get_a_hint_and_answers_do_not() {
-        let hint = explain(&tonic::Status::unknown("transport error"));
-        assert!(
-            hint.contains("refused this session's certificate"),
-            "{hint}"
-        );
-        let answer = explain(&tonic::Status::failed_precondition("busy: a job runs"));
-        assert_eq!(answer, "busy: a job runs (FailedPrecondition)");
     }
 }

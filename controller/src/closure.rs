@@ -55,6 +55,12 @@ pub struct TransferSummary {
     pub agent_summary: String,
 }
 
+/// The agent's event stream ended without the final (done) event: the
+/// connection broke under it (the retry loop reconnects and resumes).
+#[derive(Debug, thiserror::Error)]
+#[error("The agent's stream ended before the closure was registered")]
+pub struct StreamEndedEarly;
+
 /// Output style of the progress display.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
@@ -221,7 +227,7 @@ async fn split_by_source(
     let offers = match reply {
         Ok(r) => r.into_inner(),
         Err(s) => {
-            let why = crate::client::explain(&s);
+            let why = crate::agent_error::AgentError::from(s).to_string();
             eprintln!(
                 "The agent cannot use binary caches ({}); sending everything",
                 crate::sanitize::line(&why)
@@ -280,7 +286,7 @@ pub async fn put_closure_with(
             root: root.to_string(),
         })
         .await
-        .map_err(crate::retry::AgentStatus::from)
+        .map_err(crate::agent_error::AgentError::from)
         .context("The agent could not say which store paths it lacks")?
         .into_inner()
         .missing;
@@ -401,7 +407,7 @@ pub async fn put_closure_with(
     let mut events = client
         .put_closure(ReceiverStream::new(rx))
         .await
-        .map_err(crate::retry::AgentStatus::from)
+        .map_err(crate::agent_error::AgentError::from)
         .context("The agent refused the closure")?
         .into_inner();
     let mut summary = String::new();
@@ -447,7 +453,7 @@ pub async fn put_closure_with(
     bar.finish_and_clear();
     let produced = producer.await;
     if let Some(f) = failure {
-        return Err(crate::retry::AgentStatus::from(f)).context("The closure transfer failed");
+        return Err(crate::agent_error::AgentError::from(f)).context("The closure transfer failed");
     }
     match produced {
         Ok(Ok(())) => {}
@@ -455,7 +461,7 @@ pub async fn put_closure_with(
         Err(e) => bail!("The closure encoder crashed: {e}"),
     }
     if summary.is_empty() {
-        return Err(crate::retry::StreamEndedEarly.into());
+        return Err(StreamEndedEarly.into());
     }
     let (sent_paths, sent_bytes) = streamed.lock().map(|s| *s).unwrap_or_default();
     Ok(TransferSummary {

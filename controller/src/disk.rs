@@ -158,7 +158,7 @@ pub async fn plan(
     Ok(client
         .plan_layout(req)
         .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))
+        .map_err(crate::agent_error::AgentError::from)
         .context("The agent could not plan the layout")?
         .into_inner())
 }
@@ -285,7 +285,9 @@ pub async fn follow_job(
                 }
             }
             Ok(None) => break,
-            Err(s) => bail!("{failed}: {}", s.message()),
+            Err(s) => {
+                return Err(crate::agent_error::AgentError::from(s)).context(failed.to_string())
+            }
         }
     }
     if summary.is_empty() {
@@ -302,7 +304,7 @@ pub async fn apply(
     let stream = client
         .apply_layout(req)
         .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))
+        .map_err(crate::agent_error::AgentError::from)
         .context("The agent refused to apply the layout")?
         .into_inner();
     follow_job(stream, "Applying the layout failed").await

@@ -3,6 +3,7 @@
 //! This binary is the laptop half: it makes session certificates, builds the
 //! agent's RAM image, and drives the agent over gRPC with mutual TLS.
 
+mod agent_error;
 mod agent_status;
 mod boot;
 mod certs;
@@ -33,6 +34,7 @@ mod vm;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use agent_error::AgentError;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use landfall_proto::v1::{InventoryRequest, LayoutRequest, LogsRequest};
@@ -280,10 +282,6 @@ async fn connect(
     Ok(client::connect_with_retry(&a.agent, &a.tls, Duration::from_secs(a.wait)).await?)
 }
 
-fn status_error(what: &str, s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{what} failed: {}", client::explain(&s))
-}
-
 /// Prints a reply as pretty JSON or as the table `table` renders (both
 /// escaped by [`sanitize`]: the reply comes from the target).
 fn show<T: serde::Serialize>(reply: &T, json: bool, table: fn(&T) -> String) -> anyhow::Result<()> {
@@ -417,7 +415,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let mut c = connect(&agent).await?;
             let inv = c.inventory(InventoryRequest {}).await;
-            let inv = inv.map_err(|s| status_error("Inventory", s))?.into_inner();
+            let inv = inv
+                .map_err(AgentError::from)
+                .context("Inventory failed")?
+                .into_inner();
             if hardware_config {
                 print!("{}", hardware_config::render(&inv)?);
             } else {
@@ -428,9 +429,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut c = connect(&agent).await?;
             let st = match agent_status::ask(&mut c, Duration::from_secs(60)).await {
                 Ok(st) => st,
-                Err(agent_status::StatusError::Refused(s)) => {
-                    return Err(status_error("Status", s))
-                }
                 Err(e) => return Err(e.into()),
             };
             show(&st, json, render::status)?;
@@ -493,7 +491,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut stream = c
                 .logs(LogsRequest { follow })
                 .await
-                .map_err(|s| status_error("Logs", s))?
+                .map_err(AgentError::from)
+                .context("Logs failed")?
                 .into_inner();
             while let Some(line) = stream.message().await.context("The log stream broke")? {
                 println!(

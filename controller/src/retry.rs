@@ -19,7 +19,8 @@ use landfall_proto::Reason;
 use tonic::transport::Channel;
 use tonic::Code;
 
-use crate::closure::{put_closure_with, Progress, TransferSummary};
+use crate::agent_error::AgentError;
+use crate::closure::{put_closure_with, Progress, StreamEndedEarly, TransferSummary};
 use crate::nix::ClosureSource;
 use crate::substitute::Substitution;
 
@@ -51,23 +52,6 @@ impl RetryPolicy {
     }
 }
 
-/// A gRPC status from the agent (or from the transport under it), kept whole
-/// so the retry loop can tell a lost connection from the agent's own answer.
-#[derive(Debug, thiserror::Error)]
-#[error("{}", .0.message())]
-pub struct AgentStatus(pub tonic::Status);
-
-impl From<tonic::Status> for AgentStatus {
-    fn from(s: tonic::Status) -> Self {
-        Self(s)
-    }
-}
-
-/// The agent's event stream ended without the final (done) event.
-#[derive(Debug, thiserror::Error)]
-#[error("The agent's stream ended before the closure was registered")]
-pub struct StreamEndedEarly;
-
 /// What to do about a failed attempt.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -85,31 +69,23 @@ pub fn classify(e: &anyhow::Error, after_loss: bool) -> Verdict {
         if cause.downcast_ref::<StreamEndedEarly>().is_some() {
             return Verdict::Reconnect("the event stream ended early".into());
         }
-        if let Some(AgentStatus(s)) = cause.downcast_ref::<AgentStatus>() {
-            return classify_status(s, after_loss);
+        if let Some(e) = cause.downcast_ref::<AgentError>() {
+            return classify_status(e, after_loss);
         }
     }
     Verdict::Final
 }
 
-fn classify_status(s: &tonic::Status, after_loss: bool) -> Verdict {
-    let msg = s.message();
-    // A status with a reason came from the agent's handlers: the agent answered,
-    // so the connection was not lost (whatever the human text says).
-    let reason = Reason::of(msg);
-    let lost = match s.code() {
-        // Unavailable: connect refused, reset, GOAWAY; Unknown/Cancelled: hyper's
-        // body and stream errors (the agent itself always sets a specific code).
-        Code::Unavailable | Code::Unknown | Code::Cancelled => reason.is_none(),
-        Code::Internal => {
-            reason.is_none() && (msg.contains("h2 protocol error") || msg.contains("connection"))
-        }
-        Code::FailedPrecondition => after_loss && reason == Some(Reason::Busy),
-        _ => false,
-    };
-    if lost {
+fn classify_status(e: &AgentError, after_loss: bool) -> Verdict {
+    // After a loss, "busy" means the agent is still winding down the broken
+    // transfer: worth waiting for.
+    let busy_after_loss = e.status().code() == Code::FailedPrecondition
+        && after_loss
+        && e.reason() == Some(Reason::Busy);
+    if e.connection_broke() || busy_after_loss {
+        let msg = e.status().message();
         Verdict::Reconnect(if msg.is_empty() {
-            format!("{:?}", s.code())
+            format!("{:?}", e.status().code())
         } else {
             msg.to_string()
         })
@@ -195,7 +171,7 @@ mod tests {
     use anyhow::Context;
 
     fn status(code: Code, msg: &str) -> anyhow::Error {
-        Err::<(), _>(AgentStatus(tonic::Status::new(code, msg)))
+        Err::<(), _>(AgentError::from(tonic::Status::new(code, msg)))
             .context("The closure transfer failed")
             .unwrap_err()
     }

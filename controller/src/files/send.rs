@@ -120,7 +120,7 @@ pub async fn put_files(
     let mut events = client
         .put_files(ReceiverStream::new(rx))
         .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))
+        .map_err(crate::agent_error::AgentError::from)
         .context("The agent refused the extra files")?
         .into_inner();
     let mut report = FilesReport::default();
@@ -162,7 +162,8 @@ pub async fn put_files(
     bar.finish_and_clear();
     let produced = producer.await;
     if let Some(s) = failure {
-        bail!("Writing the extra files failed: {}", s.message());
+        return Err(crate::agent_error::AgentError::from(s))
+            .context("Writing the extra files failed");
     }
     match produced {
         Ok(Ok(())) => {}

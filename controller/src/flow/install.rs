@@ -99,7 +99,8 @@ impl Steps for TargetSteps {
             .client()?
             .inventory(landfall_proto::v1::InventoryRequest {})
             .await
-            .map_err(|s| anyhow::anyhow!("Inventory failed: {}", crate::client::explain(&s)))?
+            .map_err(crate::agent_error::AgentError::from)
+            .context("Inventory failed")?
             .into_inner();
         let text = hardware_config::render(&inv)?;
         let written = tokio::task::block_in_place(|| hardware_config::write(&target, &text))?;

@@ -69,7 +69,7 @@ pub async fn put_secrets(
     let reply = client
         .put_secrets(req)
         .await
-        .map_err(|s| anyhow::anyhow!("{}", crate::client::explain(&s)))
+        .map_err(crate::agent_error::AgentError::from)
         .context("The agent refused the disk keys")?
         .into_inner();
     eprintln!(
