@@ -126,6 +126,7 @@ pub mod fixtures;
 pub mod initramfs;
 pub mod net;
 pub mod nixstore;
+pub mod office;
 pub mod process;
 pub mod proxy;
 pub mod qmp;

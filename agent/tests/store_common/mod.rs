@@ -1,9 +1,8 @@
-//! Shared by the store tests: the office fixture builder (the controller's,
-//! included by path so both crates build the same closure) and small helpers.
+//! Shared by the store tests: the office fixture builder (`landfall_tests::office`,
+//! the same closure every crate's tests build) and small helpers.
 #![allow(dead_code)]
 
-#[path = "../../../controller/src/nix/fixture.rs"]
-pub mod fixture;
+pub use landfall_tests::office as fixture;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;

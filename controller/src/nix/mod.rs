@@ -10,8 +10,6 @@ pub mod disko;
 pub mod path_info;
 
 #[cfg(test)]
-pub mod fixture;
-#[cfg(test)]
 mod tests;
 
 pub use build::FlakeTarget;

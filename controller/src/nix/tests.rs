@@ -8,8 +8,8 @@ use std::sync::OnceLock;
 use landfall_proto::nar::StorePath;
 
 use super::command::NixError;
-use super::fixture::{build_office_fixture, BuiltFixture, FixtureOptions, NIX_CONFIG};
 use super::*;
+use landfall_tests::office::{build_office_fixture, BuiltFixture, FixtureOptions, NIX_CONFIG};
 
 fn fixture() -> &'static BuiltFixture {
     static BUILT: OnceLock<(tempfile::TempDir, BuiltFixture)> = OnceLock::new();
@@ -100,7 +100,10 @@ fn native_encoding_matches_nix_for_the_whole_closure() {
 fn disko_devices_are_the_seed_layout_without_internal_attrs() {
     let got = nix().eval_disko_devices(&target()).unwrap();
     let want: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture::fixture_source_dir().join("disko-devices.json")).unwrap(),
+        &std::fs::read_to_string(
+            landfall_tests::office::fixture_source_dir().join("disko-devices.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(got, want);

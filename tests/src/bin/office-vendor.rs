@@ -2,8 +2,7 @@
 //! input reads (examples/office/flake.nix) — static busybox, the cached
 //! Debian kernel with its stage-1 modules, the systemd-boot EFI binary, GRUB 2 (office-grub).
 
-#[path = "../../../controller/src/nix/fixture.rs"]
-mod fixture;
+use landfall_tests::office as fixture;
 
 use std::path::PathBuf;
 

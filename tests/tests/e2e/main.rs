@@ -4,8 +4,7 @@
 
 #[path = "../fault_support/mod.rs"]
 mod fault_support;
-#[path = "../../../controller/src/nix/fixture.rs"]
-mod fixture;
+use landfall_tests::office as fixture;
 
 mod agent_boot;
 mod agent_static;

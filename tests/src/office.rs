@@ -6,9 +6,8 @@
 //! fills the folder the committed example reads (scripts/office-vendor.sh). Offline: the flake has no inputs, and the Nix settings below
 //! turn off the sandbox and substituters.
 //!
-//! Only `std`, `serde_json` and `tempfile` are used, so other crates' tests
-//! can include this file with `#[path = "../../controller/src/nix/fixture.rs"]`.
-#![allow(dead_code)]
+//! Every crate's tests use this one builder (`landfall_tests::office`; the
+//! controller's and the agent's tests through their dev-dependency).
 
 use std::fmt;
 use std::fs;
