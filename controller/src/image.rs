@@ -99,6 +99,7 @@ pub fn build(a: BuildArgs) -> anyhow::Result<String> {
         agent,
         extra_modules: a.extra_modules,
         out_dir: a.out.clone(),
+        zstd_level: landfall_image::INITRD_ZSTD_LEVEL,
     })?;
     if let Some(tls) = &a.tls {
         append_session(&report.initrd_path, tls, Vec::new())?;

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         agent: args[2].clone().into(),
         out_dir: args[3].clone().into(),
         extra_modules: args[4..].to_vec(),
+        zstd_level: landfall_image::INITRD_ZSTD_LEVEL,
     };
     let started = std::time::Instant::now();
     match build_image(&spec) {

@@ -12,11 +12,12 @@ pub const INITRD_ZSTD_LEVEL: i32 = 19;
 /// zstd window log for the initrd (8 MiB).
 pub const INITRD_WINDOW_LOG: u32 = 23;
 
-/// Compresses a cpio archive as one zstd frame (with content size and
-/// checksum), padded with zeros to a multiple of 4 bytes so another archive
-/// can be appended (see [`append_archive`]).
-pub fn compress_initrd(cpio: &[u8]) -> io::Result<Vec<u8>> {
-    let mut encoder = zstd::stream::Encoder::new(Vec::new(), INITRD_ZSTD_LEVEL)?;
+/// Compresses a cpio archive as one zstd frame at `level` (with content size
+/// and checksum; the window capped at 8 MiB whatever the level), padded with
+/// zeros to a multiple of 4 bytes so another archive can be appended (see
+/// [`append_archive`]).
+pub fn compress_initrd(cpio: &[u8], level: i32) -> io::Result<Vec<u8>> {
+    let mut encoder = zstd::stream::Encoder::new(Vec::new(), level)?;
     encoder.window_log(INITRD_WINDOW_LOG)?;
     encoder.include_checksum(true)?;
     encoder.include_contentsize(true)?;
@@ -40,7 +41,7 @@ mod tests {
     #[test]
     fn compressed_initrd_decompresses_and_is_padded() {
         let data: Vec<u8> = (0..50_000u32).flat_map(|i| (i / 7).to_le_bytes()).collect();
-        let compressed = compress_initrd(&data).unwrap();
+        let compressed = compress_initrd(&data, INITRD_ZSTD_LEVEL).unwrap();
         assert_eq!(compressed.len() % 4, 0);
         assert_eq!(&compressed[..4], &[0x28, 0xB5, 0x2F, 0xFD], "zstd magic");
         // The decoder stops at the frame's end; the NUL padding is not a frame.

@@ -10,6 +10,10 @@ use std::process::{Command, Stdio};
 use common::{kernel_tree, pseudo_random_bytes, require_tool, run};
 use landfall_image::{build_image, ImageError, ImageSpec};
 
+/// The contents are what these tests check: a fast zstd level (level 19, what
+/// a kexeced image gets, is booted by the harness tier's `image_boot`).
+const FAST: i32 = 3;
+
 #[test]
 fn image_unpacks_with_zstd_and_cpio() {
     require_tool("zstd", "zstd");
@@ -27,6 +31,7 @@ fn image_unpacks_with_zstd_and_cpio() {
         agent: agent_path,
         extra_modules: vec!["btrfs".into()],
         out_dir: out.clone(),
+        zstd_level: FAST,
     };
     let started = std::time::Instant::now();
     let report = build_image(&spec).unwrap();
@@ -127,6 +132,7 @@ fn same_inputs_give_identical_initrds() {
         agent: agent.clone(),
         extra_modules: vec![],
         out_dir: work.path().join(out),
+        zstd_level: FAST,
     };
     build_image(&spec("a")).unwrap();
     build_image(&spec("b")).unwrap();
@@ -149,6 +155,7 @@ fn bad_inputs_are_typed_errors() {
         agent: empty.clone(),
         extra_modules: vec![],
         out_dir: work.path().join("out"),
+        zstd_level: FAST,
     };
     assert!(matches!(build_image(&spec), Err(ImageError::EmptyAgent(_))));
     let missing = ImageSpec {

@@ -65,6 +65,7 @@ fn image_boots_and_busybox_modprobe_loads_modules() {
         agent: init,
         extra_modules: vec![],
         out_dir: out.clone(),
+        zstd_level: landfall_image::INITRD_ZSTD_LEVEL,
     })
     .unwrap();
     eprint!("{report}");
