@@ -80,14 +80,6 @@ impl Reason {
         let (prefix, _) = message.split_once(": ")?;
         Reason::ALL.into_iter().find(|r| r.as_str() == prefix)
     }
-
-    /// The message without its reason prefix (the whole message when it has none).
-    pub fn strip(message: &str) -> &str {
-        match Reason::of(message) {
-            Some(r) => &message[r.as_str().len() + 2..],
-            None => message,
-        }
-    }
 }
 
 impl fmt::Display for Reason {
@@ -105,7 +97,6 @@ mod tests {
         for r in Reason::ALL {
             let msg = format!("{r}: something happened: with a colon");
             assert_eq!(Reason::of(&msg), Some(r), "{msg}");
-            assert_eq!(Reason::strip(&msg), "something happened: with a colon");
         }
     }
 
@@ -129,7 +120,6 @@ mod tests {
             "disk-failed-ish: no",
         ] {
             assert_eq!(Reason::of(msg), None, "{msg:?}");
-            assert_eq!(Reason::strip(msg), msg);
         }
     }
 }
