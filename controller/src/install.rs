@@ -16,15 +16,8 @@ pub struct InstallCli {
     /// hosts and known_hosts apply; host keys are always verified).
     #[arg(long, conflicts_with = "agent")]
     pub target: Option<String>,
-    /// SSH port of --target.
-    #[arg(short = 'p', long)]
-    pub port: Option<u16>,
-    /// SSH identity file for --target.
-    #[arg(short = 'i', long)]
-    pub identity: Option<PathBuf>,
-    /// Extra ssh option (`-o`), e.g. UserKnownHostsFile=FILE; repeatable.
-    #[arg(long = "ssh-option")]
-    pub ssh_options: Vec<String>,
+    #[command(flatten)]
+    pub ssh: crate::kexec::SshFlags,
     /// The RAM image to kexec (a folder with bzImage and initrd from `landfall image build`).
     /// Without it, one is built into the state folder from --kernel and --modules, or
     /// from a kernel found here: the Debian kernel scripts/fetch-kernel.sh unpacks

@@ -11,16 +11,15 @@ use landfall_proto::AGENT_PORT;
 use crate::sanitize::line;
 use crate::{certs, client, image, ssh};
 
-/// How to reach the target over SSH.
-#[derive(Args, Clone, Debug)]
-pub struct SshArgs {
-    /// The machine, [USER@]HOST, reached with your ssh (config, agent, known_hosts apply).
-    #[arg(long)]
-    pub target: String,
-    /// SSH port.
+/// How ssh reaches `--target`: the flags `landfall kexec` and `landfall
+/// install` share (each declares `--target` itself: kexec needs one, install
+/// may use `--agent` instead).
+#[derive(Args, Clone, Debug, Default)]
+pub struct SshFlags {
+    /// SSH port of --target.
     #[arg(short = 'p', long)]
     pub port: Option<u16>,
-    /// SSH identity file.
+    /// SSH identity file for --target.
     #[arg(short = 'i', long)]
     pub identity: Option<PathBuf>,
     /// Extra ssh option (`-o`), e.g. UserKnownHostsFile=FILE; repeatable.
@@ -28,12 +27,23 @@ pub struct SshArgs {
     pub ssh_options: Vec<String>,
 }
 
+/// How to reach the target over SSH.
+#[derive(Args, Clone, Debug)]
+pub struct SshArgs {
+    /// The machine, [USER@]HOST, reached with your ssh (config, agent, known_hosts apply).
+    #[arg(long)]
+    pub target: String,
+    #[command(flatten)]
+    pub flags: SshFlags,
+}
+
 impl SshArgs {
     pub fn to_target(&self) -> anyhow::Result<ssh::Target> {
         let target = ssh::Target::parse(&self.target)?
-            .port(self.port)
-            .identity(self.identity.clone());
+            .port(self.flags.port)
+            .identity(self.flags.identity.clone());
         Ok(self
+            .flags
             .ssh_options
             .iter()
             .fold(target, |t, o| t.option(o.clone())))

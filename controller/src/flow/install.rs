@@ -241,7 +241,7 @@ pub async fn run_on_target(
     evaluated: Option<Evaluated>,
 ) -> anyhow::Result<()> {
     let key = match (&c.target, &c.agent) {
-        (Some(t), _) => match c.port {
+        (Some(t), _) => match c.ssh.port {
             Some(p) => format!("{t}:{p}"),
             None => t.clone(),
         },
@@ -284,9 +284,7 @@ pub async fn run_on_target(
         Some(target) => {
             let ssh = SshArgs {
                 target: target.clone(),
-                port: c.port,
-                identity: c.identity.clone(),
-                ssh_options: c.ssh_options.clone(),
+                flags: c.ssh.clone(),
             };
             let addr = c
                 .agent_addr
@@ -312,15 +310,16 @@ pub async fn run_on_target(
         (Some(t), false) => {
             let host = crate::kexec::default_agent_addr_of(&SshArgs {
                 target: t.clone(),
-                port: None,
-                identity: None,
-                ssh_options: c.ssh_options.clone(),
+                flags: crate::kexec::SshFlags {
+                    ssh_options: c.ssh.ssh_options.clone(),
+                    ..Default::default()
+                },
             });
             let host = host
                 .rsplit_once(':')
                 .map(|(h, _)| h.to_string())
                 .unwrap_or(host);
-            Some(format!("{host}:{}", c.port.unwrap_or(22)))
+            Some(format!("{host}:{}", c.ssh.port.unwrap_or(22)))
         }
         _ => None,
     };

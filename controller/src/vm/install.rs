@@ -70,15 +70,17 @@ pub async fn run(c: InstallCli) -> anyhow::Result<()> {
     // A fresh session per VM: the VM is new, so is its trust.
     let session = dir.join("session");
     crate::certs::init(&session, "landfall-vm", true)?;
-    let mut ssh_options = c.ssh_options.clone();
+    let mut ssh_options = c.ssh.ssh_options.clone();
     ssh_options.extend(rescue.ssh_options());
     let reboot = c.phases.contains(&Phase::Reboot);
     let keep = c.keep_vm;
     let inner = InstallCli {
         target: Some("root@127.0.0.1".into()),
-        port: Some(rescue.ssh_port),
-        identity: Some(rescue.rescue.client_key.clone()),
-        ssh_options,
+        ssh: crate::kexec::SshFlags {
+            port: Some(rescue.ssh_port),
+            identity: Some(rescue.rescue.client_key.clone()),
+            ssh_options,
+        },
         image: Some(image),
         agent_addr: Some(rescue.agent_addr()),
         tls: Some(session),
