@@ -4,9 +4,8 @@ use std::path::Path;
 use std::process::Command;
 
 /// The settings Debian's Nix 2.8 needs here: flakes on, no build users, no
-/// sandbox, no substituters (offline).
-pub const TEST_NIX_CONFIG: &str =
-    "experimental-features = nix-command flakes\nbuild-users-group =\nsandbox = false\nsubstituters =";
+/// sandbox, no substituters (offline) — the office fixture's, one string.
+pub use crate::office::NIX_CONFIG as TEST_NIX_CONFIG;
 
 /// `nix path-info --json --recursive TOP` of `store` (or the host's), sorted by
 /// path, without the fields that differ by nature between the building host and

@@ -15,8 +15,7 @@ use landfall_tests::agentimage::{start_agent_vm, AgentVm, AgentVmSpec};
 use landfall_tests::bins::landfall_bin;
 use landfall_tests::nixstore::comparable_path_info;
 
-const NIX_CONFIG: &str =
-    "experimental-features = nix-command flakes\nbuild-users-group =\nsandbox = false\nsubstituters =";
+use landfall_tests::nixstore::TEST_NIX_CONFIG as NIX_CONFIG;
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.env("NIX_CONFIG", NIX_CONFIG).output().expect("run");

@@ -19,8 +19,7 @@ use landfall_tests::bins::{agent_static_bin, landfall_bin};
 use landfall_tests::rescue::{RescueImage, RescueNetwork, AGENT_PORT, SSHD_READY};
 use landfall_tests::{debian_kernel, sparse_image, TestDir};
 
-const NIX_CONFIG: &str =
-    "experimental-features = nix-command flakes\nbuild-users-group =\nsandbox = false\nsubstituters =";
+use landfall_tests::nixstore::TEST_NIX_CONFIG as NIX_CONFIG;
 
 fn landfall(args: &[&str], state: &std::path::Path) -> String {
     let out = Command::new(landfall_bin())
