@@ -124,6 +124,7 @@ pub mod disk;
 mod escape;
 pub mod fixtures;
 pub mod initramfs;
+pub mod loopdev;
 pub mod modgraph;
 pub mod net;
 pub mod nixstore;

@@ -76,42 +76,7 @@ impl Image {
     }
 }
 
-/// A loop device attached by `losetup` for the test, detached on drop.
-pub struct Loop {
-    pub dev: String,
-}
-
-impl Loop {
-    pub fn attach(image: &Path, sector_size: u32) -> Loop {
-        let ss = sector_size.to_string();
-        let out = tool_ok(
-            "losetup",
-            "mount",
-            &[
-                "--find",
-                "--show",
-                "--partscan",
-                "--sector-size",
-                &ss,
-                image.to_str().unwrap(),
-            ],
-        );
-        Loop {
-            dev: out.trim().to_string(),
-        }
-    }
-
-    /// The node of partition `n` (as the kernel names loop partitions).
-    pub fn part(&self, n: u32) -> String {
-        format!("{}p{n}", self.dev)
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
-    }
-}
+pub use landfall_tests::loopdev::Loop;
 
 /// Run the agent; returns (success, stdout, stderr).
 pub fn agent(args: &[&str]) -> (bool, String, String) {
@@ -288,37 +253,6 @@ pub fn blkid_value(tags: &[(String, String)], key: &str) -> Option<String> {
     tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
 }
 
-/// A loop device attached by `losetup --find --show` (no partition scan),
-/// detached on drop.
-pub struct LoopDevice(pub PathBuf);
-
-impl LoopDevice {
-    /// With losetup's default 512-byte logical sectors.
-    pub fn attach(image: &Path) -> LoopDevice {
-        LoopDevice::attach_args(image, &[])
-    }
-
-    /// With `sector_size`-byte logical sectors.
-    pub fn attach_with_sectors(image: &Path, sector_size: u32) -> LoopDevice {
-        LoopDevice::attach_args(image, &["--sector-size", &sector_size.to_string()])
-    }
-
-    fn attach_args(image: &Path, extra: &[&str]) -> LoopDevice {
-        let out = run(command("losetup", "util-linux")
-            .args(["--find", "--show"])
-            .args(extra)
-            .arg(image));
-        assert!(out.status.success(), "losetup: {}", text(&out));
-        LoopDevice(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-    }
-}
-
-impl Drop for LoopDevice {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").arg("-d").arg(&self.0).status();
-    }
-}
-
 /// `umount dir`, retried for up to 5 s while it says "busy": another process
 /// on the host that forked or entered a mount namespace at the wrong moment
 /// can hold a reference for a little while. Fails the test if it never
@@ -401,7 +335,7 @@ pub fn apply_main(layout: &Path, disk: &str, extra: &[&str]) -> (bool, String, S
 pub struct Mounted {
     pub dir: PathBuf,
     mounted: bool,
-    _loop: Option<LoopDevice>,
+    _loop: Option<Loop>,
 }
 
 impl Mounted {
@@ -427,8 +361,8 @@ impl Mounted {
 
     /// The same for an image file, on a loop device with 512-byte sectors.
     pub fn image(fstype: &str, image: &Path, dir: &Path, opts: &str) -> Mounted {
-        let lo = LoopDevice::attach_with_sectors(image, 512);
-        let mut m = Mounted::device(fstype, &lo.0, dir, opts);
+        let lo = Loop::attach_whole(image, 512);
+        let mut m = Mounted::device(fstype, lo.path(), dir, opts);
         m._loop = Some(lo);
         m
     }

@@ -13,7 +13,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{blkid_probe, command, open_rw, run, sha256_file, sparse_file, text, LoopDevice};
+use common::{blkid_probe, command, open_rw, run, sha256_file, sparse_file, text, Loop};
 
 use landfall_agent::dm::luks2::{
     add_keyslot, luks_format, parse_extra_args, probe, unlock, FormatOptions, Luks2Error,
@@ -283,12 +283,14 @@ fn luks_dump_matches_cryptsetup_side_by_side_on_files_and_loop_devices() {
     ] {
         let theirs_img = sparse_file(dir.path(), &format!("theirs-{name}.img"), 48 * MIB);
         let ours_img = sparse_file(dir.path(), &format!("ours-{name}.img"), 48 * MIB);
-        let theirs_loop = loop_sector.map(|s| LoopDevice::attach_with_sectors(&theirs_img, s));
-        let ours_loop = loop_sector.map(|s| LoopDevice::attach_with_sectors(&ours_img, s));
+        let theirs_loop = loop_sector.map(|s| Loop::attach_whole(&theirs_img, s));
+        let ours_loop = loop_sector.map(|s| Loop::attach_whole(&ours_img, s));
         let theirs = theirs_loop
             .as_ref()
-            .map_or(theirs_img.clone(), |l| l.0.clone());
-        let ours = ours_loop.as_ref().map_or(ours_img.clone(), |l| l.0.clone());
+            .map_or(theirs_img.clone(), |l| l.path().to_path_buf());
+        let ours = ours_loop
+            .as_ref()
+            .map_or(ours_img.clone(), |l| l.path().to_path_buf());
 
         let out = run(cryptsetup()
             .args([

@@ -12,9 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{
-    blkid_probe, blkid_value, command, open_rw, run, sparse_file, text, LoopDevice, Mounted,
-};
+use common::{blkid_probe, blkid_value, command, open_rw, run, sparse_file, text, Loop, Mounted};
 
 use landfall_agent::fs::{
     format_ext4, format_swap, format_vfat, Ext4Options, SwapOptions, VfatOptions,
@@ -305,10 +303,12 @@ fn ext4_grows_with_resize2fs() {
 fn ext4_on_a_4096_byte_sector_loop_device() {
     let dir = tempfile::tempdir().unwrap();
     let img = sparse_file(dir.path(), "disk.img", 300 << 20);
-    let lo = LoopDevice::attach_with_sectors(&img, 4096);
-    let ss = run(command("blockdev", "util-linux").arg("--getss").arg(&lo.0));
+    let lo = Loop::attach_whole(&img, 4096);
+    let ss = run(command("blockdev", "util-linux")
+        .arg("--getss")
+        .arg(lo.path()));
     assert_eq!(String::from_utf8_lossy(&ss.stdout).trim(), "4096");
-    format_and_check_ext4(&lo.0, "foursectors", &dir.path().join("mnt"));
+    format_and_check_ext4(lo.path(), "foursectors", &dir.path().join("mnt"));
 }
 
 /// Formatting over old contents (a full non-sparse file of 0xFF, then a used
@@ -390,8 +390,8 @@ fn ext4_over_garbage_without_discard() {
 fn ext4_also_on_a_loop_device_with_512_byte_sectors() {
     let dir = tempfile::tempdir().unwrap();
     let img = sparse_file(dir.path(), "disk.img", 200 << 20);
-    let lo = LoopDevice::attach_with_sectors(&img, 512);
-    format_and_check_ext4(&lo.0, "blockdev", &dir.path().join("mnt"));
+    let lo = Loop::attach_whole(&img, 512);
+    format_and_check_ext4(lo.path(), "blockdev", &dir.path().join("mnt"));
 }
 
 #[test]
@@ -549,11 +549,11 @@ fn vfat_random_volume_id_and_over_an_old_ext4() {
 fn vfat_on_a_4096_byte_sector_loop_device() {
     let dir = tempfile::tempdir().unwrap();
     let img = sparse_file(dir.path(), "disk.img", 600 << 20);
-    let lo = LoopDevice::attach_with_sectors(&img, 4096);
-    vfat_case(&lo.0, 0xCAFE_F00D, "ESP4K");
-    assert_eq!(fat_type_field(&lo.0), "FAT32");
+    let lo = Loop::attach_whole(&img, 4096);
+    vfat_case(lo.path(), 0xCAFE_F00D, "ESP4K");
+    assert_eq!(fat_type_field(lo.path()), "FAT32");
     assert_eq!(
-        blkid_value(&blkid_probe(&lo.0, true), "BLOCK_SIZE").as_deref(),
+        blkid_value(&blkid_probe(lo.path(), true), "BLOCK_SIZE").as_deref(),
         Some("4096")
     );
 }
@@ -599,12 +599,12 @@ fn swap_header_is_recognised_and_usable() {
         "{t}"
     );
 
-    let lo = LoopDevice::attach_with_sectors(&img, 512);
-    let on = run(command("swapon", "mount").arg(&lo.0));
+    let lo = Loop::attach_whole(&img, 512);
+    let on = run(command("swapon", "mount").arg(lo.path()));
     assert!(on.status.success(), "swapon refused: {}", text(&on));
     let shown = std::fs::read_to_string("/proc/swaps").unwrap();
-    let off = run(command("swapoff", "mount").arg(&lo.0));
-    assert!(shown.contains(lo.0.to_str().unwrap()), "{shown}");
+    let off = run(command("swapoff", "mount").arg(lo.path()));
+    assert!(shown.contains(lo.path().to_str().unwrap()), "{shown}");
     assert!(off.status.success(), "swapoff: {}", text(&off));
 }
 

@@ -16,9 +16,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{
-    blkid_probe, blkid_value, command, open_rw, run, sparse_file, text, LoopDevice, Mounted,
-};
+use common::{blkid_probe, blkid_value, command, open_rw, run, sparse_file, text, Loop, Mounted};
 
 use landfall_agent::fs::{format_btrfs, BtrfsCsum, BtrfsOptions, BtrfsProfile, FsError};
 
@@ -186,11 +184,11 @@ fn use_and_recheck(img: &Path, dir: &Path, expect_profiles: &[&str]) {
     // the second mount an empty filesystem — with mkfs.btrfs's filesystems as
     // with ours (1 in ~650 cycles each, by hand): the kernel still knew the
     // filesystem's fsid on the old device ("using temp-fsid" in dmesg).
-    let lo = LoopDevice::attach_with_sectors(img, 512);
-    let m = Mounted::device("btrfs", &lo.0, &mnt, "rw");
+    let lo = Loop::attach_whole(img, 512);
+    let m = Mounted::device("btrfs", lo.path(), &mnt, "rw");
     write_files(&mnt);
     m.unmount();
-    let m = Mounted::device("btrfs", &lo.0, &mnt, "rw");
+    let m = Mounted::device("btrfs", lo.path(), &mnt, "rw");
     check_files(&mnt);
     let out = run(btrfs().args(["filesystem", "df"]).arg(&mnt));
     let df = text(&out);
@@ -471,11 +469,11 @@ fn format_a_loop_block_device() {
         .args(["-q", "-F"])
         .arg(&img));
     assert!(out.status.success(), "mkfs.ext4: {}", text(&out));
-    let lo = LoopDevice::attach(&img);
-    let r = format_btrfs(&open_rw(&lo.0), &default_opts("blockdev")).unwrap();
+    let lo = Loop::attach_whole(&img, 512);
+    let r = format_btrfs(&open_rw(lo.path()), &default_opts("blockdev")).unwrap();
     assert_eq!(r.size_bytes, GIB);
-    assert_check_clean(&lo.0);
-    let tags = blkid_probe(&lo.0, true);
+    assert_check_clean(lo.path());
+    let tags = blkid_probe(lo.path(), true);
     assert_eq!(
         blkid_value(&tags, "TYPE").as_deref(),
         Some("btrfs"),
@@ -484,12 +482,12 @@ fn format_a_loop_block_device() {
     assert_eq!(blkid_value(&tags, "LABEL").as_deref(), Some("blockdev"));
     assert_eq!(blkid_value(&tags, "UUID"), Some(r.uuid.clone()));
     let mnt = dir.path().join("mnt");
-    let m = Mounted::device("btrfs", &lo.0, &mnt, "rw");
+    let m = Mounted::device("btrfs", lo.path(), &mnt, "rw");
     assert_eq!(std::fs::read_dir(&mnt).unwrap().count(), 0, "no ext4 left");
     write_files(&mnt);
     m.unmount();
-    let m = Mounted::device("btrfs", &lo.0, &mnt, "rw");
+    let m = Mounted::device("btrfs", lo.path(), &mnt, "rw");
     check_files(&mnt);
     m.unmount();
-    assert_check_clean(&lo.0);
+    assert_check_clean(lo.path());
 }

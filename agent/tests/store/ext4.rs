@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::fixture::{build_office_fixture, nix_command, FixtureOptions};
+use landfall_tests::loopdev::Loop;
 
 fn run(cmd: &str, args: &[&str]) -> String {
     let out = Command::new(cmd)
@@ -25,6 +26,8 @@ fn run(cmd: &str, args: &[&str]) -> String {
 
 /// A loop-mounted ext4 image, unmounted and detached on drop.
 struct Ext4Mount {
+    /// Detached when the mount drops (after the unmount in `drop`).
+    _lo: Loop,
     dev: String,
     dir: PathBuf,
     mounted: bool,
@@ -35,12 +38,11 @@ impl Ext4Mount {
         let f = fs::File::create(image).unwrap();
         f.set_len(256 << 20).unwrap();
         run("mkfs.ext4", &["-q", "-F", image.to_str().unwrap()]);
-        let dev = run("losetup", &["--find", "--show", image.to_str().unwrap()])
-            .trim()
-            .to_owned();
+        let lo = Loop::attach_whole(image, 512);
         fs::create_dir_all(dir).unwrap();
         let mut m = Self {
-            dev,
+            dev: lo.dev.clone(),
+            _lo: lo,
             dir: dir.to_path_buf(),
             mounted: false,
         };
@@ -62,7 +64,6 @@ impl Drop for Ext4Mount {
         if self.mounted {
             let _ = Command::new("umount").arg(&self.dir).status();
         }
-        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
     }
 }
 

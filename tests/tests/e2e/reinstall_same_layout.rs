@@ -25,6 +25,7 @@ use std::process::{Command, Output};
 
 use fault_support::*;
 use landfall_tests::bins::landfall_bin;
+use landfall_tests::loopdev::Loop;
 use landfall_tests::nixstore::TEST_NIX_CONFIG;
 use landfall_tests::TestDir;
 
@@ -44,31 +45,13 @@ fn tool(cmd: &str, args: &[&str], package: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A loop device on a sparse image, detached when dropped.
-struct LoopDisk(String);
-
-impl LoopDisk {
-    fn new(image: &Path, bytes: u64) -> Self {
-        std::fs::File::create(image)
-            .unwrap()
-            .set_len(bytes)
-            .unwrap();
-        let dev = tool(
-            "losetup",
-            &["--find", "--show", image.to_str().unwrap()],
-            "mount",
-        );
-        Self(dev.trim().to_string())
-    }
-    fn part(&self) -> String {
-        format!("{}p1", self.0)
-    }
-}
-
-impl Drop for LoopDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").args(["-d", &self.0]).status();
-    }
+/// A loop device on a new sparse image of `bytes`.
+fn loop_disk(image: &Path, bytes: u64) -> Loop {
+    std::fs::File::create(image)
+        .unwrap()
+        .set_len(bytes)
+        .unwrap();
+    Loop::attach(image, 512)
 }
 
 /// Unmount everything under `root` (the agent leaves the layout mounted).
@@ -150,17 +133,24 @@ fn a_reinstall_recreates_the_same_layout_left_by_another_system() {
     let top = build_synthetic(dir, 3);
     let layout = dir.join("layout.json");
     std::fs::write(&layout, LAYOUT).unwrap();
-    let disk = LoopDisk::new(&dir.join("disk.img"), 512 << 20);
+    let disk = loop_disk(&dir.join("disk.img"), 512 << 20);
     let root = dir.join("root");
     std::fs::create_dir_all(&root).unwrap();
     let _unmount = UnmountOnDrop(root.clone());
 
     // 1. The previous system's install.
     let agent = start_agent(dir, &root);
-    let first = install(&agent, &dir.join("state-old"), &layout, &disk.0, &top, true);
+    let first = install(
+        &agent,
+        &dir.join("state-old"),
+        &layout,
+        &disk.dev,
+        &top,
+        true,
+    );
     assert!(first.status.success(), "{}", stderr(&first));
     verify(&root);
-    let old_uuid = fs_uuid(&disk.part());
+    let old_uuid = fs_uuid(&disk.part(1));
 
     // 2. What its owner left: a store file changed (narHash kept), a planted file.
     let victim = a_file_in_the_closure(&root, &top);
@@ -172,8 +162,8 @@ fn a_reinstall_recreates_the_same_layout_left_by_another_system() {
     // 3. A new install of the same flake: refused unconfirmed, the disk untouched.
     let agent = start_agent(dir, &root);
     let state = dir.join("state-new");
-    let before = tool("sha256sum", &[&disk.0], "coreutils");
-    let refused = install(&agent, &state, &layout, &disk.0, &top, false);
+    let before = tool("sha256sum", &[&disk.dev], "coreutils");
+    let refused = install(&agent, &state, &layout, &disk.dev, &top, false);
     let err = stderr(&refused);
     assert!(!refused.status.success(), "{err}");
     assert!(
@@ -181,13 +171,13 @@ fn a_reinstall_recreates_the_same_layout_left_by_another_system() {
         "the plan does not name the disk: {err}"
     );
     assert_eq!(
-        tool("sha256sum", &[&disk.0], "coreutils"),
+        tool("sha256sum", &[&disk.dev], "coreutils"),
         before,
         "an unconfirmed install changed the disk"
     );
 
     // Confirmed: recreated, everything sent again, the store verifies.
-    let second = install(&agent, &state, &layout, &disk.0, &top, true);
+    let second = install(&agent, &state, &layout, &disk.dev, &top, true);
     assert!(second.status.success(), "{}", stderr(&second));
     let s = summary(&second);
     assert_eq!(
@@ -195,7 +185,7 @@ fn a_reinstall_recreates_the_same_layout_left_by_another_system() {
         Some(closure_len(&top)),
         "{s}"
     );
-    let new_uuid = fs_uuid(&disk.part());
+    let new_uuid = fs_uuid(&disk.part(1));
     assert_ne!(new_uuid, old_uuid, "the root filesystem was not recreated");
     assert!(!root.join("planted").exists(), "the planted file survived");
     verify(&root);
@@ -204,7 +194,7 @@ fn a_reinstall_recreates_the_same_layout_left_by_another_system() {
     drop(agent);
     unmount(&root);
     let fsck = Command::new("e2fsck")
-        .args(["-fn", &disk.part()])
+        .args(["-fn", &disk.part(1)])
         .output()
         .expect("e2fsck (install e2fsprogs)");
     assert!(
@@ -212,19 +202,19 @@ fn a_reinstall_recreates_the_same_layout_left_by_another_system() {
         "e2fsck -fn: {}",
         String::from_utf8_lossy(&fsck.stdout)
     );
-    let v = tool("sgdisk", &["-v", &disk.0], "gdisk");
+    let v = tool("sgdisk", &["-v", &disk.dev], "gdisk");
     assert!(v.contains("No problems found"), "sgdisk -v: {v}");
 
     // 4. The same unfinished install again, the agent restarted where it
     //    listened (the state folder is the target's): its own disk is kept.
     let agent = start_agent_at(dir, &root, &addr);
-    let third = install(&agent, &state, &layout, &disk.0, &top, false);
+    let third = install(&agent, &state, &layout, &disk.dev, &top, false);
     let err = stderr(&third);
     assert!(third.status.success(), "{err}");
     assert!(err.contains("already applied"), "{err}");
     assert!(err.contains("Resuming the unfinished install"), "{err}");
     assert_eq!(summary(&third)["closure"]["sent_paths"].as_u64(), Some(0));
-    assert_eq!(fs_uuid(&disk.part()), new_uuid);
+    assert_eq!(fs_uuid(&disk.part(1)), new_uuid);
     verify(&root);
     drop(agent);
     unmount(&root);

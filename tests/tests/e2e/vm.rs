@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use landfall_tests::bins::{agent_static_bin, landfall_bin};
 use landfall_tests::fixtures::git;
+use landfall_tests::loopdev::{partition_range, Loop};
 use landfall_tests::TestDir;
 
 fn vm_install_output(dir: &std::path::Path, flake: &str, extra: &[&str]) -> (bool, String) {
@@ -354,34 +355,9 @@ fn fingerprint(p: &Path) -> String {
 fn check_installed_files(dir: &Path, text: &str, toplevel: &str, hw_file: &Path) {
     use std::os::unix::fs::MetadataExt;
     let disk = dir.join("vm/disk.img");
-    let out = Command::new("partx")
-        .args(["-g", "-o", "START,SECTORS", "-n", "3"])
-        .arg(&disk)
-        .output()
-        .expect("partx (Debian: apt-get install -y util-linux)");
-    let v: Vec<u64> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(|s| s.parse().unwrap())
-        .collect();
-    let lo = Command::new("losetup")
-        .args([
-            "--find",
-            "--show",
-            "--read-only",
-            "--offset",
-            &(v[0] * 512).to_string(),
-            "--sizelimit",
-            &(v[1] * 512).to_string(),
-        ])
-        .arg(&disk)
-        .output()
-        .unwrap();
-    assert!(
-        lo.status.success(),
-        "losetup: {}",
-        String::from_utf8_lossy(&lo.stderr)
-    );
-    let lo = String::from_utf8_lossy(&lo.stdout).trim().to_string();
+    let (start, len) = partition_range(&disk, 3);
+    let root = Loop::window(&disk, start, len);
+    let lo = root.dev.clone();
     let mnt = dir.join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
     let mounted = Command::new("mount")
@@ -455,7 +431,7 @@ fn check_installed_files(dir: &Path, text: &str, toplevel: &str, hw_file: &Path)
         );
     });
     let _ = Command::new("umount").arg(&mnt).status();
-    let _ = Command::new("losetup").args(["-d", &lo]).status();
+    drop(root);
     if let Err(p) = checks {
         std::panic::resume_unwind(p);
     }
@@ -948,32 +924,15 @@ fn check_grub_disk(disk: &Path) {
         }
     }
     // The ESP's FAT, read through a read-only loop device.
-    let lo = Command::new("losetup")
-        .args([
-            "--find",
-            "--show",
-            "--read-only",
-            "--offset",
-            &(esp.1 * 512).to_string(),
-            "--sizelimit",
-            &(esp.2 * 512).to_string(),
-        ])
-        .arg(disk)
-        .output()
-        .unwrap();
-    assert!(
-        lo.status.success(),
-        "losetup: {}",
-        String::from_utf8_lossy(&lo.stderr)
-    );
-    let lo = String::from_utf8_lossy(&lo.stdout).trim().to_string();
+    let esp_loop = Loop::window(disk, esp.1 * 512, esp.2 * 512);
+    let lo = esp_loop.dev.clone();
     let fsck = Command::new("fsck.fat").args(["-n", &lo]).output();
     // GRUB's files on it, read with mtools (no vfat in this kernel).
     let listing = Command::new("mdir")
         .args(["-i", &lo, "-/", "-b", "::"])
         .env("MTOOLS_SKIP_CHECK", "1")
         .output();
-    let _ = Command::new("losetup").args(["-d", &lo]).status();
+    drop(esp_loop);
     let fsck = fsck.expect("fsck.fat (Debian: apt-get install -y dosfstools)");
     assert!(
         fsck.status.success(),

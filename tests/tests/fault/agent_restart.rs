@@ -26,32 +26,14 @@ use landfall_tests::agentimage::{
     assert_installed_disk_boots, start_agent_vm, AgentVm, AgentVmSpec,
 };
 use landfall_tests::bins::{landfall, landfall_bin, landfall_ok};
+use landfall_tests::loopdev::partition_range;
 use landfall_tests::nixstore::TEST_NIX_CONFIG;
-
-/// Byte offset of partition `n` of a GPT image (util-linux's partx).
-fn partition_offset(image: &Path, n: u32) -> u64 {
-    let out = Command::new("partx")
-        .args(["-g", "-o", "START", "-n", &n.to_string()])
-        .arg(image)
-        .output()
-        .expect("partx (Debian: apt-get install -y util-linux)");
-    assert!(
-        out.status.success(),
-        "partx: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse::<u64>()
-        .unwrap()
-        * 512
-}
 
 /// The filesystem UUID at partition `n` of the image (blkid's low-level probe).
 fn fs_uuid(image: &Path, n: u32) -> String {
     let out = Command::new("blkid")
         .args(["-p", "-o", "value", "-s", "UUID", "-O"])
-        .arg(partition_offset(image, n).to_string())
+        .arg(partition_range(image, n).0.to_string())
         .arg(image)
         .output()
         .expect("blkid (Debian: apt-get install -y util-linux)");
