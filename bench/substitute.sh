@@ -2,7 +2,8 @@
 # Benchmark: substitution on the target (issue 19). The laptop→agent link is
 # throttled to RATE bytes/s (default 8 MiB/s) by the tests' proxy
 # (tests/src/bin/throttle-proxy.rs); a signed binary cache of the whole
-# closure (Debian's Nix: `nix copy --to file://…?compression=zstd&secret-key=…`)
+# closure (Debian's Nix: `nix copy --to file://…?compression=COMPRESSION&secret-key=…`,
+# COMPRESSION zstd by default; xz, bzip2 or none also work)
 # is served on loopback by `python3 -m http.server`. The same closure (the
 # synthetic one of bench/closure/closure.nix, PATHS leaf paths of ~2.2 MiB)
 # is installed into a fresh directory root twice, RUNS times round-robin:
@@ -14,6 +15,7 @@
 #
 #   bash bench/substitute.sh
 #   PATHS=100 RUNS=3 bash bench/substitute.sh
+#   COMPRESSION=bzip2 bash bench/substitute.sh
 #   AGENT=… LANDFALL=… PROXY=… bash bench/substitute.sh   # skip the cargo builds
 #
 # Needs loopback only (no root beyond writing /nix/store). Debian packages:
@@ -23,6 +25,7 @@ set -euo pipefail
 BENCH_DIR=${BENCH_DIR:-/var/tmp/landfall-bench}
 RUNS=${RUNS:-1}
 PATHS=${PATHS:-40}
+COMPRESSION=${COMPRESSION:-zstd}
 RATE=${RATE:-8388608}
 here=$(cd "$(dirname "$0")/.." && pwd)
 export NIX_CONFIG=$'experimental-features = nix-command flakes\nbuild-users-group =\nsandbox = false\nsubstituters ='
@@ -77,8 +80,8 @@ nar_mib=$(nix path-info --json --recursive "$top" | python3 -c 'import json,sys;
 echo "   $top: $nar_mib MiB of NAR"
 nix key generate-secret --key-name bench-1 > "$work/secret"
 pub=$(nix key convert-secret-to-public < "$work/secret")
-echo "== nix copy into a signed zstd cache"
-nix copy --to "file://$work/cache?compression=zstd&secret-key=$work/secret" "$top" 2> "$work/copy.log" \
+echo "== nix copy into a signed $COMPRESSION cache"
+nix copy --to "file://$work/cache?compression=$COMPRESSION&secret-key=$work/secret" "$top" 2> "$work/copy.log" \
     || { tail -20 "$work/copy.log" >&2; die "nix copy failed"; }
 cache_port=$(free_port)
 (cd "$work/cache" && exec python3 -m http.server --bind 127.0.0.1 "$cache_port") > "$work/cache.log" 2>&1 &

@@ -189,8 +189,13 @@ impl AgentService {
                 *fetchers.borrow_mut() = Some(f);
                 Ok(())
             };
-            // Every fetch has ended (fetched, or fallen back and its event sent).
-            let mut wait_fetches = || {
+            // Every fetch has ended (fetched, or fallen back and its event sent);
+            // with `cancel`, the downloads in flight are stopped first (the
+            // stream broke: free the job slot now, keep what verified).
+            let mut end_fetches = |cancel: bool| {
+                if let (true, Some(f)) = (cancel, fetchers.borrow().as_ref()) {
+                    f.cancel();
+                }
                 while workers_left.get() > 0 {
                     match rx.borrow_mut().blocking_recv() {
                         Some(Input::Fetched(Fetched::Event(e))) => on_event(e),
@@ -207,7 +212,7 @@ impl AgentService {
                 &default_root,
                 &mut |e| on_event(e),
                 &mut start,
-                &mut wait_fetches,
+                &mut end_fetches,
             );
             // Workers blocked on a full inbox see it gone and stop.
             drop(rx);
@@ -279,19 +284,20 @@ fn receive_closure(
                 Reason::InvalidRequest
             )))
         },
-        &mut || {},
+        &mut |_| {},
     )
 }
 
 /// The blocking receive loop. `start` begins the fetches of
-/// `begin.substitute`; `wait_fetches` returns once every fetch has ended
-/// (called at `end`, before the final commit). Returns the job summary.
+/// `begin.substitute`; `end_fetches(cancel)` returns once every fetch has
+/// ended (called at `end` before the final commit, and with `cancel` after a
+/// failure, before what verified is committed). Returns the job summary.
 fn receive_closure_with(
     next: Next<'_>,
     default_root: &std::path::Path,
     emit: Emit<'_>,
     start_fetches: StartFetches<'_>,
-    wait_fetches: &mut dyn FnMut(),
+    end_fetches: &mut dyn FnMut(bool),
 ) -> Result<String, Status> {
     let begin = match kind(next())? {
         Kind::Begin(b) => b,
@@ -386,7 +392,7 @@ fn receive_closure_with(
                 });
             }
             Kind::End(end) => {
-                wait_fetches();
+                end_fetches(false);
                 let top = if end.toplevel.is_empty() {
                     None
                 } else {
@@ -447,7 +453,9 @@ fn receive_closure_with(
         }
     };
     if result.is_err() {
-        // Keep what was verified: a re-run then sends only the rest.
+        // Stop the cache downloads in flight, then keep what was verified
+        // (streamed or fetched): a re-run then sends only the rest.
+        end_fetches(true);
         match installer.commit() {
             Ok(n) if n > 0 => {
                 tracing::info!("Registered the {n} path(s) verified before the failure")

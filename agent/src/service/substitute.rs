@@ -10,9 +10,14 @@
 //! why) — any failure of a cache (unreachable, refused narinfo, bad NAR,
 //! broken body, timeout) only means the controller sends that path itself.
 //! Nothing of a failed path stays in the store (the unpacker's invariant).
+//!
+//! When the controller's stream ends or breaks, [`Fetchers::cancel`] stops
+//! every download in flight at once (and the queued ones before they start),
+//! so the job slot is free within moments for the controller's resume,
+//! rather than after the downloads drained or timed out.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -27,7 +32,9 @@ use tonic::Status;
 use super::AgentService;
 use crate::disk::error_chain;
 use crate::jobs::Reason;
-use crate::store::substitute::{HttpClient, Substituter, TrustedKeys, Verified};
+use crate::store::substitute::{
+    Cancel, HttpClient, SubstituteError, Substituter, TrustedKeys, Verified,
+};
 use crate::store::PathAdder;
 
 /// narinfo requests in flight while answering QuerySubstitutes.
@@ -157,7 +164,7 @@ pub enum Fetched {
 
 /// The fetch workers of one PutClosure.
 pub struct Fetchers {
-    cancel: Arc<AtomicBool>,
+    cancel: Cancel,
     threads: Vec<JoinHandle<()>>,
     /// Paths to fetch, in total.
     pub paths: usize,
@@ -199,7 +206,7 @@ impl Fetchers {
             .collect();
         let queue = Arc::new(Mutex::new(queue));
         let caches = Arc::new(caches);
-        let cancel = Arc::new(AtomicBool::new(false));
+        let cancel = Cancel::default();
         let fetched_bytes = Arc::new(AtomicU64::new(0));
         let events = Arc::new(events);
         let mut threads = Vec::new();
@@ -217,14 +224,14 @@ impl Fetchers {
                 .name(format!("substitute-{n}"))
                 .spawn(move || {
                     loop {
-                        if cancel.load(Ordering::Relaxed) {
+                        if cancel.is_cancelled() {
                             break;
                         }
                         let Some(job) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
                             break;
                         };
                         let t0 = std::time::Instant::now();
-                        let outcome = fetch_one(&rt, &caches, &job, &mut adder);
+                        let outcome = fetch_one(&rt, &caches, &job, &mut adder, &cancel);
                         let event = match outcome {
                             Ok(()) => {
                                 let total = fetched.fetch_add(job.info.nar_size, Ordering::Relaxed)
@@ -240,11 +247,19 @@ impl Fetchers {
                                 }
                             }
                             Err(why) => {
-                                tracing::warn!(
-                                    "{}: not from {}: {why}; the controller sends it",
-                                    job.info.path,
-                                    job.cache
-                                );
+                                if cancel.is_cancelled() {
+                                    tracing::info!(
+                                        "{}: the download from {} was cancelled (the transfer ended)",
+                                        job.info.path,
+                                        job.cache
+                                    );
+                                } else {
+                                    tracing::warn!(
+                                        "{}: not from {}: {why}; the controller sends it",
+                                        job.info.path,
+                                        job.cache
+                                    );
+                                }
                                 JobEvent {
                                     state: StepState::Skipped as i32,
                                     description: job.info.path.to_string(),
@@ -283,10 +298,16 @@ impl Fetchers {
         self.threads.len()
     }
 
-    /// Stops taking new paths, and waits for the workers (call after the
-    /// event receiver is gone or drained, so no worker blocks on it).
+    /// Cancels the downloads in flight and the queued ones: each worker
+    /// soon sends a SKIPPED event per path it had started, then WorkerDone.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Cancels, and waits for the workers (call after the event receiver is
+    /// gone or drained, so no worker blocks on it).
     pub fn stop(mut self) {
-        self.cancel.store(true, Ordering::Relaxed);
+        self.cancel.cancel();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -298,16 +319,17 @@ fn fetch_one(
     caches: &HashMap<String, Option<Substituter>>,
     job: &Job,
     adder: &mut PathAdder,
+    cancel: &Cancel,
 ) -> Result<(), String> {
     let sub = caches
         .get(&job.cache)
         .and_then(|s| s.as_ref())
         .ok_or_else(|| format!("not a binary cache URL: {:?}", job.cache))?;
     let verified = rt
-        .block_on(sub.query(&job.info))
-        .map_err(|e| error_chain(&e))?
+        .block_on(cancel.or_cancelled(sub.query(&job.info)))
+        .map_err(|e: SubstituteError| error_chain(&e))?
         .ok_or_else(|| format!("{} no longer has it", sub.url()))?;
-    sub.fetch_into(rt, &verified, adder)
+    sub.fetch_into_cancellable(rt, &verified, adder, cancel)
         .map(|_| ())
         .map_err(|e| error_chain(&e))
 }

@@ -8,8 +8,9 @@
 //! the host's. Every way a cache goes wrong — unsigned narinfo, untrusted
 //! key, NAR hash differing from its narinfo, References differing from the
 //! controller's (validly signed), a cache that stops mid-file, an
-//! unreachable cache — still installs, those paths coming from the laptop,
-//! and the summary's counts say so.
+//! unreachable cache, a truncated bzip2 NAR — still installs, those paths
+//! coming from the laptop, and the summary's counts say so. A bzip2 cache
+//! (Nix's default compression) serves the cached half like an xz one.
 
 use crate::fault_support;
 
@@ -134,6 +135,58 @@ fn the_cached_half_is_fetched_by_the_agent_over_http_and_https() {
     assert_eq!(from_cache, kept.len());
     assert!(agent.log_text().contains("QuerySubstitutes"));
     check_installed(&root, &top, Some(&cache), &kept);
+
+    // bzip2 (Nix's default compression), the same half, the largest NAR of
+    // it cut in half: the others come from the cache, that one from the laptop.
+    let bz = dir.join("cache-bzip2");
+    copy_to_cache(&bz, &[&top], "bzip2", Some(&secret));
+    keep_only(&bz, &all, &kept);
+    let cut = all
+        .iter()
+        .filter(|(p, _)| kept.contains(p))
+        .max_by_key(|(_, n)| *n)
+        .unwrap()
+        .0
+        .clone();
+    let nar = nar_file(&bz, &cut);
+    assert!(nar.to_string_lossy().ends_with(".nar.bz2"), "{nar:?}");
+    let whole = std::fs::read(&nar).unwrap();
+    std::fs::write(&nar, &whole[..whole.len() / 2]).unwrap();
+    let (agent, root) = fresh_agent(dir, "bzip2");
+    let out = install_from(
+        &agent,
+        &top,
+        &[
+            "--substituters",
+            &serve(bz.clone(), Serve::Whole),
+            "--trusted-public-keys",
+            &public,
+        ],
+    );
+    let s = summary(&out);
+    let c = counts(&s);
+    let k = kept.len() as u64;
+    assert_eq!(
+        (c.cache, c.laptop, c.fallback),
+        (k - 1, all.len() as u64 - k + 1, 1),
+        "{s}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let fallback = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fallback"] == true)
+        .expect("a fallback event");
+    assert_eq!(fallback["description"], cut.as_str());
+    assert!(
+        fallback["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Cannot decompress the bzip2 NAR"),
+        "{fallback}"
+    );
+    let from_bz: Vec<String> = kept.iter().filter(|p| **p != cut).cloned().collect();
+    check_installed(&root, &top, Some(&bz), &from_bz);
 
     // HTTPS with a test CA given by --substituters-ca.
     let (ca_pem, tls) = test_tls();

@@ -11,19 +11,33 @@
 //!   both sides name one) equal what the caller expects, i.e. what the
 //!   controller announced: a mismatch is [`SubstituteError::Mismatch`] naming
 //!   the field;
-//! - the NAR at `URL`, decompressed in a stream (`xz`, `zstd`, `none`; any
-//!   other compression is refused by name), goes through the same
+//! - the NAR at `URL`, decompressed in a stream (`xz`, `zstd`, `bzip2`,
+//!   `none`; any other compression is refused by name), goes through the same
 //!   [`StoreInstaller::add`] as the controller's stream: narHash and narSize
 //!   are checked before the path is queued for registration, and a failed
 //!   path leaves nothing behind.
 //!
 //! What is registered is the caller's path info with the narinfo's `Sig`
 //! lines added. `FileHash`/`FileSize` are not checked: they are not signed,
-//! the NAR hash is. `bzip2` is refused by name (no pure-Rust decoder in the
-//! workspace; caches have written xz or zstd for years).
+//! the NAR hash is.
+//!
+//! bzip2 (Nix's default when a narinfo has no `Compression` line, and what
+//! older caches hold) is decoded by the `bzip2` crate on its default backend,
+//! `libbz2-rs-sys`: libbzip2 1.0.8 ported to Rust by the Trifecta Tech
+//! Foundation and tested against the C library. Being Rust, it builds into
+//! the static musl agent with no C toolchain and no system libbz2 (the
+//! `bzip2-sys` backend would need `cc` for musl), and it keeps memory flat: a
+//! decoder holds one bzip2 block (at most 900 kB, about 3.6 MB of tables).
 //!
 //! Memory is flat: the body goes through a bounded channel of a few chunks,
 //! xz through a bounded pipe, and the unpacker writes as it reads.
+//!
+//! A fetch can be cancelled ([`Cancel`], [`Substituter::fetch_into_cancellable`]):
+//! the download stops at once (also while waiting for the server), the
+//! decoder and the unpacker see an error, and the fetch ends with
+//! [`SubstituteError::Cancelled`], nothing of the path left behind. PutClosure
+//! cancels its fetches when the controller's stream ends or breaks, so the job
+//! slot is free for the controller's resume.
 //!
 //! Use: [`Substituter::new`] → [`Substituter::cache_info`] once →
 //! [`Substituter::query`] per path (async; `Ok(None)` when the cache lacks
@@ -59,6 +73,8 @@ pub mod trust;
 
 use std::io::{self, BufReader, Read, Write};
 use std::sync::{mpsc, Arc, Mutex};
+
+use tokio::sync::watch;
 
 use bytes::Bytes;
 use landfall_proto::nar::{PathInfo, StorePath};
@@ -160,6 +176,50 @@ pub enum SubstituteError {
     /// Unpacking or verifying the NAR failed (hash or size mismatch, …).
     #[error(transparent)]
     Install(#[from] InstallError),
+    /// The fetch was cancelled (the transfer it belonged to ended).
+    #[error("Cancelled: the transfer ended")]
+    Cancelled,
+}
+
+/// Cancels fetches in flight: shared by every fetch of a transfer, set once.
+#[derive(Debug, Clone)]
+pub struct Cancel(Arc<watch::Sender<bool>>);
+
+impl Default for Cancel {
+    fn default() -> Self {
+        Self(Arc::new(watch::channel(false).0))
+    }
+}
+
+impl Cancel {
+    /// Cancels every fetch that holds this (or a clone), now and later.
+    pub fn cancel(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Whether [`Cancel::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Completes once cancelled.
+    pub async fn cancelled(&self) {
+        let mut rx = self.0.subscribe();
+        // The sender lives as long as `self`: wait_for ends only by the value.
+        let _ = rx.wait_for(|c| *c).await;
+    }
+
+    /// Runs `f` unless cancelled first.
+    pub async fn or_cancelled<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, SubstituteError>>,
+    ) -> Result<T, SubstituteError> {
+        tokio::select! {
+            biased;
+            () = self.cancelled() => Err(SubstituteError::Cancelled),
+            r = f => r,
+        }
+    }
 }
 
 /// A narinfo that passed every check, and the path info to register.
@@ -267,11 +327,28 @@ impl Substituter {
         verified: &Verified,
         installer: &mut impl AddPath,
     ) -> Result<UnpackedPath, SubstituteError> {
+        self.fetch_into_cancellable(rt, verified, installer, &Cancel::default())
+    }
+
+    /// [`Substituter::fetch_into`] that ends with
+    /// [`SubstituteError::Cancelled`] soon after `cancel` is set (the
+    /// download is dropped; the unpacker removes what it wrote).
+    pub fn fetch_into_cancellable(
+        &self,
+        rt: &Handle,
+        verified: &Verified,
+        installer: &mut impl AddPath,
+        cancel: &Cancel,
+    ) -> Result<UnpackedPath, SubstituteError> {
         let path = &verified.info.path;
+        if cancel.is_cancelled() {
+            return Err(SubstituteError::Cancelled);
+        }
         let compression = match &verified.narinfo.compression {
             Compression::None => "none",
             Compression::Xz => "xz",
             Compression::Zstd => "zstd",
+            Compression::Bzip2 => "bzip2",
             Compression::Other(c) => {
                 return Err(SubstituteError::Compression {
                     path: path.clone(),
@@ -281,7 +358,13 @@ impl Substituter {
         };
         let url = self.nar_url(&verified.narinfo);
         let failure: Arc<Mutex<Option<SubstituteError>>> = Arc::default();
-        let (body, task) = spawn_body(rt, self.client.clone(), url, failure.clone());
+        let (body, task) = spawn_body(
+            rt,
+            self.client.clone(),
+            url,
+            failure.clone(),
+            cancel.clone(),
+        );
         let (mut reader, xz_thread): (Box<dyn Read>, _) = match compression {
             "none" => (Box::new(body), None),
             "zstd" => {
@@ -294,6 +377,14 @@ impl Substituter {
                 })?;
                 (
                     Box::new(DecodeErrors::new(dec, failure.clone(), path, "zstd")),
+                    None,
+                )
+            }
+            "bzip2" => {
+                // Multi-stream, as pbzip2 writes and Nix (libarchive) reads.
+                let dec = bzip2::read::MultiBzDecoder::new(body);
+                (
+                    Box::new(DecodeErrors::new(dec, failure.clone(), path, "bzip2")),
                     None,
                 )
             }
@@ -407,11 +498,14 @@ fn record(slot: &Mutex<Option<SubstituteError>>, e: SubstituteError) {
 }
 
 /// The response body as a blocking `Read`: a task on the runtime pumps
-/// chunks into a bounded channel.
+/// chunks into a bounded channel. Cancelled, the task drops the download
+/// (its channel closes) and every read fails.
 struct BodyReader {
     rx: tokio::sync::mpsc::Receiver<Result<Bytes, ()>>,
     cur: Bytes,
     failed: bool,
+    cancel: Cancel,
+    failure: Arc<Mutex<Option<SubstituteError>>>,
 }
 
 fn spawn_body(
@@ -419,9 +513,12 @@ fn spawn_body(
     client: HttpClient,
     url: String,
     failure: Arc<Mutex<Option<SubstituteError>>>,
+    cancel: Cancel,
 ) -> (BodyReader, tokio::task::JoinHandle<()>) {
     let (tx, rx) = tokio::sync::mpsc::channel(BODY_CHUNKS);
-    let task = rt.spawn(async move {
+    let (task_failure, task_cancel) = (failure.clone(), cancel.clone());
+    let reader_failure = failure.clone();
+    let pump = async move {
         let mut body = match client.get(&url).await {
             Ok(b) => b,
             Err(e) => {
@@ -444,19 +541,40 @@ fn spawn_body(
                 }
             }
         }
+    };
+    let task = rt.spawn(async move {
+        tokio::select! {
+            biased;
+            // Dropping `pump` drops the connection and the channel's sender.
+            () = task_cancel.cancelled() => record(&task_failure, SubstituteError::Cancelled),
+            () = pump => {}
+        }
     });
     let reader = BodyReader {
         rx,
         cur: Bytes::new(),
         failed: false,
+        cancel,
+        failure: reader_failure,
     };
     (reader, task)
+}
+
+impl BodyReader {
+    fn cancelled(&mut self) -> io::Error {
+        self.failed = true;
+        record(&self.failure, SubstituteError::Cancelled);
+        io::Error::other("the fetch was cancelled")
+    }
 }
 
 impl Read for BodyReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.failed {
             return Err(io::Error::other("the download failed"));
+        }
+        if self.cancel.is_cancelled() {
+            return Err(self.cancelled());
         }
         while self.cur.is_empty() {
             match self.rx.blocking_recv() {
@@ -465,6 +583,8 @@ impl Read for BodyReader {
                     self.failed = true;
                     return Err(io::Error::other("the download failed"));
                 }
+                // A cancelled pump closes the channel: that is no end of file.
+                None if self.cancel.is_cancelled() => return Err(self.cancelled()),
                 None => return Ok(0),
             }
         }

@@ -63,7 +63,9 @@ pub enum Compression {
     Xz,
     /// `zstd`.
     Zstd,
-    /// Anything else (`bzip2`, `br`, `lz4`, …): refused at fetch time, by name.
+    /// `bzip2` (also what a narinfo without `Compression` means).
+    Bzip2,
+    /// Anything else (`br`, `lz4`, …): refused at fetch time, by name.
     Other(String),
 }
 
@@ -73,6 +75,7 @@ impl Compression {
             "none" => Self::None,
             "xz" => Self::Xz,
             "zstd" => Self::Zstd,
+            "bzip2" => Self::Bzip2,
             other => Self::Other(other.to_owned()),
         }
     }
@@ -83,6 +86,7 @@ impl Compression {
             Self::None => "none",
             Self::Xz => "xz",
             Self::Zstd => "zstd",
+            Self::Bzip2 => "bzip2",
             Self::Other(s) => s,
         }
     }
@@ -250,7 +254,7 @@ impl NarInfo {
         Ok(Self {
             store_path: store_path.ok_or(NarInfoError::Missing("StorePath"))?,
             url: url.ok_or(NarInfoError::Missing("URL"))?,
-            compression: compression.unwrap_or_else(|| Compression::Other("bzip2".into())),
+            compression: compression.unwrap_or(Compression::Bzip2),
             file_hash,
             file_size,
             nar_hash: nar_hash.ok_or(NarInfoError::Missing("NarHash"))?,
@@ -360,7 +364,7 @@ mod tests {
     fn defaults_and_optional_fields() {
         let text = format!("StorePath: {A}\nURL: nar/x.nar.bz2\nNarHash: {H}\nNarSize: 1\nDeriver: unknown-deriver\n");
         let n = NarInfo::parse(text.as_bytes()).unwrap();
-        assert_eq!(n.compression, Compression::Other("bzip2".into()));
+        assert_eq!(n.compression, Compression::Bzip2);
         assert!(n.references.is_empty() && n.sigs.is_empty());
         assert_eq!(n.deriver, None);
         assert_eq!(n.file_size, None);
