@@ -248,7 +248,7 @@ fn finit(path: &Path, params: &str) -> nix::Result<()> {
 /// A loader for the running kernel's modules (`/lib/modules/$(uname -r)`),
 /// with the command line's module parameters; `None` (logged) without an index.
 fn running_kernel_loader() -> Option<ModuleLoader> {
-    let release = crate::inventory::kernel_release();
+    let release = crate::sys::uname::kernel_release();
     let dir = Path::new("/lib/modules").join(&release);
     let index = match ModuleIndex::load(&dir) {
         Ok(i) => i,

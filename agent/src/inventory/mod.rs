@@ -12,7 +12,6 @@ mod system;
 pub mod virt;
 
 pub use disks::{list_disks, mountinfo, MountEntry};
-pub use system::kernel_release;
 
 use landfall_proto::v1::InventoryReply;
 
@@ -25,7 +24,7 @@ pub fn collect() -> InventoryReply {
         cpu: Some(system::cpu()),
         firmware: Some(system::firmware()),
         nics: nics::list_nics(),
-        kernel: system::kernel_release(),
+        kernel: crate::sys::uname::kernel_release(),
         hostname: system::hostname(),
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         hardware: Some(hardware::hardware()),

@@ -11,3 +11,4 @@ pub mod loopdev;
 pub mod mount;
 pub mod mountinfo;
 pub mod rlimit;
+pub mod uname;
