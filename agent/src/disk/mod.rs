@@ -12,14 +12,16 @@
 mod action;
 mod apply;
 pub mod btrfs_volumes;
+mod error;
 mod events;
 pub mod format;
-pub mod kernel;
+pub mod in_use;
 pub mod keys;
 pub mod mapper;
 pub mod mounting;
+mod options;
+pub mod partition_sync;
 pub mod probe;
-pub mod refuse;
 pub mod resolve;
 pub mod signatures;
 pub mod table;
@@ -28,9 +30,10 @@ pub mod wipe;
 pub use action::Action;
 pub use apply::{
     actions, apply, apply_with_keys, close_layout, error_chain, mount_layout,
-    mount_layout_with_keys, plan_layout, swapoff_layout, unmount_layout, ApplyOptions, ApplyReport,
-    DiskError, PartitionNode,
+    mount_layout_with_keys, plan_layout, swapoff_layout, unmount_layout,
 };
+pub use error::DiskError;
 pub use events::StepEvent;
 pub use keys::LuksPassphrases;
+pub use options::{ApplyOptions, ApplyReport, PartitionNode};
 pub use resolve::{open_disks, parse_overrides, require_block_devices, OpenDisk};
