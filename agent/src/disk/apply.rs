@@ -10,13 +10,13 @@ use landfall_proto::layout::{plan_with, Content, Layout, Plan, PlanOptions};
 
 use super::action::{Action, Context};
 use super::error::DiskError;
-use super::events::StepEvent;
 use super::keys::{self, LuksPassphrases};
 use super::mapper;
 use super::mounting::{self, MountStepError};
 use super::options::{ApplyOptions, ApplyReport, PartitionNode};
 use super::probe;
 use super::resolve::OpenDisk;
+use crate::steps::{error_chain, StepEvent};
 
 /// Probe the open disks and plan the layout on them for an install: a disk
 /// that holds the layout is kept only if `opts` trusts it (this install's
@@ -420,18 +420,6 @@ pub fn close_layout(plan: &Plan) -> Result<Vec<String>, DiskError> {
         });
     }
     Ok(closed)
-}
-
-/// The error and its causes on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]
