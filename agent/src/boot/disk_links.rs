@@ -130,7 +130,7 @@ fn dm_signatures() -> Vec<(String, Signature)> {
 
 /// This machine's links, as the inventory sees its disks now.
 pub fn current_links() -> Vec<DiskLink> {
-    links(&crate::inventory::disks::list_disks(), &dm_signatures())
+    links(&crate::disk::present::list_disks(), &dm_signatures())
 }
 
 /// Writes `links` under `dir` (the tmpfs on the root's `dev/disk`).

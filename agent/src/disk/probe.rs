@@ -8,7 +8,7 @@ use std::io;
 
 use landfall_proto::layout::{DiskFacts, ExistingDisk, Geometry};
 
-use super::resolve::OpenDisk;
+use super::open_disk::OpenDisk;
 use super::signatures::{detect, Signature};
 use super::table::read_table;
 

@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use landfall_proto::layout::{Geometry, Layout};
 
 use crate::sys::blk::{self, BlkError};
-use crate::sys::loopdev::{self, LoopDevice, LoopError};
+use crate::sys::loopdev::{self, LoopError};
+
+pub use super::open_disk::OpenDisk;
 
 /// Errors of resolving and opening disks.
 #[derive(Debug, thiserror::Error)]
@@ -55,21 +57,6 @@ pub enum ResolveError {
     },
 }
 
-/// An open disk of the layout.
-#[derive(Debug)]
-pub struct OpenDisk {
-    /// The layout's disk key.
-    pub key: String,
-    /// The block device used (`/dev/loop3` for an image).
-    pub path: PathBuf,
-    /// The image file, when one was attached to `path`.
-    pub image: Option<PathBuf>,
-    pub file: File,
-    pub geometry: Geometry,
-    /// Keeps an attached loop device alive (autoclear on drop of the last fd).
-    pub loop_device: Option<LoopDevice>,
-}
-
 /// Parse `NAME=PATH` overrides, checking each name exists in the layout.
 pub fn parse_overrides(
     layout: &Layout,
@@ -104,7 +91,7 @@ fn geometry(file: &File, path: &Path) -> Result<Geometry, ResolveError> {
 
 /// The machine's disks for an error message: `/dev/nvme0n1 (4.0 GiB, QEMU NVMe Ctrl, serial S)`.
 fn available_disks() -> String {
-    let disks = crate::inventory::disks::list_disks();
+    let disks = super::present::list_disks();
     if disks.is_empty() {
         return "none found".into();
     }

@@ -5,13 +5,12 @@
 //! One unreadable disk or NIC never fails the whole inventory: its fields stay
 //! empty and the problem is logged.
 
-pub mod disks;
 pub mod hardware;
 mod nics;
 mod system;
 pub mod virt;
 
-pub use disks::{list_disks, mountinfo, MountEntry};
+pub use crate::disk::present::{list_disks, mountinfo, MountEntry};
 
 use landfall_proto::v1::InventoryReply;
 

@@ -1,5 +1,7 @@
-//! Disks and their partitions from /sys/block, the block ioctls, the on-disk
-//! partition table and filesystem signatures, and /proc/self/mountinfo.
+//! The disks this machine has, and their partitions: from /sys/block, the
+//! block ioctls, the on-disk partition table and filesystem signatures, and
+//! /proc/self/mountinfo. The inventory reports this list; the disk engine
+//! names it when a layout's disk does not exist.
 //!
 //! The table and the signatures are read by the disk engine's own probe
 //! ([`crate::disk::probe`]): the identity lines a layout confirmation shows
@@ -11,7 +13,7 @@ use std::path::{Path, PathBuf};
 use landfall_proto::layout::{ExistingPartition, Geometry};
 use landfall_proto::v1::{Disk, Partition};
 
-use crate::disk::probe;
+use super::probe;
 use crate::sys::blk;
 
 fn sysfs_str(path: impl AsRef<Path>) -> String {
