@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use crate::flow::Phase;
+use crate::phase::Phase;
 
 /// The command line of `landfall install`.
 #[derive(clap::Args, Clone)]
@@ -148,12 +148,4 @@ pub struct InstallCli {
     /// With --vm: leave the installed VM running at the end (its pid is printed).
     #[arg(long, requires = "vm")]
     pub keep_vm: bool,
-}
-
-/// Runs `landfall install`.
-pub async fn run_cli(c: InstallCli) -> anyhow::Result<()> {
-    if c.vm {
-        return crate::vm::install::run(c).await;
-    }
-    crate::flow::install::run_on_target(c, None, None).await
 }

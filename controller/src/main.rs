@@ -21,6 +21,7 @@ mod kernel;
 mod kexec;
 mod nix;
 mod passphrase;
+mod phase;
 mod render;
 mod retry;
 mod sanitize;
@@ -313,7 +314,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             println!("  the agent needs ca.pem, agent.pem, agent.key, boot-id; an agent with an older key is refused");
         }
-        Command::Install(cli) => install::run_cli(*cli).await?,
+        // --vm builds a throwaway machine and runs the same flow against it.
+        Command::Install(cli) if cli.vm => vm::install::run(*cli).await?,
+        Command::Install(cli) => flow::install::run_on_target(*cli, None, None).await?,
         Command::Disk(DiskCommand::Plan {
             layout,
             agent,

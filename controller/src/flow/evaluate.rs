@@ -10,10 +10,10 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use landfall_proto::nar::StorePath;
 
-use super::phase::Phase;
 use crate::disk_keys::{self, DiskSecrets, KeyArgs};
 use crate::nix::{FlakeTarget, Nix};
 use crate::passphrase;
+use crate::phase::Phase;
 
 /// Where the layout and the system come from (the command line's choices).
 #[derive(Debug, Clone, Default)]

@@ -13,7 +13,6 @@ use tonic::transport::Channel;
 
 use super::bootstrap::{bootstrap, Bootstrap};
 use super::evaluate::{evaluate, Evaluated, Sources};
-use super::phase::Phase;
 use super::run::{drive, Steps};
 use super::{phases, remount};
 use crate::closure::TransferSummary;
@@ -21,6 +20,7 @@ use crate::disk_keys::{DiskSecrets, KeyArgs};
 use crate::hardware_config::{self, HardwareConfigTarget};
 use crate::install::InstallCli;
 use crate::kexec::SshArgs;
+use crate::phase::Phase;
 
 /// The real steps: this laptop's nix, the target over SSH, the agent over TLS.
 pub struct TargetSteps {

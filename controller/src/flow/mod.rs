@@ -23,10 +23,9 @@
 pub mod bootstrap;
 pub mod evaluate;
 pub mod install;
-pub mod phase;
 pub mod phases;
 pub mod remount;
 pub mod run;
 
+pub use crate::phase::Phase;
 pub use evaluate::evaluate;
-pub use phase::Phase;

@@ -14,9 +14,9 @@ use landfall_proto::v1::agent_client::AgentClient;
 use landfall_proto::v1::LayoutRequest;
 use tonic::transport::Channel;
 
-use super::phase::Phase;
 use crate::agent_status;
 use crate::disk;
+use crate::phase::Phase;
 
 /// What [`ensure_root_mounted`] found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,8 +18,8 @@
 use std::time::Instant;
 
 use super::evaluate::Evaluated;
-use super::phase::{in_order, Phase};
 use crate::closure::TransferSummary;
+use crate::phase::{in_order, Phase};
 
 /// What the flow does, step by step.
 #[allow(async_fn_in_trait)]
