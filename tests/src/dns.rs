@@ -42,8 +42,11 @@ impl Dnsmasq {
         ])
         .arg(format!("--listen-address={listen}"))
         .arg(format!("--local=/{local_domain}/"));
+        // A host record, not `--address`: dnsmasq answers AAAA queries for an
+        // `--address` name with NXDOMAIN, and musl's resolver (the agent's)
+        // then reports the name as nonexistent, A record or not.
         for (name, addr) in names {
-            cmd.arg(format!("--address=/{name}/{addr}"));
+            cmd.arg(format!("--host-record={name},{addr}"));
         }
         let proc = Spawned::spawn(
             "dnsmasq",
