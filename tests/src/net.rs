@@ -194,4 +194,16 @@ mod tests {
         );
         assert_eq!(Nic::user().args(1, &[])[3], "virtio-net-pci,netdev=net1");
     }
+
+    #[test]
+    fn host_dns_lifts_the_restriction() {
+        let args = Nic::user()
+            .host_dns()
+            .guest_forward("10.0.2.100:80", 41000)
+            .args(0, &[]);
+        assert!(
+            args[1].starts_with("user,id=net0,restrict=off,guestfwd="),
+            "{args:?}"
+        );
+    }
 }
