@@ -5,9 +5,10 @@
 //! 127.0.0.77, answering `cache.landfall.test` with 127.0.0.1 and NXDOMAIN
 //! for the rest of `landfall.test`); the agents run in a mount namespace
 //! whose /etc/resolv.conf names only that server. The proxy comes from the
-//! agent's environment (`http_proxy`, `no_proxy`, as the old system's are
-//! captured at kexec) when the controller gives no `--substituters-proxy`,
-//! and the controller's flag wins over it.
+//! agent's environment (`http_proxy`, `HTTPS_PROXY` through CONNECT,
+//! `no_proxy`, as the old system's are captured at kexec) when the
+//! controller gives no `--substituters-proxy`, and the controller's flag
+//! wins over it.
 
 use crate::fault_support;
 
@@ -18,7 +19,7 @@ use std::sync::atomic::Ordering;
 use fault_support::{build_office, install_command, start_agent_with_env, summary, verify, Agent};
 use landfall_tests::binary_cache::{
     assert_cache_signatures, closure_nar_sizes, copy_to_cache, every_other, keep_only, key_pair,
-    serve, serve_proxy, Serve,
+    serve, serve_proxy, serve_with, test_tls, Serve,
 };
 use landfall_tests::dns::{Dnsmasq, PrivateResolvConf};
 use landfall_tests::TestDir;
@@ -192,6 +193,36 @@ fn the_proxy_of_the_environment_is_used_unless_the_controller_names_one() {
         through > 2 * h.kept.len(),
         "{through} requests through the proxy"
     );
+    verify(&root);
+
+    // HTTPS_PROXY from the environment: an https cache through a CONNECT
+    // tunnel (TLS still ends at the cache, trusted by the test CA).
+    let (ca_pem, tls) = test_tls();
+    let ca_file = dir.join("cache-ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let https = serve_with(h.cache.clone(), Serve::Whole, Some(tls));
+    let (d, root) = agent_dir(dir, "env-https-proxy");
+    let agent = start_agent_with_env(&d, &root, &[("HTTPS_PROXY", &proxy)]);
+    let (c, s) = install_counts(
+        &agent,
+        &h.top,
+        &[
+            "--substituters",
+            &https,
+            "--trusted-public-keys",
+            &h.public,
+            "--substituters-ca",
+            ca_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(c, (kept, rest, 0), "{s}");
+    let tunnelled = used.load(Ordering::Relaxed);
+    assert!(
+        tunnelled > through + 2 * h.kept.len(),
+        "{} tunnels through the proxy",
+        tunnelled - through
+    );
+    let through = tunnelled;
     verify(&root);
 
     // The environment names a proxy nobody answers at; the controller's
