@@ -111,6 +111,14 @@ fn start_agent_at_with_env(dir: &Path, root: &Path, addr: &str, env: &[(&str, &s
             .arg(&tls)
             .arg("--root")
             .arg(root)
+            // Hermetic: a proxy of the machine running the tests is not the agent's.
+            .env_remove("http_proxy")
+            .env_remove("https_proxy")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("all_proxy")
+            .env_remove("ALL_PROXY")
+            .env_remove("no_proxy")
+            .env_remove("NO_PROXY")
             .envs(env.iter().copied())
             .stderr(std::fs::File::create(&log).unwrap()),
         None,
