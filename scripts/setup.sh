@@ -21,6 +21,7 @@ packages=(
     lvm2                          # judges the native LVM2 writer (pvs/vgs/lvs/vgck/pvck)
     cryptsetup-bin                # judges our LUKS2 headers (luksDump, open --test-passphrase)
     dmsetup                       # device-mapper tests: the real tool beside our ioctls, in the VM
+    dnsmasq-base                  # a real DNS server: substitution tests resolve the cache by name
     time                          # GNU time -v: luksFormat's peak memory in the VM (e2e_luks_lvm, bench)
 )
 missing=()

@@ -124,7 +124,8 @@ pub struct InstallCli {
     #[arg(long, value_name = "FILE")]
     pub substituters_ca: Option<PathBuf>,
     /// The HTTP proxy the target reaches the caches through (http://HOST:PORT; https
-    /// caches through CONNECT), as its `http_proxy`/`https_proxy` would say.
+    /// caches through CONNECT). Without it, the target uses its old system's
+    /// `http_proxy`/`https_proxy`/`no_proxy` (captured at kexec).
     #[arg(long, value_name = "URL")]
     pub substituters_proxy: Option<String>,
     /// The target fetches nothing from binary caches: every path comes from this

@@ -118,6 +118,7 @@ pub struct AgentVmSpec {
     ovmf: bool,
     allow_reboot: bool,
     guest_forwards: Vec<(String, u16)>,
+    host_dns: bool,
 }
 
 impl AgentVmSpec {
@@ -131,6 +132,7 @@ impl AgentVmSpec {
             ovmf: false,
             allow_reboot: false,
             guest_forwards: Vec::new(),
+            host_dns: false,
         }
     }
     pub fn serial(mut self, serial: &str) -> AgentVmSpec {
@@ -158,6 +160,11 @@ impl AgentVmSpec {
     /// [`crate::Nic::guest_forward`]).
     pub fn guest_forward(mut self, addr: &str, host_port: u16) -> AgentVmSpec {
         self.guest_forwards.push((addr.into(), host_port));
+        self
+    }
+    /// The guest resolves names through the host's nameserver ([`crate::Nic::host_dns`]).
+    pub fn host_dns(mut self) -> AgentVmSpec {
+        self.host_dns = true;
         self
     }
 }
@@ -191,6 +198,9 @@ pub fn start_agent_vm(spec: AgentVmSpec) -> AgentVm {
     let mut nic = crate::Nic::user().forward(7443);
     for (addr, port) in &spec.guest_forwards {
         nic = nic.guest_forward(addr, *port);
+    }
+    if spec.host_dns {
+        nic = nic.host_dns();
     }
     let mut vm = builder
         .kernel(

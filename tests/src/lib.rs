@@ -81,6 +81,10 @@
 //!   a dynamically linked host binary with its libraries (e.g. Debian's sshd for
 //!   a rescue VM). [`STATIC_NET_SCRIPT`] brings eth0 up as 10.0.2.15/24.
 //!   [`initramfs::cpio::NewcWriter`] is the newc writer.
+//! - [`dns::Dnsmasq`] (`dns.rs`): a real DNS server on a loopback address of
+//!   its own; [`dns::PrivateResolvConf`] runs code on a thread whose mount
+//!   namespace's /etc/resolv.conf names it (processes started there resolve
+//!   through it; qemu's user network forwards the guest's queries to it).
 //! - [`TestDir`] (`testdir.rs`), [`wait_until`] / [`retry_until`] (`wait.rs`).
 //!
 //! # Environment
@@ -121,6 +125,7 @@ pub mod binary_cache;
 pub mod bins;
 pub mod console;
 pub mod disk;
+pub mod dns;
 mod escape;
 pub mod fixtures;
 pub mod initramfs;

@@ -1,4 +1,5 @@
-//! Network cards of a test VM: qemu user-mode networking, always `restrict=on`.
+//! Network cards of a test VM: qemu user-mode networking, `restrict=on`
+//! unless a test lets DNS through ([`Nic::host_dns`]).
 //!
 //! The guest cannot reach the host's network or the internet; the only way in
 //! is a host port forward `127.0.0.1:HOST -> guest:GUEST`. The guest's address
@@ -42,6 +43,7 @@ pub struct Nic {
     mac: Option<String>,
     forwards: Vec<Forward>,
     guest_forwards: Vec<GuestForward>,
+    host_dns: bool,
 }
 
 /// Debian's busybox-static (scripts/setup.sh), whose `nc` carries guest forwards.
@@ -112,6 +114,16 @@ impl Nic {
         self
     }
 
+    /// Lets the guest's DNS queries to 10.0.2.3 reach the nameserver of the
+    /// host's /etc/resolv.conf (as qemu's mount namespace shows it):
+    /// `restrict=off`, because a restricted user network drops every UDP
+    /// datagram of the guest but DHCP and TFTP. The guest can then reach
+    /// what the host reaches.
+    pub fn host_dns(mut self) -> Nic {
+        self.host_dns = true;
+        self
+    }
+
     /// The forwards as configured (host ports may still be unchosen).
     pub fn forwards(&self) -> &[Forward] {
         &self.forwards
@@ -121,7 +133,8 @@ impl Nic {
     /// (one per forward, same order).
     pub fn args(&self, index: usize, resolved: &[u16]) -> Vec<String> {
         let id = format!("net{index}");
-        let mut netdev = format!("user,id={id},restrict=on");
+        let restrict = if self.host_dns { "off" } else { "on" };
+        let mut netdev = format!("user,id={id},restrict={restrict}");
         for (fwd, host) in self.forwards.iter().zip(resolved) {
             netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{}", fwd.guest));
         }
@@ -180,5 +193,17 @@ mod tests {
             ]
         );
         assert_eq!(Nic::user().args(1, &[])[3], "virtio-net-pci,netdev=net1");
+    }
+
+    #[test]
+    fn host_dns_lifts_the_restriction() {
+        let args = Nic::user()
+            .host_dns()
+            .guest_forward("10.0.2.100:80", 41000)
+            .args(0, &[]);
+        assert!(
+            args[1].starts_with("user,id=net0,restrict=off,guestfwd="),
+            "{args:?}"
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! `landfall-agent kexec`: from whatever Linux the target runs, boot the RAM
 //! image in place, keeping the machine reachable.
 //!
-//! Steps: capture the network (netlink + resolv.conf) → build a copy of the
+//! Steps: capture the network (netlink + resolv.conf, and the proxy variables
+//! of this environment or /etc/environment) → build a copy of the
 //! initrd in memory (memfd) with an appended newc archive holding the session's
 //! agent files and `/etc/landfall/network.json` → kexec_file_load → sync and
 //! reboot(LINUX_REBOOT_CMD_KEXEC). When the syscall route fails and the target
@@ -36,6 +37,7 @@ use landfall_proto::tlsnames::{AGENT_KEY, IMAGE_TLS_DIR};
 
 use crate::files::host_keys::{self, IMAGE_HOST_KEYS_DIR};
 use crate::net::config::{NetworkConfig, IMAGE_NETWORK_CONFIG};
+use crate::net::proxy::ProxySettings;
 use crate::net::{capture as netcapture, dump as netdump};
 use crate::sys::kexec as sys;
 use landfall_formats::{session_cpio, SessionFile};
@@ -122,7 +124,9 @@ pub fn capture_network() -> Result<NetworkConfig, KexecError> {
     if netcapture::only_local_stub(&resolv) {
         resolv = std::fs::read_to_string("/run/systemd/resolve/resolv.conf").unwrap_or_default();
     }
-    Ok(netcapture::network_config(&state, &resolv))
+    let mut config = netcapture::network_config(&state, &resolv);
+    config.proxy = ProxySettings::capture();
+    Ok(config)
 }
 
 /// Reads the session stream from `r` (stdin), at most [`MAX_STREAM_BYTES`].

@@ -197,6 +197,7 @@ pub fn network_config(state: &NetlinkState, resolv_conf: &str) -> NetworkConfig 
     NetworkConfig {
         interfaces: ifaces.into_iter().map(|(_, i)| i).collect(),
         nameservers: nameservers(resolv_conf),
+        ..NetworkConfig::default()
     }
 }
 

@@ -14,6 +14,8 @@ pub const IMAGE_NETWORK_CONFIG: &str = "/etc/landfall/network.json";
 pub struct NetworkConfig {
     pub interfaces: Vec<InterfaceConfig>,
     pub nameservers: Vec<String>,
+    /// The old system's proxy variables, for binary-cache requests.
+    pub proxy: super::proxy::ProxySettings,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -42,14 +42,16 @@ pub const QUERIES_IN_FLIGHT: usize = 8;
 /// NAR downloads in flight during PutClosure.
 pub const WORKERS: usize = 4;
 
-/// The HTTP client a config asks for (extra CA, proxy).
+/// The HTTP client a config asks for (extra CA, proxy: the controller's,
+/// else the one the old system's environment named).
 fn client_of(config: &SubstituteConfig) -> Result<HttpClient, Status> {
     let invalid = |e: &dyn std::error::Error| {
         Status::invalid_argument(format!("{}: {}", Reason::InvalidRequest, error_chain(e)))
     };
     let client = HttpClient::new(&config.extra_ca_pem).map_err(|e| invalid(&e))?;
     if config.proxy.is_empty() {
-        Ok(client)
+        // No proxy from the controller: the old system's, if it had one.
+        Ok(client.with_proxy_settings(crate::net::proxy::ProxySettings::for_agent()))
     } else {
         client.with_proxy(&config.proxy).map_err(|e| invalid(&e))
     }

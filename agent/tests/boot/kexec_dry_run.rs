@@ -14,7 +14,25 @@ use sha2::{Digest, Sha256};
 
 /// `landfall-agent kexec ARGS --dry-run` with `stdin` on its stdin.
 fn kexec(args: &[&std::ffi::OsStr], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_landfall-agent"))
+    kexec_with_env(args, stdin, &[])
+}
+
+/// [`kexec`] with `env` added to a proxy-free environment.
+fn kexec_with_env(args: &[&std::ffi::OsStr], stdin: &[u8], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_landfall-agent"));
+    for v in [
+        "http_proxy",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+        "no_proxy",
+        "NO_PROXY",
+    ] {
+        cmd.env_remove(v);
+    }
+    let mut child = cmd
+        .envs(env.iter().copied())
         .arg("kexec")
         .args(args)
         .arg("--dry-run")
@@ -86,6 +104,90 @@ fn dry_run_prints_the_captured_network_and_reads_the_session_from_stdin() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no initrd size in {stderr}"));
     assert!(bytes > 8 + 110 && bytes.is_multiple_of(4), "{bytes}");
+}
+
+#[test]
+fn the_proxy_variables_of_the_environment_are_carried_in_the_network_json() {
+    let d = tempfile::tempdir().unwrap();
+    let initrd = d.path().join("initrd");
+    std::fs::write(&initrd, b"1234").unwrap();
+    let args = [
+        "--kernel".as_ref(),
+        initrd.as_os_str(),
+        "--initrd".as_ref(),
+        initrd.as_os_str(),
+    ];
+    let out = kexec_with_env(
+        &args,
+        b"",
+        &[
+            ("http_proxy", "http://proxy.corp:3128"),
+            // Never read (curl's rule): only the lower-case name counts for http.
+            ("HTTP_PROXY", "http://upper.corp:1"),
+            ("HTTPS_PROXY", "proxy.corp:3129"),
+            ("no_proxy", "localhost,.corp,10.0.0.0/8"),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        cfg["proxy"],
+        serde_json::json!({
+            "http_proxy": "http://proxy.corp:3128",
+            "https_proxy": "proxy.corp:3129",
+            "all_proxy": "",
+            "no_proxy": "localhost,.corp,10.0.0.0/8",
+        }),
+        "{stdout}"
+    );
+    // Without them in the environment, /etc/environment's are taken: the
+    // agent runs in a private mount namespace where that file says so.
+    let etc = d.path().join("environment");
+    std::fs::write(
+        &etc,
+        "LANG=C.UTF-8\nhttps_proxy=\"http://etc.corp:8080\"\nno_proxy=.lan\n",
+    )
+    .unwrap();
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount --bind \"$1\" /etc/environment && shift && exec \"$@\" </dev/null")
+        .arg("sh")
+        .arg(&etc)
+        .arg(env!("CARGO_BIN_EXE_landfall-agent"))
+        .arg("kexec")
+        .args(args)
+        .arg("--dry-run")
+        .env_remove("https_proxy")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("all_proxy")
+        .env_remove("ALL_PROXY")
+        .env_remove("no_proxy")
+        .env_remove("NO_PROXY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        cfg["proxy"],
+        serde_json::json!({
+            "http_proxy": "",
+            "https_proxy": "http://etc.corp:8080",
+            "all_proxy": "",
+            "no_proxy": ".lan",
+        }),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -20,6 +20,7 @@ mod layout;
 mod luks_lvm;
 mod reinstall_same_layout;
 mod substitute_install;
+mod substitute_names;
 mod substitute_vm;
 mod target;
 mod vm;

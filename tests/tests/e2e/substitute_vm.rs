@@ -3,9 +3,17 @@
 //! network: the cache (made by Debian's Nix with `nix copy --to file://…`,
 //! signed by a `nix key generate-secret` key) is served on the host's
 //! loopback, over HTTP and over HTTPS (a test CA), and forwarded into the
-//! guest's network at 10.0.2.100:80 and :443 (`guestfwd`; the guest is
-//! otherwise isolated), one VM for each. `landfall install
-//! --phases disko,install --substituters http(s)://10.0.2.100 …` lays out the
+//! guest's network at 10.0.2.100:80 and :443 (`guestfwd`), one VM for each.
+//! The HTTP run names the cache `cache.landfall.test`: the agent resolves it
+//! with musl's resolver through the nameserver its DHCP lease gave
+//! (/etc/resolv.conf: qemu's 10.0.2.3), and qemu (libslirp) forwards those
+//! queries to the first nameserver of the host's /etc/resolv.conf — here a
+//! dnsmasq on 127.0.0.78 answering 10.0.2.100, named by a private
+//! resolv.conf in qemu's own mount namespace. That run's network is not
+//! `restrict=on` (a restricted user network drops the guest's UDP, DNS
+//! included); the HTTPS run's is, the guest otherwise isolated.
+//! `landfall install
+//! --phases disko,install --substituters http://cache.landfall.test (https://10.0.2.100) …` lays out the
 //! VM's disk and installs the office closure: half of it is in the cache,
 //! and one of the cached NARs is corrupted, so the agent fetches the rest of
 //! that half itself, falls back to the laptop for the corrupted one, and the
@@ -26,11 +34,15 @@ use landfall_tests::binary_cache::{
     key_pair, nar_file, serve, serve_with, test_tls_for, Serve,
 };
 use landfall_tests::bins::landfall_bin;
+use landfall_tests::dns::{Dnsmasq, PrivateResolvConf};
 
 /// Where the guest finds the host's cache (port 80 for HTTP, 443 for HTTPS;
 /// the HTTPS certificate is for this address, signed by a test CA given
 /// with `--substituters-ca`).
 const CACHE_HOST: &str = "10.0.2.100";
+/// The name the HTTP run uses for it, and the host's nameserver answering it.
+const CACHE_NAME: &str = "cache.landfall.test";
+const DNS: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 78);
 
 #[test]
 fn the_agent_in_a_vm_fetches_the_cached_half_over_http_and_https_through_user_networking() {
@@ -72,6 +84,13 @@ fn the_agent_in_a_vm_fetches_the_cached_half_over_http_and_https_through_user_ne
         .map(|(_, n)| n)
         .sum();
     let streamed = all.len() - cached.len();
+    let dns = Dnsmasq::start(
+        DNS,
+        "landfall.test",
+        &[(CACHE_NAME, CACHE_HOST.parse().unwrap())],
+    );
+    // qemu of the HTTP run starts on this thread and dies with it: dropped last.
+    let qemu_ns = PrivateResolvConf::new(&host_dir, DNS);
     for (scheme, url, guest_port, extra) in [
         ("http", &http, 80, vec![]),
         (
@@ -82,22 +101,29 @@ fn the_agent_in_a_vm_fetches_the_cached_half_over_http_and_https_through_user_ne
         ),
     ] {
         let host_port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+        let spec = AgentVmSpec::new(&format!("subst-vm-{scheme}"))
+            .disk_bytes(4 << 30)
+            .guest_forward(&format!("{CACHE_HOST}:{guest_port}"), host_port);
+        let (cache_host, vm) = if scheme == "http" {
+            (
+                CACHE_NAME,
+                qemu_ns.run(move || start_agent_vm(spec.host_dns())),
+            )
+        } else {
+            (CACHE_HOST, start_agent_vm(spec))
+        };
         let AgentVm {
             mut vm,
             dir,
             addr,
             tls,
             disk,
-        } = start_agent_vm(
-            AgentVmSpec::new(&format!("subst-vm-{scheme}"))
-                .disk_bytes(4 << 30)
-                .guest_forward(&format!("{CACHE_HOST}:{guest_port}"), host_port),
-        );
+        } = vm;
         let out = Command::new(landfall_bin())
             .args(["install", "--agent", &addr, "--tls", &tls, "--flake"])
             .arg(format!("{}#office", built.flake_ref))
             .args(["--phases", "disko,install", "--yes", "--json"])
-            .args(["--substituters", &format!("{scheme}://{CACHE_HOST}")])
+            .args(["--substituters", &format!("{scheme}://{cache_host}")])
             .args(["--trusted-public-keys", &public])
             .args(&extra)
             .env("NIX_CONFIG", fixture::NIX_CONFIG)
@@ -122,7 +148,7 @@ fn the_agent_in_a_vm_fetches_the_cached_half_over_http_and_https_through_user_ne
         );
         assert_eq!(c["cache_nar_bytes"].as_u64().unwrap(), cached_bytes);
         eprintln!(
-            "FIGURE substitution in the VM over {scheme}: {} paths / {cached_bytes} bytes from the cache, {streamed} from the laptop (1 fallback)",
+            "FIGURE substitution in the VM over {scheme} from {cache_host}: {} paths / {cached_bytes} bytes from the cache, {streamed} from the laptop (1 fallback)",
             cached.len()
         );
         vm.quit(Duration::from_secs(20)).unwrap();
@@ -130,4 +156,6 @@ fn the_agent_in_a_vm_fetches_the_cached_half_over_http_and_https_through_user_ne
         let installed = check_installed_root(&dir, &disk, &top, true);
         assert_cache_signatures(&cache, &installed, &cached);
     }
+    drop(qemu_ns);
+    drop(dns);
 }

@@ -73,8 +73,18 @@ pub fn start_agent(dir: &Path, root: &Path) -> Agent {
     start_agent_at(dir, root, &format!("127.0.0.1:{port}"))
 }
 
+/// [`start_agent`] with `env` added to the agent's environment (e.g. `http_proxy`).
+pub fn start_agent_with_env(dir: &Path, root: &Path, env: &[(&str, &str)]) -> Agent {
+    let port = free_port().unwrap();
+    start_agent_at_with_env(dir, root, &format!("127.0.0.1:{port}"), env)
+}
+
 /// [`start_agent`] on `addr` (an agent restarted where the last one listened).
 pub fn start_agent_at(dir: &Path, root: &Path, addr: &str) -> Agent {
+    start_agent_at_with_env(dir, root, addr, &[])
+}
+
+fn start_agent_at_with_env(dir: &Path, root: &Path, addr: &str, env: &[(&str, &str)]) -> Agent {
     let addr = addr.to_string();
     let port = addr.rsplit(':').next().unwrap_or("0").to_string();
     let tls = dir.join("session");
@@ -101,6 +111,15 @@ pub fn start_agent_at(dir: &Path, root: &Path, addr: &str) -> Agent {
             .arg(&tls)
             .arg("--root")
             .arg(root)
+            // Hermetic: a proxy of the machine running the tests is not the agent's.
+            .env_remove("http_proxy")
+            .env_remove("https_proxy")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("all_proxy")
+            .env_remove("ALL_PROXY")
+            .env_remove("no_proxy")
+            .env_remove("NO_PROXY")
+            .envs(env.iter().copied())
             .stderr(std::fs::File::create(&log).unwrap()),
         None,
     )

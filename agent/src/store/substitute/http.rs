@@ -2,6 +2,12 @@
 //! over a tokio TCP stream, wrapped in rustls for `https` (the webpki roots
 //! built in, since the RAM image has no CA bundle, plus any extra CA given).
 //! One connection per request, `Connection: close`; bodies are streamed.
+//! Host names are resolved by the C library (musl's resolver reads the
+//! /etc/resolv.conf `net::up` writes); a name that does not resolve is an
+//! [`HttpError::Resolve`] naming the host. A proxy is either the
+//! controller's, for every request ([`HttpClient::with_proxy`]), or chosen
+//! per request from the old system's `http_proxy`/`https_proxy`/`no_proxy`
+//! ([`HttpClient::with_proxy_settings`]).
 //! A cache that does not answer within the connect timeout (connection, TLS
 //! and response head), or stalls longer than the idle timeout between body
 //! chunks, is an [`HttpError::Timeout`]: a slow cache is a failed one.
@@ -18,6 +24,8 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
+use crate::net::proxy::{Proxy, ProxySettings, ProxyUrlError};
+
 /// Why an HTTP request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -27,7 +35,27 @@ pub enum HttpError {
     /// An extra CA certificate does not parse.
     #[error("Cannot use the extra CA certificate")]
     BadCa(#[source] io::Error),
-    /// The TCP connection failed (refused, unreachable, DNS).
+    /// The host name does not resolve (no such name, no nameserver answering).
+    #[error("Cannot resolve the host {host} of {url}")]
+    Resolve {
+        /// The host name.
+        host: String,
+        /// The URL.
+        url: String,
+        /// The resolver's answer.
+        #[source]
+        source: io::Error,
+    },
+    /// The proxy the settings give for this URL is not usable.
+    #[error("No usable proxy for {url}")]
+    BadProxy {
+        /// The URL.
+        url: String,
+        /// Which variable, and why.
+        #[source]
+        source: ProxyUrlError,
+    },
+    /// The TCP connection failed (refused, unreachable).
     #[error("Cannot connect to {url}")]
     Connect {
         /// The URL.
@@ -113,8 +141,17 @@ pub struct HttpClient {
     tls: Arc<rustls::ClientConfig>,
     connect_timeout: Duration,
     idle_timeout: Duration,
-    /// An HTTP proxy (`http_proxy`/`https_proxy`): host, port, as given.
-    proxy: Option<(String, u16, String)>,
+    proxy: ProxyRoute,
+}
+
+/// Which proxy a request goes through.
+#[derive(Clone)]
+enum ProxyRoute {
+    Direct,
+    /// The controller's proxy, for every request.
+    Every(Proxy),
+    /// Chosen per request by scheme and `no_proxy`.
+    Settings(Arc<ProxySettings>),
 }
 
 /// Default time for connecting, TLS and the response head.
@@ -209,7 +246,7 @@ impl HttpClient {
             .with_no_client_auth();
         Ok(Self {
             tls: Arc::new(tls),
-            proxy: None,
+            proxy: ProxyRoute::Direct,
             connect_timeout: CONNECT_TIMEOUT,
             idle_timeout: IDLE_TIMEOUT,
         })
@@ -236,8 +273,24 @@ impl HttpClient {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
-        self.proxy = Some((host, uri.port_u16().unwrap_or(80), url.to_owned()));
+        self.proxy = ProxyRoute::Every(Proxy {
+            host,
+            port: uri.port_u16().unwrap_or(80),
+            url: url.to_owned(),
+        });
         Ok(self)
+    }
+
+    /// Chooses the proxy of each request from `settings` (the old system's
+    /// `http_proxy`, `https_proxy`, `all_proxy`, `no_proxy`); no proxy set:
+    /// direct connections.
+    pub fn with_proxy_settings(mut self, settings: ProxySettings) -> Self {
+        self.proxy = if settings.is_empty() {
+            ProxyRoute::Direct
+        } else {
+            ProxyRoute::Settings(Arc::new(settings))
+        };
+        self
     }
 
     /// GETs `url`, following up to [`MAX_REDIRECTS`] redirects (S3 and CDN
@@ -287,26 +340,22 @@ impl HttpClient {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
-        let (tcp, target) = match &self.proxy {
-            None => (
-                TcpStream::connect((bare.as_str(), port))
-                    .await
-                    .map_err(|source| HttpError::Connect {
-                        url: url.to_owned(),
-                        source,
-                    })?,
-                path,
-            ),
-            Some((phost, pport, purl)) => {
-                let mut tcp =
-                    TcpStream::connect((phost.as_str(), *pport))
-                        .await
-                        .map_err(|source| HttpError::Connect {
-                            url: purl.clone(),
-                            source,
-                        })?;
+        let proxy = match &self.proxy {
+            ProxyRoute::Direct => None,
+            ProxyRoute::Every(p) => Some(p.clone()),
+            ProxyRoute::Settings(s) => s
+                .proxy_for(if https { "https" } else { "http" }, &bare)
+                .map_err(|source| HttpError::BadProxy {
+                    url: url.to_owned(),
+                    source,
+                })?,
+        };
+        let (tcp, target) = match proxy {
+            None => (connect(&bare, port, url).await?, path),
+            Some(p) => {
+                let mut tcp = connect(&p.host, p.port, &p.url).await?;
                 if https {
-                    connect_tunnel(&mut tcp, &host, port, purl, url).await?;
+                    connect_tunnel(&mut tcp, &host, port, &p.url, url).await?;
                     (tcp, path)
                 } else {
                     (tcp, url.to_owned())
@@ -356,6 +405,29 @@ impl HttpClient {
             idle_timeout: self.idle_timeout,
         }))
     }
+}
+
+/// Resolves `host` and connects to its addresses in turn; errors name `url`.
+async fn connect(host: &str, port: u16, url: &str) -> Result<TcpStream, HttpError> {
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|source| HttpError::Resolve {
+            host: host.to_owned(),
+            url: url.to_owned(),
+            source,
+        })?
+        .collect();
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the name has no address");
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = e,
+        }
+    }
+    Err(HttpError::Connect {
+        url: url.to_owned(),
+        source: last,
+    })
 }
 
 /// Opens a `CONNECT host:port` tunnel through the proxy on `tcp`.

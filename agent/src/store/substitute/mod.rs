@@ -57,15 +57,15 @@
 //!   `--substituters-ca`, `--no-substitute-on-target`, defaults from the
 //!   flake's `nix.settings`; the summary counts paths and bytes per source.
 //!
-//! # Not yet
-//! A VM test of name resolution: the client resolves with musl's
-//! getaddrinfo, which reads the /etc/resolv.conf that `net::up` writes from
-//! the nameservers captured at kexec or the DHCP lease (loopback tests use
-//! IP literals only). Taking `http_proxy`/`https_proxy` from the
-//! old system at kexec (today the controller's `--substituters-proxy`
-//! gives it; [`HttpClient::with_proxy`], CONNECT for https), the qemu VM
-//! test through user networking. Redirects are followed ([`http::MAX_REDIRECTS`]); `bench/substitute.sh`
-//! measures the time ratio and the agent's peak RSS.
+//! # Names and proxies
+//! The client resolves cache names with musl's getaddrinfo, which reads the
+//! /etc/resolv.conf that `net::up` writes from the nameservers captured at
+//! kexec or the DHCP lease (tests: a dnsmasq on loopback, and libslirp's
+//! DNS forwarding in the VM test). The proxy is the controller's
+//! `--substituters-proxy`, else the old system's `http_proxy`/`https_proxy`/
+//! `no_proxy` captured at kexec (`net::proxy`). Redirects are followed
+//! ([`http::MAX_REDIRECTS`]); `bench/substitute.sh` measures the time ratio
+//! and the agent's peak RSS.
 
 pub mod http;
 pub mod narinfo;
