@@ -7,6 +7,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::proxy::ProxySettings;
+
 pub const IMAGE_NETWORK_CONFIG: &str = "/etc/landfall/network.json";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -15,7 +17,7 @@ pub struct NetworkConfig {
     pub interfaces: Vec<InterfaceConfig>,
     pub nameservers: Vec<String>,
     /// The old system's proxy variables, for binary-cache requests.
-    pub proxy: super::proxy::ProxySettings,
+    pub proxy: ProxySettings,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +72,25 @@ pub fn parse_cidr(s: &str) -> Option<(std::net::IpAddr, u8)> {
     (len <= max).then_some((ip, len))
 }
 
+/// The proxy settings the serving agent uses when the controller names no
+/// proxy: those the image carries (captured at kexec), else its own
+/// environment's.
+pub fn agent_proxy() -> ProxySettings {
+    carried_proxy_or(
+        load(Path::new(IMAGE_NETWORK_CONFIG)).ok().flatten(),
+        ProxySettings::from_env(),
+    )
+}
+
+/// The proxy settings an image's network configuration carries, if it names
+/// a proxy, else `env`.
+pub fn carried_proxy_or(image: Option<NetworkConfig>, env: ProxySettings) -> ProxySettings {
+    match image {
+        Some(cfg) if !cfg.proxy.is_empty() => cfg.proxy,
+        _ => env,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +116,25 @@ mod tests {
                 .unwrap();
         assert!(c.interfaces[0].dhcp4);
         assert!(c.interfaces[0].addresses.is_empty());
+    }
+
+    #[test]
+    fn the_images_settings_win_over_the_agents_environment() {
+        let env = ProxySettings {
+            http_proxy: "http://env:1".into(),
+            ..ProxySettings::default()
+        };
+        let image: NetworkConfig = serde_json::from_str(
+            r#"{"proxy":{"https_proxy":"http://captured:3128","no_proxy":".lan"}}"#,
+        )
+        .unwrap();
+        let got = carried_proxy_or(Some(image), env.clone());
+        assert_eq!(got.https_proxy, "http://captured:3128");
+        assert_eq!(got.http_proxy, "");
+        // An image without proxy settings (older ones have no "proxy" key) or none at all.
+        let bare: NetworkConfig =
+            serde_json::from_str(r#"{"interfaces":[],"nameservers":["192.0.2.53"]}"#).unwrap();
+        assert_eq!(carried_proxy_or(Some(bare), env.clone()), env);
+        assert_eq!(carried_proxy_or(None, env.clone()), env);
     }
 }

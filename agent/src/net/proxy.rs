@@ -21,11 +21,10 @@
 //! Where they come from ([`ProxySettings::capture`]): the environment
 //! `landfall-agent kexec` runs in, or — when that sets none of them —
 //! `/etc/environment` (what PAM gives login sessions). The agent serving
-//! ([`ProxySettings::for_agent`]) takes those the image carries
+//! ([`crate::net::config::agent_proxy`]) takes those the image carries
 //! (`/etc/landfall/network.json`), else its own environment.
 
 use std::net::IpAddr;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -153,23 +152,6 @@ impl ProxySettings {
         }
         let file = std::fs::read_to_string("/etc/environment").unwrap_or_default();
         Self::from_environment_file(&file)
-    }
-
-    /// What the serving agent uses when the controller names no proxy: the
-    /// settings the image carries (captured at kexec), else its own
-    /// environment's.
-    pub fn for_agent() -> Self {
-        let path = Path::new(super::config::IMAGE_NETWORK_CONFIG);
-        Self::carried_or(super::config::load(path).ok().flatten(), Self::from_env())
-    }
-
-    /// The proxy settings an image's network configuration carries, if it
-    /// names a proxy, else `env`.
-    pub fn carried_or(image: Option<super::config::NetworkConfig>, env: Self) -> Self {
-        match image {
-            Some(cfg) if !cfg.proxy.is_empty() => cfg.proxy,
-            _ => env,
-        }
     }
 
     /// The proxy for a request to `scheme://host`: `Ok(None)` to connect
@@ -346,23 +328,6 @@ mod tests {
         assert!(!no_proxy_matches("", "host"));
         assert!(no_proxy_matches("10.0.0.0/12", "10.15.255.255"));
         assert!(!no_proxy_matches("10.0.0.0/12", "10.16.0.0"));
-    }
-
-    #[test]
-    fn the_images_settings_win_over_the_agents_environment() {
-        let env = settings(&[("http_proxy", "http://env:1")]);
-        let image: super::super::config::NetworkConfig = serde_json::from_str(
-            r#"{"proxy":{"https_proxy":"http://captured:3128","no_proxy":".lan"}}"#,
-        )
-        .unwrap();
-        let got = ProxySettings::carried_or(Some(image), env.clone());
-        assert_eq!(got.https_proxy, "http://captured:3128");
-        assert_eq!(got.http_proxy, "");
-        // An image without proxy settings (older ones have no "proxy" key) or none at all.
-        let bare: super::super::config::NetworkConfig =
-            serde_json::from_str(r#"{"interfaces":[],"nameservers":["192.0.2.53"]}"#).unwrap();
-        assert_eq!(ProxySettings::carried_or(Some(bare), env.clone()), env);
-        assert_eq!(ProxySettings::carried_or(None, env.clone()), env);
     }
 
     #[test]

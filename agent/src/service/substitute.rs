@@ -51,7 +51,7 @@ fn client_of(config: &SubstituteConfig) -> Result<HttpClient, Status> {
     let client = HttpClient::new(&config.extra_ca_pem).map_err(|e| invalid(&e))?;
     if config.proxy.is_empty() {
         // No proxy from the controller: the old system's, if it had one.
-        Ok(client.with_proxy_settings(crate::net::proxy::ProxySettings::for_agent()))
+        Ok(client.with_proxy_settings(crate::net::config::agent_proxy()))
     } else {
         client.with_proxy(&config.proxy).map_err(|e| invalid(&e))
     }
