@@ -6,7 +6,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use landfall_agent::disk::{self, ApplyOptions, StepEvent};
+use landfall_agent::disk::{self, ApplyOptions};
+use landfall_agent::steps::StepEvent;
 use landfall_proto::layout::{render, Layout, PlanOptions};
 
 #[derive(clap::Args, Debug)]

@@ -22,6 +22,7 @@ pub mod refusal_log;
 pub mod secrets;
 pub mod server;
 pub mod service;
+pub mod steps;
 pub mod store;
 pub mod sys;
 pub mod tls;

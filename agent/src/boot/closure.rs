@@ -14,7 +14,7 @@ use std::time::Instant;
 use super::bootspec::resolve_in_root;
 use super::enter::{run_in_root, EnterError, EnterMsg, EnterOptions, Program};
 use super::BootEvent;
-use crate::disk::StepEvent;
+use crate::steps::StepEvent;
 
 /// How many of the installer's last output lines a failure carries.
 const TAIL_LINES: usize = 60;

@@ -35,7 +35,7 @@ pub use policy::{
 pub use reboot::{prepare_reboot, reboot_now, RebootError, UnmountReport};
 pub use systemd_boot::{EspFile, SystemdBootError, SystemdBootOptions};
 
-use crate::disk::StepEvent;
+use crate::steps::StepEvent;
 
 /// Progress of a bootloader install: a step, or a line the closure's installer printed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -57,7 +57,7 @@ pub fn prepare_reboot(root: &Path, swapoff: bool) -> Result<UnmountReport, Reboo
         for s in active_swaps() {
             match crate::sys::mount::swapoff(&s) {
                 Ok(()) => report.swaps_off.push(s),
-                Err(e) => report.refused.push((s, crate::disk::error_chain(&e))),
+                Err(e) => report.refused.push((s, crate::steps::error_chain(&e))),
             }
         }
     }
@@ -78,7 +78,7 @@ pub fn prepare_reboot(root: &Path, swapoff: bool) -> Result<UnmountReport, Reboo
                         source: nix::Error::EBUSY,
                         ..
                     } => "busy: a process still has files open there".to_string(),
-                    _ => crate::disk::error_chain(&e),
+                    _ => crate::steps::error_chain(&e),
                 };
                 report.refused.push((m, reason));
             }
@@ -107,7 +107,7 @@ fn close_device_mapper(report: &mut UnmountReport) {
         }
         Err(e) => report
             .refused
-            .push((PathBuf::from("/dev/mapper"), crate::disk::error_chain(&e))),
+            .push((PathBuf::from("/dev/mapper"), crate::steps::error_chain(&e))),
     }
 }
 

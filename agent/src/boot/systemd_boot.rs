@@ -19,7 +19,7 @@ use ::bootspec::v1::BootSpecV1;
 
 use super::bootspec::{esp_name, resolve_in_root, BootSpecError};
 use super::BootEvent;
-use crate::disk::StepEvent;
+use crate::steps::StepEvent;
 
 /// The loader entry NixOS writes for the first generation.
 pub const ENTRY_NAME: &str = "nixos-generation-1.conf";

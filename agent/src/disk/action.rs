@@ -10,13 +10,14 @@ use landfall_proto::layout::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::apply::{ApplyOptions, DiskError};
 use super::btrfs_volumes;
+use super::error::DiskError;
 use super::format::{self, expected_type};
-use super::kernel::{self, WantedPartition};
 use super::keys::LuksKey;
 use super::mapper::{self, LuksOutcome, LuksSite, MapperError, VgOutcome};
 use super::mounting;
+use super::options::ApplyOptions;
+use super::partition_sync::{self, WantedPartition};
 use super::probe;
 use super::resolve::OpenDisk;
 use super::table;
@@ -321,7 +322,8 @@ impl Action {
             }
             Action::Reread { disk } => {
                 let (d, o) = cx.disk(disk)?;
-                let in_sync = kernel::in_sync(&o.path, &wanted(d)).map_err(DiskError::Kernel)?;
+                let in_sync =
+                    partition_sync::in_sync(&o.path, &wanted(d)).map_err(DiskError::Kernel)?;
                 Ok(in_sync.then(|| "the kernel already shows these partitions".into()))
             }
             Action::Format { disk, number } => {
@@ -426,7 +428,7 @@ impl Action {
         match self {
             Action::Wipe { disk } => {
                 let (d, o) = cx.disk(disk)?;
-                super::refuse::refuse_unwritable(o)?;
+                super::in_use::refuse_unwritable(o)?;
                 let ss = u64::from(d.geometry.logical_sector_size);
                 wipe::wipe_range(&o.file, 0, d.geometry.size_bytes).map_err(DiskError::Wipe)?;
                 for p in &d.partitions {
@@ -438,13 +440,13 @@ impl Action {
             }
             Action::WriteTable { disk } => {
                 let (d, o) = cx.disk(disk)?;
-                super::refuse::refuse_unwritable(o)?;
+                super::in_use::refuse_unwritable(o)?;
                 table::write_table(&o.file, d).map_err(DiskError::Table)?;
                 Ok(())
             }
             Action::Reread { disk } => {
                 let (d, o) = cx.disk(disk)?;
-                let nodes = kernel::sync_partitions(&o.file, &o.path, &wanted(d))
+                let nodes = partition_sync::sync_partitions(&o.file, &o.path, &wanted(d))
                     .map_err(DiskError::Kernel)?;
                 for (n, path) in nodes {
                     cx.nodes.insert((disk.clone(), n), path);

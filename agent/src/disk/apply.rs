@@ -6,115 +6,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use landfall_proto::layout::{plan_with, Content, Layout, LayoutError, Plan, PlanOptions};
-use serde::{Deserialize, Serialize};
+use landfall_proto::layout::{plan_with, Content, Layout, Plan, PlanOptions};
 
 use super::action::{Action, Context};
-use super::btrfs_volumes::BtrfsVolumeError;
-use super::events::StepEvent;
-use super::format::FormatError;
-use super::kernel::KernelError;
-use super::keys::{self, KeyError, LuksPassphrases};
-use super::mapper::{self, LuksOutcome, MapperError, VgOutcome};
+use super::error::DiskError;
+use super::keys::{self, LuksPassphrases};
+use super::mapper;
 use super::mounting::{self, MountStepError};
+use super::options::{ApplyOptions, ApplyReport, PartitionNode};
 use super::probe;
-use super::resolve::{OpenDisk, ResolveError};
-use super::table::TableError;
-use crate::fs::FormatReport;
-
-/// Errors of the disk engine, each naming the step that failed.
-#[derive(Debug, thiserror::Error)]
-pub enum DiskError {
-    #[error("Invalid layout")]
-    Layout(#[from] LayoutError),
-    #[error("Cannot open the disks")]
-    Resolve(#[from] ResolveError),
-    #[error("Cannot read what is on the disk")]
-    Probe(#[source] std::io::Error),
-    #[error("Cannot wipe old signatures")]
-    Wipe(#[source] std::io::Error),
-    #[error("Cannot write the partition table")]
-    Table(#[source] TableError),
-    #[error("Cannot make the kernel see the partitions")]
-    Kernel(#[source] KernelError),
-    #[error("Cannot format")]
-    Format(#[source] FormatError),
-    #[error("Mount step failed")]
-    Mount(#[source] MountStepError),
-    #[error("Cannot lay out btrfs subvolumes and swapfiles")]
-    Btrfs(#[source] BtrfsVolumeError),
-    #[error("The plan has no swapfile #{0}")]
-    NoSwapfile(usize),
-    #[error("The plan has no disk {0}")]
-    UnknownDisk(String),
-    #[error("The plan has no mount #{0}")]
-    NoMount(usize),
-    #[error("No device node for partition {number} of disk {disk}")]
-    NoNode { disk: String, number: u32 },
-    #[error("{disk} is in use ({users}); unmount and swapoff first")]
-    Busy { disk: String, users: String },
-    #[error("{disk} is read-only (the kernel's ro flag): the layout cannot be written to it; nothing was written to any disk")]
-    ReadOnly { disk: String },
-    #[error("Cannot use the LUKS keys")]
-    Keys(#[source] KeyError),
-    #[error("Device-mapper step failed")]
-    Mapper(#[source] MapperError),
-    #[error("The layout is not applied on disk {0}; run apply first")]
-    NotApplied(String),
-}
-
-/// How to apply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApplyOptions {
-    /// Where the layout's `/` goes (default `/mnt`).
-    pub root: PathBuf,
-    /// Mount the filesystems (and nodev entries) under `root`.
-    pub mount: bool,
-    /// Activate swap partitions.
-    pub swapon: bool,
-    /// Wipe and rewrite even a disk that already holds the layout.
-    pub force: bool,
-}
-
-impl Default for ApplyOptions {
-    fn default() -> Self {
-        Self {
-            root: PathBuf::from("/mnt"),
-            mount: true,
-            swapon: false,
-            force: false,
-        }
-    }
-}
-
-/// A partition's device node after apply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartitionNode {
-    pub disk: String,
-    pub number: u32,
-    pub label: String,
-    pub node: PathBuf,
-}
-
-/// What an apply did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApplyReport {
-    /// Every disk already held the layout before the run (nothing destroyed).
-    pub already_applied: bool,
-    pub executed: usize,
-    pub skipped: usize,
-    pub partitions: Vec<PartitionNode>,
-    /// `(disk, number, report)` of each filesystem made.
-    pub formatted: Vec<(String, u32, FormatReport)>,
-    /// btrfs subvolumes and swapfiles created (`subvolume home`, `swapfile swap/swapfile`).
-    pub created: Vec<String>,
-    /// What each LUKS step did, by LUKS name.
-    pub luks: Vec<(String, LuksOutcome)>,
-    /// What each volume group step did, by VG name.
-    pub volume_groups: Vec<(String, VgOutcome)>,
-    /// Filesystems made on device-mapper devices: `(path, report)`.
-    pub formatted_mapper: Vec<(String, FormatReport)>,
-}
+use super::resolve::OpenDisk;
+use crate::steps::{error_chain, StepEvent};
 
 /// Probe the open disks and plan the layout on them for an install: a disk
 /// that holds the layout is kept only if `opts` trusts it (this install's
@@ -268,7 +170,7 @@ fn run(
                 let o = disks
                     .get(disk)
                     .ok_or_else(|| DiskError::UnknownDisk(disk.clone()))?;
-                super::refuse::refuse_unwritable(o)?;
+                super::in_use::refuse_unwritable(o)?;
             }
         }
     }
@@ -479,7 +381,8 @@ pub fn swapoff_layout(
         let disk = disks
             .get(&s.disk)
             .ok_or_else(|| DiskError::UnknownDisk(s.disk.clone()))?;
-        let nodes = super::kernel::partition_nodes(&disk.path).map_err(DiskError::Kernel)?;
+        let nodes =
+            super::partition_sync::partition_nodes(&disk.path).map_err(DiskError::Kernel)?;
         let Some(node) = nodes.get(&s.number) else {
             continue;
         };
@@ -517,18 +420,6 @@ pub fn close_layout(plan: &Plan) -> Result<Vec<String>, DiskError> {
         });
     }
     Ok(closed)
-}
-
-/// The error and its causes on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -518,7 +518,7 @@ pub fn close_devices(names: Option<&BTreeSet<String>>) -> Result<Closed, MapperE
                     removed.push(name);
                     progress = true;
                 }
-                Err(e) => left.push((name, super::apply::error_chain(&e))),
+                Err(e) => left.push((name, crate::steps::error_chain(&e))),
             }
         }
         if !progress || left.is_empty() {

@@ -16,8 +16,7 @@ use super::table::read_table;
 /// partition nodes (mkfs, mounted filesystems) bypass the whole disk's cache.
 /// A regular file has no separate cache; nothing to do.
 pub fn drop_cache(dev: &std::fs::File) -> io::Result<()> {
-    use std::os::unix::fs::FileTypeExt;
-    if dev.metadata()?.file_type().is_block_device() {
+    if crate::sys::blk::is_block_device(dev)? {
         crate::sys::blkpg::flush_buffers(dev).map_err(io::Error::other)?;
     }
     Ok(())

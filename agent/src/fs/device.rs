@@ -4,17 +4,14 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, FileTypeExt};
-
 use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
 
 use nix::errno::Errno;
 use nix::fcntl::{fallocate, FallocateFlags};
 use nix::unistd::{lseek, Whence};
 
-fn is_block_device(dev: &File) -> io::Result<bool> {
-    Ok(dev.metadata()?.file_type().is_block_device())
-}
+use crate::sys::blk::{self, is_block_device};
 
 /// Throw away the contents of `[0, len)`, as mke2fs does before formatting,
 /// except the sorted, disjoint byte ranges in `rewritten` that the caller is
@@ -24,7 +21,7 @@ fn is_block_device(dev: &File) -> io::Result<bool> {
 pub fn discard(dev: &File, len: u64, rewritten: &[(u64, u64)]) -> io::Result<bool> {
     if is_block_device(dev)? {
         // A device without discard support is fine.
-        let _ = crate::sys::blk::discard_range(dev, 0, len);
+        let _ = blk::discard_range(dev, 0, len);
         return Ok(false);
     }
     // Punch out only the parts holding data that will not be overwritten: a
@@ -97,7 +94,7 @@ fn data_segments(dev: &File, len: u64) -> io::Result<Vec<(u64, u64)>> {
 /// Make `[offset, offset + len)` read back as zeros.
 pub fn zero_range(dev: &File, offset: u64, len: u64) -> io::Result<()> {
     if is_block_device(dev)? {
-        if crate::sys::blk::zero_out_range(dev, offset, len).is_ok() {
+        if blk::zero_out_range(dev, offset, len).is_ok() {
             return Ok(());
         }
     } else {

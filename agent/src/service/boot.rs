@@ -16,8 +16,8 @@ use tonic::Status;
 
 use super::AgentService;
 use crate::boot::{self, BootEvent, BootPolicy};
-use crate::disk::{error_chain, StepEvent};
 use crate::jobs::{run_blocking, stream_job, Emit, Reason};
+use crate::steps::error_chain;
 
 /// Reason prefix: the bootloader could not be planned or installed.
 pub const BOOTLOADER_FAILED: &str = "bootloader-failed";
@@ -43,51 +43,13 @@ fn policy(p: i32) -> Result<BootPolicy, Status> {
 
 /// A boot engine event as a job event.
 pub fn job_event(e: &BootEvent) -> JobEvent {
-    let step = |index: &usize, total: &usize, description: &str, state: StepState| JobEvent {
-        index: *index as u32,
-        total: *total as u32,
-        state: state as i32,
-        description: description.to_string(),
-        ..Default::default()
-    };
     match e {
         BootEvent::Output(line) => JobEvent {
             state: StepState::Output as i32,
             description: line.clone(),
             ..Default::default()
         },
-        BootEvent::Step(StepEvent::Started {
-            index,
-            total,
-            description,
-        }) => step(index, total, description, StepState::Started),
-        BootEvent::Step(StepEvent::Finished {
-            index,
-            total,
-            description,
-            duration,
-        }) => JobEvent {
-            duration_ms: duration.as_millis() as u64,
-            ..step(index, total, description, StepState::Finished)
-        },
-        BootEvent::Step(StepEvent::Skipped {
-            index,
-            total,
-            description,
-            reason,
-        }) => JobEvent {
-            reason: reason.clone(),
-            ..step(index, total, description, StepState::Skipped)
-        },
-        BootEvent::Step(StepEvent::Failed {
-            index,
-            total,
-            description,
-            reason,
-        }) => JobEvent {
-            reason: reason.clone(),
-            ..step(index, total, description, StepState::Failed)
-        },
+        BootEvent::Step(step) => step.into(),
     }
 }
 

@@ -7,10 +7,9 @@
 //! the channel, whatever the closure's size.
 //!
 //! A path's data arrives as blocks (`raw`/`zstd_block`, each decompressed on
-//! its own into a buffer of at most 1 MiB) or, in the first format, as `data`
-//! pieces of one zstd stream (then never more than its announced narSize + 1
-//! bytes are decompressed, so a compression bomb cannot expand past what the
-//! unpacker will reject anyway).
+//! its own into a buffer of at most 1 MiB); never more than its announced
+//! narSize + 1 bytes are read, so a compression bomb cannot expand past what
+//! the unpacker will reject anyway.
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, Read};
@@ -29,10 +28,7 @@ use super::AgentService;
 
 use crate::disk::error_chain;
 use crate::jobs::{forward_inbound, run_blocking, stream_job, Emit, Reason};
-use crate::store::{Block, BlockDecompressor, BlockReader, ChunkReader, StoreInstaller};
-
-/// Largest zstd window (log2) the legacy `data` stream may ask for: 8 MiB.
-const ZSTD_WINDOW_LOG_MAX: u32 = 23;
+use crate::store::{Block, BlockDecompressor, BlockReader, StoreInstaller};
 
 /// Commit registrations after this many paths or bytes, so an interrupted
 /// transfer keeps what it verified.
@@ -440,11 +436,7 @@ fn receive_closure_with(
                         )
                     });
             }
-            Kind::Begin(_)
-            | Kind::Data(_)
-            | Kind::Raw(_)
-            | Kind::ZstdBlock(_)
-            | Kind::PathEnd(_) => {
+            Kind::Begin(_) | Kind::Raw(_) | Kind::ZstdBlock(_) | Kind::PathEnd(_) => {
                 break Err(Status::invalid_argument(format!(
                     "{}: closure data outside a path",
                     Reason::InvalidRequest
@@ -467,8 +459,7 @@ fn receive_closure_with(
     result
 }
 
-/// Receives one path's data up to PathEnd and installs it. The first data
-/// message says the path's format: `data` (one zstd stream) or blocks
+/// Receives one path's data up to PathEnd and installs it: blocks
 /// (`raw`/`zstd_block`, decompressed with `blocks`, reused across paths).
 fn receive_path(
     next: Next<'_>,
@@ -478,17 +469,12 @@ fn receive_path(
 ) -> Result<(), Status> {
     let ended = Cell::new(false);
     let broken: Cell<Option<Status>> = Cell::new(None);
-    let mut first = Some(kind(next())?);
-    let stream_format = matches!(first, Some(Kind::Data(_)));
     let result = {
-        let mut pull = || -> Option<io::Result<Block>> {
+        let pull = || -> Option<io::Result<Block>> {
             if ended.get() {
                 return None;
             }
-            let k = match first.take() {
-                Some(k) => Ok(k),
-                None => kind(next()),
-            };
+            let k = kind(next());
             let protocol = |what: &str| {
                 broken.set(Some(Status::invalid_argument(format!(
                     "{}: {what}",
@@ -497,15 +483,11 @@ fn receive_path(
                 Some(Err(io::Error::other("protocol error")))
             };
             match k {
-                Ok(Kind::Data(d)) if stream_format => Some(Ok(Block::Raw(d))),
-                Ok(Kind::Raw(d)) if !stream_format => Some(Ok(Block::Raw(d))),
-                Ok(Kind::ZstdBlock(d)) if !stream_format => Some(Ok(Block::Zstd(d))),
+                Ok(Kind::Raw(d)) => Some(Ok(Block::Raw(d))),
+                Ok(Kind::ZstdBlock(d)) => Some(Ok(Block::Zstd(d))),
                 Ok(Kind::PathEnd(_)) => {
                     ended.set(true);
                     None
-                }
-                Ok(Kind::Data(_) | Kind::Raw(_) | Kind::ZstdBlock(_)) => {
-                    protocol("a path mixes `data` with blocks")
                 }
                 Ok(_) => protocol("a new message before the path's end"),
                 Err(s) => {
@@ -515,25 +497,7 @@ fn receive_path(
             }
         };
         let limit = info.nar_size.saturating_add(1);
-        if stream_format {
-            let chunks = ChunkReader::new(|| {
-                pull().map(|r| {
-                    r.map(|b| match b {
-                        Block::Raw(v) | Block::Zstd(v) => v,
-                    })
-                })
-            });
-            let mut decoder = zstd::stream::read::Decoder::new(chunks)
-                .map_err(|e| Status::internal(format!("{}: zstd: {e}", Reason::Internal)))?;
-            // At most an 8 MiB window (zstd's default level uses far less):
-            // a frame asking for 128 MiB does not get it on a 256 MiB machine.
-            decoder
-                .window_log_max(ZSTD_WINDOW_LOG_MAX)
-                .map_err(|e| Status::internal(format!("{}: zstd: {e}", Reason::Internal)))?;
-            installer.add(info, decoder.take(limit))
-        } else {
-            installer.add(info, BlockReader::new(blocks, pull).take(limit))
-        }
+        installer.add(info, BlockReader::new(blocks, pull).take(limit))
     };
     if let Some(s) = broken.take() {
         return Err(s);
@@ -542,7 +506,7 @@ fn receive_path(
         // Skip the rest of this path's data so the stream stays in step (a re-run resends it).
         while !ended.get() {
             match kind(next()) {
-                Ok(Kind::Data(_) | Kind::Raw(_) | Kind::ZstdBlock(_)) => {}
+                Ok(Kind::Raw(_) | Kind::ZstdBlock(_)) => {}
                 Ok(Kind::PathEnd(_)) => ended.set(true),
                 Ok(_) | Err(_) => break,
             }
@@ -561,7 +525,7 @@ fn receive_path(
     // Anything after the NAR's end inside this path's stream is a protocol error.
     while !ended.get() {
         match kind(next())? {
-            Kind::Data(d) | Kind::Raw(d) if d.is_empty() => {}
+            Kind::Raw(d) if d.is_empty() => {}
             Kind::PathEnd(_) => ended.set(true),
             _ => {
                 return Err(Status::invalid_argument(format!(
@@ -608,18 +572,6 @@ mod tests {
         Some(Ok(ClosureChunk { kind: Some(k) }))
     }
 
-    fn path_msgs(
-        info: StorePathInfo,
-        compressed: Vec<u8>,
-    ) -> Vec<Option<Result<ClosureChunk, Status>>> {
-        let mut v = vec![m(Kind::Path(info))];
-        for c in compressed.chunks(1000) {
-            v.push(m(Kind::Data(c.to_vec())));
-        }
-        v.push(m(Kind::PathEnd(PathEnd {})));
-        v
-    }
-
     fn run(
         msgs: Vec<Option<Result<ClosureChunk, Status>>>,
         root: &std::path::Path,
@@ -651,10 +603,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let nar = nar_of(b"hello");
         let mut msgs = vec![begin(1)];
-        msgs.extend(path_msgs(
-            info(H1, &nar),
-            zstd::encode_all(&nar[..], 3).unwrap(),
-        ));
+        msgs.extend(block_msgs(info(H1, &nar), &nar));
         msgs.push(m(Kind::End(ClosureEnd {
             toplevel: String::new(),
         })));
@@ -721,24 +670,6 @@ mod tests {
     }
 
     #[test]
-    fn a_path_mixing_stream_data_and_blocks_is_refused() {
-        let root = tempfile::tempdir().unwrap();
-        let nar = nar_of(&vec![b'a'; 5000]);
-        let packed = zstd::encode_all(&nar[..], 3).unwrap();
-        let (a, b) = packed.split_at(packed.len() / 2);
-        let msgs = vec![
-            begin(1),
-            m(Kind::Path(info(H1, &nar))),
-            m(Kind::Data(a.to_vec())),
-            m(Kind::Raw(b.to_vec())),
-            m(Kind::PathEnd(PathEnd {})),
-        ];
-        let (r, _) = run(msgs, root.path());
-        assert_eq!(r.unwrap_err().code(), tonic::Code::InvalidArgument);
-        assert!(missing(root.path(), H1));
-    }
-
-    #[test]
     fn a_byte_tampered_in_flight_is_rejected_and_earlier_paths_are_kept() {
         let root = tempfile::tempdir().unwrap();
         let good = nar_of(b"good");
@@ -747,14 +678,8 @@ mod tests {
         let at = tampered.len() - 20;
         tampered[at] ^= 0x01;
         let mut msgs = vec![begin(2)];
-        msgs.extend(path_msgs(
-            info(H1, &good),
-            zstd::encode_all(&good[..], 3).unwrap(),
-        ));
-        msgs.extend(path_msgs(
-            info(H2, &bad),
-            zstd::encode_all(&tampered[..], 3).unwrap(),
-        ));
+        msgs.extend(block_msgs(info(H1, &good), &good));
+        msgs.extend(block_msgs(info(H2, &bad), &tampered));
         msgs.push(m(Kind::End(ClosureEnd {
             toplevel: String::new(),
         })));
@@ -777,11 +702,8 @@ mod tests {
         let good = nar_of(b"good");
         let second = nar_of(&vec![7u8; 100_000]);
         let mut msgs = vec![begin(2)];
-        msgs.extend(path_msgs(
-            info(H1, &good),
-            zstd::encode_all(&good[..], 3).unwrap(),
-        ));
-        let mut cut = path_msgs(info(H2, &second), zstd::encode_all(&second[..], 3).unwrap());
+        msgs.extend(block_msgs(info(H1, &good), &good));
+        let mut cut = block_msgs(info(H2, &second), &second);
         cut.truncate(2);
         msgs.extend(cut);
         let (r, _) = run(msgs, root.path());
@@ -794,11 +716,16 @@ mod tests {
     fn a_compression_bomb_is_cut_at_the_announced_size() {
         let root = tempfile::tempdir().unwrap();
         let small = nar_of(b"x");
-        // 64 MiB of zeros compresses to a few KiB; the path claims a tiny NAR.
-        let bomb = zstd::encode_all(&vec![0u8; 64 << 20][..], 19).unwrap();
-        assert!(bomb.len() < 64 << 10);
-        let mut msgs = vec![begin(1)];
-        msgs.extend(path_msgs(info(H1, &small), bomb));
+        // 64 blocks of 1 MiB of zeros, a few KiB on the wire; the path claims a tiny NAR.
+        let frame = zstd::bulk::compress(
+            &vec![0u8; landfall_proto::nar::block::MAX_BLOCK_DECOMPRESSED],
+            19,
+        )
+        .unwrap();
+        assert!(frame.len() < 4 << 10);
+        let mut msgs = vec![begin(1), m(Kind::Path(info(H1, &small)))];
+        msgs.extend((0..64).map(|_| m(Kind::ZstdBlock(frame.clone()))));
+        msgs.push(m(Kind::PathEnd(PathEnd {})));
         let (r, _) = run(msgs, root.path());
         assert_eq!(r.unwrap_err().code(), tonic::Code::DataLoss);
         assert!(missing(root.path(), H1));

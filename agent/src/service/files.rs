@@ -19,11 +19,11 @@ use landfall_proto::v1::{FileChunk, FileKind, FilesBegin, JobEvent, StepState};
 use tonic::{Status, Streaming};
 
 use super::AgentService;
-use crate::disk::error_chain;
 use crate::files::host_keys::{self, IMAGE_HOST_KEYS_DIR};
 use crate::files::writer::ChownRule;
 use crate::files::{Entry, EntryKind, FilesError, FilesPlan};
 use crate::jobs::{forward_inbound, stream_job, Emit, Reason};
+use crate::steps::error_chain;
 
 /// The reason prefix of a request refused before anything was written.
 pub const INVALID_FILES: &str = "invalid-files";

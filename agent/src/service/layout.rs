@@ -4,15 +4,16 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use landfall_proto::layout::{render, Layout, PlanOptions};
-use landfall_proto::v1::{JobEvent, LayoutRequest, PlanReply, StepState};
+use landfall_proto::v1::{JobEvent, LayoutRequest, PlanReply};
 use tonic::Status;
 
 use super::AgentService;
-use crate::disk::{self, ApplyOptions, DiskError, OpenDisk, StepEvent};
+use crate::disk::{self, ApplyOptions, DiskError, OpenDisk};
 use crate::jobs::{run_blocking, stream_job, Emit, Reason};
+use crate::steps::{error_chain, StepEvent};
 
 fn disk_status(e: DiskError) -> Status {
-    let chain = disk::error_chain(&e);
+    let chain = error_chain(&e);
     match e {
         DiskError::Layout(_) => {
             Status::invalid_argument(format!("{}: {chain}", Reason::InvalidLayout))
@@ -44,64 +45,6 @@ fn open(
 /// The request's install: only disks carrying its ID count as applied.
 fn plan_options(req: &LayoutRequest) -> PlanOptions {
     PlanOptions::install(&req.install_id, req.keep_existing)
-}
-
-fn job_event(e: &StepEvent) -> JobEvent {
-    let (index, total, description, state, duration_ms, reason) = match e {
-        StepEvent::Started {
-            index,
-            total,
-            description,
-        } => (index, total, description, StepState::Started, 0, ""),
-        StepEvent::Finished {
-            index,
-            total,
-            description,
-            duration,
-        } => (
-            index,
-            total,
-            description,
-            StepState::Finished,
-            duration.as_millis() as u64,
-            "",
-        ),
-        StepEvent::Skipped {
-            index,
-            total,
-            description,
-            reason,
-        } => (
-            index,
-            total,
-            description,
-            StepState::Skipped,
-            0,
-            reason.as_str(),
-        ),
-        StepEvent::Failed {
-            index,
-            total,
-            description,
-            reason,
-        } => (
-            index,
-            total,
-            description,
-            StepState::Failed,
-            0,
-            reason.as_str(),
-        ),
-    };
-    JobEvent {
-        index: *index as u32,
-        total: *total as u32,
-        state: state as i32,
-        description: description.clone(),
-        duration_ms,
-        reason: reason.to_string(),
-        ..Default::default()
-    }
 }
 
 impl AgentService {
@@ -165,7 +108,7 @@ impl AgentService {
             );
             let mut on_event = |e: &StepEvent| {
                 tracing::info!("{e}");
-                emit(job_event(e));
+                emit(JobEvent::from(e));
             };
             let mut keys = disk::LuksPassphrases::new();
             for (name, passphrase) in &req.luks_passwords {

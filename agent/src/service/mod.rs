@@ -13,12 +13,14 @@ use landfall_proto::v1::{
     BootloaderRequest, ClosureChunk, FileChunk, InventoryReply, InventoryRequest, JobEvent,
     LayoutRequest, LogLine, LogsRequest, Mount, PlanReply, PutSecretsReply, PutSecretsRequest,
     QueryMissingReply, QueryMissingRequest, RebootReply, RebootRequest, StatusReply, StatusRequest,
+    StepState,
 };
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::jobs::{run_blocking, JobSlot};
+use crate::steps::StepEvent;
 
 mod boot;
 mod closure;
@@ -26,6 +28,53 @@ pub mod files;
 mod layout;
 mod secrets;
 mod substitute;
+
+/// An engine's step event as the job event the controller follows.
+impl From<&StepEvent> for JobEvent {
+    fn from(e: &StepEvent) -> Self {
+        let (index, total, description, state) = match e {
+            StepEvent::Started {
+                index,
+                total,
+                description,
+            } => (index, total, description, StepState::Started),
+            StepEvent::Finished {
+                index,
+                total,
+                description,
+                ..
+            } => (index, total, description, StepState::Finished),
+            StepEvent::Skipped {
+                index,
+                total,
+                description,
+                ..
+            } => (index, total, description, StepState::Skipped),
+            StepEvent::Failed {
+                index,
+                total,
+                description,
+                ..
+            } => (index, total, description, StepState::Failed),
+        };
+        let (duration_ms, reason) = match e {
+            StepEvent::Finished { duration, .. } => (duration.as_millis() as u64, ""),
+            StepEvent::Skipped { reason, .. } | StepEvent::Failed { reason, .. } => {
+                (0, reason.as_str())
+            }
+            StepEvent::Started { .. } => (0, ""),
+        };
+        JobEvent {
+            index: *index as u32,
+            total: *total as u32,
+            state: state as i32,
+            description: description.clone(),
+            duration_ms,
+            reason: reason.to_string(),
+            ..Default::default()
+        }
+    }
+}
 
 /// State shared by every request.
 pub struct AgentState {

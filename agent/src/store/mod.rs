@@ -11,7 +11,6 @@
 //! [`NixDb::register`], [`install_system_profile`].
 
 pub mod block_reader;
-pub mod chunk_reader;
 pub mod db;
 mod fsat;
 pub mod install;
@@ -22,7 +21,6 @@ pub mod substitute;
 pub mod unpack;
 
 pub use block_reader::{Block, BlockDecompressor, BlockReader};
-pub use chunk_reader::ChunkReader;
 pub use db::{DbError, NixDb};
 pub use install::{AddPath, InstallError, PathAdder, StoreInstaller};
 pub use missing::{query_missing, query_missing_with};

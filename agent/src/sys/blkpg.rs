@@ -8,11 +8,16 @@
 use std::fs::File;
 use std::os::unix::io::AsRawFd;
 
-// <linux/fs.h>: #define BLKRRPART _IO(0x12,95)   #define BLKPG _IO(0x12,105)
-nix::ioctl_none_bad!(blkrrpart, nix::request_code_none!(0x12, 95));
-nix::ioctl_write_ptr_bad!(blkpg, nix::request_code_none!(0x12, 105), BlkpgIoctlArg);
-// <linux/fs.h>: #define BLKFLSBUF _IO(0x12,97)
-nix::ioctl_none_bad!(blkflsbuf, nix::request_code_none!(0x12, 97));
+// <linux/fs.h>, as the 32 bits the kernel sees.
+/// `#define BLKRRPART _IO(0x12,95)`
+const BLKRRPART: u32 = nix::request_code_none!(0x12, 95) as u32;
+/// `#define BLKPG _IO(0x12,105)`
+const BLKPG: u32 = nix::request_code_none!(0x12, 105) as u32;
+/// `#define BLKFLSBUF _IO(0x12,97)`
+const BLKFLSBUF: u32 = nix::request_code_none!(0x12, 97) as u32;
+nix::ioctl_none_bad!(blkrrpart, BLKRRPART);
+nix::ioctl_write_ptr_bad!(blkpg, BLKPG, BlkpgIoctlArg);
+nix::ioctl_none_bad!(blkflsbuf, BLKFLSBUF);
 
 /// <linux/blkpg.h> `BLKPG_ADD_PARTITION`.
 const BLKPG_ADD_PARTITION: libc::c_int = 1;
@@ -132,9 +137,9 @@ mod tests {
 
     #[test]
     fn ioctl_numbers_match_the_kernel() {
-        assert_eq!(nix::request_code_none!(0x12, 95), 0x125f); // BLKRRPART
-        assert_eq!(nix::request_code_none!(0x12, 105), 0x1269); // BLKPG
-        assert_eq!(nix::request_code_none!(0x12, 97), 0x1261); // BLKFLSBUF
+        assert_eq!(BLKRRPART, 0x125f);
+        assert_eq!(BLKPG, 0x1269);
+        assert_eq!(BLKFLSBUF, 0x1261);
     }
 
     #[test]

@@ -35,8 +35,11 @@ struct VolArgs {
     name: [u8; BTRFS_PATH_NAME_MAX + 1],
 }
 
-// _IOW(BTRFS_IOCTL_MAGIC, 14, struct btrfs_ioctl_vol_args)
-nix::ioctl_write_ptr!(subvol_create, BTRFS_IOCTL_MAGIC, 14, VolArgs);
+/// BTRFS_IOC_SUBVOL_CREATE: `_IOW(BTRFS_IOCTL_MAGIC, 14, struct btrfs_ioctl_vol_args)`.
+const BTRFS_IOC_SUBVOL_CREATE: libc::c_ulong =
+    nix::request_code_write!(BTRFS_IOCTL_MAGIC, 14, std::mem::size_of::<VolArgs>())
+        as libc::c_ulong;
+nix::ioctl_write_ptr_bad!(subvol_create, BTRFS_IOC_SUBVOL_CREATE, VolArgs);
 // <uapi/linux/fs.h>: _IOR('f', 1, long) and _IOW('f', 2, long); the kernel
 // reads and writes an int through them.
 const FS_IOC_GETFLAGS: libc::c_ulong =
@@ -194,11 +197,8 @@ mod tests {
     #[test]
     fn ioctl_numbers_match_the_kernel() {
         assert_eq!(std::mem::size_of::<VolArgs>(), 4096);
-        // BTRFS_IOC_SUBVOL_CREATE = _IOW(0x94, 14, 4096 bytes)
-        assert_eq!(
-            nix::request_code_write!(BTRFS_IOCTL_MAGIC, 14, std::mem::size_of::<VolArgs>()),
-            0x5000_940E
-        );
+        // _IOW(0x94, 14, 4096 bytes)
+        assert_eq!(BTRFS_IOC_SUBVOL_CREATE, 0x5000_940E);
         assert_eq!(FS_IOC_GETFLAGS, 0x8008_6601);
         assert_eq!(FS_IOC_SETFLAGS, 0x4008_6602);
         assert_eq!(FS_NOCOW_FL, 0x0080_0000);

@@ -148,7 +148,7 @@ fn apply_btrfs_root(lo: &Loop, root: &Path) -> disk::ApplyReport {
         force: false,
     };
     disk::apply(&plan, &disks, &opts, &mut |_| {})
-        .unwrap_or_else(|e| panic!("{}", disk::error_chain(&e)))
+        .unwrap_or_else(|e| panic!("{}", landfall_agent::steps::error_chain(&e)))
 }
 
 fn unmount_all(root: &Path) {

@@ -7,7 +7,7 @@ use crate::common;
 use std::path::Path;
 
 use common::*;
-use landfall_agent::disk::kernel::{self, WantedPartition};
+use landfall_agent::disk::partition_sync::{self, WantedPartition};
 use landfall_agent::sys::{blk, blkpg, loopdev};
 
 fn sys(path: String) -> String {
@@ -105,9 +105,9 @@ fn blkpg_adds_and_deletes_partitions_and_sync_makes_nodes() {
             length: 4 << 20,
         },
     ];
-    assert!(!kernel::in_sync(&lo.path, &wanted).unwrap());
-    let nodes = kernel::sync_partitions(&lo.file, &lo.path, &wanted).unwrap();
-    assert!(kernel::in_sync(&lo.path, &wanted).unwrap());
+    assert!(!partition_sync::in_sync(&lo.path, &wanted).unwrap());
+    let nodes = partition_sync::sync_partitions(&lo.file, &lo.path, &wanted).unwrap();
+    assert!(partition_sync::in_sync(&lo.path, &wanted).unwrap());
     assert!(!Path::new(&format!("/sys/block/{name}/{name}p3")).exists());
     for (n, node) in &nodes {
         use std::os::unix::fs::FileTypeExt;
@@ -122,7 +122,9 @@ fn blkpg_adds_and_deletes_partitions_and_sync_makes_nodes() {
         assert_eq!(blk::device_size(&f).unwrap(), 4 << 20);
     }
     // A busy partition is reported.
-    assert!(kernel::busy_partitions(&lo.path).unwrap().is_empty());
+    assert!(partition_sync::busy_partitions(&lo.path)
+        .unwrap()
+        .is_empty());
     for n in [1, 2] {
         blkpg::delete_partition(&lo.file, n).unwrap();
     }

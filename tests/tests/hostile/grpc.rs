@@ -12,6 +12,7 @@ use std::path::Path;
 
 use bytes::{Buf, BufMut};
 use hostile_common::{assert_serving, channel, Agent, Session};
+use landfall_proto::nar::block::MAX_BLOCK_DECOMPRESSED;
 use landfall_proto::nar::wire::{put_len, RawNar as Nar};
 use landfall_proto::nar::NarHash;
 use landfall_proto::v1::agent_client::AgentClient;
@@ -155,13 +156,12 @@ fn begin(n: u32) -> ClosureChunk {
     }))
 }
 
-/// One path's messages: its info, its zstd stream in 64 KiB pieces, its end.
-fn path_msgs(info: StorePathInfo, compressed: &[u8]) -> Vec<ClosureChunk> {
+/// One path's messages: its info, its NAR as zstd blocks of 64 KiB, its end.
+fn path_msgs(info: StorePathInfo, nar: &[u8]) -> Vec<ClosureChunk> {
     let mut v = vec![chunk(Kind::Path(info))];
     v.extend(
-        compressed
-            .chunks(64 << 10)
-            .map(|c| chunk(Kind::Data(c.to_vec()))),
+        nar.chunks(64 << 10)
+            .map(|c| chunk(Kind::ZstdBlock(zstd::bulk::compress(c, 3).unwrap()))),
     );
     v.push(chunk(Kind::PathEnd(PathEnd {})));
     v
@@ -376,19 +376,18 @@ async fn closure_streams_that_lie_are_refused_and_nothing_is_registered() {
     let (addr, tls) = (s.agent.addr.clone(), s.session.controller_tls.clone());
     let ch = channel(&addr, &tls).await;
     let nar = good_nar();
-    let z = zstd::encode_all(&nar[..], 3).unwrap();
 
     // Data before any path is declared.
     let e = put_closure_err(
         ch.clone(),
-        vec![begin(1), chunk(Kind::Data(z.clone())), end()],
+        vec![begin(1), chunk(Kind::Raw(nar.clone())), end()],
     )
     .await;
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     assert!(e.message().contains("closure data outside a path"), "{e:?}");
 
     // A stream that does not start with `begin`.
-    let e = put_closure_err(ch.clone(), path_msgs(info(P2, &nar), &z)).await;
+    let e = put_closure_err(ch.clone(), path_msgs(info(P2, &nar), &nar)).await;
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     assert!(e.message().contains("must start with `begin`"), "{e:?}");
 
@@ -405,8 +404,8 @@ async fn closure_streams_that_lie_are_refused_and_nothing_is_registered() {
         ("wrong-hash", wrong_hash, "hash"),
     ] {
         let mut msgs = vec![begin(2)];
-        msgs.extend(path_msgs(info(P1, &nar), &z));
-        msgs.extend(path_msgs(i, &z));
+        msgs.extend(path_msgs(info(P1, &nar), &nar));
+        msgs.extend(path_msgs(i, &nar));
         msgs.push(end());
         let e = put_closure_err(ch.clone(), msgs).await;
         assert_eq!(e.code(), Code::DataLoss, "{label}: {e:?}");
@@ -430,7 +429,7 @@ async fn closure_streams_that_lie_are_refused_and_nothing_is_registered() {
 
     // A second path's data announced in the middle of the first.
     let mut msgs = vec![begin(2), chunk(Kind::Path(info(P2, &nar)))];
-    msgs.push(chunk(Kind::Data(z[..z.len() / 2].to_vec())));
+    msgs.push(chunk(Kind::Raw(nar[..nar.len() / 2].to_vec())));
     msgs.push(chunk(Kind::Path(info(P1, &nar))));
     let e = put_closure_err(ch.clone(), msgs).await;
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
@@ -438,11 +437,9 @@ async fn closure_streams_that_lie_are_refused_and_nothing_is_registered() {
 
     // Extra data after the NAR's end inside the same path.
     let mut msgs = vec![begin(1)];
-    let mut p = path_msgs(info(P2, &nar), &z);
+    let mut p = path_msgs(info(P2, &nar), &nar);
     let end_of_path = p.pop().unwrap();
-    p.push(chunk(Kind::Data(
-        zstd::encode_all(&b"trailing"[..], 3).unwrap(),
-    )));
+    p.push(chunk(Kind::Raw(b"trailing".to_vec())));
     p.push(end_of_path);
     msgs.extend(p);
     let e = put_closure_err(ch.clone(), msgs).await;
@@ -637,10 +634,7 @@ async fn nars_that_try_to_escape_are_rejected_end_to_end() {
     ];
     for (label, nar, says) in cases {
         let mut msgs = vec![begin(1)];
-        msgs.extend(path_msgs(
-            info(P2, &nar),
-            &zstd::encode_all(&nar[..], 3).unwrap(),
-        ));
+        msgs.extend(path_msgs(info(P2, &nar), &nar));
         msgs.push(end());
         let e = put_closure_err(ch.clone(), msgs).await;
         assert_eq!(e.code(), Code::DataLoss, "{label}: {e:?}");
@@ -665,10 +659,7 @@ async fn nars_that_try_to_escape_are_rejected_end_to_end() {
     // A good NAR after all that is accepted and lands where it should.
     let nar = good_nar();
     let mut msgs = vec![begin(1)];
-    msgs.extend(path_msgs(
-        info(P1, &nar),
-        &zstd::encode_all(&nar[..], 3).unwrap(),
-    ));
+    msgs.extend(path_msgs(info(P1, &nar), &nar));
     msgs.push(end());
     let mut c = AgentClient::new(ch.clone());
     let mut st = c
@@ -687,20 +678,15 @@ async fn nars_that_try_to_escape_are_rejected_end_to_end() {
 
 /// A zstd stream expanding to 4 GiB, for a path that declares a 1 KiB NAR, in
 /// chunks from the same encoder.
-fn bomb() -> (Vec<u8>, u64) {
-    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
-    let header = Nar::new().s(&[b"(", b"type", b"regular", b"contents"]).0;
-    let mut expanded = header.len() as u64;
-    std::io::Write::write_all(&mut enc, &header).unwrap();
-    let mut sz = Vec::new();
-    put_len(&mut sz, 4 << 30);
-    std::io::Write::write_all(&mut enc, &sz).unwrap();
-    let zeros = vec![0u8; 1 << 20];
-    for _ in 0..4096 {
-        std::io::Write::write_all(&mut enc, &zeros).unwrap();
-        expanded += zeros.len() as u64;
-    }
-    (enc.finish().unwrap(), expanded)
+fn bomb() -> (Vec<Vec<u8>>, u64) {
+    let mut first = Nar::new().s(&[b"(", b"type", b"regular", b"contents"]).0;
+    put_len(&mut first, 4 << 30);
+    first.resize(MAX_BLOCK_DECOMPRESSED, 0);
+    let zeros = zstd::bulk::compress(&vec![0u8; MAX_BLOCK_DECOMPRESSED], 19).unwrap();
+    let mut frames = vec![zstd::bulk::compress(&first, 19).unwrap()];
+    frames.extend(std::iter::repeat_n(zeros, 4095));
+    let expanded = (frames.len() * MAX_BLOCK_DECOMPRESSED) as u64;
+    (frames, expanded)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -708,12 +694,12 @@ async fn a_zstd_bomb_is_cut_at_the_declared_size_with_little_memory() {
     let s = setup("hostile-grpc-bomb");
     let (addr, tls) = (s.agent.addr.clone(), s.session.controller_tls.clone());
     let ch = channel(&addr, &tls).await;
-    let (z, expanded) = tokio::task::spawn_blocking(bomb).await.unwrap();
-    let ratio = expanded / z.len() as u64;
+    let (frames, expanded) = tokio::task::spawn_blocking(bomb).await.unwrap();
+    let wire: usize = frames.iter().map(Vec::len).sum();
+    let ratio = expanded / wire as u64;
     eprintln!(
-        "bomb: {} bytes of zstd expanding to {} bytes (ratio {ratio}:1)",
-        z.len(),
-        expanded
+        "bomb: {} zstd blocks, {wire} bytes expanding to {expanded} bytes (ratio {ratio}:1)",
+        frames.len()
     );
     assert!(ratio > 1000);
     let declared = StorePathInfo {
@@ -725,7 +711,9 @@ async fn a_zstd_bomb_is_cut_at_the_declared_size_with_little_memory() {
     let before = s.agent.peak_rss_kib();
     let t = std::time::Instant::now();
     let mut msgs = vec![begin(1)];
-    msgs.extend(path_msgs(declared, &z));
+    msgs.push(chunk(Kind::Path(declared)));
+    msgs.extend(frames.into_iter().map(|f| chunk(Kind::ZstdBlock(f))));
+    msgs.push(chunk(Kind::PathEnd(PathEnd {})));
     msgs.push(end());
     let e = put_closure_err(ch.clone(), msgs).await;
     let took = t.elapsed();

@@ -73,12 +73,11 @@ fn path_msgs(src: &Path, path: &str, references: &[&str]) -> Vec<ClosureChunk> {
         references: references.iter().map(|r| r.to_string()).collect(),
         ..Default::default()
     };
-    let z = zstd::encode_all(&nar[..], 3).unwrap();
     let mut v = vec![ClosureChunk {
         kind: Some(Kind::Path(info)),
     }];
-    v.extend(z.chunks(256 << 10).map(|c| ClosureChunk {
-        kind: Some(Kind::Data(c.to_vec())),
+    v.extend(nar.chunks(256 << 10).map(|c| ClosureChunk {
+        kind: Some(Kind::ZstdBlock(zstd::bulk::compress(c, 3).unwrap())),
     }));
     v.push(ClosureChunk {
         kind: Some(Kind::PathEnd(PathEnd {})),

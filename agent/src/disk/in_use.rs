@@ -9,8 +9,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::apply::DiskError;
-use super::kernel;
+use super::error::DiskError;
+use super::partition_sync;
 use super::resolve::OpenDisk;
 use crate::sys::blk;
 
@@ -69,8 +69,8 @@ pub fn refuse_unwritable(o: &OpenDisk) -> Result<(), DiskError> {
     if blk::is_read_only(&o.file).unwrap_or(false) {
         return Err(DiskError::ReadOnly { disk });
     }
-    let mut users = kernel::busy_partitions(&o.path).map_err(DiskError::Kernel)?;
-    if let Ok(name) = kernel::kernel_name(&o.path) {
+    let mut users = partition_sync::busy_partitions(&o.path).map_err(DiskError::Kernel)?;
+    if let Ok(name) = partition_sync::kernel_name(&o.path) {
         users.extend(holders(&name));
     }
     users.extend(loop_backers(&o.path));

@@ -1,5 +1,7 @@
-//! Progress of an apply, one event per step, for the CLI to print and the
-//! gRPC service to stream.
+//! What the engines share about steps: the progress of a run of steps
+//! ([`StepEvent`], one per step, for the CLI to print and the service to
+//! stream) and an error with its causes on one line ([`error_chain`]) for
+//! event reasons and status messages. Used by disk, boot, store and service.
 
 use std::time::Duration;
 
@@ -80,4 +82,16 @@ impl std::fmt::Display for StepEvent {
             }
         }
     }
+}
+
+/// The error and its causes on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
