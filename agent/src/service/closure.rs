@@ -239,6 +239,14 @@ mod tests {
                 "no-space: ",
             ),
             (
+                ReceiveError::Rejected {
+                    path: path.clone(),
+                    source: crate::store::InstallError::CommitterGone,
+                },
+                tonic::Code::DataLoss,
+                "rejected: /nix/store/0mdqa9w1p6cmli6976v4wi0sw9r4p5pr-first: The registration thread stopped",
+            ),
+            (
                 ReceiveError::Sync(std::io::Error::other("EIO")),
                 tonic::Code::Internal,
                 "store-failed: cannot flush the new root to disk: EIO",
