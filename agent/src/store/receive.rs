@@ -739,4 +739,132 @@ mod tests {
         assert!(matches!(e, ReceiveError::NoBegin), "{e:?}");
         assert_eq!(e.reason(), Reason::InvalidRequest);
     }
+
+    /// Stands in for the cache workers: counts starts and cancels; their
+    /// events are put in the inbox by the test.
+    #[derive(Default)]
+    struct FakeFetches {
+        started: usize,
+        cancelled: Cell<bool>,
+    }
+
+    impl Fetches for FakeFetches {
+        fn start(
+            &mut self,
+            _: &SubstituteConfig,
+            fetch: Vec<(PathInfo, String)>,
+            _: &StoreInstaller,
+        ) -> Result<usize, ReceiveError> {
+            self.started += fetch.len();
+            Ok(1)
+        }
+        fn cancel(&self) {
+            self.cancelled.set(true);
+        }
+    }
+
+    fn begin_fetching(n: u32, fetched: StorePathInfo) -> Option<Input> {
+        m(Kind::Begin(ClosureBegin {
+            root: String::new(),
+            paths: n,
+            nar_bytes: 0,
+            substitute: Some(SubstitutePlan {
+                config: None,
+                fetch: vec![SubstituteFetch {
+                    info: Some(fetched),
+                    cache: "http://cache.invalid".into(),
+                }],
+                streamed: vec![],
+            }),
+        }))
+    }
+
+    fn from_cache(state: StepState, cache_bytes: u64) -> Option<Input> {
+        Some(Input::Fetched(Fetched::Event(JobEvent {
+            state: state as i32,
+            description: H2.into(),
+            source: "cache".into(),
+            cache_bytes,
+            ..Default::default()
+        })))
+    }
+
+    #[test]
+    fn cache_events_are_forwarded_waited_for_and_summed_up() {
+        let root = tempfile::tempdir().unwrap();
+        let nar = nar_of(b"streamed");
+        let mut msgs = vec![begin_fetching(2, info(H2, &nar_of(b"cached")))];
+        msgs.extend(block_msgs(info(H1, &nar), &nar));
+        msgs.push(m(Kind::End(ClosureEnd {
+            toplevel: String::new(),
+        })));
+        // The worker's event and its end arrive only after `end`: the loop waits for them.
+        msgs.push(from_cache(StepState::Finished, 3 << 20));
+        msgs.push(Some(Input::Fetched(Fetched::WorkerDone)));
+        let mut it = msgs.into_iter();
+        let mut next = move || it.next().flatten();
+        let mut events = Vec::new();
+        let mut fetches = FakeFetches::default();
+        let summary = receive_closure(
+            &mut next,
+            root.path(),
+            &mut |e| events.push(e),
+            &mut fetches,
+        )
+        .unwrap();
+        assert_eq!(fetches.started, 1);
+        assert!(!fetches.cancelled.get());
+        assert!(summary.starts_with("1 path(s)"), "{summary}");
+        assert!(
+            summary.ends_with("; from binary caches: 1 path(s), 3.0 MiB of NAR"),
+            "{summary}"
+        );
+        assert!(events.iter().any(|e| e.source == "cache"));
+    }
+
+    #[test]
+    fn a_broken_stream_cancels_the_fetches_and_forwards_their_fallbacks() {
+        let root = tempfile::tempdir().unwrap();
+        let msgs = vec![
+            begin_fetching(1, info(H2, &nar_of(b"cached"))),
+            Some(Input::Broken("connection reset".into())),
+            from_cache(StepState::Skipped, 0),
+            Some(Input::Fetched(Fetched::WorkerDone)),
+        ];
+        let mut it = msgs.into_iter();
+        let mut next = move || it.next().flatten();
+        let mut events = Vec::new();
+        let mut fetches = FakeFetches::default();
+        let e = receive_closure(
+            &mut next,
+            root.path(),
+            &mut |e| events.push(e),
+            &mut fetches,
+        )
+        .unwrap_err();
+        assert!(matches!(e, ReceiveError::StreamBroke(_)), "{e:?}");
+        assert_eq!(
+            e.message(),
+            "aborted: the closure stream broke: connection reset"
+        );
+        assert!(
+            fetches.cancelled.get(),
+            "the downloads in flight were not cancelled"
+        );
+        assert!(events
+            .iter()
+            .any(|e| e.source == "cache" && e.state == StepState::Skipped as i32));
+    }
+
+    #[test]
+    fn a_plan_with_fetches_is_refused_without_caches() {
+        let root = tempfile::tempdir().unwrap();
+        let (r, _) = run(
+            vec![begin_fetching(1, info(H2, &nar_of(b"x")))],
+            root.path(),
+        );
+        let e = r.unwrap_err();
+        assert!(matches!(e, ReceiveError::NoCaches), "{e:?}");
+        assert_eq!(e.message(), "invalid-request: no binary caches here");
+    }
 }
