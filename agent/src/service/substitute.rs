@@ -32,6 +32,7 @@ use tonic::Status;
 use super::AgentService;
 use crate::disk::error_chain;
 use crate::jobs::Reason;
+use crate::store::receive::{Fetched, ReceiveError};
 use crate::store::substitute::{
     Cancel, HttpClient, SubstituteError, Substituter, TrustedKeys, Verified,
 };
@@ -43,17 +44,16 @@ pub const QUERIES_IN_FLIGHT: usize = 8;
 pub const WORKERS: usize = 4;
 
 /// The HTTP client a config asks for (extra CA, proxy: the controller's,
-/// else the one the old system's environment named).
-fn client_of(config: &SubstituteConfig) -> Result<HttpClient, Status> {
-    let invalid = |e: &dyn std::error::Error| {
-        Status::invalid_argument(format!("{}: {}", Reason::InvalidRequest, error_chain(e)))
-    };
-    let client = HttpClient::new(&config.extra_ca_pem).map_err(|e| invalid(&e))?;
+/// else the one the old system's environment named); else why not.
+fn client_of(config: &SubstituteConfig) -> Result<HttpClient, String> {
+    let client = HttpClient::new(&config.extra_ca_pem).map_err(|e| error_chain(&e))?;
     if config.proxy.is_empty() {
         // No proxy from the controller: the old system's, if it had one.
         Ok(client.with_proxy_settings(crate::net::config::agent_proxy()))
     } else {
-        client.with_proxy(&config.proxy).map_err(|e| invalid(&e))
+        client
+            .with_proxy(&config.proxy)
+            .map_err(|e| error_chain(&e))
     }
 }
 
@@ -65,7 +65,8 @@ pub async fn open_caches(
     let keys = TrustedKeys::parse(&config.trusted_keys).map_err(|e| {
         Status::invalid_argument(format!("{}: {}", Reason::InvalidRequest, error_chain(&e)))
     })?;
-    let client = client_of(config)?;
+    let client = client_of(config)
+        .map_err(|e| Status::invalid_argument(format!("{}: {e}", Reason::InvalidRequest)))?;
     let mut usable = Vec::new();
     let mut errors = Vec::new();
     for url in &config.caches {
@@ -156,14 +157,6 @@ impl AgentService {
     }
 }
 
-/// What a fetch worker tells the receive loop.
-pub enum Fetched {
-    /// An event to forward (FINISHED from a cache, or SKIPPED with fallback).
-    Event(JobEvent),
-    /// A worker has no more paths.
-    WorkerDone,
-}
-
 /// The fetch workers of one PutClosure.
 pub struct Fetchers {
     cancel: Cancel,
@@ -189,11 +182,10 @@ impl Fetchers {
         fetch: Vec<(PathInfo, String)>,
         adder: impl Fn() -> PathAdder,
         events: impl Fn(Fetched) -> bool + Send + Sync + 'static,
-    ) -> Result<Self, Status> {
-        let keys = TrustedKeys::parse(&config.trusted_keys).map_err(|e| {
-            Status::invalid_argument(format!("{}: {}", Reason::InvalidRequest, error_chain(&e)))
-        })?;
-        let client = client_of(config)?;
+    ) -> Result<Self, ReceiveError> {
+        let keys = TrustedKeys::parse(&config.trusted_keys)
+            .map_err(|e| ReceiveError::InvalidCacheConfig(error_chain(&e)))?;
+        let client = client_of(config).map_err(ReceiveError::InvalidCacheConfig)?;
         let mut caches: HashMap<String, Option<Substituter>> = HashMap::new();
         for (_, url) in &fetch {
             caches
@@ -279,12 +271,7 @@ impl Fetchers {
                     }
                     events(Fetched::WorkerDone);
                 })
-                .map_err(|e| {
-                    Status::internal(format!(
-                        "{}: cannot start a fetch worker: {e}",
-                        Reason::Internal
-                    ))
-                })?;
+                .map_err(ReceiveError::FetchWorker)?;
             threads.push(t);
         }
         Ok(Self {
@@ -334,25 +321,4 @@ fn fetch_one(
     sub.fetch_into_cancellable(rt, &verified, adder, cancel)
         .map(|_| ())
         .map_err(|e| error_chain(&e))
-}
-
-/// The plan's fetch list, parsed.
-pub fn parse_fetch(
-    fetch: &[landfall_proto::v1::SubstituteFetch],
-) -> Result<Vec<(PathInfo, String)>, Status> {
-    fetch
-        .iter()
-        .map(|f| {
-            let w = f.info.as_ref().ok_or_else(|| {
-                Status::invalid_argument(format!(
-                    "{}: a fetch without path info",
-                    Reason::InvalidRequest
-                ))
-            })?;
-            let info = PathInfo::try_from(w).map_err(|e| {
-                Status::invalid_argument(format!("{}: {e}", Reason::InvalidRequest))
-            })?;
-            Ok((info, f.cache.clone()))
-        })
-        .collect()
 }

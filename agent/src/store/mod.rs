@@ -5,8 +5,10 @@
 //! caches into the same verifying unpacker. Plain Rust values in, typed
 //! errors out.
 //!
-//! The service uses [`StoreInstaller`]: `missing` → `add` per path
-//! (references first) → `commit` every so often → `finish(toplevel)`.
+//! PutClosure's stream is received by [`receive_closure`] (framing, commit
+//! batching, the system profile, syncfs, the cache fetches' events), which
+//! drives a [`StoreInstaller`]: `missing` → `add` per path (references
+//! first) → `commit` every so often → the system profile.
 //! Underneath: [`query_missing`], [`NarUnpacker::unpack`], [`NarUnpacker::sync`],
 //! [`NixDb::register`], [`install_system_profile`].
 
@@ -16,6 +18,7 @@ mod fsat;
 pub mod install;
 pub mod missing;
 pub mod profile;
+pub mod receive;
 pub mod space;
 pub mod substitute;
 pub mod unpack;
@@ -25,4 +28,5 @@ pub use db::{DbError, NixDb};
 pub use install::{AddPath, InstallError, PathAdder, StoreInstaller};
 pub use missing::{query_missing, query_missing_with};
 pub use profile::{install_system_profile, ProfileError};
+pub use receive::{receive_closure, ReceiveError};
 pub use unpack::{NarUnpacker, UnpackError, UnpackedPath};
