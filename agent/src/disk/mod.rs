@@ -28,9 +28,6 @@ pub mod signatures;
 pub mod table;
 pub mod wipe;
 
-/// Still imported from here by `service::{closure, substitute}`; the crate's
-/// own is [`crate::steps::error_chain`].
-pub use crate::steps::error_chain;
 pub use action::Action;
 pub use apply::{
     actions, apply, apply_with_keys, close_layout, mount_layout, mount_layout_with_keys,

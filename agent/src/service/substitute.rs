@@ -30,7 +30,7 @@ use tokio::runtime::Handle;
 use tonic::Status;
 
 use super::AgentService;
-use crate::disk::error_chain;
+use crate::steps::error_chain;
 use crate::jobs::Reason;
 use crate::store::receive::{Fetched, ReceiveError};
 use crate::store::substitute::{
