@@ -100,28 +100,15 @@ pub fn debian_kernel() -> Result<DebianKernel, FixtureError> {
 
 /// The statically linked busybox (Debian package `busybox-static`).
 pub fn busybox() -> Result<PathBuf, FixtureError> {
-    let path = PathBuf::from("/bin/busybox");
-    require_file(&path, "busybox-static")?;
-    let elf = std::fs::read(&path).map_err(io_err("read /bin/busybox"))?;
+    let missing = |what: &str| FixtureError::PackageFileMissing {
+        path: PathBuf::from(what),
+        package: "busybox-static",
+    };
+    let elf = std::fs::read("/bin/busybox").map_err(|_| missing("/bin/busybox"))?;
     if !is_static_elf(&elf) {
-        return Err(FixtureError::PackageFileMissing {
-            path: PathBuf::from("/bin/busybox (statically linked)"),
-            package: "busybox-static",
-        });
+        return Err(missing("/bin/busybox (statically linked)"));
     }
-    Ok(path)
-}
-
-/// Fails naming `package` when `path` is not a file.
-pub fn require_file(path: &Path, package: &'static str) -> Result<(), FixtureError> {
-    if path.is_file() {
-        Ok(())
-    } else {
-        Err(FixtureError::PackageFileMissing {
-            path: path.to_path_buf(),
-            package,
-        })
-    }
+    Ok(PathBuf::from("/bin/busybox"))
 }
 
 /// Whether an ELF image has no program interpreter (`PT_INTERP`), i.e. is static.

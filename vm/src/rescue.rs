@@ -44,6 +44,17 @@ pub const STATIC_ADDRESS_V6: &str = "fec0::15/64";
 pub const PLAIN_USER: &str = "rescue";
 
 const BUSYBOX: &str = "/bin/busybox";
+
+/// The first lines of a busybox `/init` (this rescue system's, and the test
+/// harness's small images'): busybox's applets installed as links, the
+/// kernel's filesystems mounted.
+pub const BUSYBOX_INIT_START: &str = "#!/bin/busybox sh\n\
+     /bin/busybox mkdir -p /proc /sys /dev /tmp /run /sbin /usr/bin /usr/sbin\n\
+     /bin/busybox --install -s\n\
+     export PATH=/sbin:/bin:/usr/sbin:/usr/bin\n\
+     mount -t proc proc /proc\n\
+     mount -t sysfs sysfs /sys\n\
+     mount -t devtmpfs devtmpfs /dev\n";
 const SSHD: &str = "/usr/sbin/sshd";
 const LOADER: &str = "/lib64/ld-linux-x86-64.so.2";
 
@@ -187,13 +198,7 @@ fn network_script(net: RescueNetwork) -> String {
 /// `/init` for the modules `modules` (file names under /lib/modules, in load order).
 pub fn init_script(modules: &[String], net: RescueNetwork) -> String {
     let mut s = format!(
-        "#!/bin/busybox sh\n\
-         /bin/busybox mkdir -p /proc /sys /dev /tmp /run /sbin /usr/bin /usr/sbin\n\
-         /bin/busybox --install -s\n\
-         export PATH=/sbin:/bin:/usr/sbin:/usr/bin\n\
-         mount -t proc proc /proc\n\
-         mount -t sysfs sysfs /sys\n\
-         mount -t devtmpfs devtmpfs /dev\n\
+        "{BUSYBOX_INIT_START}\
          mkdir -p /dev/pts && mount -t devpts devpts /dev/pts\n\
          mount -t tmpfs -o mode=755,size=200m tmpfs /run\n\
          mkdir -p /run/sshd /var/empty /var/log\n\
