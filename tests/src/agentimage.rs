@@ -17,6 +17,7 @@ use landfall_proto::tlsnames::{AGENT_CERT, AGENT_KEY, CA_CERT, IMAGE_TLS_DIR};
 
 use crate::bins::{agent_static_bin, landfall_ok};
 use crate::fixtures::DebianKernel;
+use crate::StartVm;
 
 fn cache_root() -> PathBuf {
     std::env::var_os("LANDFALL_TEST_DIR")

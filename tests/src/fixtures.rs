@@ -1,15 +1,14 @@
-//! Things tests need from the host: the fetched Debian kernel, OVMF, busybox,
-//! free TCP ports, sparse disk images.
+//! Things tests need from the host: the fetched Debian kernel, busybox,
+//! sparse disk images; and, from the VM library, OVMF, qemu and free TCP ports.
 //!
 //! A missing tool is an error naming the Debian package (or script) that
 //! provides it: a test without its tools fails loudly, it never passes unchecked.
 
-use std::collections::HashSet;
 use std::fs::OpenOptions;
 use std::io;
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+
+pub use landfall_vm::host::{find_in_path, free_port, ovmf, qemu_binary, OvmfFiles};
 
 /// Something a test needs is missing or unusable.
 #[derive(thiserror::Error)]
@@ -99,74 +98,17 @@ pub fn debian_kernel() -> Result<DebianKernel, FixtureError> {
     })
 }
 
-/// OVMF firmware files (Debian package `ovmf`).
-#[derive(Debug, Clone)]
-pub struct OvmfFiles {
-    /// Read-only code, `OVMF_CODE_4M.fd` (no Secure Boot keys enrolled).
-    pub code: PathBuf,
-    /// Template for the per-VM variable store, `OVMF_VARS_4M.fd`.
-    pub vars_template: PathBuf,
-}
-
-/// Finds OVMF; `$LANDFALL_OVMF_DIR` overrides `/usr/share/OVMF`.
-pub fn ovmf() -> Result<OvmfFiles, FixtureError> {
-    let dir = std::env::var_os("LANDFALL_OVMF_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/share/OVMF"));
-    let files = OvmfFiles {
-        code: dir.join("OVMF_CODE_4M.fd"),
-        vars_template: dir.join("OVMF_VARS_4M.fd"),
-    };
-    for path in [&files.code, &files.vars_template] {
-        require_file(path, "ovmf")?;
-    }
-    Ok(files)
-}
-
 /// The statically linked busybox (Debian package `busybox-static`).
 pub fn busybox() -> Result<PathBuf, FixtureError> {
-    let path = PathBuf::from("/bin/busybox");
-    require_file(&path, "busybox-static")?;
-    let elf = std::fs::read(&path).map_err(io_err("read /bin/busybox"))?;
+    let missing = |what: &str| FixtureError::PackageFileMissing {
+        path: PathBuf::from(what),
+        package: "busybox-static",
+    };
+    let elf = std::fs::read("/bin/busybox").map_err(|_| missing("/bin/busybox"))?;
     if !is_static_elf(&elf) {
-        return Err(FixtureError::PackageFileMissing {
-            path: PathBuf::from("/bin/busybox (statically linked)"),
-            package: "busybox-static",
-        });
+        return Err(missing("/bin/busybox (statically linked)"));
     }
-    Ok(path)
-}
-
-/// The qemu binary: `$LANDFALL_QEMU` or `qemu-system-x86_64` from `$PATH`.
-pub fn qemu_binary() -> Result<PathBuf, FixtureError> {
-    if let Some(q) = std::env::var_os("LANDFALL_QEMU") {
-        return Ok(PathBuf::from(q));
-    }
-    find_in_path("qemu-system-x86_64").ok_or(FixtureError::PackageFileMissing {
-        path: PathBuf::from("qemu-system-x86_64"),
-        package: "qemu-system-x86",
-    })
-}
-
-/// Finds `program` in `$PATH`.
-pub fn find_in_path(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(program))
-            .find(|p| p.is_file())
-    })
-}
-
-/// Fails naming `package` when `path` is not a file.
-pub fn require_file(path: &Path, package: &'static str) -> Result<(), FixtureError> {
-    if path.is_file() {
-        Ok(())
-    } else {
-        Err(FixtureError::PackageFileMissing {
-            path: path.to_path_buf(),
-            package,
-        })
-    }
+    Ok(PathBuf::from("/bin/busybox"))
 }
 
 /// Whether an ELF image has no program interpreter (`PT_INTERP`), i.e. is static.
@@ -189,32 +131,6 @@ pub fn is_static_elf(elf: &[u8]) -> bool {
         elf.get(at..at + 4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .is_some_and(|t| t != PT_INTERP)
-    })
-}
-
-/// Ports handed out by [`free_port`] in this process, never handed out twice.
-static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-
-/// A TCP port on 127.0.0.1 that is free now and not yet given to another test
-/// in this process (tests run in parallel threads; the kernel may otherwise
-/// offer the same ephemeral port twice).
-pub fn free_port() -> Result<u16, FixtureError> {
-    let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-    let handed = handed.get_or_insert_with(HashSet::new);
-    for _ in 0..64 {
-        let listener =
-            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io_err("bind 127.0.0.1:0"))?;
-        let port = listener
-            .local_addr()
-            .map_err(io_err("read the bound port"))?
-            .port();
-        if handed.insert(port) {
-            return Ok(port);
-        }
-    }
-    Err(FixtureError::Io {
-        step: "find a free port".into(),
-        source: io::Error::new(io::ErrorKind::AddrInUse, "no new free port in 64 tries"),
     })
 }
 
@@ -253,14 +169,6 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
-
-    #[test]
-    fn free_ports_are_distinct_and_bindable() {
-        let a = free_port().unwrap();
-        let b = free_port().unwrap();
-        assert_ne!(a, b);
-        TcpListener::bind((Ipv4Addr::LOCALHOST, a)).unwrap();
-    }
 
     #[test]
     fn sparse_images_take_no_space() {

@@ -177,15 +177,7 @@ impl BusyboxInitramfs {
 
     /// The text of `/init`.
     pub fn init_text(&self) -> String {
-        let mut init = String::from(
-            "#!/bin/busybox sh\n\
-             /bin/busybox mkdir -p /proc /sys /dev /tmp /run /sbin /usr/bin /usr/sbin\n\
-             /bin/busybox --install -s\n\
-             export PATH=/sbin:/bin:/usr/sbin:/usr/bin\n\
-             mount -t proc proc /proc\n\
-             mount -t sysfs sysfs /sys\n\
-             mount -t devtmpfs devtmpfs /dev\n",
-        );
+        let mut init = String::from(landfall_vm::rescue::BUSYBOX_INIT_START);
         init.push_str(&format!("echo '{INIT_STARTED}'\n"));
         for file in &self.modules {
             let name = module_file_name(file);

@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use landfall_tests::{debian_kernel, sparse_image, BusyboxInitramfs, Disk, Nic, TestDir, VmBuilder, KERNEL_APPEND};
+//! use landfall_tests::{debian_kernel, sparse_image, BusyboxInitramfs, Disk, Nic, StartVm, TestDir, VmBuilder, KERNEL_APPEND};
 //!
 //! let kernel = debian_kernel()?;                       // fails: "run scripts/fetch-kernel.sh"
 //! let dir = TestDir::new("demo")?;                     // kept (and printed) if the test fails
@@ -32,12 +32,12 @@
 //!
 //! # The API
 //!
-//! - [`VmBuilder`] (`vm.rs`): `new(name)`, `kernel(path, append)`, `initrd(path)`,
+//! - [`VmBuilder`] (the `landfall-vm` crate, re-exported as [`vm`]): `new(name)`, `kernel(path, append)`, `initrd(path)`,
 //!   `ovmf()` / `ovmf_with_vars(path)` (UEFI; combine with `kernel` for a UEFI
 //!   direct boot), `memory_mib`, `cpus`, `disk(Disk)`, `nic(Nic)`,
 //!   `allow_reboot()` (default is `-no-reboot`: a guest reboot, or a QMP
 //!   `system_reset`, ends qemu), `virtio_rng()`, `accel(Accel)`,
-//!   `without_qmp()`, `arg(raw)`; `start()` or `start_in(TestDir)`;
+//!   `without_qmp()`, `arg(raw)`; `start()` or `start_in(TestDir)` (trait [`StartVm`]);
 //!   `args(..)` renders the command line (pure). `start` returns once qemu
 //!   greets on QMP, so bad options and busy ports fail there, with qemu's stderr.
 //! - [`Vm`] (`running.rs`): `wait_for(pattern, timeout)`, `wait_for_any([..],
@@ -49,10 +49,10 @@
 //!   `accel()`, `pid()`. A VM's files are `<name>-console.log` (raw serial),
 //!   `<name>-qemu.stderr`, `<name>-qemu.cmdline` (re-runnable by hand) and
 //!   `<name>-OVMF_VARS.fd` in its folder.
-//! - [`Disk`] (`disk.rs`): `Disk::nvme(path)` (serial defaults to
+//! - [`Disk`] (`landfall_vm::disk`): `Disk::nvme(path)` (serial defaults to
 //!   `landfall-test-<index>`), `Disk::virtio_blk(path)`, `.serial(s)`,
 //!   `.logical_block_size(4096)`, `.read_only()`. Raw images only.
-//! - [`Nic`] (`net.rs`): `Nic::user()` (always `restrict=on`), `.model(NicModel::E1000)`,
+//! - [`Nic`] (`landfall_vm::net`): `Nic::user()` (always `restrict=on`), `.model(NicModel::E1000)`,
 //!   `.mac(..)`, `.forward(guest_port)` (free host port on 127.0.0.1),
 //!   `.forward_fixed(host, guest)`. The guest is 10.0.2.15/24, gateway 10.0.2.2.
 //!   A connect to a forwarded port succeeds even when nothing listens in the
@@ -119,19 +119,16 @@ macro_rules! debug_as_display {
     };
 }
 
-pub mod accel;
 pub mod agentimage;
 pub mod binary_cache;
 pub mod bins;
 pub mod console;
-pub mod disk;
 pub mod dns;
 mod escape;
 pub mod fixtures;
 pub mod initramfs;
 pub mod loopdev;
 pub mod modgraph;
-pub mod net;
 pub mod nixstore;
 pub mod office;
 pub mod process;
@@ -140,8 +137,11 @@ pub mod qmp;
 pub mod rescue;
 pub mod running;
 pub mod testdir;
-pub mod vm;
 pub mod wait;
+
+/// The VM description comes from the VM library that `landfall --vm` uses
+/// too: one qemu command line, one accelerator choice.
+pub use landfall_vm::{accel, builder as vm, disk, net};
 
 pub use accel::Accel;
 pub use console::{Console, Match, Pattern, WaitError};
@@ -157,7 +157,7 @@ pub use initramfs::{
 pub use net::{Nic, NicModel};
 pub use process::{SpawnError, Spawned};
 pub use qmp::{Qmp, QmpError};
-pub use running::{Vm, VmError};
+pub use running::{StartVm, Vm, VmError};
 pub use testdir::TestDir;
 pub use vm::{Firmware, KernelBoot, VmBuilder};
 pub use wait::{retry_until, wait_until};

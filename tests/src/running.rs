@@ -1,6 +1,6 @@
 //! A running test VM: the qemu process, its console, its QMP socket, its folder.
 //!
-//! [`VmBuilder::start`] gives a [`Vm`]. Dropping the `Vm` kills qemu (see
+//! [`StartVm::start`] gives a [`Vm`] for a [`VmBuilder`] of the VM library. Dropping the `Vm` kills qemu (see
 //! `process.rs`); its folder (console log, qemu's stderr, command line, OVMF
 //! variables) is removed unless the test failed. Every harness error produced
 //! by a `Vm` marks the folder to be kept and names it.
@@ -15,16 +15,15 @@ use std::fs;
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{ChildStdin, ExitStatus, Stdio};
 use std::time::Duration;
 
-use crate::accel::Accel;
+use landfall_vm::{Accel, HostError, Launch, VmBuilder, VmPaths};
+
 use crate::console::{Console, Match, Pattern, WaitError};
-use crate::fixtures::{self, FixtureError};
 use crate::process::{SpawnError, Spawned};
 use crate::qmp::{Qmp, QmpError};
 use crate::testdir::TestDir;
-use crate::vm::{Firmware, VmBuilder, VmPaths};
 
 /// How long `start` waits for qemu to greet on QMP.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -36,10 +35,10 @@ const PORT_RETRIES: usize = 3;
 pub enum VmError {
     /// A host file or tool is missing.
     #[error("Cannot prepare VM {name}")]
-    Fixture {
+    Host {
         name: String,
         #[source]
-        source: FixtureError,
+        source: HostError,
     },
     /// A file in the VM's folder could not be written.
     #[error("Cannot {step} for VM {name}")]
@@ -98,55 +97,45 @@ pub struct Vm {
     dir: TestDir,
 }
 
-impl VmBuilder {
+/// Starting a [`VmBuilder`] as a test VM (the builder is the VM library's;
+/// this is the harness's way to run it).
+pub trait StartVm {
     /// Starts the VM in a fresh [`TestDir`] named after the test and the VM.
-    pub fn start(self) -> Result<Vm, VmError> {
-        let dir = TestDir::new(&self.name).map_err(|source| VmError::Io {
-            name: self.name.clone(),
+    fn start(self) -> Result<Vm, VmError>;
+    /// Starts the VM in `dir` (e.g. the folder that already holds its disks).
+    fn start_in(self, dir: TestDir) -> Result<Vm, VmError>;
+}
+
+impl StartVm for VmBuilder {
+    fn start(self) -> Result<Vm, VmError> {
+        let dir = TestDir::new(self.name()).map_err(|source| VmError::Io {
+            name: self.name().to_owned(),
             step: "create the VM folder".into(),
             source,
         })?;
         self.start_in(dir)
     }
 
-    /// Starts the VM in `dir` (e.g. the folder that already holds its disks).
-    pub fn start_in(self, dir: TestDir) -> Result<Vm, VmError> {
-        let name = self.name.clone();
-        let fixture = |source| VmError::Fixture {
-            name: name.clone(),
-            source,
-        };
-        let io = |step: &str| {
-            let name = name.clone();
-            let step = step.to_owned();
-            move |source| VmError::Io { name, step, source }
-        };
-        let qemu = fixtures::qemu_binary().map_err(fixture)?;
-        let accel = self.accel.resolve();
-        let mut paths = VmPaths {
-            ovmf_vars: None,
-            ovmf_code: None,
-            qmp_socket: qmp_socket_name(),
-        };
-        if let Firmware::Ovmf { vars } = &self.firmware {
-            let ovmf = fixtures::ovmf().map_err(fixture)?;
-            let vars = vars
-                .clone()
-                .unwrap_or_else(|| dir.join(format!("{}-OVMF_VARS.fd", self.name)));
-            if !vars.exists() {
-                fs::copy(&ovmf.vars_template, &vars).map_err(io("copy the OVMF variables"))?;
-            }
-            paths.ovmf_code = Some(ovmf.code);
-            paths.ovmf_vars = Some(vars);
-        }
+    fn start_in(self, dir: TestDir) -> Result<Vm, VmError> {
+        let name = self.name().to_owned();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let ports = self.choose_ports().map_err(fixture)?;
-            match self.spawn(&qemu, accel, &paths, &ports, &dir) {
+            let launch = self.prepare(dir.path()).map_err(|source| VmError::Host {
+                name: name.clone(),
+                source,
+            });
+            let launch = match launch {
+                Ok(l) => l,
+                Err(e) => {
+                    dir.mark_failed();
+                    return Err(e);
+                }
+            };
+            match spawn(&self, &launch, &dir) {
                 Err(VmError::Start { stderr, .. })
                     if attempt < PORT_RETRIES
-                        && self.has_chosen_ports()
+                        && launch.chose_ports
                         && stderr.contains("Could not set up host forwarding rule") =>
                 {
                     continue
@@ -156,127 +145,93 @@ impl VmBuilder {
                     return Err(e);
                 }
                 Ok((process, console, stdin, qmp)) => {
-                    let forwards = self
-                        .nics
-                        .iter()
-                        .zip(&ports)
-                        .flat_map(|(nic, hosts)| {
-                            nic.forwards().iter().zip(hosts).map(|(f, h)| (f.guest, *h))
-                        })
-                        .collect();
                     return Ok(Vm {
                         process,
                         qmp,
                         console,
                         stdin,
-                        name: self.name,
-                        forwards,
-                        paths,
-                        accel,
+                        name,
+                        forwards: launch.forwards.iter().copied().collect(),
+                        paths: launch.paths,
+                        accel: launch.accel,
                         dir,
                     });
                 }
             }
         }
     }
+}
 
-    fn has_chosen_ports(&self) -> bool {
-        self.nics
-            .iter()
-            .any(|n| n.forwards().iter().any(|f| f.host.is_none()))
-    }
-
-    fn choose_ports(&self) -> Result<Vec<Vec<u16>>, FixtureError> {
-        self.nics
-            .iter()
-            .map(|nic| {
-                nic.forwards()
-                    .iter()
-                    .map(|f| f.host.map_or_else(fixtures::free_port, Ok))
-                    .collect()
-            })
-            .collect()
-    }
-
-    #[allow(clippy::type_complexity)]
-    fn spawn(
-        &self,
-        qemu: &Path,
-        accel: Accel,
-        paths: &VmPaths,
-        ports: &[Vec<u16>],
-        dir: &TestDir,
-    ) -> Result<(Spawned, Console, Option<ChildStdin>, Option<Qmp>), VmError> {
-        let io = |step: &str| {
-            let name = self.name.clone();
-            let step = step.to_owned();
-            move |source| VmError::Io { name, step, source }
-        };
-        let args = self.args(accel, paths, ports);
-        let cmdline = std::iter::once(qemu.to_string_lossy().into_owned())
-            .chain(args.iter().cloned())
-            .map(|a| shell_quote(&a))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let file = |what: &str| dir.join(format!("{}-{what}", self.name));
-        fs::write(file("qemu.cmdline"), cmdline + "\n").map_err(io("write qemu.cmdline"))?;
-        let stderr_path = file("qemu.stderr");
-        let stderr = fs::File::create(&stderr_path).map_err(io("create qemu.stderr"))?;
-        let mut cmd = Command::new(qemu);
-        cmd.args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(stderr);
-        let mut process = Spawned::spawn(
-            &self.name,
-            &mut cmd,
-            Some("install the Debian package qemu-system-x86"),
-        )
-        .map_err(|source| VmError::Spawn {
-            name: self.name.clone(),
-            source,
-        })?;
-        let stdin = process.take_stdin();
-        let stdout = process
-            .take_stdout()
-            .ok_or_else(|| io("capture the console")(io::ErrorKind::BrokenPipe.into()))?;
-        let mut console = Console::capture(&self.name, stdout, &file("console.log"))
-            .map_err(io("capture the console"))?;
-        console.set_stderr_log(&stderr_path);
-        console.set_failure_flag(dir.failure_flag());
-        let started_error = |process: &mut Spawned| {
-            let status = process
-                .wait_timeout(Duration::from_secs(2))
-                .ok()
-                .flatten()
-                .map_or_else(|| "still running".to_owned(), |s| s.to_string());
-            VmError::Start {
-                name: self.name.clone(),
-                status,
-                dir: dir.path().to_path_buf(),
-                stderr: fs::read_to_string(&stderr_path).unwrap_or_default(),
-            }
-        };
-        let qmp = if self.qmp {
-            let deadline = std::time::Instant::now() + START_TIMEOUT;
-            loop {
-                if !matches!(process.try_wait(), Ok(None)) {
-                    return Err(started_error(&mut process));
-                }
-                match Qmp::connect_abstract(&paths.qmp_socket, Duration::from_millis(100)) {
-                    Ok(q) => break Some(q),
-                    Err(_) if std::time::Instant::now() < deadline => continue,
-                    Err(_) => return Err(started_error(&mut process)),
-                }
-            }
-        } else {
-            None
-        };
-        if let Ok(Some(_)) = process.try_wait() {
-            return Err(started_error(&mut process));
+#[allow(clippy::type_complexity)]
+fn spawn(
+    builder: &VmBuilder,
+    launch: &Launch,
+    dir: &TestDir,
+) -> Result<(Spawned, Console, Option<ChildStdin>, Option<Qmp>), VmError> {
+    let name = builder.name();
+    let io = |step: &str| {
+        let name = name.to_owned();
+        let step = step.to_owned();
+        move |source| VmError::Io { name, step, source }
+    };
+    let file = |what: &str| dir.join(format!("{name}-{what}"));
+    fs::write(file("qemu.cmdline"), launch.command_line() + "\n")
+        .map_err(io("write qemu.cmdline"))?;
+    let stderr_path = file("qemu.stderr");
+    let stderr = fs::File::create(&stderr_path).map_err(io("create qemu.stderr"))?;
+    let mut cmd = launch.command();
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(stderr);
+    let mut process = Spawned::spawn(
+        name,
+        &mut cmd,
+        Some("install the Debian package qemu-system-x86"),
+    )
+    .map_err(|source| VmError::Spawn {
+        name: name.to_owned(),
+        source,
+    })?;
+    let stdin = process.take_stdin();
+    let stdout = process
+        .take_stdout()
+        .ok_or_else(|| io("capture the console")(io::ErrorKind::BrokenPipe.into()))?;
+    let mut console =
+        Console::capture(name, stdout, &file("console.log")).map_err(io("capture the console"))?;
+    console.set_stderr_log(&stderr_path);
+    console.set_failure_flag(dir.failure_flag());
+    let started_error = |process: &mut Spawned| {
+        let status = process
+            .wait_timeout(Duration::from_secs(2))
+            .ok()
+            .flatten()
+            .map_or_else(|| "still running".to_owned(), |s| s.to_string());
+        VmError::Start {
+            name: name.to_owned(),
+            status,
+            dir: dir.path().to_path_buf(),
+            stderr: fs::read_to_string(&stderr_path).unwrap_or_default(),
         }
-        Ok((process, console, stdin, qmp))
+    };
+    let qmp = if builder.has_qmp() {
+        let deadline = std::time::Instant::now() + START_TIMEOUT;
+        loop {
+            if !matches!(process.try_wait(), Ok(None)) {
+                return Err(started_error(&mut process));
+            }
+            match Qmp::connect_abstract(&launch.paths.qmp_socket, Duration::from_millis(100)) {
+                Ok(q) => break Some(q),
+                Err(_) if std::time::Instant::now() < deadline => continue,
+                Err(_) => return Err(started_error(&mut process)),
+            }
+        }
+    } else {
+        None
+    };
+    if let Ok(Some(_)) = process.try_wait() {
+        return Err(started_error(&mut process));
     }
+    Ok((process, console, stdin, qmp))
 }
 
 impl Vm {
@@ -467,40 +422,5 @@ impl Vm {
             dir: self.dir.path().to_path_buf(),
             source,
         }
-    }
-}
-
-/// A unique abstract-namespace name for a VM's QMP socket.
-fn qmp_socket_name() -> String {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    format!("landfall-qmp-{}-{n}", std::process::id())
-}
-
-/// Quotes `arg` for a POSIX shell when needed (for the saved command line).
-fn shell_quote(arg: &str) -> String {
-    let plain = !arg.is_empty()
-        && arg
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@+".contains(&b));
-    if plain {
-        arg.to_owned()
-    } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shell_quoting() {
-        assert_eq!(shell_quote("-m"), "-m");
-        assert_eq!(
-            shell_quote("console=ttyS0 panic=-1"),
-            "'console=ttyS0 panic=-1'"
-        );
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
 }

@@ -30,8 +30,8 @@ use tokio::runtime::Handle;
 use tonic::Status;
 
 use super::AgentService;
-use crate::steps::error_chain;
 use crate::jobs::Reason;
+use crate::steps::error_chain;
 use crate::store::receive::{Fetched, ReceiveError};
 use crate::store::substitute::{
     Cancel, HttpClient, SubstituteError, Substituter, TrustedKeys, Verified,

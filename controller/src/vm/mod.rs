@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::kernel::{self, KernelPaths};
-pub use qemu::Firmware;
-use qemu::{Accel, Boot, RunningVm, VmSpec};
+pub use landfall_vm::Firmware;
+use landfall_vm::{Accel, Disk, Nic, VmBuilder};
+use qemu::RunningVm;
 use rescue::Rescue;
 
 /// The agent's port inside the VM (what the agent listens on after the kexec).
@@ -57,13 +58,13 @@ pub struct VmOptions {
     #[arg(long = "vm-dir")]
     pub dir: Option<PathBuf>,
     /// qemu accelerator: auto (KVM when it really works here, else TCG), kvm or tcg.
-    #[arg(long, value_enum, default_value_t = Accel::Auto)]
+    #[arg(long, default_value_t = Accel::Auto)]
     pub accel: Accel,
     /// The VM's firmware: uefi (OVMF) or bios (SeaBIOS). The rescue system
     /// boots with it, and after `install --vm` the installed disk is booted
     /// with it too — a GRUB system on a hybrid layout (EF02 + ESP) boots
     /// under either.
-    #[arg(long, value_enum, default_value_t = Firmware::Uefi)]
+    #[arg(long, default_value_t = Firmware::Uefi)]
     pub firmware: Firmware,
 }
 
@@ -84,6 +85,34 @@ pub fn parse_size(s: &str) -> anyhow::Result<u64> {
         .with_context(|| format!("{s} is too large"))
 }
 
+/// The kernel command line of the rescue system. An emulated NVMe disk can
+/// stall past the driver's 30 s I/O timeout when qemu's writes wait on a busy
+/// host; the agent's image inherits this setting through the kexec, as it
+/// would a cloud image's. `no_timer_check`: under software emulation on a
+/// busy host the kernel's check that the 8254 timer reaches the IO-APIC can
+/// fail and panic ("IO-APIC + timer doesn't work!", seen after the kexec
+/// under SeaBIOS); virtual machines' kernels skip it.
+const RESCUE_APPEND: &str =
+    "console=ttyS0,115200 panic=-1 loglevel=4 nvme_core.io_timeout=600 no_timer_check";
+
+/// The machine both VMs run on (the rescue system, then the installed disk):
+/// q35 with 2 CPUs, `opts`' firmware (OVMF's variables kept in `dir`, so the
+/// installed system boots with what the install wrote) and accelerator, the
+/// NVMe disk, reboots allowed (a kexec must not end qemu), no QMP.
+fn machine(name: &str, memory_mib: u32, opts: &VmOptions, dir: &Path, disk: &Path) -> VmBuilder {
+    let vm = VmBuilder::new(name)
+        .memory_mib(memory_mib)
+        .cpus(2)
+        .accel(opts.accel)
+        .disk(Disk::nvme(disk).serial(DISK_SERIAL))
+        .allow_reboot()
+        .without_qmp();
+    match opts.firmware {
+        Firmware::Uefi => vm.ovmf_with_vars(dir.join("ovmf-vars.fd")),
+        Firmware::Bios => vm.firmware(Firmware::Bios),
+    }
+}
+
 /// The rescue VM, up and answering SSH.
 pub struct RescueVm {
     pub vm: RunningVm,
@@ -92,7 +121,8 @@ pub struct RescueVm {
     pub ssh_port: u16,
     pub agent_port: u16,
     pub known_hosts: PathBuf,
-    spec: VmSpec,
+    opts: VmOptions,
+    dir: PathBuf,
 }
 
 impl RescueVm {
@@ -112,7 +142,7 @@ impl RescueVm {
 
     /// The VM's memory in MiB.
     pub fn spec_memory(&self) -> u32 {
-        self.spec.memory_mib
+        self.opts.memory_mib
     }
 
     /// The `ssh` command a person types to log in.
@@ -143,42 +173,22 @@ pub fn start_rescue(
         .with_context(|| format!("Cannot create {}", disk.display()))?;
     f.set_len(size)
         .with_context(|| format!("Cannot size {}", disk.display()))?;
-    let ssh_port = qemu::free_port()?;
-    let mut agent_port = qemu::free_port()?;
-    while agent_port == ssh_port {
-        agent_port = qemu::free_port()?;
-    }
-    let spec = VmSpec {
-        name: "rescue".into(),
-        dir: dir.to_path_buf(),
-        disk: disk.clone(),
-        disk_serial: DISK_SERIAL.into(),
-        memory_mib: opts.memory_mib,
-        boot: Boot::Kernel {
-            kernel: kernel.image.clone(),
-            initrd: rescue.initrd.clone(),
-            // An emulated NVMe disk can stall past the driver's 30 s I/O timeout
-            // when qemu's writes wait on a busy host; the agent's image inherits
-            // this setting through the kexec, as it would a cloud image's.
-            // `no_timer_check`: under software emulation on a busy host the
-            // kernel's check that the 8254 timer reaches the IO-APIC can
-            // fail and panic ("IO-APIC + timer doesn't work!", seen after
-            // the kexec under SeaBIOS); virtual machines' kernels skip it.
-            append:
-                "console=ttyS0,115200 panic=-1 loglevel=4 nvme_core.io_timeout=600 no_timer_check"
-                    .into(),
-        },
-        forwards: vec![(22, ssh_port), (AGENT_PORT, agent_port)],
-        accel: opts.accel,
-        firmware: opts.firmware,
-        console_input: false,
-    };
     let started = Instant::now();
-    let mut vm = RunningVm::start(&spec)?;
+    let vm = machine("rescue", opts.memory_mib, opts, dir, &disk)
+        .kernel(&kernel.image, RESCUE_APPEND)
+        .initrd(&rescue.initrd)
+        .nic(Nic::user().forward(22).forward(AGENT_PORT));
+    let mut vm = RunningVm::start(vm, dir, false)?;
+    let port = |guest| {
+        vm.launch
+            .host_port(guest)
+            .context("the rescue VM has no forwarded port")
+    };
+    let (ssh_port, agent_port) = (port(22)?, port(AGENT_PORT)?);
     eprintln!(
         "Started the rescue VM (qemu pid {}, {}, {} MiB, {} disk); console: {}",
         vm.pid,
-        opts.firmware,
+        opts.firmware.describe(),
         opts.memory_mib,
         crate::render::human_bytes(size),
         vm.console.display()
@@ -189,12 +199,7 @@ pub fn start_rescue(
         Duration::from_secs(300),
     )
     .context("The rescue VM did not come up")?;
-    let known_hosts = dir.join("known_hosts");
-    std::fs::write(
-        &known_hosts,
-        format!("{}\n", rescue.known_hosts_line(ssh_port)),
-    )
-    .with_context(|| format!("Cannot write {}", known_hosts.display()))?;
+    let known_hosts = rescue.write_known_hosts(ssh_port)?;
     eprintln!(
         "The rescue VM answers SSH on 127.0.0.1:{ssh_port} after {:.1} s",
         started.elapsed().as_secs_f64()
@@ -206,7 +211,8 @@ pub fn start_rescue(
         ssh_port,
         agent_port,
         known_hosts,
-        spec,
+        opts: opts.clone(),
+        dir: dir.to_path_buf(),
     })
 }
 
@@ -221,18 +227,23 @@ pub fn boot_installed(
     let _ =
         r.vm.wait_for(&["reboot: Restarting system"], &[], Duration::from_secs(60));
     r.vm.kill();
-    let spec = VmSpec {
-        name: "installed".into(),
-        boot: Boot::Disk,
-        // 512 MiB: the installed system is a normal NixOS, not the 256 MiB-lean agent.
-        memory_mib: r.spec.memory_mib.max(512),
-        console_input: !passphrases.is_empty(),
-        ..r.spec.clone()
-    };
-    let mut vm = RunningVm::start(&spec)?;
+    // 512 MiB: the installed system is a normal NixOS, not the 256 MiB-lean agent.
+    let vm = machine(
+        "installed",
+        r.opts.memory_mib.max(512),
+        &r.opts,
+        &r.dir,
+        &r.disk,
+    )
+    .nic(
+        Nic::user()
+            .forward_fixed(r.ssh_port, 22)
+            .forward_fixed(r.agent_port, AGENT_PORT),
+    );
+    let mut vm = RunningVm::start(vm, &r.dir, !passphrases.is_empty())?;
     eprintln!(
         "Booting the installed disk with {} firmware (qemu pid {}); console: {}",
-        spec.firmware,
+        r.opts.firmware.describe(),
         vm.pid,
         vm.console.display()
     );
@@ -317,6 +328,55 @@ pub async fn run_vm(c: VmCli) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn opts(firmware: Firmware) -> VmOptions {
+        VmOptions {
+            memory_mib: 256,
+            disk_size: "4G".into(),
+            dir: None,
+            accel: Accel::Tcg,
+            firmware,
+        }
+    }
+
+    #[test]
+    fn rescue_and_installed_machines() {
+        let paths = landfall_vm::VmPaths {
+            ovmf_vars: Some("/d/ovmf-vars.fd".into()),
+            ovmf_code: Some("/c.fd".into()),
+            qmp_socket: "unused".into(),
+        };
+        let dir = Path::new("/d");
+        let disk = Path::new("/d/disk,1.img");
+        let vm = machine("rescue", 256, &opts(Firmware::Uefi), dir, disk)
+            .kernel("/k", RESCUE_APPEND)
+            .initrd("/i")
+            .nic(Nic::user().forward(22).forward(AGENT_PORT));
+        let a = vm.args(Accel::Tcg, &paths, &[vec![2222, 7444]]).join(" ");
+        assert!(a.contains("-m 256 -smp 2"), "{a}");
+        assert!(a.contains("file=/d/disk,,1.img,if=none"), "{a}");
+        assert!(a.contains("nvme,drive=disk0,serial=landfall-vm-0"), "{a}");
+        assert!(
+            a.contains(
+                "restrict=on,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=tcp:127.0.0.1:7444-:7443"
+            ),
+            "{a}"
+        );
+        assert!(
+            a.contains("-kernel /k -initrd /i -append console=ttyS0,115200"),
+            "{a}"
+        );
+        assert!(
+            a.contains("if=pflash,format=raw,unit=1,file=/d/ovmf-vars.fd"),
+            "{a}"
+        );
+        // A kexec must not end qemu; nothing listens on QMP.
+        assert!(!a.contains("-no-reboot") && !a.contains("-qmp"), "{a}");
+        let vm = machine("installed", 512, &opts(Firmware::Bios), dir, disk);
+        let a = vm.args(Accel::Tcg, &paths, &[]).join(" ");
+        assert!(!a.contains("pflash") && !a.contains("-kernel"), "{a}");
+        assert_eq!(vm.firmware_kind(), Firmware::Bios);
+    }
 
     #[test]
     fn sizes() {

@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use landfall_tests::bins::{agent_static_bin, landfall, landfall_ok};
+use landfall_tests::StartVm;
 use landfall_tests::{
     debian_kernel, sparse_image, Disk, Nic, TestDir, VmBuilder, NVME_TIMEOUT_APPEND,
 };

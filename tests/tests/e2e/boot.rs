@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use fixture::{build_office_fixture, FixtureOptions, DEBIAN_SYSTEMD_BOOT_EFI};
 use landfall_tests::agentimage::{start_agent_vm, AgentVm, AgentVmSpec};
 use landfall_tests::bins::{landfall, landfall_ok};
+use landfall_tests::StartVm;
 use landfall_tests::{Disk, TestDir, VmBuilder};
 
 fn seed_layout() -> String {

@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 // The modules the agent's `load_for_device_mapper` asks for; landfall-image's
 // DEFAULT_MODULES is built from the same list.
 use landfall_formats::kmod::DEVICE_MAPPER_MODULES as DM_MODULES;
+use landfall_tests::StartVm;
 
 const SECTOR: u64 = 512;
 /// The linear test's region on the data disk: sectors [2048, 2048 + 4096).

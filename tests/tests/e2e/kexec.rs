@@ -14,6 +14,7 @@ use std::time::Duration;
 use landfall_tests::agentimage::cached_image;
 use landfall_tests::bins::{agent_static_bin, landfall_ok};
 use landfall_tests::rescue::{RescueImage, RescueNetwork, AGENT_PORT, SSHD_READY};
+use landfall_tests::StartVm;
 use landfall_tests::{debian_kernel, sparse_image, TestDir};
 
 fn ssh(image: &RescueImage, user: &str, port: u16, known_hosts: &Path, cmd: &str) -> Output {

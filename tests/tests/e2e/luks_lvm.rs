@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use landfall_image::modules::{modules_dep, select_modules, ModuleIndex};
 use landfall_tests::bins::agent_static_bin;
+use landfall_tests::StartVm;
 use landfall_tests::{
     debian_kernel, sparse_image, BusyboxInitramfs, DebianKernel, Disk, TestDir, VmBuilder,
     INIT_DONE, KERNEL_APPEND,

@@ -17,6 +17,7 @@ use std::time::Duration;
 use landfall_tests::agentimage::{assert_installed_disk_boots, cached_image};
 use landfall_tests::bins::{agent_static_bin, landfall_bin};
 use landfall_tests::rescue::{RescueImage, RescueNetwork, AGENT_PORT, SSHD_READY};
+use landfall_tests::StartVm;
 use landfall_tests::{debian_kernel, sparse_image, TestDir};
 
 use landfall_tests::nixstore::TEST_NIX_CONFIG as NIX_CONFIG;

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use landfall_tests::bins::{agent_static_bin, landfall_bin};
 use landfall_tests::fixtures::git;
 use landfall_tests::loopdev::{partition_range, Loop};
+use landfall_tests::StartVm;
 use landfall_tests::TestDir;
 
 fn vm_install_output(dir: &std::path::Path, flake: &str, extra: &[&str]) -> (bool, String) {

@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use landfall_tests::StartVm;
 use landfall_tests::{
     debian_kernel, retry_until, BusyboxInitramfs, Nic, NicModel, VmBuilder, KERNEL_APPEND,
     STATIC_NET_SCRIPT,

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use landfall_tests::StartVm;
 use landfall_tests::{debian_kernel, BusyboxInitramfs, TestDir, VmBuilder, KERNEL_APPEND};
 
 #[test]

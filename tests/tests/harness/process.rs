@@ -5,6 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use landfall_tests::process::{pid_exists, registered_pids};
+use landfall_tests::StartVm;
 use landfall_tests::{wait_until, Spawned, VmBuilder};
 
 fn sleeper() -> Spawned {

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use landfall_tests::StartVm;
 use landfall_tests::{
     debian_kernel, sparse_image, BusyboxInitramfs, Disk, Pattern, TestDir, VmBuilder, INIT_STARTED,
     KERNEL_APPEND,

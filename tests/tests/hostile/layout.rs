@@ -16,6 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use hostile_common::{build_image, certs_init, landfall};
+use landfall_tests::StartVm;
 use landfall_tests::{
     debian_kernel, sparse_image, Disk, Nic, TestDir, VmBuilder, NVME_TIMEOUT_APPEND,
 };

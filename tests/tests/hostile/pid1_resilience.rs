@@ -27,6 +27,7 @@ use landfall_proto::v1::{
     BootloaderPolicy, BootloaderRequest, ClosureBegin, ClosureChunk, ClosureEnd, PathEnd,
     StatusRequest, StorePathInfo,
 };
+use landfall_tests::StartVm;
 use landfall_tests::{debian_kernel, sparse_image, Disk, Nic, TestDir, VmBuilder};
 
 const BUSYBOX: &str = "/nix/store/0c0hdamn0mybx3k2fy7gb6ks1wvr0f5r-busybox";

@@ -9,13 +9,13 @@
 //! The answer is computed once per process. `LANDFALL_ACCEL=kvm|tcg` overrides it.
 
 use std::fs;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::console::Console;
-use crate::fixtures;
-use crate::process::Spawned;
+use crate::disk::escape_option;
+use crate::host;
 
 /// How long the KVM probe waits for OVMF (real KVM needs about a second).
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -52,7 +52,32 @@ impl Accel {
     }
 }
 
-/// The accelerator to use in this process: `LANDFALL_ACCEL`, else the probe.
+/// `auto`, `kvm`, `tcg`: what `--accel` takes.
+impl std::fmt::Display for Accel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Accel::Auto => "auto",
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        })
+    }
+}
+
+impl std::str::FromStr for Accel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Accel, String> {
+        match s {
+            "auto" => Ok(Accel::Auto),
+            "kvm" => Ok(Accel::Kvm),
+            "tcg" => Ok(Accel::Tcg),
+            other => Err(format!("unknown accelerator {other:?} (auto, kvm or tcg)")),
+        }
+    }
+}
+
+/// The accelerator to use in this process: `LANDFALL_ACCEL`, else the probe
+/// (its verdict is printed once on stderr).
 pub fn detected() -> Accel {
     static DETECTED: OnceLock<Accel> = OnceLock::new();
     *DETECTED.get_or_init(|| match std::env::var("LANDFALL_ACCEL").as_deref() {
@@ -60,11 +85,11 @@ pub fn detected() -> Accel {
         Ok("tcg") => Accel::Tcg,
         _ => match probe_kvm() {
             Ok(took) => {
-                eprintln!("landfall-tests: KVM works (OVMF reached its boot manager in {took:?})");
+                eprintln!("landfall-vm: KVM works (OVMF reached its boot manager in {took:?})");
                 Accel::Kvm
             }
             Err(why) => {
-                eprintln!("landfall-tests: using TCG: {why}");
+                eprintln!("landfall-vm: using TCG: {why}");
                 Accel::Tcg
             }
         },
@@ -78,57 +103,64 @@ pub fn probe_kvm() -> Result<Duration, String> {
         .write(true)
         .open("/dev/kvm")
         .map_err(|e| format!("/dev/kvm is not usable ({e})"))?;
-    let qemu = fixtures::qemu_binary().map_err(|e| e.to_string())?;
-    let ovmf = fixtures::ovmf().map_err(|e| e.to_string())?;
-    let dir = tempfile::tempdir().map_err(|e| format!("no temp dir for the KVM probe ({e})"))?;
-    let vars = dir.path().join("vars.fd");
+    let qemu = host::qemu_binary().map_err(|e| e.to_string())?;
+    let ovmf = host::ovmf().map_err(|e| e.to_string())?;
+    let dir = std::env::temp_dir().join(format!("landfall-kvm-probe-{}", std::process::id()));
+    fs::create_dir_all(&dir).map_err(|e| format!("no folder for the KVM probe ({e})"))?;
+    let verdict = probe_in(&qemu, &ovmf, &dir);
+    let _ = fs::remove_dir_all(&dir);
+    verdict
+}
+
+fn probe_in(qemu: &Path, ovmf: &host::OvmfFiles, dir: &Path) -> Result<Duration, String> {
+    let vars = dir.join("vars.fd");
     fs::copy(&ovmf.vars_template, &vars).map_err(|e| format!("cannot copy OVMF vars ({e})"))?;
-    let stderr_path = dir.path().join("stderr");
+    let console = dir.join("console");
+    let stderr_path = dir.join("stderr");
     let stderr = fs::File::create(&stderr_path).map_err(|e| e.to_string())?;
-    let mut cmd = Command::new(qemu);
-    cmd.args([
-        "-accel", "kvm", "-cpu", "host", "-machine", "q35", "-m", "128",
-    ])
-    .args([
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-no-reboot",
-    ])
-    .args(["-serial", "stdio"])
-    .arg("-drive")
-    .arg(format!(
-        "if=pflash,format=raw,unit=0,readonly=on,file={}",
-        crate::disk::escape_option(&ovmf.code.to_string_lossy())
-    ))
-    .arg("-drive")
-    .arg(format!(
-        "if=pflash,format=raw,unit=1,file={}",
-        crate::disk::escape_option(&vars.to_string_lossy())
-    ))
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(stderr);
+    let mut child = Command::new(qemu)
+        .args([
+            "-accel", "kvm", "-cpu", "host", "-machine", "q35", "-m", "128",
+        ])
+        .args([
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+        ])
+        .arg("-chardev")
+        .arg(format!(
+            "file,id=con,path={}",
+            escape_option(&console.to_string_lossy())
+        ))
+        .args(["-serial", "chardev:con"])
+        .arg("-drive")
+        .arg(format!(
+            "if=pflash,format=raw,unit=0,readonly=on,file={}",
+            escape_option(&ovmf.code.to_string_lossy())
+        ))
+        .arg("-drive")
+        .arg(format!(
+            "if=pflash,format=raw,unit=1,file={}",
+            escape_option(&vars.to_string_lossy())
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .map_err(|e| format!("cannot start {} ({e})", qemu.display()))?;
     let started = Instant::now();
-    let mut qemu = Spawned::spawn("kvm-probe", &mut cmd, None).map_err(|e| e.to_string())?;
-    let stdout = qemu
-        .take_stdout()
-        .ok_or("no stdout pipe for the KVM probe")?;
-    let mut console = Console::capture("kvm-probe", stdout, &dir.path().join("console"))
-        .map_err(|e| e.to_string())?;
     let verdict = loop {
-        if console
-            .wait_for("BdsDxe", Duration::from_millis(200))
-            .is_ok()
-        {
+        let text = fs::read(&console).unwrap_or_default();
+        if text.windows(6).any(|w| w == b"BdsDxe") {
             break Ok(started.elapsed());
         }
         let complaint = fs::read_to_string(&stderr_path).unwrap_or_default();
         if complaint.contains("KVM internal error") || complaint.contains("emulation failure") {
             break Err("KVM probe: KVM internal error (nested KVM does not work here)".to_owned());
         }
-        if console.is_closed() {
+        if !matches!(child.try_wait(), Ok(None)) {
             let last = complaint.lines().last().unwrap_or("").to_owned();
             break Err(format!("KVM probe: qemu -accel kvm exited early: {last}"));
         }
@@ -137,7 +169,31 @@ pub fn probe_kvm() -> Result<Duration, String> {
                 "KVM probe: OVMF printed nothing under KVM in {PROBE_TIMEOUT:?}"
             ));
         }
+        std::thread::sleep(Duration::from_millis(200));
     };
-    qemu.kill();
+    let _ = child.kill();
+    let _ = child.wait();
     verdict
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for a in [Accel::Auto, Accel::Kvm, Accel::Tcg] {
+            assert_eq!(a.to_string().parse::<Accel>(), Ok(a));
+        }
+        assert_eq!(
+            "hvf".parse::<Accel>(),
+            Err("unknown accelerator \"hvf\" (auto, kvm or tcg)".to_owned())
+        );
+    }
+
+    #[test]
+    fn resolved_arguments() {
+        assert_eq!(Accel::Kvm.args(), ["-accel", "kvm", "-cpu", "host"]);
+        assert_eq!(Accel::Tcg.args(), ["-accel", "tcg", "-cpu", "max"]);
+    }
 }

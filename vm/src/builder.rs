@@ -1,14 +1,16 @@
-//! Describing a test VM ([`VmBuilder`]) and rendering its qemu command line.
+//! Describing a VM ([`VmBuilder`]) and rendering its qemu command line.
 //!
 //! The builder is plain data; [`VmBuilder::args`] is a pure function of it (and
-//! of the resolved accelerator, folder and host ports), so the command line is
-//! unit-tested without starting qemu. [`VmBuilder::start`] lives in
-//! `running.rs` with the [`crate::Vm`] handle it returns.
+//! of the resolved accelerator, firmware files and host ports), so the command
+//! line is unit-tested without starting qemu. [`VmBuilder::prepare`]
+//! (`launch.rs`) resolves those for a folder; starting and watching qemu is the
+//! caller's (the test harness's `Vm`, the controller's `RunningVm`).
 //!
-//! Fixed choices: `-machine q35`, `-nodefaults` (nothing attached that the test
-//! did not ask for), `-display none`, the first serial port on qemu's stdio
-//! (captured by the harness), user-mode networking with `restrict=on`, and a
-//! QMP socket (abstract namespace) unless turned off.
+//! Fixed choices: `-machine q35`, `-nodefaults` (nothing attached that the
+//! caller did not ask for), `-display none`, the first serial port on qemu's
+//! stdio unless sent to a file ([`VmBuilder::serial_to_file`]), user-mode
+//! networking with `restrict=on`, and a QMP socket (abstract namespace) unless
+//! turned off.
 
 use std::path::{Path, PathBuf};
 
@@ -16,17 +18,63 @@ use crate::accel::Accel;
 use crate::disk::{escape_option, Disk};
 use crate::net::Nic;
 
-/// Which firmware the VM starts.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Which firmware the VM starts (`--firmware bios|uefi`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Firmware {
-    /// qemu's default BIOS (SeaBIOS).
+    /// qemu's default BIOS, SeaBIOS: boots a disk's MBR boot code (GRUB's
+    /// i386-pc core image in a BIOS boot partition).
     #[default]
     Bios,
-    /// UEFI: OVMF code read-only, plus a writable variable store. `vars: None`
-    /// copies the template into the VM's folder; `Some(path)` uses that file
-    /// (copying the template there first if it does not exist), so a second VM
-    /// can boot with the boot entries the first one wrote.
-    Ovmf { vars: Option<PathBuf> },
+    /// UEFI: OVMF code read-only, plus a writable variable store (see
+    /// [`VmBuilder::ovmf`] and [`VmBuilder::ovmf_with_vars`]); boots the ESP's
+    /// `EFI/BOOT/BOOTX64.EFI`.
+    Uefi,
+}
+
+impl Firmware {
+    /// For people: "BIOS (SeaBIOS)", "UEFI (OVMF)".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Firmware::Bios => "BIOS (SeaBIOS)",
+            Firmware::Uefi => "UEFI (OVMF)",
+        }
+    }
+}
+
+/// `bios`, `uefi`: what `--firmware` takes.
+impl std::fmt::Display for Firmware {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Firmware::Bios => "bios",
+            Firmware::Uefi => "uefi",
+        })
+    }
+}
+
+impl std::str::FromStr for Firmware {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Firmware, String> {
+        match s {
+            "bios" => Ok(Firmware::Bios),
+            "uefi" => Ok(Firmware::Uefi),
+            other => Err(format!("unknown firmware {other:?} (bios or uefi)")),
+        }
+    }
+}
+
+/// Where the first serial port (the console) goes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Serial {
+    /// qemu's stdin and stdout (the harness captures them).
+    #[default]
+    Stdio,
+    /// Appended to a file.
+    File(PathBuf),
+    /// qemu's pipe backend: it writes `<path>.out` and reads `<path>.in`
+    /// (the caller makes them, e.g. a FIFO and a link to a log), so the
+    /// console takes input while its output goes to a file.
+    Pipe(PathBuf),
 }
 
 /// A direct kernel boot (`-kernel`, `-initrd`, `-append`).
@@ -46,6 +94,8 @@ pub struct VmBuilder {
     pub(crate) name: String,
     pub(crate) kernel: Option<KernelBoot>,
     pub(crate) firmware: Firmware,
+    pub(crate) ovmf_vars: Option<PathBuf>,
+    pub(crate) serial: Serial,
     pub(crate) memory_mib: u32,
     pub(crate) cpus: u32,
     pub(crate) disks: Vec<Disk>,
@@ -77,6 +127,8 @@ impl VmBuilder {
             name: name.to_owned(),
             kernel: None,
             firmware: Firmware::Bios,
+            ovmf_vars: None,
+            serial: Serial::Stdio,
             memory_mib: 256,
             cpus: 1,
             disks: Vec::new(),
@@ -108,17 +160,38 @@ impl VmBuilder {
         self
     }
 
-    /// UEFI with a fresh variable store in the VM's folder.
+    /// UEFI with a fresh variable store in the VM's folder
+    /// (`<name>-OVMF_VARS.fd`, copied from the template if it does not exist).
     pub fn ovmf(mut self) -> VmBuilder {
-        self.firmware = Firmware::Ovmf { vars: None };
+        self.firmware = Firmware::Uefi;
         self
     }
 
-    /// UEFI with the variable store at `vars` (kept across VMs).
+    /// UEFI with the variable store at `vars` (the template is copied there
+    /// first if it does not exist), so a second VM can boot with the boot
+    /// entries the first one wrote.
     pub fn ovmf_with_vars(mut self, vars: impl Into<PathBuf>) -> VmBuilder {
-        self.firmware = Firmware::Ovmf {
-            vars: Some(vars.into()),
-        };
+        self.firmware = Firmware::Uefi;
+        self.ovmf_vars = Some(vars.into());
+        self
+    }
+
+    /// The firmware (default BIOS); for UEFI the variable store is as with
+    /// [`VmBuilder::ovmf`] unless [`VmBuilder::ovmf_with_vars`] named one.
+    pub fn firmware(mut self, firmware: Firmware) -> VmBuilder {
+        self.firmware = firmware;
+        self
+    }
+
+    /// Sends the console to the file `path` instead of qemu's stdout.
+    pub fn serial_to_file(mut self, path: impl Into<PathBuf>) -> VmBuilder {
+        self.serial = Serial::File(path.into());
+        self
+    }
+
+    /// Sends the console through qemu's pipe backend at `path` (see [`Serial::Pipe`]).
+    pub fn serial_pipe(mut self, path: impl Into<PathBuf>) -> VmBuilder {
+        self.serial = Serial::Pipe(path.into());
         self
     }
 
@@ -185,6 +258,26 @@ impl VmBuilder {
         &self.name
     }
 
+    /// The VM's firmware.
+    pub fn firmware_kind(&self) -> Firmware {
+        self.firmware
+    }
+
+    /// The VM's memory in MiB.
+    pub fn memory(&self) -> u32 {
+        self.memory_mib
+    }
+
+    /// Whether qemu will open a QMP socket.
+    pub fn has_qmp(&self) -> bool {
+        self.qmp
+    }
+
+    /// The network cards.
+    pub fn nics(&self) -> &[Nic] {
+        &self.nics
+    }
+
     /// The qemu arguments (without the program name).
     ///
     /// `accel` must be resolved (`Kvm` or `Tcg`); `host_ports` has one entry per
@@ -200,12 +293,26 @@ impl VmBuilder {
             &self.cpus.to_string(),
         ]);
         push(&["-nodefaults", "-no-user-config", "-display", "none"]);
-        push(&["-serial", "stdio"]);
+        match &self.serial {
+            Serial::Stdio => push(&["-serial", "stdio"]),
+            Serial::File(p) => push(&[
+                "-chardev",
+                &format!("file,id=con,path={}", escape_path(p)),
+                "-serial",
+                "chardev:con",
+            ]),
+            Serial::Pipe(p) => push(&[
+                "-chardev",
+                &format!("pipe,id=con,path={}", escape_path(p)),
+                "-serial",
+                "chardev:con",
+            ]),
+        }
         if self.no_reboot {
             push(&["-no-reboot"]);
         }
         a.extend(accel.args());
-        if let (Firmware::Ovmf { .. }, Some(code), Some(vars)) =
+        if let (Firmware::Uefi, Some(code), Some(vars)) =
             (&self.firmware, &paths.ovmf_code, &paths.ovmf_vars)
         {
             a.push("-drive".into());
@@ -323,6 +430,32 @@ mod tests {
             "-drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
              -drive if=pflash,format=raw,unit=1,file=/d/vars.fd"
         ));
+    }
+
+    #[test]
+    fn console_to_a_file_or_a_pipe() {
+        let s = joined(&VmBuilder::new("t").serial_to_file("/d/a,b.log"), &[]);
+        assert!(
+            s.contains("-chardev file,id=con,path=/d/a,,b.log -serial chardev:con")
+                && !s.contains("stdio"),
+            "{s}"
+        );
+        let s = joined(&VmBuilder::new("t").serial_pipe("/d/con"), &[]);
+        assert!(
+            s.contains("-chardev pipe,id=con,path=/d/con -serial chardev:con"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn firmware_names_round_trip() {
+        for f in [Firmware::Bios, Firmware::Uefi] {
+            assert_eq!(f.to_string().parse::<Firmware>(), Ok(f));
+        }
+        assert!("coreboot".parse::<Firmware>().is_err());
+        // BIOS: qemu's default firmware, no flash drives even with OVMF found.
+        let s = joined(&VmBuilder::new("t").firmware(Firmware::Bios), &[]);
+        assert!(!s.contains("pflash"), "{s}");
     }
 
     #[test]
