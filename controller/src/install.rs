@@ -145,7 +145,7 @@ pub struct InstallCli {
     #[arg(long, conflicts_with_all = ["target", "agent"])]
     pub vm: bool,
     #[command(flatten)]
-    pub vm_options: crate::vm::VmOptions,
+    pub vm_options: crate::vm_options::VmOptions,
     /// With --vm: leave the installed VM running at the end (its pid is printed).
     #[arg(long, requires = "vm")]
     pub keep_vm: bool,

@@ -31,6 +31,7 @@ mod ssh;
 mod state;
 mod substitute;
 mod vm;
+mod vm_options;
 
 use std::path::PathBuf;
 use std::time::Duration;

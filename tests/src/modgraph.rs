@@ -360,4 +360,17 @@ mod tests {
             ]
         );
     }
+
+    /// The check itself: the controller's and the agent's modules form no cycle.
+    #[test]
+    fn the_controller_and_the_agent_have_no_import_cycles() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut found = Vec::new();
+        for krate in ["controller/src", "agent/src"] {
+            for c in crate_cycles(&root.join(krate)).unwrap() {
+                found.push(format!("{krate}: {c}"));
+            }
+        }
+        assert!(found.is_empty(), "import cycles:\n{}", found.join("\n"));
+    }
 }

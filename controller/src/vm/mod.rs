@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::kernel::{self, KernelPaths};
+pub use crate::vm_options::VmOptions;
 pub use landfall_vm::Firmware;
-use landfall_vm::{Accel, Disk, Nic, VmBuilder};
+use landfall_vm::{Disk, Nic, VmBuilder};
 use qemu::RunningVm;
 use rescue::Rescue;
 
@@ -44,29 +45,6 @@ const FAILED: &[&str] = &[
     "LANDFALL-STAGE1: FAILED",
     "An error occurred in stage 1",
 ];
-
-/// The VM's settings (shared by `landfall vm` and `landfall install --vm`).
-#[derive(clap::Args, Clone, Debug)]
-pub struct VmOptions {
-    /// The VM's memory in MiB (nixos-anywhere needs 1.5 GB; landfall is happy with 256).
-    #[arg(long = "vm-memory", default_value_t = 256)]
-    pub memory_mib: u32,
-    /// Size of the VM's NVMe disk (a sparse file), e.g. 4G or 10240M.
-    #[arg(long = "vm-disk-size", default_value = "4G")]
-    pub disk_size: String,
-    /// Folder for the VM's files (disk, console log, keys); default: the state folder's `vm`.
-    #[arg(long = "vm-dir")]
-    pub dir: Option<PathBuf>,
-    /// qemu accelerator: auto (KVM when it really works here, else TCG), kvm or tcg.
-    #[arg(long, default_value_t = Accel::Auto)]
-    pub accel: Accel,
-    /// The VM's firmware: uefi (OVMF) or bios (SeaBIOS). The rescue system
-    /// boots with it, and after `install --vm` the installed disk is booted
-    /// with it too — a GRUB system on a hybrid layout (EF02 + ESP) boots
-    /// under either.
-    #[arg(long, default_value_t = Firmware::Uefi)]
-    pub firmware: Firmware,
-}
 
 /// `4G`, `512M`, `1T`, or bytes.
 pub fn parse_size(s: &str) -> anyhow::Result<u64> {
@@ -328,6 +306,7 @@ pub async fn run_vm(c: VmCli) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use landfall_vm::Accel;
 
     fn opts(firmware: Firmware) -> VmOptions {
         VmOptions {
