@@ -80,21 +80,8 @@ fn a_cut_during_cache_downloads_cancels_them_and_resumes() {
     let cut = link.cut(Duration::from_secs(1));
     let cut_at = Instant::now();
     assert!(cut >= 1, "no connection to cut");
-    let reconnecting = run.read_until(&mut seen, |v| v.get("reconnecting").is_some());
-    assert!(
-        reconnecting.is_some(),
-        "the controller did not report a reconnect: {}",
-        run.stderr_text()
-    );
-    run.read_until(&mut seen, |_| false);
-    let status = run.child.wait().unwrap();
-    let stderr = run.stderr_text();
-    assert!(status.success(), "the install failed: {stderr}");
-    assert!(
-        stderr.contains("connection to the agent lost (")
-            && stderr.contains("reconnecting (attempt 1)"),
-        "no reconnect message on stderr: {stderr}"
-    );
+    run.expect_reconnect(&mut seen);
+    let stderr = run.expect_success_after_reconnect(&mut seen);
 
     // The broken transfer's downloads in flight were cancelled, not drained
     // or timed out.

@@ -59,22 +59,9 @@ fn cut_network_reconnects_and_resumes_with_only_the_missing_paths() {
         assert!(cut >= 1, "no connection to cut");
         finished_before_last_cut = seen.iter().filter(|v| is_finished(v)).count();
         // Wait for the controller to notice before the next cut.
-        let reconnecting = run.read_until(&mut seen, |v| v.get("reconnecting").is_some());
-        assert!(
-            reconnecting.is_some(),
-            "the controller did not report a reconnect: {}",
-            run.stderr_text()
-        );
+        run.expect_reconnect(&mut seen);
     }
-    run.read_until(&mut seen, |_| false);
-    let status = run.child.wait().unwrap();
-    let stderr = run.stderr_text();
-    assert!(status.success(), "the install failed: {stderr}");
-    assert!(
-        stderr.contains("connection to the agent lost (")
-            && stderr.contains("reconnecting (attempt 1)"),
-        "no reconnect message on stderr: {stderr}"
-    );
+    let stderr = run.expect_success_after_reconnect(&mut seen);
     assert!(
         proxy.refused() >= 1 || proxy.connections() >= 3,
         "the controller never came back through the proxy"

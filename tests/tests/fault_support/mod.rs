@@ -218,6 +218,31 @@ impl Running {
     pub fn stderr_text(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
+
+    /// Reads until the controller reports a reconnect (its JSON `reconnecting` line).
+    pub fn expect_reconnect(&mut self, seen: &mut Vec<serde_json::Value>) {
+        let reconnecting = self.read_until(seen, |v| v.get("reconnecting").is_some());
+        assert!(
+            reconnecting.is_some(),
+            "the controller did not report a reconnect: {}",
+            self.stderr_text()
+        );
+    }
+
+    /// Reads to the end: the install must succeed and its stderr say that it
+    /// reconnected. Returns that stderr.
+    pub fn expect_success_after_reconnect(&mut self, seen: &mut Vec<serde_json::Value>) -> String {
+        self.read_until(seen, |_| false);
+        let status = self.child.wait().unwrap();
+        let stderr = self.stderr_text();
+        assert!(status.success(), "the install failed: {stderr}");
+        assert!(
+            stderr.contains("connection to the agent lost (")
+                && stderr.contains("reconnecting (attempt 1)"),
+            "no reconnect message on stderr: {stderr}"
+        );
+        stderr
+    }
 }
 
 /// A path-finished event (state 2 = FINISHED) of the put-closure job.
