@@ -16,15 +16,7 @@ use landfall_proto::v1::{Disk, Partition};
 use super::probe;
 use crate::sys::blk;
 
-fn sysfs_str(path: impl AsRef<Path>) -> String {
-    fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
-fn sysfs_u64(path: impl AsRef<Path>) -> u64 {
-    sysfs_str(path).parse().unwrap_or(0)
-}
+use crate::sys::sysfs::{entry_names, read_trimmed as sysfs_str, read_u64 as sysfs_u64};
 
 pub use crate::sys::mountinfo::MountEntry;
 
@@ -66,14 +58,7 @@ fn is_listed(name: &str, sys: &Path) -> bool {
 pub fn list_disks() -> Vec<Disk> {
     let mounts = mountinfo();
     let swaps = swaps();
-    let mut names: Vec<String> = fs::read_dir("/sys/block")
-        .map(|rd| {
-            rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+    entry_names("/sys/block")
         .into_iter()
         .filter(|n| is_listed(n, &Path::new("/sys/block").join(n)))
         .map(|n| describe_disk(&n, &mounts, &swaps))

@@ -23,11 +23,7 @@ use landfall_proto::v1::{Hardware, PciDevice, UsbInterface};
 
 use super::virt::{detect_virtualization, VirtFacts};
 
-fn read_trimmed(path: &Path) -> String {
-    fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
+use crate::sys::sysfs::read_trimmed;
 
 /// Perl's `glob` order: case-folded comparison, then bytes.
 pub fn glob_order(a: &str, b: &str) -> Ordering {
@@ -63,9 +59,9 @@ fn pci_devices(root: &Path) -> Vec<PciDevice> {
     entries(&root.join("sys/bus/pci/devices"))
         .into_iter()
         .map(|(slot, path)| PciDevice {
-            vendor: read_trimmed(&path.join("vendor")),
-            device: read_trimmed(&path.join("device")),
-            class: read_trimmed(&path.join("class")),
+            vendor: read_trimmed(path.join("vendor")),
+            device: read_trimmed(path.join("device")),
+            class: read_trimmed(path.join("class")),
             module: bound_module(&path).unwrap_or_default(),
             slot,
         })
@@ -77,9 +73,9 @@ fn usb_interfaces(root: &Path) -> Vec<UsbInterface> {
         .into_iter()
         .filter(|(_, path)| path.join("bInterfaceClass").exists())
         .map(|(name, path)| UsbInterface {
-            class: read_trimmed(&path.join("bInterfaceClass")),
-            subclass: read_trimmed(&path.join("bInterfaceSubClass")),
-            protocol: read_trimmed(&path.join("bInterfaceProtocol")),
+            class: read_trimmed(path.join("bInterfaceClass")),
+            subclass: read_trimmed(path.join("bInterfaceSubClass")),
+            protocol: read_trimmed(path.join("bInterfaceProtocol")),
             module: bound_module(&path).unwrap_or_default(),
             name,
         })
@@ -112,7 +108,7 @@ fn has_bcache(root: &Path) -> bool {
 fn has_lvm(root: &Path) -> bool {
     block_names(root)
         .iter()
-        .any(|(_, p)| read_trimmed(&p.join("dm/uuid")).starts_with("LVM-"))
+        .any(|(_, p)| read_trimmed(p.join("dm/uuid")).starts_with("LVM-"))
 }
 
 /// The value of `key` on the first line of /proc/cpuinfo that has it.
@@ -148,7 +144,7 @@ pub fn collect_hardware(
     let cpu_flags: Vec<String> = cpuinfo_field(&cpuinfo, "flags")
         .map(|f| f.split_whitespace().map(str::to_string).collect())
         .unwrap_or_default();
-    let dmi = |name: &str| read_trimmed(&root.join("sys/class/dmi/id").join(name));
+    let dmi = |name: &str| read_trimmed(root.join("sys/class/dmi/id").join(name));
     let facts = VirtFacts {
         dmi: [
             "product_name",
@@ -162,8 +158,8 @@ pub fn collect_hardware(
         .collect(),
         cpuid_signature: cpuid_signature.map(str::to_string),
         proc_xen: root.join("proc/xen").exists(),
-        xen_dom0: read_trimmed(&root.join("proc/xen/capabilities")).contains("control_d"),
-        sys_hypervisor_type: read_trimmed(&root.join("sys/hypervisor/type")),
+        xen_dom0: read_trimmed(root.join("proc/xen/capabilities")).contains("control_d"),
+        sys_hypervisor_type: read_trimmed(root.join("sys/hypervisor/type")),
     };
     Hardware {
         pci_devices: pci_devices(root),

@@ -5,11 +5,7 @@ use std::path::Path;
 
 use landfall_proto::v1::Nic;
 
-fn read(p: impl AsRef<Path>) -> String {
-    fs::read_to_string(p)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
+use crate::sys::sysfs::{entry_names, read_trimmed as read};
 
 fn prefix_len(mask: &[u8]) -> u32 {
     mask.iter().map(|b| b.count_ones()).sum()
@@ -47,14 +43,7 @@ fn addresses() -> Vec<(String, String)> {
 /// Every interface except loopback, sorted by name.
 pub fn list_nics() -> Vec<Nic> {
     let addrs = addresses();
-    let mut names: Vec<String> = fs::read_dir("/sys/class/net")
-        .map(|rd| {
-            rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+    entry_names("/sys/class/net")
         .into_iter()
         .filter(|n| n != "lo")
         .map(|name| {

@@ -11,4 +11,5 @@ pub mod loopdev;
 pub mod mount;
 pub mod mountinfo;
 pub mod rlimit;
+pub mod sysfs;
 pub mod uname;
