@@ -7,6 +7,24 @@ use std::process::Command;
 /// sandbox, no substituters (offline) — the office fixture's, one string.
 pub use crate::office::NIX_CONFIG as TEST_NIX_CONFIG;
 
+/// Runs `nix-store --verify --check-contents --store ROOT` with the test
+/// settings and fails the test unless it succeeds; the output is returned
+/// for the caller's own checks (its stdout, its stderr's lines).
+pub fn verify_store(root: &Path) -> std::process::Output {
+    let out = Command::new("nix-store")
+        .env("NIX_CONFIG", TEST_NIX_CONFIG)
+        .args(["--verify", "--check-contents", "--store"])
+        .arg(root)
+        .output()
+        .expect("nix-store (install nix-bin)");
+    assert!(
+        out.status.success(),
+        "nix-store --verify failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// `nix path-info --json --recursive TOP` of `store` (or the host's), sorted by
 /// path, without the fields that differ by nature between the building host and
 /// a copy: `registrationTime`, and `ultimate` (true only where the path was

@@ -18,20 +18,28 @@ fn kexec(args: &[&std::ffi::OsStr], stdin: &[u8]) -> Output {
 }
 
 /// [`kexec`] with `env` added to a proxy-free environment.
-fn kexec_with_env(args: &[&std::ffi::OsStr], stdin: &[u8], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_landfall-agent"));
-    for v in [
-        "http_proxy",
-        "https_proxy",
-        "HTTPS_PROXY",
-        "all_proxy",
-        "ALL_PROXY",
-        "no_proxy",
-        "NO_PROXY",
-    ] {
+/// Every proxy variable the capture reads: the test's own environment must
+/// not leak into what is captured.
+const PROXY_VARIABLES: [&str; 7] = [
+    "http_proxy",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+];
+
+fn without_proxy_env(cmd: &mut Command) -> &mut Command {
+    for v in PROXY_VARIABLES {
         cmd.env_remove(v);
     }
-    let mut child = cmd
+    cmd
+}
+
+fn kexec_with_env(args: &[&std::ffi::OsStr], stdin: &[u8], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_landfall-agent"));
+    let mut child = without_proxy_env(&mut cmd)
         .envs(env.iter().copied())
         .arg("kexec")
         .args(args)
@@ -153,7 +161,7 @@ fn the_proxy_variables_of_the_environment_are_carried_in_the_network_json() {
         "LANG=C.UTF-8\nhttps_proxy=\"http://etc.corp:8080\"\nno_proxy=.lan\n",
     )
     .unwrap();
-    let out = Command::new("unshare")
+    let out = without_proxy_env(&mut Command::new("unshare"))
         .args(["--mount", "--propagation", "private", "sh", "-c"])
         .arg("mount --bind \"$1\" /etc/environment && shift && exec \"$@\" </dev/null")
         .arg("sh")
@@ -162,13 +170,6 @@ fn the_proxy_variables_of_the_environment_are_carried_in_the_network_json() {
         .arg("kexec")
         .args(args)
         .arg("--dry-run")
-        .env_remove("https_proxy")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("all_proxy")
-        .env_remove("ALL_PROXY")
-        .env_remove("no_proxy")
-        .env_remove("NO_PROXY")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

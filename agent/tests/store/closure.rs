@@ -14,6 +14,7 @@ use landfall_agent::store::{
     install_system_profile, query_missing, NarUnpacker, NixDb, StoreInstaller,
 };
 use landfall_proto::nar::{NarEncoder, PathInfo, StorePath};
+use landfall_tests::nixstore::verify_store;
 
 #[test]
 fn installs_the_fixture_closure_and_real_nix_verifies_it() {
@@ -47,13 +48,8 @@ fn installs_the_fixture_closure_and_real_nix_verifies_it() {
     assert!(query_missing(&root, &all).unwrap().is_empty());
 
     // Real Nix: every path valid, contents match the registered hashes.
-    let verify = nix_command("nix-store")
-        .args(["--verify", "--check-contents", "--store"])
-        .arg(&root)
-        .output()
-        .expect("nix-store not found: install nix-bin");
+    let verify = verify_store(&root);
     let stderr = String::from_utf8_lossy(&verify.stderr);
-    assert!(verify.status.success(), "{stderr}");
     assert!(
         verify.stdout.is_empty(),
         "{}",
@@ -175,16 +171,7 @@ fn an_interrupted_install_resumes_with_only_what_is_missing() {
     again.finish(&top).unwrap();
 
     assert!(query_missing(&root, &all).unwrap().is_empty());
-    let verify = nix_command("nix-store")
-        .args(["--verify", "--check-contents", "--store"])
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    verify_store(&root);
     assert_eq!(path_info(Some(&root), &fx.toplevel), host);
     // Registering again changes nothing.
     NixDb::open(&root).unwrap().register(&host).unwrap();

@@ -8,8 +8,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::fixture::{build_office_fixture, nix_command, FixtureOptions};
+use common::fixture::{build_office_fixture, FixtureOptions};
 use landfall_tests::loopdev::Loop;
+use landfall_tests::nixstore::verify_store;
 
 fn run(cmd: &str, args: &[&str]) -> String {
     let out = Command::new(cmd)
@@ -76,16 +77,7 @@ fn installs_onto_a_loop_mounted_ext4_and_the_filesystem_stays_clean() {
     let mut mnt = Ext4Mount::new(&image, &tmp.path().join("mnt"));
     let host = common::install_closure(&mnt.dir, &fx.toplevel);
 
-    let verify = nix_command("nix-store")
-        .args(["--verify", "--check-contents", "--store"])
-        .arg(&mnt.dir)
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    verify_store(&mnt.dir);
     assert_eq!(common::path_info(Some(&mnt.dir), &fx.toplevel), host);
 
     mnt.unmount();

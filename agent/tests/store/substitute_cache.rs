@@ -20,6 +20,7 @@ use landfall_proto::nar::{PathInfo, StorePath};
 use landfall_tests::binary_cache::{
     self, copy_to_cache, key_pair, serve, serve_proxy, serve_redirects, serve_with, test_tls, Serve,
 };
+use landfall_tests::nixstore::verify_store;
 
 /// Two paths built by real Nix: `b` refers to `a`; `a` has a 3 MB file
 /// (random, so a cut or a flipped byte lands in file data), a script and a symlink.
@@ -192,13 +193,8 @@ fn fetches_and_nix_verifies(compression: &str) {
     let registered = substitute(&rt, &sub, &root, &fx.host).unwrap();
     assert_eq!(registered, 2);
 
-    let verify = nix_command("nix-store")
-        .args(["--verify", "--check-contents", "--store"])
-        .arg(&root)
-        .output()
-        .unwrap();
+    let verify = verify_store(&root);
     let stderr = String::from_utf8_lossy(&verify.stderr);
-    assert!(verify.status.success(), "{stderr}");
     assert!(verify.stdout.is_empty());
     for line in stderr.lines() {
         assert!(line.ends_with("..."), "nix-store --verify reported: {line}");
@@ -270,13 +266,9 @@ fn a_narinfo_without_compression_is_bzip2() {
     let rt = runtime();
     let sub = substituter(&serve(cache, Serve::Whole), &[&fx.public]);
     assert_eq!(substitute(&rt, &sub, &root, &fx.host).unwrap(), 2);
-    let verify = nix_command("nix-store")
-        .args(["--verify", "--check-contents", "--store"])
-        .arg(&root)
-        .output()
-        .unwrap();
+    let verify = verify_store(&root);
     assert!(
-        verify.status.success() && verify.stdout.is_empty(),
+        verify.stdout.is_empty(),
         "{}",
         String::from_utf8_lossy(&verify.stderr)
     );
@@ -653,12 +645,7 @@ fn fetches_over_https_with_an_extra_ca() {
     let rt = runtime();
     assert_eq!(substitute(&rt, &sub, &root, &fx.host).unwrap(), 2);
     assert_eq!(path_info(Some(&root), &fx.top).len(), 2);
-    let verify = nix_command("nix-store")
-        .args(["--verify", "--check-contents", "--store"])
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert!(verify.status.success() && verify.stdout.is_empty());
+    assert!(verify_store(&root).stdout.is_empty());
 }
 
 #[test]
@@ -732,16 +719,7 @@ fn follows_redirects_and_refuses_a_redirect_loop() {
     let rt = runtime();
     let sub = substituter(&url, &[&fx.public]);
     assert_eq!(substitute(&rt, &sub, &root, &fx.host).unwrap(), 2);
-    let verify = nix_command("nix-store")
-        .args(["--verify", "--check-contents", "--store"])
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    verify_store(&root);
 
     let looping = substituter(&serve_redirects(None), &[&fx.public]);
     match rt.block_on(looping.cache_info()).unwrap_err() {

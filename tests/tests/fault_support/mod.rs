@@ -11,19 +11,13 @@ use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::Duration;
 
 use landfall_tests::bins::{agent_static_bin, landfall_bin};
-use landfall_tests::nixstore::{comparable_path_info, TEST_NIX_CONFIG};
+use landfall_tests::nixstore::{comparable_path_info, verify_store, TEST_NIX_CONFIG};
 use landfall_tests::{free_port, retry_until, Spawned};
 
 /// `nix-store --verify --check-contents --store ROOT` finds nothing wrong.
 pub fn verify(root: &Path) {
-    let out = Command::new("nix-store")
-        .env("NIX_CONFIG", TEST_NIX_CONFIG)
-        .args(["--verify", "--check-contents", "--store"])
-        .arg(root)
-        .output()
-        .expect("nix-store (install nix-bin)");
+    let out = verify_store(root);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "nix-store --verify failed: {err}");
     assert!(
         !err.contains("was modified") && !err.contains("invalid") && !err.contains("error"),
         "nix-store --verify: {err}"
