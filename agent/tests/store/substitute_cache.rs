@@ -86,6 +86,14 @@ impl Fixture {
         copy_to_cache(dest, &[&self.top], compression, secret);
     }
 
+    /// [`Fixture::cache`] in a new temporary folder: (the folder, its `cache`).
+    fn new_cache(&self, compression: &str, signed: bool) -> (tempfile::TempDir, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = tmp.path().join("cache");
+        self.cache(&cache, compression, signed);
+        (tmp, cache)
+    }
+
     fn info(&self, name: &str) -> &PathInfo {
         self.host
             .iter()
@@ -252,9 +260,7 @@ fn fetches_a_bzip2_cache() {
 fn a_narinfo_without_compression_is_bzip2() {
     // Nix's default: a narinfo with no Compression line names a bzip2 NAR.
     let fx = fixture();
-    let tmp = tempfile::tempdir().unwrap();
-    let cache = tmp.path().join("cache");
-    fx.cache(&cache, "bzip2", true);
+    let (tmp, cache) = fx.new_cache("bzip2", true);
     for i in &fx.host {
         let f = narinfo_file(&cache, i);
         let text = std::fs::read_to_string(&f).unwrap();
@@ -326,9 +332,7 @@ fn a_cancelled_fetch_ends_at_once_and_leaves_nothing() {
     // default 30 s, and a timeout is another error). Then a fetch started
     // after the cancel does not even connect.
     let fx = fixture();
-    let tmp = tempfile::tempdir().unwrap();
-    let cache = tmp.path().join("cache");
-    fx.cache(&cache, "bzip2", true);
+    let (tmp, cache) = fx.new_cache("bzip2", true);
     let url = serve(cache, Serve::StallAfter(1 << 20));
     let rt = runtime();
     let sub = substituter(&url, &[&fx.public]);
@@ -569,9 +573,7 @@ fn refuses_an_unreachable_cache() {
     connect(rt.block_on(sub.query(fx.a())).unwrap_err());
 
     // A narinfo verified from a live cache whose NAR host is gone.
-    let tmp = tempfile::tempdir().unwrap();
-    let cache = tmp.path().join("cache");
-    fx.cache(&cache, "zstd", true);
+    let (tmp, cache) = fx.new_cache("zstd", true);
     let live = substituter(&serve(cache, Serve::Whole), &[&fx.public]);
     let verified = rt.block_on(live.query(fx.a())).unwrap().unwrap();
     let root = new_root(tmp.path());
@@ -629,9 +631,7 @@ fn refuses_a_cache_of_another_store_dir() {
 #[test]
 fn fetches_over_https_with_an_extra_ca() {
     let fx = fixture();
-    let tmp = tempfile::tempdir().unwrap();
-    let cache = tmp.path().join("cache");
-    fx.cache(&cache, "zstd", true);
+    let (tmp, cache) = fx.new_cache("zstd", true);
     let (ca_pem, tls) = test_tls();
     let url = serve_with(cache, Serve::Whole, Some(tls));
     assert!(url.starts_with("https://127.0.0.1:"));
@@ -651,9 +651,7 @@ fn fetches_over_https_with_an_extra_ca() {
 #[test]
 fn refuses_https_from_an_unknown_ca() {
     let fx = fixture();
-    let tmp = tempfile::tempdir().unwrap();
-    let cache = tmp.path().join("cache");
-    fx.cache(&cache, "zstd", true);
+    let (tmp, cache) = fx.new_cache("zstd", true);
     let (_, tls) = test_tls();
     let url = serve_with(cache, Serve::Whole, Some(tls));
     // Only the built-in webpki roots: the test CA is not among them.
@@ -710,9 +708,7 @@ fn refuses_a_cache_that_stalls() {
 #[test]
 fn follows_redirects_and_refuses_a_redirect_loop() {
     let fx = fixture();
-    let tmp = tempfile::tempdir().unwrap();
-    let cache = tmp.path().join("cache");
-    fx.cache(&cache, "xz", true);
+    let (tmp, cache) = fx.new_cache("xz", true);
     // Every file (nix-cache-info, narinfos, NARs) is behind a 302.
     let url = serve_redirects(Some(serve(cache, Serve::Whole)));
     let root = new_root(tmp.path());
@@ -731,9 +727,7 @@ fn follows_redirects_and_refuses_a_redirect_loop() {
 #[test]
 fn goes_through_an_http_proxy_for_http_and_https() {
     let fx = fixture();
-    let tmp = tempfile::tempdir().unwrap();
-    let cache = tmp.path().join("cache");
-    fx.cache(&cache, "zstd", true);
+    let (tmp, cache) = fx.new_cache("zstd", true);
     let (proxy, used) = serve_proxy();
     let rt = runtime();
     let keys = TrustedKeys::parse(&[fx.public.as_str()]).unwrap();
